@@ -1,0 +1,1 @@
+"""Flurry's engine: warehouse adapters, training, explanation and deployment. Never imports streamlit."""

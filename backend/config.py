@@ -1,0 +1,71 @@
+"""The one place that reads Flurry's configuration.
+
+`FLURRY_WAREHOUSE` selects the warehouse: `duckdb:///absolute/path.duckdb` (the embedded default) or
+`snowflake://<connection name>`. Unset, Flurry uses a DuckDB file in the per-user data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import platformdirs
+
+from backend.errors import ConfigurationError
+
+ENV_WAREHOUSE = "FLURRY_WAREHOUSE"
+ENV_DATA_DIR = "FLURRY_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    """Which warehouse to open. `location` is a file path (duckdb) or a connection name (snowflake)."""
+
+    kind: str
+    location: str
+
+    @property
+    def display_name(self) -> str:
+        # A connection name or a file path; never credentials (those live in connections.toml/secrets).
+        return f"{self.kind}: {self.location}"
+
+
+def data_dir() -> Path:
+    """Return Flurry's per-user data directory (created if missing)."""
+    configured = os.environ.get(ENV_DATA_DIR)
+    path = Path(configured) if configured else Path(platformdirs.user_data_dir("flurry", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_duckdb_path() -> Path:
+    return data_dir() / "flurry.duckdb"
+
+
+def parse_warehouse_url(url: str) -> WarehouseConfig:
+    """Parse a `FLURRY_WAREHOUSE` value. Raises ConfigurationError when it cannot be understood."""
+    parsed = urlparse(url)
+    if parsed.scheme == "duckdb":
+        path = unquote(parsed.netloc + parsed.path)
+        if not path:
+            raise ConfigurationError(
+                f"The warehouse setting {url!r} names no database file.",
+                hint="Use duckdb:///absolute/path/to/file.duckdb.",
+            )
+        return WarehouseConfig(kind="duckdb", location=path)
+    if parsed.scheme == "snowflake":
+        return WarehouseConfig(kind="snowflake", location=parsed.netloc or "default")
+    raise ConfigurationError(
+        f"The warehouse setting {url!r} is not understood.",
+        hint="Use duckdb:///path/to/file.duckdb or snowflake://<connection name>.",
+    )
+
+
+def warehouse_config() -> WarehouseConfig:
+    """Return the configured warehouse; the embedded DuckDB file when nothing is set."""
+    url = os.environ.get(ENV_WAREHOUSE, "").strip()
+    if not url:
+        return WarehouseConfig(kind="duckdb", location=str(default_duckdb_path()))
+    return parse_warehouse_url(url)

@@ -1,0 +1,192 @@
+"""Deployment: models callable from SQL, and batch scoring of a table into a new table.
+
+The SQL function and the batch scorer both call `ModelBundle.predict` on frames built from Arrow, so the
+warehouse returns exactly what the model's own `predict` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from backend.errors import DeploymentError, FlurryError, InvalidIdentifierError
+from backend.identifiers import quote_ident, slugify, validate_function_name
+from backend.model_bundle import ModelBundle
+from backend.registry import ModelVersion, Registry
+from backend.warehouse.base import TableRef, Warehouse, column_kind, is_integer_type
+
+logger = logging.getLogger(__name__)
+
+SCORING_BATCH_ROWS = 100_000
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_COLUMN = "probability"
+
+_PARAMETER_TYPE = {"numeric": "DOUBLE", "text": "VARCHAR", "boolean": "BOOLEAN", "datetime": "TIMESTAMP"}
+
+
+@dataclass(frozen=True)
+class DeployedFunctions:
+    predict: str
+    probability: str | None
+
+    def example_sql(self, bundle_features: list[str], table: TableRef) -> str:
+        args = ", ".join(quote_ident(f) for f in bundle_features)
+        source = f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+        cols = [f"{self.predict}({args}) AS {PREDICTION_COLUMN}"]
+        if self.probability:
+            cols.append(f"{self.probability}({args}) AS {PROBABILITY_COLUMN}")
+        return "SELECT *,\n       " + ",\n       ".join(cols) + f"\nFROM {source}\nLIMIT 10;"
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    table: TableRef
+    rows: int
+
+
+def default_function_name(version: ModelVersion) -> str:
+    return f"flurry_predict_{slugify(version.table.name, max_length=20)}_{slugify(version.target, max_length=20)}"
+
+
+def prediction_sql_type(bundle: ModelBundle) -> str:
+    """The SQL type of a prediction: the target's own kind for classes, DOUBLE for regression."""
+    if not bundle.is_classification:
+        return "DOUBLE"
+    kind = column_kind(bundle.target_sql_type)
+    if kind == "text":
+        return "VARCHAR"
+    if kind == "boolean":
+        return "BOOLEAN"
+    return "BIGINT" if is_integer_type(bundle.target_sql_type) else "DOUBLE"
+
+
+def _arrow_type(sql_type: str) -> pa.DataType:
+    return {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}[sql_type]
+
+
+def predictions_to_arrow(values: np.ndarray, sql_type: str) -> pa.Array:
+    return pa.array(pd.Series(values).tolist(), type=_arrow_type(sql_type))
+
+
+def predicted_class_probability(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(bundle.predict_proba(frame)).max(axis=1) if len(frame) else np.array([], dtype=float)
+
+
+def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
+    """Vectorised Arrow handlers: arguments arrive as one Arrow array per feature, in feature order."""
+    names = bundle.feature_names
+    out_type = prediction_sql_type(bundle)
+
+    def to_frame(arrays: tuple[pa.Array, ...]) -> pd.DataFrame:
+        return pd.DataFrame({name: arr.to_pandas() for name, arr in zip(names, arrays, strict=True)})
+
+    def predict(*arrays: pa.Array) -> pa.Array:
+        return predictions_to_arrow(bundle.predict(to_frame(arrays)), out_type)
+
+    handlers: dict[str, Callable[..., pa.Array]] = {"predict": predict}
+    if bundle.is_classification:
+        def probability(*arrays: pa.Array) -> pa.Array:
+            return pa.array(predicted_class_probability(bundle, to_frame(arrays)), type=pa.float64())
+
+        handlers["probability"] = probability
+    return handlers
+
+
+def load_bundle(registry: Registry, model_id: str) -> ModelBundle:
+    version = registry.get_model_version(model_id)
+    content = registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256)
+    return ModelBundle.from_verified_bytes(content, version.sha256)
+
+
+def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name: str) -> DeployedFunctions:
+    handlers = make_handlers(bundle)
+    params = [_PARAMETER_TYPE.get(f.get("kind") or column_kind(f["sql_type"]), "VARCHAR") for f in bundle.features]
+    warehouse.register_function(function_name, handlers["predict"], params, prediction_sql_type(bundle))
+    probability_name = None
+    if "probability" in handlers:
+        probability_name = f"{function_name}_proba"
+        warehouse.register_function(probability_name, handlers["probability"], params, "DOUBLE")
+    return DeployedFunctions(predict=function_name, probability=probability_name)
+
+
+def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_name: str) -> DeployedFunctions:
+    """Make a model callable from SQL as `function_name(...)` (and `<name>_proba` for classifiers).
+
+    Raises InvalidIdentifierError for a bad name, DeploymentError when the name belongs to another
+    function, ArtifactIntegrityError when the model file does not verify."""
+    validate_function_name(function_name)
+    if not warehouse.capabilities.python_udfs:
+        raise DeploymentError("This warehouse cannot host Python functions yet.")
+    existing = {d.function_name: d for d in registry.list_deployments()}
+    if function_name not in existing and warehouse.function_exists(function_name):
+        raise InvalidIdentifierError(f"The warehouse already has a function called {function_name!r}.",
+                                     hint="Choose another name.")
+    bundle = load_bundle(registry, model_id)
+    functions = register_functions(warehouse, bundle, function_name)
+    registry.upsert_deployment(function_name, model_id)
+    return functions
+
+
+def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
+    """Register every recorded deployment on this connection (after a restart); return the names restored."""
+    restored = []
+    for deployment in registry.list_deployments():
+        try:
+            register_functions(warehouse, load_bundle(registry, deployment.model_id), deployment.function_name)
+            restored.append(deployment.function_name)
+        except FlurryError:
+            logger.exception("could not restore deployed function %s", deployment.function_name)
+    return restored
+
+
+def _output_column(name: str, taken: set[str]) -> str:
+    lowered = {t.lower() for t in taken}
+    candidate = name
+    while candidate.lower() in lowered:
+        candidate = f"{candidate}_flurry"
+    return candidate
+
+
+def score_table(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
+                output: TableRef, *, overwrite: bool = False) -> ScoringResult:
+    """Score every row of `source` into `output` (its columns plus prediction and probability).
+
+    The output is written to a staging table and swapped in, so a failure leaves any old output intact.
+    Raises DeploymentError when `output` exists and `overwrite` is false, or `output` is `source`."""
+    deployment = next((d for d in registry.list_deployments() if d.function_name == function_name), None)
+    if deployment is None:
+        raise DeploymentError(f"No deployed model is called {function_name!r}.", hint="Deploy the model first.")
+    if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
+        raise DeploymentError("The scores cannot overwrite the table being scored.", hint="Choose a new table name.")
+    if warehouse.table_exists(output) and not overwrite:
+        raise DeploymentError(f"The table {output} already exists.",
+                              hint="Choose another name, or tick 'Replace it' to overwrite it.")
+    bundle = load_bundle(registry, deployment.model_id)
+    columns = [c.name for c in warehouse.describe(source)]
+    missing = [f for f in bundle.feature_names if f not in columns]
+    if missing:
+        raise DeploymentError(f"The table {source} lacks the model's input column(s): {', '.join(missing)}.",
+                              hint="Score a table with the same columns as the training table.")
+    pred_col = _output_column(PREDICTION_COLUMN, set(columns))
+    proba_col = _output_column(PROBABILITY_COLUMN, set(columns) | {pred_col})
+    out_type = prediction_sql_type(bundle)
+
+    def scored_batches() -> Iterator[pa.RecordBatch]:
+        for batch in warehouse.scan_batches(source, columns, SCORING_BATCH_ROWS):
+            frame = batch.to_pandas()
+            arrays = list(batch.columns) + [predictions_to_arrow(bundle.predict(frame), out_type)]
+            names = list(batch.schema.names) + [pred_col]
+            if bundle.is_classification:
+                arrays.append(pa.array(predicted_class_probability(bundle, frame), type=pa.float64()))
+                names.append(proba_col)
+            yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+    warehouse.ensure_schema(output.schema)
+    rows = warehouse.replace_table_from_batches(output, scored_batches())
+    registry.record_scoring(function_name, output, rows)
+    return ScoringResult(table=output, rows=rows)

@@ -1,0 +1,59 @@
+"""Typed errors. Each carries a sentence a non-expert understands and what to do next."""
+
+from __future__ import annotations
+
+
+class FlurryError(Exception):
+    """Base of every error the UI turns into a plain message."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class ConfigurationError(FlurryError):
+    """The warehouse setting is missing or malformed."""
+
+
+class WarehouseLockedError(FlurryError):
+    """Another process holds the embedded database file."""
+
+
+class TableNotFoundError(FlurryError):
+    """A table the user picked no longer exists (or never did)."""
+
+
+class InvalidIdentifierError(FlurryError):
+    """A name cannot be used as a table, column or function name."""
+
+
+class EmptyTableError(FlurryError):
+    """The table has no rows to learn from."""
+
+
+class InvalidTargetError(FlurryError):
+    """The chosen target cannot be predicted (all null, one value, ...)."""
+
+
+class InvalidTrainingOptionError(FlurryError):
+    """A training option is out of range."""
+
+
+class TrainingFailedError(FlurryError):
+    """The training job ended without a model."""
+
+
+class ArtifactIntegrityError(FlurryError):
+    """A model artifact is missing or its checksum does not match what Flurry wrote."""
+
+
+class ModelNotFoundError(FlurryError):
+    """No model version (or deployment) has that id."""
+
+
+class DeploymentError(FlurryError):
+    """A model could not be deployed or a table could not be scored."""

@@ -1,0 +1,155 @@
+"""SHAP explanations in terms of the table's original columns.
+
+Tree models use SHAP's exact TreeExplainer on the model's own input; anything else falls back to the
+model-agnostic permutation explainer over the original columns (text encoded as category codes).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from backend.model_bundle import ModelBundle
+
+logger = logging.getLogger(__name__)
+
+BACKGROUND_ROWS = 100
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per-row contributions (rows × original columns) toward the explained output, plus its base value.
+
+    For classification the explained output is the probability (or margin) of each row's predicted class;
+    for binary models it is the positive class (the last in `classes`).
+    """
+
+    values: pd.DataFrame
+    base_values: np.ndarray
+    explained_class: list[object] | None
+
+
+def _original_column(transformed: str, originals: list[str]) -> str | None:
+    if transformed in originals:
+        return transformed
+    # FLAML expands datetime columns into parts named "<column>_<part>"
+    candidates = [o for o in originals if transformed.startswith(f"{o}_")]
+    return max(candidates, key=len) if candidates else None
+
+
+def _select_class(values: np.ndarray, base: np.ndarray, class_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.arange(values.shape[0])
+    return values[rows, :, class_index], base[rows, class_index] if base.ndim == 2 else base[class_index]
+
+
+def _class_indices(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    if bundle.task == "binary":
+        return np.full(len(frame), len(bundle.classes) - 1)
+    return np.asarray(bundle.predict_proba(frame)).argmax(axis=1)
+
+
+def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
+    import shap
+
+    model_input = bundle.estimator._preprocess(bundle.model_input(frame))  # noqa: SLF001 - FLAML's own hook
+    explainer = shap.TreeExplainer(bundle.estimator.estimator)
+    raw = explainer.shap_values(model_input)
+    if isinstance(raw, list):
+        raw = np.stack(raw, axis=-1)
+    values = np.asarray(raw, dtype=float)
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    explained: list[object] | None = None
+    if values.ndim == 3:
+        idx = _class_indices(bundle, frame)
+        values, base_rows = _select_class(values, base, idx)
+        explained = [bundle.classes[i] for i in idx]
+    else:
+        base_rows = np.full(len(frame), base[-1])
+        if bundle.is_classification:
+            explained = [bundle.classes[-1]] * len(frame)
+    columns = list(getattr(model_input, "columns", bundle.feature_names))
+    return Explanation(_fold_to_originals(values, columns, bundle.feature_names, frame.index), base_rows, explained)
+
+
+def _fold_to_originals(values: np.ndarray, columns: list[str], originals: list[str], index: pd.Index) -> pd.DataFrame:
+    folded = pd.DataFrame(0.0, index=index, columns=originals)
+    for j, col in enumerate(columns):
+        original = _original_column(str(col), originals)
+        if original is not None:
+            folded[original] += values[:, j]
+    return folded
+
+
+def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -> Explanation:
+    import shap
+
+    from backend.model_bundle import prepare_features
+
+    names = bundle.feature_names
+    prepared_bg = prepare_features(background, bundle.features)
+    prepared = prepare_features(frame, bundle.features)
+    categories = {c: pd.Index(prepared_bg[c].dropna().unique().tolist() + prepared[c].dropna().unique().tolist()).unique()
+                  for c in names if prepared[c].dtype == object}
+
+    def encode(df: pd.DataFrame) -> np.ndarray:
+        cols = []
+        for c in names:
+            if c in categories:
+                cols.append(pd.Categorical(df[c], categories=categories[c]).codes.astype(float))
+            elif np.issubdtype(df[c].dtype, np.datetime64):
+                cols.append(df[c].astype("int64").astype(float))
+            else:
+                cols.append(df[c].to_numpy(dtype=float))
+        return np.column_stack(cols)
+
+    def decode(matrix: np.ndarray) -> pd.DataFrame:
+        out = {}
+        for j, c in enumerate(names):
+            if c in categories:
+                codes = matrix[:, j].astype(int)
+                out[c] = np.where(codes >= 0, np.asarray(categories[c], dtype=object)[np.clip(codes, 0, None)], None)
+            elif np.issubdtype(prepared[c].dtype, np.datetime64):
+                out[c] = pd.to_datetime(matrix[:, j].astype("int64"))
+            else:
+                out[c] = matrix[:, j]
+        return pd.DataFrame(out)
+
+    idx = _class_indices(bundle, frame) if bundle.is_classification else None
+
+    def model_output(matrix: np.ndarray) -> np.ndarray:
+        decoded = decode(matrix)
+        if bundle.is_classification:
+            return bundle.predict_proba(decoded)
+        return bundle.predict(decoded)
+
+    masker = shap.maskers.Independent(encode(prepared_bg), max_samples=BACKGROUND_ROWS)
+    explainer = shap.PermutationExplainer(model_output, masker)
+    result = explainer(encode(prepared), max_evals=max(2 * len(names) + 1, 100), silent=True)
+    values = np.asarray(result.values, dtype=float)
+    base = np.asarray(result.base_values, dtype=float)
+    explained: list[object] | None = None
+    if values.ndim == 3 and idx is not None:
+        values, base = _select_class(values, base, idx)
+        explained = [bundle.classes[i] for i in idx]
+    return Explanation(pd.DataFrame(values, index=frame.index, columns=names), np.atleast_1d(base), explained)
+
+
+def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
+    """SHAP values for `frame`'s rows in terms of the bundle's original feature columns."""
+    try:
+        return _tree_explanation(bundle, frame)
+    except Exception as exc:  # noqa: BLE001 - not a tree model (or SHAP cannot read it): use the generic path
+        logger.info("TreeExplainer unavailable for %s (%s); using permutation SHAP", bundle.best_estimator, exc)
+    bg = frame if background is None else background
+    return _permutation_explanation(bundle, frame, bg.sample(min(len(bg), BACKGROUND_ROWS), random_state=0))
+
+
+def global_importance(explanation: Explanation) -> pd.DataFrame:
+    """Mean absolute SHAP value per column, largest first (columns: feature, importance)."""
+    importance = explanation.values.abs().mean(axis=0).sort_values(ascending=False)
+    return pd.DataFrame({"feature": importance.index, "importance": importance.to_numpy()})

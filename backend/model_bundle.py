@@ -1,0 +1,124 @@
+"""The model bundle: what training produces and every scorer loads.
+
+One `predict` / `predict_proba` / `explain` surface used by the app, the SQL functions and the batch scorer,
+so they cannot disagree. Input columns are coerced to the kinds seen in training before the model sees them.
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.errors import ArtifactIntegrityError
+from backend.registry import sha256_bytes
+from backend.warehouse.base import column_kind
+
+TRACKED_LIBRARIES = ("flaml", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy", "pyarrow", "duckdb")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def prepare_features(frame: pd.DataFrame, features: list[dict[str, str]]) -> pd.DataFrame:
+    """Select the model's input columns in order and coerce each to the kind it had in training.
+
+    Text becomes object dtype (FLAML turns it into categories), booleans become 0/1 floats and numbers
+    become floats, so a value read through Arrow, Parquet or a SQL function always reaches the model alike.
+    """
+    columns: dict[str, pd.Series] = {}
+    for feature in features:
+        name, kind = feature["name"], feature.get("kind") or column_kind(feature["sql_type"])
+        series = frame[name]
+        if kind == "text":
+            columns[name] = series.astype(object).where(series.notna(), None)
+        elif kind == "boolean":
+            columns[name] = series.astype("boolean").astype("Float64").astype(float)
+        elif kind == "datetime":
+            columns[name] = pd.to_datetime(series, errors="coerce")
+        else:
+            columns[name] = pd.to_numeric(series, errors="coerce").astype(float)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+@dataclass
+class ModelBundle:
+    """A fitted FLAML pipeline with everything needed to score, explain and reproduce it."""
+
+    task: str
+    target: str
+    target_sql_type: str
+    features: list[dict[str, str]]
+    classes: list[Any]
+    best_estimator: str
+    flaml_task: Any
+    transformer: Any
+    estimator: Any
+    label_transformer: Any
+    config: dict[str, Any] = field(default_factory=dict)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=library_versions)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+    def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame as FLAML's trained estimator expects it (after our coercion and FLAML's transform)."""
+        return self.flaml_task.preprocess(prepare_features(frame, self.features), self.transformer)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted label (classification) or value (regression) per row."""
+        if len(frame) == 0:
+            return np.array([], dtype=float if not self.is_classification else object)
+        raw = np.asarray(self.estimator.predict(self.model_input(frame)))
+        if raw.ndim > 1:
+            raw = raw.ravel()
+        if self.label_transformer is not None:
+            return np.asarray(self.label_transformer.inverse_transform(pd.Series(raw.astype(int))))
+        return raw if self.is_classification else raw.astype(float)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in the order of `classes`."""
+        if not self.is_classification:
+            raise TypeError("predict_proba is only defined for classification models")
+        if len(frame) == 0:
+            return np.zeros((0, len(self.classes)))
+        return np.asarray(self.estimator.predict_proba(self.model_input(frame)))
+
+    def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """SHAP contribution of each original column to each row's prediction (see backend.explain)."""
+        from backend.explain import explain_rows
+
+        return explain_rows(self, frame).values
+
+    # --- serialisation ---------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def from_verified_bytes(content: bytes, expected_sha256: str) -> ModelBundle:
+        """Unpickle a bundle only if its bytes match the checksum Flurry recorded when writing it."""
+        if sha256_bytes(content) != expected_sha256:
+            raise ArtifactIntegrityError("A model file does not match the checksum Flurry recorded; it was not loaded.",
+                                         hint="Retrain the model.")
+        bundle = pickle.loads(content)  # noqa: S301 - bytes verified against the sha256 we wrote
+        if not isinstance(bundle, ModelBundle):
+            raise ArtifactIntegrityError("A stored model file is not a Flurry model bundle.")
+        return bundle

@@ -1,0 +1,350 @@
+"""Flurry's own metadata (runs, run events, model versions, artifacts, deployments) in the FLURRY schema.
+
+Created on first use and versioned with simple numbered migrations. Only portable SQL with bound values,
+so every warehouse adapter can host it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.errors import ArtifactIntegrityError, ModelNotFoundError
+from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
+
+S = f'"{METADATA_SCHEMA}"'
+
+MIGRATIONS: list[list[str]] = [
+    [
+        f"CREATE TABLE IF NOT EXISTS {S}.schema_migrations (version INTEGER, applied_at TIMESTAMP)",
+        f"""CREATE TABLE IF NOT EXISTS {S}.runs (
+            run_id VARCHAR, state VARCHAR, source_schema VARCHAR, source_table VARCHAR, target VARCHAR,
+            task VARCHAR, metric VARCHAR, time_budget INTEGER, config_json VARCHAR, created_at TIMESTAMP,
+            updated_at TIMESTAMP, worker_pid INTEGER, job_dir VARCHAR, message VARCHAR,
+            rows_used BIGINT, rows_dropped BIGINT)""",
+        f"""CREATE TABLE IF NOT EXISTS {S}.run_events (
+            run_id VARCHAR, seq INTEGER, event_at TIMESTAMP, kind VARCHAR, payload VARCHAR)""",
+        f"""CREATE TABLE IF NOT EXISTS {S}.model_versions (
+            model_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP, name VARCHAR, source_schema VARCHAR,
+            source_table VARCHAR, target VARCHAR, task VARCHAR, metric VARCHAR, best_estimator VARCHAR,
+            features_json VARCHAR, metrics_json VARCHAR, leaderboard_json VARCHAR, importance_json VARCHAR,
+            versions_json VARCHAR, sha256 VARCHAR, status VARCHAR)""",
+        f"""CREATE TABLE IF NOT EXISTS {S}.artifacts (
+            model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content BLOB,
+            created_at TIMESTAMP)""",
+        f"""CREATE TABLE IF NOT EXISTS {S}.deployments (
+            function_name VARCHAR, model_id VARCHAR, created_at TIMESTAMP, scored_schema VARCHAR,
+            scored_table VARCHAR, scored_at TIMESTAMP, scored_rows BIGINT)""",
+        f"""CREATE TABLE IF NOT EXISTS {S}.seeded_tables (
+            table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at TIMESTAMP)""",
+    ],
+]
+
+
+class RunState(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    INTERRUPTED = "INTERRUPTED"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunState.QUEUED, RunState.RUNNING)
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def sha256_bytes(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    state: RunState
+    table: TableRef
+    target: str
+    task: str
+    metric: str
+    time_budget: int
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    worker_pid: int | None
+    job_dir: str
+    message: str
+    rows_used: int | None
+    rows_dropped: int | None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_id: str
+    run_id: str
+    created_at: datetime
+    name: str
+    table: TableRef
+    target: str
+    task: str
+    metric: str
+    best_estimator: str
+    features: list[dict[str, str]]
+    metrics: dict[str, Any]
+    leaderboard: list[dict[str, Any]]
+    importance: list[dict[str, Any]]
+    versions: dict[str, str]
+    sha256: str
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    function_name: str
+    model_id: str
+    created_at: datetime
+    scored_table: TableRef | None
+    scored_at: datetime | None
+    scored_rows: int | None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    seq: int
+    at: datetime
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry:
+    """Reads and writes Flurry's metadata tables through a warehouse."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.wh = warehouse
+
+    # --- migrations ------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Create or upgrade the FLURRY schema; return the schema version now in force."""
+        self.wh.ensure_schema(METADATA_SCHEMA)
+        self.wh.execute(MIGRATIONS[0][0])
+        done = self.wh.query(f"SELECT coalesce(max(version), 0) AS v FROM {S}.schema_migrations")
+        current = int(done["v"].iloc[0])
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self.wh.transaction():
+                for statement in statements:
+                    self.wh.execute(statement)
+                self.wh.execute(f"INSERT INTO {S}.schema_migrations VALUES (?, ?)", [version, now()])
+            current = version
+        return current
+
+    # --- runs ------------------------------------------------------------------------------------
+    def create_run(self, *, table: TableRef, target: str, task: str, metric: str, time_budget: int,
+                   config: dict[str, Any], job_dir: str) -> str:
+        run_id = new_id("r")
+        stamp = now()
+        with self.wh.transaction():
+            self.wh.execute(
+                f"INSERT INTO {S}.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '', NULL, NULL)",
+                [run_id, RunState.QUEUED.value, table.schema, table.name, target, task, metric, time_budget,
+                 json.dumps(config), stamp, stamp, job_dir],
+            )
+            self._event(run_id, "state", {"state": RunState.QUEUED.value})
+        return run_id
+
+    def set_run_state(self, run_id: str, state: RunState, *, message: str | None = None,
+                      worker_pid: int | None = None) -> None:
+        with self.wh.transaction():
+            self.wh.execute(
+                f"UPDATE {S}.runs SET state = ?, updated_at = ?, message = coalesce(?, message), "
+                f"worker_pid = coalesce(?, worker_pid) WHERE run_id = ?",
+                [state.value, now(), message, worker_pid, run_id],
+            )
+            self._event(run_id, "state", {"state": state.value, "message": message or ""})
+
+    def set_run_rows(self, run_id: str, *, used: int, dropped: int) -> None:
+        self.wh.execute(f"UPDATE {S}.runs SET rows_used = ?, rows_dropped = ? WHERE run_id = ?",
+                        [used, dropped, run_id])
+
+    def _event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
+        self.wh.execute(
+            f"INSERT INTO {S}.run_events SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? "
+            f"FROM {S}.run_events WHERE run_id = ?",
+            [run_id, now(), kind, json.dumps(payload), run_id],
+        )
+
+    def add_events(self, run_id: str, kind: str, payloads: list[dict[str, Any]]) -> None:
+        if not payloads:
+            return
+        with self.wh.transaction():
+            for payload in payloads:
+                self._event(run_id, kind, payload)
+
+    def events(self, run_id: str, kind: str | None = None) -> list[RunEvent]:
+        sql = f"SELECT seq, event_at, kind, payload FROM {S}.run_events WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        frame = self.wh.query(sql + " ORDER BY seq", params)
+        return [RunEvent(int(r.seq), r.event_at, r.kind, json.loads(r.payload)) for r in frame.itertuples()]
+
+    def get_run(self, run_id: str) -> Run:
+        frame = self.wh.query(f"SELECT * FROM {S}.runs WHERE run_id = ?", [run_id])
+        if frame.empty:
+            raise ModelNotFoundError(f"No training run has the id {run_id!r}.")
+        return _run_from_row(frame.iloc[0])
+
+    def list_runs(self, *, states: list[RunState] | None = None) -> list[Run]:
+        frame = self.wh.query(f"SELECT * FROM {S}.runs ORDER BY created_at DESC")
+        runs = [_run_from_row(row) for _, row in frame.iterrows()]
+        return [r for r in runs if states is None or r.state in states]
+
+    # --- model versions and artifacts ------------------------------------------------------------
+    def add_model_version(self, version: ModelVersion, artifacts: dict[str, bytes]) -> None:
+        """Write the version and its artifacts in one transaction; the version is READY only once each
+        artifact reads back with the checksum it was written with."""
+        with self.wh.transaction():
+            for name, content in artifacts.items():
+                self.wh.execute(
+                    f"INSERT INTO {S}.artifacts VALUES (?, ?, ?, ?, ?, ?)",
+                    [version.model_id, name, sha256_bytes(content), len(content), content, now()],
+                )
+            for name, content in artifacts.items():
+                self.get_artifact(version.model_id, name, expected_sha256=sha256_bytes(content))
+            self.wh.execute(
+                f"INSERT INTO {S}.model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY')",
+                [version.model_id, version.run_id, version.created_at, version.name, version.table.schema,
+                 version.table.name, version.target, version.task, version.metric, version.best_estimator,
+                 json.dumps(version.features), json.dumps(version.metrics), json.dumps(version.leaderboard),
+                 json.dumps(version.importance), json.dumps(version.versions), version.sha256],
+            )
+
+    def get_artifact(self, model_id: str, name: str, *, expected_sha256: str | None = None) -> bytes:
+        """Return an artifact's bytes after checking them against the recorded sha256.
+        Raises ArtifactIntegrityError when missing or altered."""
+        frame = self.wh.query(
+            f"SELECT sha256, content FROM {S}.artifacts WHERE model_id = ? AND name = ?", [model_id, name]
+        )
+        if frame.empty:
+            raise ArtifactIntegrityError(f"The model {model_id} has no stored {name!r} artifact.",
+                                         hint="Retrain the model.")
+        content = bytes(frame["content"].iloc[0])
+        recorded = str(frame["sha256"].iloc[0])
+        actual = sha256_bytes(content)
+        if actual != recorded or (expected_sha256 is not None and actual != expected_sha256):
+            raise ArtifactIntegrityError(
+                f"The stored {name!r} artifact of model {model_id} does not match its checksum; "
+                "Flurry will not load it.",
+                hint="Retrain the model.",
+            )
+        return content
+
+    def get_model_version(self, model_id: str) -> ModelVersion:
+        frame = self.wh.query(
+            f"SELECT * FROM {S}.model_versions WHERE model_id = ? AND status = 'READY'", [model_id]
+        )
+        if frame.empty:
+            raise ModelNotFoundError(f"No model has the id {model_id!r}.",
+                                     hint="Pick a model from the list, or train one first.")
+        return _version_from_row(frame.iloc[0])
+
+    def model_for_run(self, run_id: str) -> ModelVersion | None:
+        frame = self.wh.query(f"SELECT * FROM {S}.model_versions WHERE run_id = ? AND status = 'READY'", [run_id])
+        return None if frame.empty else _version_from_row(frame.iloc[0])
+
+    def list_model_versions(self) -> list[ModelVersion]:
+        frame = self.wh.query(f"SELECT * FROM {S}.model_versions WHERE status = 'READY' ORDER BY created_at DESC")
+        return [_version_from_row(row) for _, row in frame.iterrows()]
+
+    # --- deployments -----------------------------------------------------------------------------
+    def upsert_deployment(self, function_name: str, model_id: str) -> None:
+        with self.wh.transaction():
+            self.wh.execute(f"DELETE FROM {S}.deployments WHERE function_name = ?", [function_name])
+            self.wh.execute(
+                f"INSERT INTO {S}.deployments VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
+                [function_name, model_id, now()],
+            )
+
+    def record_scoring(self, function_name: str, table: TableRef, rows: int) -> None:
+        self.wh.execute(
+            f"UPDATE {S}.deployments SET scored_schema = ?, scored_table = ?, scored_at = ?, scored_rows = ? "
+            f"WHERE function_name = ?",
+            [table.schema, table.name, now(), rows, function_name],
+        )
+
+    def list_deployments(self, model_id: str | None = None) -> list[Deployment]:
+        sql = f"SELECT * FROM {S}.deployments"
+        params: list[Any] = []
+        if model_id is not None:
+            sql += " WHERE model_id = ?"
+            params.append(model_id)
+        frame = self.wh.query(sql + " ORDER BY created_at DESC", params)
+        return [_deployment_from_row(row) for _, row in frame.iterrows()]
+
+    # --- seeded demo tables ----------------------------------------------------------------------
+    def seeded_tables(self) -> set[tuple[str, str]]:
+        frame = self.wh.query(f"SELECT table_schema, table_name FROM {S}.seeded_tables")
+        return {(r.table_schema, r.table_name) for r in frame.itertuples()}
+
+    def record_seeded(self, table: TableRef, source: str) -> None:
+        self.wh.execute(f"INSERT INTO {S}.seeded_tables VALUES (?, ?, ?, ?)",
+                        [table.schema, table.name, source, now()])
+
+
+def _none_if_na(value: Any) -> Any:
+    try:
+        import pandas as pd
+
+        return None if pd.isna(value) else value
+    except (TypeError, ValueError):
+        return value
+
+
+def _run_from_row(row: Any) -> Run:
+    pid = _none_if_na(row["worker_pid"])
+    used, dropped = _none_if_na(row["rows_used"]), _none_if_na(row["rows_dropped"])
+    return Run(
+        run_id=row["run_id"], state=RunState(row["state"]), table=TableRef(row["source_schema"], row["source_table"]),
+        target=row["target"], task=row["task"], metric=row["metric"], time_budget=int(row["time_budget"]),
+        config=json.loads(row["config_json"]), created_at=row["created_at"], updated_at=row["updated_at"],
+        worker_pid=int(pid) if pid is not None else None, job_dir=row["job_dir"], message=row["message"] or "",
+        rows_used=int(used) if used is not None else None, rows_dropped=int(dropped) if dropped is not None else None,
+    )
+
+
+def _version_from_row(row: Any) -> ModelVersion:
+    return ModelVersion(
+        model_id=row["model_id"], run_id=row["run_id"], created_at=row["created_at"], name=row["name"],
+        table=TableRef(row["source_schema"], row["source_table"]), target=row["target"], task=row["task"],
+        metric=row["metric"], best_estimator=row["best_estimator"], features=json.loads(row["features_json"]),
+        metrics=json.loads(row["metrics_json"]), leaderboard=json.loads(row["leaderboard_json"]),
+        importance=json.loads(row["importance_json"]), versions=json.loads(row["versions_json"]),
+        sha256=row["sha256"],
+    )
+
+
+def _deployment_from_row(row: Any) -> Deployment:
+    schema, name = _none_if_na(row["scored_schema"]), _none_if_na(row["scored_table"])
+    rows = _none_if_na(row["scored_rows"])
+    return Deployment(
+        function_name=row["function_name"], model_id=row["model_id"], created_at=row["created_at"],
+        scored_table=TableRef(schema, name) if schema and name else None,
+        scored_at=_none_if_na(row["scored_at"]), scored_rows=int(rows) if rows is not None else None,
+    )

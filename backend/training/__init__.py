@@ -1,0 +1,1 @@
+"""Training: configuration, the FLAML fit, the worker process and the job manager that watches it."""

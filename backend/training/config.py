@@ -1,0 +1,65 @@
+"""The one small frozen config that stands in for FLAML's many `fit` arguments."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from backend.errors import InvalidTrainingOptionError
+from backend.metrics import METRICS_BY_TASK
+from backend.task_detection import Task
+from backend.warehouse.base import TableRef
+
+MIN_TIME_BUDGET_S = 2
+MAX_TIME_BUDGET_S = 3600
+DEFAULT_TIME_BUDGET_S = 60
+DEFAULT_MAX_ROWS = 1_000_000
+MIN_TRAINING_ROWS = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    table: TableRef
+    target: str
+    target_sql_type: str
+    task: Task
+    features: tuple[tuple[str, str], ...]  # (name, sql_type) in table order
+    metric: str
+    time_budget_s: int = DEFAULT_TIME_BUDGET_S
+    seed: int = 0
+    holdout_ratio: float = 0.2
+    max_rows: int = DEFAULT_MAX_ROWS
+
+    def validate(self) -> None:
+        """Raise InvalidTrainingOptionError for any option out of range."""
+        if not MIN_TIME_BUDGET_S <= self.time_budget_s <= MAX_TIME_BUDGET_S:
+            raise InvalidTrainingOptionError(
+                f"The time budget must be between {MIN_TIME_BUDGET_S} and {MAX_TIME_BUDGET_S} seconds "
+                f"(got {self.time_budget_s}).", hint="Pick a budget in that range; 60 seconds is a good start.")
+        if self.metric not in METRICS_BY_TASK[self.task]:
+            raise InvalidTrainingOptionError(f"The metric {self.metric!r} does not fit a {self.task.value} task.",
+                                             hint="Pick one of the metrics offered.")
+        if not self.features:
+            raise InvalidTrainingOptionError("No feature columns are selected.",
+                                             hint="Include at least one column on the Target step.")
+        if self.target in {name for name, _ in self.features}:
+            raise InvalidTrainingOptionError("The target cannot also be a feature.")
+        if not 0.05 <= self.holdout_ratio <= 0.5:
+            raise InvalidTrainingOptionError("The holdout share must be between 5% and 50%.")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["table"] = {"schema": self.table.schema, "name": self.table.name}
+        data["task"] = self.task.value
+        data["features"] = [list(f) for f in self.features]
+        return data
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> TrainConfig:
+        return TrainConfig(
+            table=TableRef(data["table"]["schema"], data["table"]["name"]), target=data["target"],
+            target_sql_type=data["target_sql_type"], task=Task(data["task"]),
+            features=tuple((str(n), str(t)) for n, t in data["features"]), metric=data["metric"],
+            time_budget_s=int(data["time_budget_s"]), seed=int(data["seed"]),
+            holdout_ratio=float(data["holdout_ratio"]), max_rows=int(data["max_rows"]),
+        )

@@ -1,0 +1,131 @@
+"""The FLAML fit itself: a pure function from a training frame to a model bundle and its report.
+
+Used by the local worker process and (later) by the Snowflake stored procedure alike.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from backend.errors import InvalidTargetError
+from backend.explain import explain_rows, global_importance
+from backend.metrics import METRICS, evaluate
+from backend.model_bundle import ModelBundle, prepare_features
+from backend.task_detection import Task
+from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
+from backend.warehouse.base import column_kind
+
+logger = logging.getLogger(__name__)
+
+EXPLAIN_ROWS = 300
+HOLDOUT_SAMPLE_ROWS = 1000
+
+
+@dataclass
+class TrainingResult:
+    bundle: ModelBundle
+    metrics: dict[str, dict[str, float]]
+    leaderboard: list[dict[str, Any]]
+    importance: list[dict[str, Any]]
+    holdout_parquet: bytes
+    train_rows: int
+    holdout_rows: int
+
+
+def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
+    return [{"name": n, "sql_type": t, "kind": column_kind(t)} for n, t in config.features]
+
+
+def _split(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    y = frame[config.target]
+    stratify = None
+    if config.task.is_classification and y.value_counts().min() >= 2:
+        stratify = y
+    train, holdout = train_test_split(frame, test_size=config.holdout_ratio, random_state=config.seed,
+                                      stratify=stratify)
+    return train, holdout
+
+
+def _target_series(frame: pd.DataFrame, config: TrainConfig) -> pd.Series:
+    y = frame[config.target]
+    if config.task is Task.REGRESSION:
+        return pd.to_numeric(y, errors="coerce").astype(float)
+    if column_kind(config.target_sql_type) == "text":
+        return y.astype(object)
+    return y
+
+
+def check_training_frame(frame: pd.DataFrame, config: TrainConfig) -> None:
+    """Raise InvalidTargetError when the rows cannot support the task."""
+    y = frame[config.target].dropna()
+    if len(y) < MIN_TRAINING_ROWS:
+        raise InvalidTargetError(
+            f"Only {len(y)} rows have a value for {config.target!r}; Flurry needs at least {MIN_TRAINING_ROWS}.",
+            hint="Pick a table with more rows or a target with fewer missing values.")
+    if y.nunique() < 2:
+        raise InvalidTargetError(f"{config.target!r} has a single value in the rows with a value.",
+                                 hint="Pick a target whose values vary.")
+
+
+def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingResult:
+    """Fit FLAML on `frame` within the config's budget; FLAML writes one JSON line per trial to `log_path`."""
+    from flaml import AutoML
+
+    frame = frame[frame[config.target].notna()].reset_index(drop=True)
+    check_training_frame(frame, config)
+    features = feature_specs(config)
+    frame = frame.assign(**{config.target: _target_series(frame, config)})
+    train_frame, holdout = _split(frame, config)
+    x_train, y_train = prepare_features(train_frame, features), train_frame[config.target]
+
+    automl = AutoML()
+    automl.fit(
+        x_train, y_train,
+        task="regression" if config.task is Task.REGRESSION else "classification",
+        metric=config.metric, time_budget=config.time_budget_s, seed=config.seed,
+        log_file_name=str(log_path), log_type="all", verbose=0,
+        n_jobs=-1, retrain_full=True, force_cancel=True,
+    )
+    if getattr(automl, "_trained_estimator", None) is None:
+        raise InvalidTargetError("No model could be trained within the time budget.",
+                                 hint="Give training more time, or use fewer rows.")
+    classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
+    bundle = ModelBundle(
+        task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
+        classes=classes, best_estimator=str(automl.best_estimator), flaml_task=automl._state.task,  # noqa: SLF001
+        transformer=automl._transformer, estimator=automl._trained_estimator,  # noqa: SLF001
+        label_transformer=automl._label_transformer, config=config.to_dict(),  # noqa: SLF001
+    )
+    return _report(bundle, automl, config, train_frame, holdout)
+
+
+def _report(bundle: ModelBundle, automl: Any, config: TrainConfig, train_frame: pd.DataFrame,
+            holdout: pd.DataFrame) -> TrainingResult:
+    metric = METRICS[config.metric]
+    y_holdout = holdout[config.target]
+    proba = bundle.predict_proba(holdout) if bundle.is_classification else None
+    scores = evaluate(config.task, y_holdout, bundle.predict(holdout), proba, train_frame[config.target],
+                      bundle.classes)
+    leaderboard = sorted(
+        ({"estimator": name, "score": metric.score_from_loss(float(loss))}
+         for name, loss in automl.best_loss_per_estimator.items() if np.isfinite(loss)),
+        key=lambda row: row["score"], reverse=metric.greater_is_better,
+    )
+    sample = holdout.sample(min(len(holdout), EXPLAIN_ROWS), random_state=config.seed)
+    try:
+        importance = global_importance(explain_rows(bundle, sample, background=train_frame)).to_dict("records")
+    except Exception:  # explanations must never cost the user a trained model
+        logger.exception("global SHAP importance failed")
+        importance = []
+    buffer = io.BytesIO()
+    holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
+    return TrainingResult(bundle=bundle, metrics=scores, leaderboard=leaderboard, importance=importance,
+                          holdout_parquet=buffer.getvalue(), train_rows=len(train_frame), holdout_rows=len(holdout))

@@ -1,0 +1,276 @@
+"""Training jobs on the embedded warehouse: start a worker process, collect its progress and results.
+
+The app process owns the DuckDB file, so it is the one that persists what the worker leaves in its job
+directory: progress events as they appear, then the model version once its artifacts are verified.
+`sync` is idempotent and safe to call from several threads (UI fragments of many sessions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
+from backend.metrics import METRICS
+from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now, sha256_bytes
+from backend.training import job_files as jf
+from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
+from backend.training.fit import feature_specs
+from backend.warehouse.base import Warehouse
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    trial: int
+    estimator: str
+    score: float
+    best_score: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    run: Run
+    trials: list[TrialEvent]
+    model_id: str | None
+
+    @property
+    def elapsed(self) -> float:
+        if self.trials:
+            return self.trials[-1].elapsed
+        return 0.0
+
+    @property
+    def best_score(self) -> float | None:
+        return self.trials[-1].best_score if self.trials else None
+
+    @property
+    def current_estimator(self) -> str | None:
+        return self.trials[-1].estimator if self.trials else None
+
+    def best_per_estimator(self) -> dict[str, float]:
+        metric = METRICS[self.run.metric]
+        best: dict[str, float] = {}
+        for t in self.trials:
+            old = best.get(t.estimator)
+            if old is None or (t.score > old if metric.greater_is_better else t.score < old):
+                best[t.estimator] = t.score
+        return best
+
+
+def _process_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, IndexError):
+            return False
+        return state != "Z" and b"backend.training.worker" in cmdline
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class JobManager:
+    """Starts training workers and folds their output into the registry."""
+
+    def __init__(self, warehouse: Warehouse, registry: Registry, jobs_root: Path) -> None:
+        self.wh = warehouse
+        self.registry = registry
+        self.jobs_root = jobs_root
+        self._lock = threading.RLock()
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- start -----------------------------------------------------------------------------------
+    def start(self, config: TrainConfig) -> str:
+        """Validate, export the training sample, launch the worker; return the run id.
+
+        Raises FlurryError subclasses for bad options or a vanished table (no run is left half-made:
+        a run whose export fails is marked FAILED with the reason)."""
+        config.validate()
+        self.wh.describe(config.table)  # raises TableNotFoundError before anything is written
+        self.jobs_root.mkdir(parents=True, exist_ok=True)
+        job_dir = self.jobs_root / new_id("job-")
+        run_id = self.registry.create_run(
+            table=config.table, target=config.target, task=config.task.value, metric=config.metric,
+            time_budget=config.time_budget_s, config=config.to_dict(), job_dir=str(job_dir))
+        try:
+            job_dir.mkdir(parents=True)
+            columns = [name for name, _ in config.features] + [config.target]
+            total = self.wh.row_count(config.table)
+            sample = self.wh.export_training_sample(config.table, columns, config.target, job_dir / jf.DATA,
+                                                    max_rows=config.max_rows, seed=config.seed)
+            used, dropped = sample.rows_written, total - sample.rows_eligible
+            if used < MIN_TRAINING_ROWS:
+                raise InvalidTargetError(
+                    f"Only {used} rows have a value for {config.target!r}; Flurry needs at least {MIN_TRAINING_ROWS}.",
+                    hint="Pick a table with more rows, or a target with fewer missing values.")
+            self.registry.set_run_rows(run_id, used=used, dropped=dropped)
+            (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
+            log = open(job_dir / "worker.log", "wb")  # noqa: SIM115 - handed to the child process
+            env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+            process = subprocess.Popen(
+                [sys.executable, "-m", "backend.training.worker", str(job_dir)],
+                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+            log.close()
+        except FlurryError as exc:
+            self.registry.set_run_state(run_id, RunState.FAILED, message=str(exc))
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        except Exception as exc:
+            self.registry.set_run_state(run_id, RunState.FAILED, message=f"Could not start training: {exc}")
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        with self._lock:
+            self._processes[run_id] = process
+        self.registry.set_run_state(run_id, RunState.RUNNING, worker_pid=process.pid)
+        return run_id
+
+    # --- observe ---------------------------------------------------------------------------------
+    def progress(self, run_id: str) -> RunProgress:
+        """Sync the run from its job directory, then return its state and trials."""
+        self.sync(run_id)
+        run = self.registry.get_run(run_id)
+        trials = [TrialEvent(**e.payload) for e in self.registry.events(run_id, "trial")]
+        version = self.registry.model_for_run(run_id)
+        return RunProgress(run=run, trials=trials, model_id=version.model_id if version else None)
+
+    def active_runs(self) -> list[Run]:
+        return self.registry.list_runs(states=[RunState.QUEUED, RunState.RUNNING])
+
+    def sync_all(self) -> None:
+        for run in self.active_runs():
+            self.sync(run.run_id)
+
+    def sync(self, run_id: str) -> None:
+        with self._lock:
+            run = self.registry.get_run(run_id)
+            if run.state.is_final:
+                return
+            job_dir = Path(run.job_dir)
+            self._sync_trials(run, job_dir)
+            statuses = jf.read_complete_lines(job_dir / jf.STATUS)
+            final = next((s for s in reversed(statuses) if s.get("state") in ("SUCCEEDED", "FAILED")), None)
+            if final is not None and final["state"] == "SUCCEEDED":
+                self._collect_model(run, job_dir)
+            elif final is not None:
+                self._finish(run, RunState.FAILED, final.get("message") or "Training failed.")
+            elif not self._alive(run):
+                self._finish(run, RunState.FAILED, "The training process stopped unexpectedly before finishing.")
+
+    def _alive(self, run: Run) -> bool:
+        process = self._processes.get(run.run_id)
+        if process is not None:
+            return process.poll() is None
+        return _process_alive(run.worker_pid)
+
+    def _sync_trials(self, run: Run, job_dir: Path) -> None:
+        metric = METRICS[run.metric]
+        records = [r for r in jf.read_complete_lines(job_dir / jf.FLAML_LOG) if "validation_loss" in r]
+        known = len(self.registry.events(run.run_id, "trial"))
+        if len(records) <= known:
+            return
+        best = None
+        payloads: list[dict[str, Any]] = []
+        for i, record in enumerate(records):
+            score = metric.score_from_loss(float(record["validation_loss"]))
+            if best is None or (score > best if metric.greater_is_better else score < best):
+                best = score
+            if i >= known:
+                payloads.append({"trial": i + 1, "estimator": str(record.get("learner")), "score": score,
+                                 "best_score": best, "elapsed": float(record.get("wall_clock_time", 0.0))})
+        self.registry.add_events(run.run_id, "trial", payloads)
+
+    def _collect_model(self, run: Run, job_dir: Path) -> None:
+        try:
+            result = json.loads((job_dir / jf.RESULT).read_text(encoding="utf-8"))
+            artifacts = {name: (job_dir / name).read_bytes() for name in (jf.BUNDLE, jf.HOLDOUT)}
+            for name, content in artifacts.items():
+                if sha256_bytes(content) != result["sha256"][name]:
+                    raise ArtifactIntegrityError(f"The trained model file {name} is damaged.")
+        except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
+            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
+            return
+        config = TrainConfig.from_dict(run.config)
+        version = ModelVersion(
+            model_id=new_id("m"), run_id=run.run_id, created_at=now(),
+            name=f"{config.target} from {config.table.name}", table=config.table, target=config.target,
+            task=config.task.value, metric=config.metric, best_estimator=result["best_estimator"],
+            features=feature_specs(config), metrics={**result["metrics"], "_rows": {
+                "train": result["train_rows"], "holdout": result["holdout_rows"]}},
+            leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
+            sha256=result["sha256"][jf.BUNDLE])
+        with self.wh.transaction():
+            self.registry.add_model_version(version, {"bundle": artifacts[jf.BUNDLE],
+                                                      "holdout": artifacts[jf.HOLDOUT]})
+            self.registry.set_run_state(run.run_id, RunState.SUCCEEDED, message="")
+        self._cleanup(run.run_id, job_dir)
+
+    def _finish(self, run: Run, state: RunState, message: str) -> None:
+        self.registry.set_run_state(run.run_id, state, message=message)
+        self._cleanup(run.run_id, Path(run.job_dir))
+
+    def _cleanup(self, run_id: str, job_dir: Path) -> None:
+        process = self._processes.pop(run_id, None)
+        if process is not None and process.poll() is None:
+            process.wait(timeout=10)
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+    # --- control ---------------------------------------------------------------------------------
+    def cancel(self, run_id: str) -> None:
+        """Stop a running job; the run ends CANCELLED and no model version is written."""
+        with self._lock:
+            run = self.registry.get_run(run_id)
+            if run.state.is_final:
+                return
+            process = self._processes.get(run_id)
+            pid = process.pid if process is not None else run.worker_pid
+            if pid and (process is not None or _process_alive(pid)):
+                try:
+                    os.killpg(pid, 15)
+                except OSError:
+                    pass
+                if process is not None:
+                    try:
+                        process.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(pid, 9)
+                        process.wait(timeout=5)
+            self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
+
+    def recover(self) -> list[str]:
+        """At start-up: collect runs that finished while the app was away, mark the rest INTERRUPTED."""
+        interrupted = []
+        for run in self.active_runs():
+            if _process_alive(run.worker_pid):
+                continue
+            statuses = jf.read_complete_lines(Path(run.job_dir) / jf.STATUS)
+            if any(s.get("state") in ("SUCCEEDED", "FAILED") for s in statuses):
+                self.sync(run.run_id)
+                continue
+            self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
+            interrupted.append(run.run_id)
+        return interrupted
+
+
+def elapsed_since(start: datetime) -> float:
+    return (now() - start).total_seconds()

@@ -1,0 +1,66 @@
+"""The training worker: `python -m backend.training.worker JOB_DIR`.
+
+Runs outside the Streamlit process and never opens the warehouse (the app holds the DuckDB file); it
+reads its sample from Parquet and leaves its results as files in the job directory for the app to collect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import pandas as pd
+
+from backend.errors import FlurryError
+from backend.registry import sha256_bytes
+from backend.training import job_files as jf
+from backend.training.config import TrainConfig
+from backend.training.fit import train
+
+logger = logging.getLogger("flurry.worker")
+
+
+def run_job(job_dir: Path) -> int:
+    """Train one job; return the process exit code (0 on success)."""
+    jf.append_status(job_dir, {"state": "RUNNING", "pid": os.getpid(), "at": time.time()})
+    try:
+        config = TrainConfig.from_dict(json.loads((job_dir / jf.CONFIG).read_text(encoding="utf-8")))
+        frame = pd.read_parquet(job_dir / jf.DATA)
+        result = train(frame, config, job_dir / jf.FLAML_LOG)
+        bundle_bytes = result.bundle.to_bytes()
+        jf.write_atomic(job_dir / jf.BUNDLE, bundle_bytes)
+        jf.write_atomic(job_dir / jf.HOLDOUT, result.holdout_parquet)
+        summary = {
+            "metrics": result.metrics, "leaderboard": result.leaderboard, "importance": result.importance,
+            "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
+            "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
+            "sha256": {jf.BUNDLE: sha256_bytes(bundle_bytes), jf.HOLDOUT: sha256_bytes(result.holdout_parquet)},
+        }
+        jf.write_atomic(job_dir / jf.RESULT, json.dumps(summary).encode())
+        jf.append_status(job_dir, {"state": "SUCCEEDED", "at": time.time()})
+        return 0
+    except FlurryError as exc:
+        jf.append_status(job_dir, {"state": "FAILED", "message": str(exc), "at": time.time()})
+        return 1
+    except Exception as exc:  # the app shows the message; the traceback goes to the worker's log
+        logger.error("training failed:\n%s", traceback.format_exc())
+        jf.append_status(job_dir, {"state": "FAILED", "at": time.time(),
+                                   "message": f"Training failed: {type(exc).__name__}: {exc}"[:500]})
+        return 1
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m backend.training.worker JOB_DIR\n")
+        return 2
+    return run_job(Path(argv[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

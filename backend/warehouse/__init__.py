@@ -1,0 +1,38 @@
+"""Warehouse adapters, opened by kind through a small registry (extend by registering, not branching)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from backend.config import WarehouseConfig
+from backend.errors import ConfigurationError
+from backend.warehouse.base import ColumnInfo, ColumnStats, TableRef, Warehouse
+
+_OPENERS: dict[str, Callable[[WarehouseConfig], Warehouse]] = {}
+
+
+def register_adapter(kind: str, opener: Callable[[WarehouseConfig], Warehouse]) -> None:
+    _OPENERS[kind] = opener
+
+
+def _open_duckdb(config: WarehouseConfig) -> Warehouse:
+    from backend.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    return DuckDBWarehouse(config.location)
+
+
+register_adapter("duckdb", _open_duckdb)
+
+
+def open_warehouse(config: WarehouseConfig) -> Warehouse:
+    """Open the configured warehouse. Raises ConfigurationError for a kind with no adapter yet."""
+    opener = _OPENERS.get(config.kind)
+    if opener is None:
+        raise ConfigurationError(
+            f"The {config.kind!r} warehouse is not available in this version of Flurry.",
+            hint="Unset FLURRY_WAREHOUSE to use the embedded DuckDB warehouse.",
+        )
+    return opener(config)
+
+
+__all__ = ["ColumnInfo", "ColumnStats", "TableRef", "Warehouse", "open_warehouse", "register_adapter"]

@@ -1,0 +1,196 @@
+"""The warehouse port: one abstract interface that every adapter implements.
+
+Pages and the engine only talk to this interface, so a Snowpark adapter can slot in beside DuckDB.
+Every identifier is quoted by the adapter; every value is bound.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+METADATA_SCHEMA = "FLURRY"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table in the warehouse, by schema and name (case kept exactly)."""
+
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    sql_type: str
+    nullable: bool = True
+
+    @property
+    def kind(self) -> str:
+        """A coarse kind: 'numeric', 'boolean', 'text', 'datetime' or 'other'."""
+        return column_kind(self.sql_type)
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """Aggregates computed in the warehouse for one column."""
+
+    name: str
+    non_null: int
+    distinct: int
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """What a training export wrote: rows written, out of rows eligible (non-null target)."""
+
+    rows_written: int
+    rows_eligible: int
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do; callers check flags, never the adapter's class."""
+
+    python_udfs: bool
+    local_worker: bool
+
+
+_NUMERIC_PREFIXES = (
+    "TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL", "NUMERIC", "NUMBER",
+)
+
+
+def column_kind(sql_type: str) -> str:
+    upper = sql_type.upper()
+    if upper.startswith("BOOL"):
+        return "boolean"
+    if upper.startswith(_NUMERIC_PREFIXES):
+        return "numeric"
+    if upper.startswith(("VARCHAR", "TEXT", "STRING", "CHAR", "ENUM")):
+        return "text"
+    if upper.startswith(("DATE", "TIME", "TIMESTAMP")):
+        return "datetime"
+    return "other"
+
+
+def is_integer_type(sql_type: str) -> bool:
+    upper = sql_type.upper()
+    return upper.startswith(("TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT", "U")) and "INTERVAL" not in upper
+
+
+ScalarFunction = Callable[..., pa.Array]
+
+
+class Warehouse(abc.ABC):
+    """Abstract warehouse. Implementations: `DuckDBWarehouse` (embedded default)."""
+
+    kind: str
+    capabilities: Capabilities
+
+    # --- identity -------------------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """A hashable, credential-free identity for this connection (usable as a cache key)."""
+
+    # --- raw SQL with bound values (for Flurry's own metadata and adapter internals) ---------------
+    @abc.abstractmethod
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run one statement with bound parameters."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run one query with bound parameters and return its rows."""
+
+    @abc.abstractmethod
+    def transaction(self) -> Any:
+        """A context manager that commits on success and rolls back on error."""
+
+    # --- catalog --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_schemas(self) -> list[str]:
+        """Schemas holding user tables (Flurry's own metadata schema excluded)."""
+
+    @abc.abstractmethod
+    def list_tables(self, schema: str) -> list[str]:
+        """Tables and views in `schema`, sorted by name."""
+
+    @abc.abstractmethod
+    def table_exists(self, table: TableRef) -> bool: ...
+
+    @abc.abstractmethod
+    def describe(self, table: TableRef) -> list[ColumnInfo]:
+        """Columns of `table`. Raises TableNotFoundError."""
+
+    # --- profile / read -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def row_count(self, table: TableRef) -> int: ...
+
+    @abc.abstractmethod
+    def column_stats(self, table: TableRef) -> list[ColumnStats]:
+        """Non-null and (approximate) distinct counts per column, computed in the warehouse."""
+
+    @abc.abstractmethod
+    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def read_columns(
+        self, table: TableRef, columns: list[str], *, limit: int | None = None, not_null: str | None = None
+    ) -> pd.DataFrame:
+        """Read `columns` (optionally capped, optionally only rows where `not_null` is set)."""
+
+    @abc.abstractmethod
+    def export_training_sample(
+        self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
+    ) -> SampleInfo:
+        """Write rows with a non-null target (at most `max_rows`, sampled in the warehouse) to a Parquet
+        file."""
+
+    @abc.abstractmethod
+    def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream `columns` of `table` as Arrow record batches."""
+
+    @abc.abstractmethod
+    def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
+        """Counts of values (text/boolean/few values) or histogram bins (numeric) of one column."""
+
+    # --- write ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def ensure_schema(self, schema: str) -> None: ...
+
+    @abc.abstractmethod
+    def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
+        """Create `table` from `frame`; with `replace`, an existing table is swapped atomically."""
+
+    @abc.abstractmethod
+    def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        """Write batches to a staging table, then swap it in atomically; return rows written.
+        A failure leaves any previous `table` untouched."""
+
+    @abc.abstractmethod
+    def drop_table(self, table: TableRef) -> None: ...
+
+    # --- functions ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def register_function(
+        self, name: str, handler: ScalarFunction, parameter_types: list[str], return_type: str
+    ) -> None:
+        """Make `handler` callable from SQL as `name(...)` (vectorised over Arrow arrays)."""
+
+    @abc.abstractmethod
+    def function_exists(self, name: str) -> bool: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the connection."""

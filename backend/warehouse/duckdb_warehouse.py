@@ -1,0 +1,351 @@
+"""The embedded DuckDB warehouse: one database file, opened by the app process only.
+
+DuckDB lets one process hold a database file; even a read-only open from another process fails while the
+app holds it. So training workers get their data as Parquet files, and this adapter says clearly when
+the file is held elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backend.errors import EmptyTableError, TableNotFoundError, WarehouseLockedError
+from backend.identifiers import qualified, quote_ident
+from backend.warehouse.base import (
+    METADATA_SCHEMA,
+    Capabilities,
+    ColumnInfo,
+    ColumnStats,
+    SampleInfo,
+    ScalarFunction,
+    TableRef,
+    Warehouse,
+    column_kind,
+)
+
+logger = logging.getLogger(__name__)
+
+_HIDDEN_SCHEMAS = (METADATA_SCHEMA, "information_schema", "pg_catalog")
+
+
+def _select_expr(column: ColumnInfo) -> str:
+    """Select expression that hands the model plain floats for DECIMAL/HUGEINT columns."""
+    upper = column.sql_type.upper()
+    if upper.startswith(("DECIMAL", "NUMERIC", "HUGEINT", "UHUGEINT")):
+        return f"CAST({quote_ident(column.name)} AS DOUBLE) AS {quote_ident(column.name)}"
+    return quote_ident(column.name)
+
+
+class DuckDBWarehouse(Warehouse):
+    kind = "duckdb"
+    capabilities = Capabilities(python_udfs=True, local_worker=True)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseLockedError(
+                    f"The database file {self.path} is in use by another program (DuckDB allows one at a time).",
+                    hint="Close the other Flurry window or command that uses it, or set FLURRY_WAREHOUSE to another file.",
+                ) from exc
+            raise
+        self._local = threading.local()
+        self._registered: set[str] = set()
+        self._lock = threading.RLock()
+
+    @property
+    def identity(self) -> str:
+        return f"duckdb:{self.path.resolve()}"
+
+    # --- raw SQL ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        active = getattr(self._local, "cursor", None)
+        if active is not None:
+            yield active
+            return
+        cursor = self._con.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        with self._cursor() as cur:
+            cur.execute(sql, params or [])
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self._cursor() as cur:
+            return cur.execute(sql, params or []).fetch_df()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if getattr(self._local, "cursor", None) is not None:
+            yield  # nested: the outer transaction commits
+            return
+        cursor = self._con.cursor()
+        self._local.cursor = cursor
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            yield
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.cursor = None
+            cursor.close()
+
+    # --- catalog ---------------------------------------------------------------------------------
+    def list_schemas(self) -> list[str]:
+        frame = self.query(
+            "SELECT DISTINCT table_schema FROM information_schema.tables "
+            "WHERE table_catalog = current_database() ORDER BY 1"
+        )
+        return [s for s in frame["table_schema"].tolist() if s not in _HIDDEN_SCHEMAS]
+
+    def list_tables(self, schema: str) -> list[str]:
+        frame = self.query(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = ? ORDER BY 1",
+            [schema],
+        )
+        return frame["table_name"].tolist()
+
+    def table_exists(self, table: TableRef) -> bool:
+        frame = self.query(
+            "SELECT count(*) AS n FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
+            [table.schema, table.name],
+        )
+        return int(frame["n"].iloc[0]) > 0
+
+    def _require(self, table: TableRef) -> None:
+        if not self.table_exists(table):
+            raise TableNotFoundError(
+                f"The table {table} does not exist (it may have been dropped or renamed).",
+                hint="Go back to the Data step and pick a table that exists.",
+            )
+
+    def describe(self, table: TableRef) -> list[ColumnInfo]:
+        self._require(table)
+        frame = self.query(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [table.schema, table.name],
+        )
+        return [
+            ColumnInfo(name=r.column_name, sql_type=r.data_type, nullable=r.is_nullable == "YES")
+            for r in frame.itertuples()
+        ]
+
+    # --- profile / read --------------------------------------------------------------------------
+    def _guarded(self, table: TableRef, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        try:
+            return self.query(sql, params)
+        except duckdb.CatalogException as exc:
+            self._require(table)  # raises TableNotFoundError when the table went away
+            raise exc
+
+    def row_count(self, table: TableRef) -> int:
+        self._require(table)
+        frame = self._guarded(table, f"SELECT count(*) AS n FROM {qualified(table.schema, table.name)}")
+        return int(frame["n"].iloc[0])
+
+    def column_stats(self, table: TableRef) -> list[ColumnStats]:
+        columns = self.describe(table)
+        if not columns:
+            return []
+        parts = []
+        for i, col in enumerate(columns):
+            ident = quote_ident(col.name)
+            parts.append(f"count({ident}) AS nn_{i}, count(DISTINCT {ident}) AS nd_{i}")
+        frame = self._guarded(table, f"SELECT {', '.join(parts)} FROM {qualified(table.schema, table.name)}")
+        row = frame.iloc[0]
+        return [
+            ColumnStats(name=col.name, non_null=int(row[f"nn_{i}"]), distinct=int(row[f"nd_{i}"]))
+            for i, col in enumerate(columns)
+        ]
+
+    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
+        self._require(table)
+        return self._guarded(table, f"SELECT * FROM {qualified(table.schema, table.name)} LIMIT ?", [int(limit)])
+
+    def _projection(self, table: TableRef, columns: list[str]) -> str:
+        by_name = {c.name: c for c in self.describe(table)}
+        missing = [c for c in columns if c not in by_name]
+        if missing:
+            raise TableNotFoundError(
+                f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
+                hint="The table changed since you picked it; go back to the Target step.",
+            )
+        return ", ".join(_select_expr(by_name[c]) for c in columns)
+
+    def read_columns(
+        self, table: TableRef, columns: list[str], *, limit: int | None = None, not_null: str | None = None
+    ) -> pd.DataFrame:
+        sql = f"SELECT {self._projection(table, columns)} FROM {qualified(table.schema, table.name)}"
+        if not_null is not None:
+            sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._guarded(table, sql, params)
+
+    def export_training_sample(
+        self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
+    ) -> SampleInfo:
+        projection = self._projection(table, columns)
+        source = qualified(table.schema, table.name)
+        sql = f"SELECT {projection} FROM {source} WHERE {quote_ident(target)} IS NOT NULL"
+        eligible = int(self._guarded(table, f"SELECT count(*) AS n FROM ({sql})")["n"].iloc[0])
+        if eligible > max_rows:
+            # Sample size and seed are ints we validated, not user text; DuckDB cannot bind them here.
+            sql = f"SELECT * FROM ({sql}) USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE ({int(seed)})"
+        written = 0
+        with self._cursor() as cur:
+            reader = cur.sql(sql).to_arrow_reader(100_000)
+            with pq.ParquetWriter(destination, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    written += batch.num_rows
+        return SampleInfo(rows_written=written, rows_eligible=eligible)
+
+    def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        sql = f"SELECT {self._projection(table, columns)} FROM {qualified(table.schema, table.name)}"
+        cursor = self._con.cursor()
+        try:
+            reader = cursor.sql(sql).to_arrow_reader(batch_rows)
+            yield from reader
+        finally:
+            cursor.close()
+
+    def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
+        columns = {c.name: c for c in self.describe(table)}
+        if column not in columns:
+            raise TableNotFoundError(f"The table {table} has no column {column!r}.")
+        ident, source = quote_ident(column), qualified(table.schema, table.name)
+        if column_kind(columns[column].sql_type) != "numeric":
+            return self._guarded(
+                table,
+                f"SELECT CAST({ident} AS VARCHAR) AS value, count(*) AS count FROM {source} "
+                f"GROUP BY 1 ORDER BY count DESC LIMIT ?",
+                [int(bins)],
+            )
+        return self._guarded(
+            table,
+            f"""
+            WITH v AS (SELECT CAST({ident} AS DOUBLE) AS x FROM {source} WHERE {ident} IS NOT NULL),
+                 r AS (SELECT min(x) AS lo, max(x) AS hi FROM v)
+            SELECT lo + (b + 0.5) * (CASE WHEN hi > lo THEN (hi - lo) / ? ELSE 1 END) AS value, count(*) AS count
+            FROM (SELECT least(CAST(floor((x - lo) / (CASE WHEN hi > lo THEN (hi - lo) / ? ELSE 1 END)) AS INTEGER),
+                               ? - 1) AS b, lo, hi FROM v, r)
+            GROUP BY b, lo, hi ORDER BY b
+            """,
+            [int(bins), int(bins), int(bins)],
+        )
+
+    # --- write -----------------------------------------------------------------------------------
+    def ensure_schema(self, schema: str) -> None:
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+
+    def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        if replace:
+            self.replace_table_from_batches(table, iter(arrow.to_batches()))
+            return
+        with self._lock, self._cursor() as cur:
+            cur.register("__flurry_frame", arrow)
+            try:
+                cur.execute(f"CREATE TABLE {qualified(table.schema, table.name)} AS SELECT * FROM __flurry_frame")
+            finally:
+                cur.unregister("__flurry_frame")
+
+    def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        staging = TableRef(table.schema, f"__flurry_staging_{uuid.uuid4().hex[:12]}")
+        target, staged = qualified(table.schema, table.name), qualified(staging.schema, staging.name)
+        written = 0
+        cursor = self._con.cursor()
+        try:
+            for batch in batches:
+                view = pa.Table.from_batches([batch])
+                cursor.register("__flurry_batch", view)
+                if written == 0:
+                    cursor.execute(f"CREATE TABLE {staged} AS SELECT * FROM __flurry_batch")
+                else:
+                    cursor.execute(f"INSERT INTO {staged} SELECT * FROM __flurry_batch")
+                cursor.unregister("__flurry_batch")
+                written += batch.num_rows
+            if written == 0:
+                raise EmptyTableError(f"There are no rows to write into {table}.",
+                                      hint="Check that the source table has rows.")
+            with self._lock:
+                cursor.execute("BEGIN TRANSACTION")
+                try:
+                    cursor.execute(f"DROP TABLE IF EXISTS {target}")
+                    cursor.execute(f"ALTER TABLE {staged} RENAME TO {quote_ident(table.name)}")
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute(f"DROP TABLE IF EXISTS {staged}")
+            raise
+        finally:
+            cursor.close()
+        return written
+
+    def drop_table(self, table: TableRef) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {qualified(table.schema, table.name)}")
+
+    # --- functions -------------------------------------------------------------------------------
+    def register_function(
+        self, name: str, handler: ScalarFunction, parameter_types: list[str], return_type: str
+    ) -> None:
+        # DuckDB reads the arity from the handler's signature, so give varargs handlers an explicit one.
+        handler_with_arity = functools.wraps(handler)(lambda *args: handler(*args))
+        handler_with_arity.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(parameter_types))]
+        )
+        with self._lock:
+            if name in self._registered:
+                self._con.remove_function(name)
+                self._registered.discard(name)
+            self._con.create_function(
+                name,
+                handler_with_arity,
+                [duckdb.sqltype(t) for t in parameter_types],
+                duckdb.sqltype(return_type),
+                type="arrow",
+                null_handling="special",  # models handle missing features themselves
+                side_effects=False,
+            )
+            self._registered.add(name)
+
+    def function_exists(self, name: str) -> bool:
+        frame = self.query("SELECT count(*) AS n FROM duckdb_functions() WHERE function_name = ?", [name])
+        return int(frame["n"].iloc[0]) > 0
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.close()

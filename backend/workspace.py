@@ -1,0 +1,79 @@
+"""A workspace: one open warehouse with Flurry's registry, jobs and deployments ready to use.
+
+Opening one migrates the FLURRY schema, seeds the demo tables (embedded warehouse only), restores deployed
+SQL functions on this connection and settles runs left RUNNING by a previous app process.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from backend.config import WarehouseConfig, data_dir
+from backend.demo_data import seed_demo_tables
+from backend.deploy import restore_deployments
+from backend.errors import TableNotFoundError
+from backend.registry import Registry
+from backend.task_detection import FeatureChoice, TargetSummary, suggest_features, summarize_target
+from backend.training.jobs import JobManager
+from backend.warehouse import open_warehouse
+from backend.warehouse.base import TableRef, Warehouse
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Workspace:
+    config: WarehouseConfig
+    warehouse: Warehouse
+    registry: Registry
+    jobs: JobManager
+
+    def target_summary(self, table: TableRef, target: str) -> tuple[TargetSummary, list[FeatureChoice]]:
+        """Detect the task for `target` and suggest features. Raises EmptyTableError / InvalidTargetError /
+        TableNotFoundError."""
+        columns = self.warehouse.describe(table)
+        by_name = {c.name: c for c in columns}
+        if target not in by_name:
+            raise TableNotFoundError(f"The table {table} has no column {target!r} any more.",
+                                     hint="Pick the target again.")
+        stats = self.warehouse.column_stats(table)
+        rows = self.warehouse.row_count(table)
+        summary = summarize_target(by_name[target], stats, rows)
+        return summary, suggest_features(columns, stats, rows, target)
+
+    def holdout_frame(self, model_id: str) -> pd.DataFrame:
+        version = self.registry.get_model_version(model_id)
+        content = self.registry.get_artifact(version.model_id, "holdout")
+        return pd.read_parquet(io.BytesIO(content))
+
+    def close(self) -> None:
+        self.warehouse.close()
+
+
+def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True) -> Workspace:
+    """Open and prepare a workspace. Raises WarehouseLockedError / ConfigurationError."""
+    warehouse = open_warehouse(config)
+    registry = Registry(warehouse)
+    registry.migrate()
+    if seed_demo and warehouse.capabilities.local_worker:
+        created = seed_demo_tables(warehouse, registry)
+        if created:
+            logger.info("seeded demo tables: %s", ", ".join(map(str, created)))
+    jobs_root = _jobs_root_for(config)
+    jobs = JobManager(warehouse, registry, jobs_root)
+    jobs.recover()
+    restore_deployments(warehouse, registry)
+    return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs)
+
+
+def _jobs_root_for(config: WarehouseConfig) -> Path:
+    if config.kind != "duckdb":
+        return data_dir() / "jobs"
+    # Beside the database file, so a temporary warehouse keeps its temporary job files with it.
+    db = Path(config.location)
+    return db.with_name(db.name + ".jobs")
