@@ -179,8 +179,8 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     def scored_batches() -> Iterator[pa.RecordBatch]:
         for batch in warehouse.scan_batches(source, columns, SCORING_BATCH_ROWS):
             frame = batch.to_pandas()
-            arrays = list(batch.columns) + [predictions_to_arrow(bundle.predict(frame), out_type)]
-            names = list(batch.schema.names) + [pred_col]
+            arrays = [*list(batch.columns), predictions_to_arrow(bundle.predict(frame), out_type)]
+            names = [*list(batch.schema.names), pred_col]
             if bundle.is_classification:
                 arrays.append(pa.array(predicted_class_probability(bundle, frame), type=pa.float64()))
                 names.append(proba_col)

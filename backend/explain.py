@@ -56,7 +56,7 @@ def _class_indices(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
 def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
     import shap
 
-    model_input = bundle.estimator._preprocess(bundle.model_input(frame))  # noqa: SLF001 - FLAML's own hook
+    model_input = bundle.estimator._preprocess(bundle.model_input(frame))
     explainer = shap.TreeExplainer(bundle.estimator.estimator)
     raw = explainer.shap_values(model_input)
     if isinstance(raw, list):
@@ -143,7 +143,7 @@ def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFr
     """SHAP values for `frame`'s rows in terms of the bundle's original feature columns."""
     try:
         return _tree_explanation(bundle, frame)
-    except Exception as exc:  # noqa: BLE001 - not a tree model (or SHAP cannot read it): use the generic path
+    except Exception as exc:
         logger.info("TreeExplainer unavailable for %s (%s); using permutation SHAP", bundle.best_estimator, exc)
     bg = frame if background is None else background
     return _permutation_explanation(bundle, frame, bg.sample(min(len(bg), BACKGROUND_ROWS), random_state=0))

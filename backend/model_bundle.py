@@ -118,7 +118,7 @@ class ModelBundle:
         if sha256_bytes(content) != expected_sha256:
             raise ArtifactIntegrityError("A model file does not match the checksum Flurry recorded; it was not loaded.",
                                          hint="Retrain the model.")
-        bundle = pickle.loads(content)  # noqa: S301 - bytes verified against the sha256 we wrote
+        bundle = pickle.loads(content)
         if not isinstance(bundle, ModelBundle):
             raise ArtifactIntegrityError("A stored model file is not a Flurry model bundle.")
         return bundle

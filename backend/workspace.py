@@ -18,7 +18,8 @@ from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
 from backend.errors import TableNotFoundError
 from backend.registry import Registry
-from backend.task_detection import FeatureChoice, TargetSummary, suggest_features, summarize_target
+from backend.task_detection import FeatureChoice, TargetSummary, Task, suggest_features, summarize_target
+from backend.training.config import TrainConfig
 from backend.training.jobs import JobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.base import TableRef, Warehouse
@@ -45,6 +46,22 @@ class Workspace:
         rows = self.warehouse.row_count(table)
         summary = summarize_target(by_name[target], stats, rows)
         return summary, suggest_features(columns, stats, rows, target)
+
+    def train_config(self, table: TableRef, target: str, task: Task, features: list[str], metric: str,
+                     time_budget_s: int) -> TrainConfig:
+        """A training config for the table as it is now. Raises TableNotFoundError when the table or a chosen
+        column has gone, InvalidTrainingOptionError for options out of range."""
+        types = {c.name: c.sql_type for c in self.warehouse.describe(table)}
+        missing = [c for c in [target, *features] if c not in types]
+        if missing:
+            raise TableNotFoundError(
+                f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
+                hint="The table changed since you picked it; go back to the Target step.")
+        config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
+                             features=tuple((f, types[f]) for f in features), metric=metric,
+                             time_budget_s=int(time_budget_s))
+        config.validate()
+        return config
 
     def holdout_frame(self, model_id: str) -> pd.DataFrame:
         version = self.registry.get_model_version(model_id)

@@ -100,9 +100,9 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingR
     classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
     bundle = ModelBundle(
         task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
-        classes=classes, best_estimator=str(automl.best_estimator), flaml_task=automl._state.task,  # noqa: SLF001
-        transformer=automl._transformer, estimator=automl._trained_estimator,  # noqa: SLF001
-        label_transformer=automl._label_transformer, config=config.to_dict(),  # noqa: SLF001
+        classes=classes, best_estimator=str(automl.best_estimator), flaml_task=automl._state.task,
+        transformer=automl._transformer, estimator=automl._trained_estimator,
+        label_transformer=automl._label_transformer, config=config.to_dict(),
     )
     return _report(bundle, automl, config, train_frame, holdout)
 

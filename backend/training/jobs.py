@@ -7,6 +7,7 @@ directory: progress events as they appear, then the model version once its artif
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -245,10 +246,8 @@ class JobManager:
             process = self._processes.get(run_id)
             pid = process.pid if process is not None else run.worker_pid
             if pid and (process is not None or _process_alive(pid)):
-                try:
+                with contextlib.suppress(OSError):
                     os.killpg(pid, 15)
-                except OSError:
-                    pass
                 if process is not None:
                     try:
                         process.wait(timeout=5)

@@ -1,0 +1,39 @@
+"""Flurry: entry point. Page config, warehouse bootstrap, navigation and the shared sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend.errors import FlurryError
+from components import backend_calls as calls
+from components import state
+from components.sidebar import active_runs_panel
+
+st.set_page_config(page_title="Flurry", page_icon=":material/ac_unit:", layout="wide")
+
+try:
+    ws = calls.workspace()
+except FlurryError as exc:
+    st.error(f"{exc.message}  \n{exc.hint}", icon=":material/error:")
+    st.stop()
+
+pages = {
+    "Build a model": [
+        st.Page("pages/data.py", title="1 · Data", icon=":material/table:", url_path="data", default=True),
+        st.Page("pages/target.py", title="2 · Target", icon=":material/target:", url_path="target"),
+        st.Page("pages/train.py", title="3 · Train", icon=":material/model_training:", url_path="train"),
+        st.Page("pages/evaluate.py", title="4 · Evaluate & explain", icon=":material/insights:", url_path="evaluate"),
+        st.Page("pages/deploy.py", title="5 · Deploy", icon=":material/rocket_launch:", url_path="deploy"),
+    ],
+    "Share": [st.Page("pages/dashboard.py", title="Dashboards", icon=":material/dashboard:", url_path="dashboard")],
+}
+navigation = st.navigation(pages)
+
+with st.sidebar:
+    st.caption(f"Warehouse · {ws.config.display_name}")
+    table, target = state.table(), state.target()
+    if table is not None:
+        st.caption(f"Table · {table}" + (f" → predicting **{target}**" if target else ""))
+    active_runs_panel()
+
+navigation.run()

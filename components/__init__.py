@@ -1,0 +1,1 @@
+"""Reusable Streamlit widgets, figure builders, cached backend calls and session-state keys."""

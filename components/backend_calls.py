@@ -1,0 +1,86 @@
+"""The one module of cached calls into the backend. Writes and training are never cached.
+
+The workspace (connection, registry, job manager) is shared by every session via `st.cache_resource`;
+loaded model bundles likewise (they are immutable once verified). Reads that are slow and safe to reuse
+go through `st.cache_data`, keyed by the workspace identity.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from backend.config import WarehouseConfig, warehouse_config
+from backend.dashboard import DashboardData, dashboard_data
+from backend.deploy import load_bundle
+from backend.explain import Explanation, explain_rows
+from backend.model_bundle import ModelBundle
+from backend.registry import ModelVersion
+from backend.task_detection import FeatureChoice, TargetSummary
+from backend.warehouse.base import ColumnInfo, TableRef
+from backend.workspace import Workspace, open_workspace
+
+
+@st.cache_resource(show_spinner="Opening the warehouse…")
+def _workspace_for(config: WarehouseConfig) -> Workspace:
+    return open_workspace(config)
+
+
+def workspace() -> Workspace:
+    """The configured workspace, opened once per server process and shared by every session."""
+    return _workspace_for(warehouse_config())
+
+
+def list_schemas() -> list[str]:
+    return workspace().warehouse.list_schemas()
+
+
+def list_tables(schema: str) -> list[str]:
+    return workspace().warehouse.list_tables(schema)
+
+
+def describe(table: TableRef) -> list[ColumnInfo]:
+    return workspace().warehouse.describe(table)
+
+
+def row_count(table: TableRef) -> int:
+    return workspace().warehouse.row_count(table)
+
+
+def preview(table: TableRef, rows: int = 100) -> pd.DataFrame:
+    return workspace().warehouse.preview(table, rows)
+
+
+@st.cache_data(ttl=30, show_spinner="Profiling the target in the warehouse…")
+def target_summary(identity: str, table: TableRef, target: str) -> tuple[TargetSummary, list[FeatureChoice]]:
+    del identity  # part of the cache key only
+    return workspace().target_summary(table, target)
+
+
+@st.cache_resource(max_entries=16)
+def bundle(model_id: str) -> ModelBundle:
+    return load_bundle(workspace().registry, model_id)
+
+
+def model_version(model_id: str) -> ModelVersion:
+    return workspace().registry.get_model_version(model_id)
+
+
+def model_versions() -> list[ModelVersion]:
+    return workspace().registry.list_model_versions()
+
+
+@st.cache_data(max_entries=16, show_spinner="Loading holdout rows…")
+def holdout(model_id: str) -> pd.DataFrame:
+    return workspace().holdout_frame(model_id)
+
+
+@st.cache_data(max_entries=64, show_spinner="Explaining this prediction with SHAP…")
+def explain_holdout_row(model_id: str, row: int) -> Explanation:
+    frame = holdout(model_id)
+    return explain_rows(bundle(model_id), frame.iloc[[row]], background=frame)
+
+
+def dashboard(model_id: str) -> DashboardData:
+    ws = workspace()
+    return dashboard_data(ws.warehouse, ws.registry, model_id)

@@ -1,0 +1,63 @@
+"""The one home of session state: an Enum of keys and typed accessors.
+
+Widget values are forgotten when a page stops drawing the widget, so wizard choices that must survive a
+page change are copied into these plain keys.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import streamlit as st
+
+from backend.task_detection import Task
+from backend.warehouse.base import TableRef
+
+
+class Key(enum.StrEnum):
+    TABLE = "wizard.table"
+    TARGET = "wizard.target"
+    TASK = "wizard.task"
+    FEATURES = "wizard.features"
+    RUN_ID = "wizard.run_id"
+    MODEL_ID = "wizard.model_id"
+    FUNCTION_NAME = "wizard.function_name"
+
+
+def get(key: Key, default: Any = None) -> Any:
+    return st.session_state.get(key.value, default)
+
+
+def put(key: Key, value: Any) -> None:
+    st.session_state[key.value] = value
+
+
+def clear(*keys: Key) -> None:
+    for key in keys:
+        st.session_state.pop(key.value, None)
+
+
+def table() -> TableRef | None:
+    value = get(Key.TABLE)
+    return value if isinstance(value, TableRef) else None
+
+
+def select_table(ref: TableRef) -> None:
+    """Choose a table; choices downstream of it no longer apply."""
+    if table() != ref:
+        put(Key.TABLE, ref)
+        clear(Key.TARGET, Key.TASK, Key.FEATURES)
+
+
+def target() -> str | None:
+    return get(Key.TARGET)
+
+
+def task() -> Task | None:
+    value = get(Key.TASK)
+    return Task(value) if value else None
+
+
+def features() -> list[str]:
+    return list(get(Key.FEATURES, []) or [])

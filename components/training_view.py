@@ -1,0 +1,74 @@
+"""Live training progress and the leaderboard, drawn from persisted run events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from backend.metrics import METRICS
+from backend.registry import RunState
+from backend.training.jobs import RunProgress
+from components import backend_calls as calls
+from components import charts
+
+
+def _progress_body(progress: RunProgress) -> None:
+    run = progress.run
+    metric = METRICS[run.metric]
+    budget = run.time_budget
+    elapsed = min(progress.elapsed, float(budget))
+    st.progress(elapsed / budget if budget else 0.0,
+                text=f"{run.state.value.title()} · {elapsed:.0f} s of {budget} s")
+    cols = st.columns(3)
+    cols[0].metric("Trials done", len(progress.trials))
+    best = progress.best_score
+    cols[1].metric(f"Best {metric.label}", "—" if best is None else f"{best:.4f}")
+    cols[2].metric("Trying now", progress.current_estimator or "starting…")
+    if run.rows_used is not None:
+        dropped = f"; {run.rows_dropped:,} rows without a target left out" if run.rows_dropped else ""
+        st.caption(f"Training on {run.rows_used:,} rows{dropped}.")
+    if progress.trials:
+        st.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
+
+
+def live_progress(run_id: str) -> None:
+    """Show a run's progress, refreshing every second while it trains."""
+    jobs = calls.workspace().jobs
+
+    @st.fragment(run_every=timedelta(seconds=1))
+    def refresh() -> None:
+        progress = jobs.progress(run_id)
+        _progress_body(progress)
+        if progress.run.state.is_final:
+            st.rerun()  # hand over to the full page, which shows the result
+
+    first = jobs.progress(run_id)
+    if first.run.state.is_final:
+        show_result(first)
+    else:
+        if st.button("Cancel training", key="train.cancel"):
+            jobs.cancel(run_id)
+            st.rerun()
+        refresh()
+
+
+def show_result(progress: RunProgress) -> None:
+    run = progress.run
+    if run.state is RunState.SUCCEEDED and progress.model_id:
+        version = calls.model_version(progress.model_id)
+        metric = METRICS[run.metric]
+        st.success(f"Training finished: the best model is **{version.best_estimator}** "
+                   f"after {len(progress.trials)} trials.")
+        _progress_body(progress)
+        st.subheader("Leaderboard (best validation score per model family)")
+        board = pd.DataFrame(version.leaderboard).rename(columns={"score": metric.label})
+        board.insert(0, "chosen", board["estimator"] == version.best_estimator)
+        st.dataframe(board, hide_index=True, width="stretch")
+        st.page_link("pages/evaluate.py", label="Next: evaluate and explain", icon=":material/arrow_forward:")
+    elif run.state is RunState.CANCELLED:
+        st.warning("This run was cancelled; no model was kept.")
+    else:
+        st.error(f"This run ended {run.state.value.lower()}: {run.message or 'no reason was recorded.'}  \n"
+                 "Adjust the options and press Start to try again.", icon=":material/error:")

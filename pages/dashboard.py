@@ -1,0 +1,52 @@
+"""Shared dashboard (read-only): a deployed model's quality, drivers and latest scores. Linked per model."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from backend.metrics import METRICS
+from components import backend_calls as calls
+from components import charts
+from components.feedback import user_errors
+from components.pickers import describe_version
+
+st.title("Model dashboard")
+with user_errors("open the dashboard"):
+    model_id = st.query_params.get("model")
+    if not model_id:
+        deployed = {d.model_id for d in calls.workspace().registry.list_deployments()}
+        versions = [v for v in calls.model_versions() if v.model_id in deployed]
+        if not versions:
+            st.info("No model has been deployed yet. Deploy one on the Deploy step to get its dashboard.")
+            st.stop()
+        choice = st.selectbox("Deployed model", versions, format_func=describe_version, key="dashboard.model")
+        st.query_params["model"] = choice.model_id
+        model_id = choice.model_id
+
+    data = calls.dashboard(model_id)
+    version = data.version
+    st.caption(f"{version.name} · {version.task} · best model {version.best_estimator} · "
+               f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
+
+    st.subheader("Quality on holdout rows")
+    report = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
+    cols = st.columns(len(report))
+    for col, (name, values) in zip(cols, report.items(), strict=True):
+        col.metric(METRICS[name].label, f"{values['model']:.4f}", f"baseline {values['baseline']:.4f}",
+                   delta_color="off", help=METRICS[name].explanation)
+
+    st.subheader("Top drivers")
+    if version.importance:
+        st.plotly_chart(charts.importance_bar(pd.DataFrame(version.importance), top=10), width="stretch")
+
+    st.subheader("Latest scores")
+    if data.score_distribution is not None and data.latest is not None:
+        st.caption(f"{data.latest.scored_rows:,} rows scored into {data.latest.scored_table} "
+                   f"at {data.latest.scored_at:%Y-%m-%d %H:%M} UTC by {data.latest.function_name}.")
+        st.plotly_chart(charts.score_distribution(data.score_distribution, numeric=version.task == "regression"),
+                        width="stretch")
+    else:
+        st.info(data.note)
+    if data.deployments:
+        st.caption("SQL functions: " + ", ".join(d.function_name for d in data.deployments))

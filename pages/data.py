@@ -1,0 +1,47 @@
+"""Step 1 · Data: pick a schema and a table; see its size, columns and first rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from backend.warehouse.base import TableRef
+from components import backend_calls as calls
+from components import state
+from components.feedback import user_errors
+
+st.title("Pick the data to learn from")
+st.caption("Flurry reads only aggregates and a preview here; your table stays in the warehouse.")
+
+with user_errors("list the warehouse's tables"):
+    schemas = calls.list_schemas()
+    if not schemas:
+        st.info("The warehouse has no tables yet. Load a table into it, then come back.")
+        st.stop()
+    current = state.table()
+    schema = st.selectbox("Schema", schemas, key="data.schema",
+                          index=schemas.index(current.schema) if current and current.schema in schemas else 0)
+    tables = calls.list_tables(schema)
+    if not tables:
+        st.info(f"The schema {schema} has no tables.")
+        st.stop()
+    default = tables.index(current.name) if current and current.schema == schema and current.name in tables else 0
+    name = st.selectbox("Table", tables, index=default, key="data.table")
+    chosen = TableRef(schema, name)
+    state.select_table(chosen)
+
+    columns = calls.describe(chosen)
+    rows = calls.row_count(chosen)
+    left, right = st.columns(2)
+    left.metric("Rows", f"{rows:,}")
+    right.metric("Columns", f"{len(columns):,}")
+    if rows == 0:
+        st.warning("This table has no rows, so there is nothing to learn from. Pick another table.")
+
+    st.subheader("Columns")
+    st.dataframe(pd.DataFrame([{"column": c.name, "type": c.sql_type, "kind": c.kind,
+                                "nullable": c.nullable} for c in columns]),
+                 hide_index=True, width="stretch")
+    st.subheader("First rows")
+    st.dataframe(calls.preview(chosen, 100), hide_index=True, width="stretch")
+    st.page_link("pages/target.py", label="Next: choose what to predict", icon=":material/arrow_forward:")

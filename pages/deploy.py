@@ -1,0 +1,63 @@
+"""Step 5 · Deploy: make the model callable from SQL and score a table into a new table."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend.deploy import DeployedFunctions, default_function_name, deploy, score_table
+from backend.identifiers import validate_table_name
+from backend.warehouse.base import TableRef
+from components import backend_calls as calls
+from components import state
+from components.feedback import user_errors
+from components.pickers import pick_model
+
+st.title("Put the model to work")
+version = pick_model("deploy.model")
+if version is None:
+    st.stop()
+ws = calls.workspace()
+
+st.subheader("1 · A SQL function")
+deployed = ws.registry.list_deployments(version.model_id)
+name = st.text_input("Function name", value=deployed[0].function_name if deployed else default_function_name(version),
+                     key=f"deploy.function.{version.model_id}", max_chars=63,
+                     help="Lower-case letters, digits and underscores.")
+if st.button("Deploy as a SQL function", type="primary", key="deploy.deploy"):
+    with user_errors("deploy the model"):
+        functions = deploy(ws.warehouse, ws.registry, version.model_id, name.strip())
+        state.put(state.Key.FUNCTION_NAME, functions.predict)
+        st.success(f"Deployed. Call {functions.predict}(…) from SQL in this warehouse.")
+
+deployed = ws.registry.list_deployments(version.model_id)
+if not deployed:
+    st.stop()
+function = deployed[0].function_name
+with user_errors("show the SQL example"):
+    bundle = calls.bundle(version.model_id)
+    example = DeployedFunctions(function, f"{function}_proba" if bundle.is_classification else None)
+    st.code(example.example_sql(version.feature_names, version.table), language="sql")
+
+st.subheader("2 · Score a table")
+with user_errors("list tables to score"):
+    schemas = calls.list_schemas()
+    source_schema = st.selectbox("Schema of the table to score", schemas, key="deploy.source_schema",
+                                 index=schemas.index(version.table.schema) if version.table.schema in schemas else 0)
+    tables = calls.list_tables(source_schema)
+    source_name = st.selectbox("Table to score", tables, key="deploy.source_table",
+                               index=tables.index(version.table.name) if version.table.name in tables else 0)
+    out_schema = st.text_input("Write the scores into schema", value="scores", key="deploy.out_schema")
+    out_name = st.text_input("…as a new table", value=f"{source_name}_scored", key="deploy.out_table")
+    overwrite = st.checkbox("Replace it if it already exists", key="deploy.overwrite")
+    if st.button("Score the table", key="deploy.score"):
+        with st.spinner("Scoring in batches…"):
+            output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
+            result = score_table(ws.warehouse, ws.registry, function, TableRef(source_schema, source_name), output,
+                                 overwrite=overwrite)
+        st.success(f"Scored {result.rows:,} rows into {result.table}.")
+        st.dataframe(ws.warehouse.preview(result.table, 20), hide_index=True, width="stretch")
+
+st.subheader("3 · Share")
+st.page_link("pages/dashboard.py", label="Open this model's dashboard", icon=":material/dashboard:",
+             query_params={"model": version.model_id})
+st.caption(f"Shareable link: /dashboard?model={version.model_id}")

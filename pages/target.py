@@ -1,0 +1,60 @@
+"""Step 2 · Target: pick the column to predict, confirm the task, choose the feature columns."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from backend.task_detection import Task, check_task_override
+from components import backend_calls as calls
+from components import state
+from components.feedback import user_errors
+
+st.title("What should the model predict?")
+table = state.table()
+if table is None:
+    st.info("First pick a table on the Data step.")
+    st.page_link("pages/data.py", label="Go to Data", icon=":material/table:")
+    st.stop()
+
+with user_errors("read the table's columns"):
+    columns = calls.describe(table)
+    names = [c.name for c in columns]
+    saved = state.target()
+    target = st.selectbox("Column to predict (the target)", names, key="target.column",
+                          index=names.index(saved) if saved in names else None,
+                          placeholder="Choose a column…")
+    if target is None:
+        st.stop()
+    if target != saved:
+        state.put(state.Key.TARGET, target)
+        state.clear(state.Key.TASK, state.Key.FEATURES)
+
+    summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
+    if summary.null_rows:
+        st.warning(f"{summary.null_rows:,} of {summary.rows:,} rows have no value for {target!r}; "
+                   f"they will be left out of training ({summary.usable_rows:,} rows remain).")
+    tasks = list(Task)
+    chosen_task = state.task() or summary.detected_task
+    task = st.radio("Kind of prediction", tasks, index=tasks.index(chosen_task), key="target.task",
+                    format_func=lambda t: t.label + (" · detected" if t is summary.detected_task else ""))
+    check_task_override(summary, next(c for c in columns if c.name == target), task)
+    state.put(state.Key.TASK, task.value)
+
+    st.subheader("Columns the model may use")
+    st.caption("Flurry leaves out columns that cannot help; tick or untick any column to change that.")
+    saved_features = state.get(state.Key.FEATURES)
+    editor = pd.DataFrame([{
+        "use": (c.name in saved_features) if saved_features is not None else c.include,
+        "column": c.name, "type": c.sql_type, "why left out": c.reason} for c in choices])
+    edited = st.data_editor(editor, hide_index=True, width="stretch", key=f"target.features.{table}.{target}",
+                            disabled=["column", "type", "why left out"],
+                            column_config={"use": st.column_config.CheckboxColumn("use")})
+    selected = edited.loc[edited["use"], "column"].tolist()
+    state.put(state.Key.FEATURES, selected)
+    if not selected:
+        st.error("Select at least one column for the model to learn from.")
+        st.stop()
+    st.success(f"{summary.detected_task.label if task is summary.detected_task else task.label} of "
+               f"**{target}** from {len(selected)} column(s).")
+    st.page_link("pages/train.py", label="Next: train", icon=":material/arrow_forward:")

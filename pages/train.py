@@ -1,0 +1,41 @@
+"""Step 3 · Train: choose a time budget and a metric, start AutoML, watch it, see the leaderboard."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend.metrics import METRICS, METRICS_BY_TASK, default_metric
+from backend.training.config import DEFAULT_TIME_BUDGET_S
+from components import backend_calls as calls
+from components import state
+from components.feedback import user_errors
+from components.training_view import live_progress
+
+st.title("Train a model")
+table, target, task, features = state.table(), state.target(), state.task(), state.features()
+if table is None or target is None or task is None or not features:
+    st.info("First pick a table and what to predict.")
+    st.page_link("pages/target.py", label="Go to Target", icon=":material/target:")
+    st.stop()
+
+st.caption(f"Predicting **{target}** in {table} ({task.label.lower()}) from {len(features)} column(s).")
+budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",
+                         help="AutoML tries models until the budget runs out. 60 s is plenty for most tables.")
+metrics = METRICS_BY_TASK[task]
+metric = st.selectbox("Optimise for", metrics, index=metrics.index(default_metric(task)), key="train.metric",
+                      format_func=lambda m: METRICS[m].label)
+st.caption(METRICS[metric].explanation)
+
+if st.button("Start training", type="primary", key="train.start"):
+    with user_errors("start training"):
+        config = calls.workspace().train_config(table, target, task, features, metric, int(budget))
+        state.put(state.Key.RUN_ID, calls.workspace().jobs.start(config))
+        state.clear(state.Key.MODEL_ID)
+
+run_id = state.get(state.Key.RUN_ID)
+if run_id:
+    with user_errors("show the training progress"):
+        progress = calls.workspace().jobs.progress(run_id)
+        if progress.model_id:
+            state.put(state.Key.MODEL_ID, progress.model_id)
+        live_progress(run_id)

@@ -1,0 +1,80 @@
+"""Shared fixtures: real DuckDB files in temporary directories, real FLAML fits on small budgets."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backend.config import WarehouseConfig
+from backend.metrics import default_metric
+from backend.registry import RunState
+from backend.training.jobs import RunProgress
+from backend.warehouse.base import TableRef
+from backend.workspace import Workspace, open_workspace
+
+FAST_BUDGET_S = 3
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Nothing a test does may touch the user's real Flurry data directory."""
+    path = tmp_path_factory.mktemp("flurry-data")
+    old = os.environ.get("FLURRY_DATA_DIR")
+    os.environ["FLURRY_DATA_DIR"] = str(path)
+    yield
+    if old is None:
+        os.environ.pop("FLURRY_DATA_DIR", None)
+    else:
+        os.environ["FLURRY_DATA_DIR"] = old
+
+
+def make_workspace(path: Path, *, seed_demo: bool = True) -> Workspace:
+    return open_workspace(WarehouseConfig("duckdb", str(path)), seed_demo=seed_demo)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    ws = make_workspace(tmp_path / "w.duckdb")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def empty_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    ws = make_workspace(tmp_path / "e.duckdb", seed_demo=False)
+    ws.warehouse.ensure_schema("lab")
+    yield ws
+    ws.close()
+
+
+def put_table(ws: Workspace, name: str, frame: pd.DataFrame, schema: str = "lab") -> TableRef:
+    ref = TableRef(schema, name)
+    ws.warehouse.ensure_schema(schema)
+    ws.warehouse.write_table(ref, frame)
+    return ref
+
+
+def wait_for(ws: Workspace, run_id: str, timeout: float = 120.0) -> RunProgress:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress = ws.jobs.progress(run_id)
+        if progress.run.state.is_final:
+            return progress
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s")
+
+
+def train_and_wait(ws: Workspace, table: TableRef, target: str, *, budget: int = FAST_BUDGET_S,
+                   features: list[str] | None = None) -> RunProgress:
+    summary, choices = ws.target_summary(table, target)
+    chosen = features if features is not None else [c.name for c in choices if c.include]
+    config = ws.train_config(table, target, summary.detected_task, chosen, default_metric(summary.detected_task),
+                             budget)
+    progress = wait_for(ws, ws.jobs.start(config))
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    return progress

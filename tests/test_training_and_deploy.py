@@ -1,0 +1,183 @@
+"""The whole backend path on real DuckDB, real FLAML fits (small budgets) and real SHAP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.deploy import default_function_name, deploy, load_bundle, score_table
+from backend.errors import (
+    ArtifactIntegrityError,
+    DeploymentError,
+    InvalidTargetError,
+    InvalidTrainingOptionError,
+    TableNotFoundError,
+)
+from backend.identifiers import quote_ident
+from backend.registry import RunState
+from backend.task_detection import Task
+from backend.training.jobs import RunProgress
+from backend.warehouse.base import TableRef
+from backend.workspace import Workspace
+from tests.conftest import make_workspace, put_table, train_and_wait
+
+PENGUINS = TableRef("demo", "penguins")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Workspace, RunProgress]]:
+    path = tmp_path_factory.mktemp("trained") / "w.duckdb"
+    ws = make_workspace(path)
+    progress = train_and_wait(ws, PENGUINS, "species")
+    yield path, ws, progress
+    ws.close()
+
+
+def sql_call(function: str, features: list[str], table: TableRef) -> str:
+    args = ", ".join(quote_ident(f) for f in features)
+    return f"SELECT {function}({args}) AS p FROM {quote_ident(table.schema)}.{quote_ident(table.name)}"
+
+
+def test_training_persists_run_events_and_a_verified_model_version(trained) -> None:
+    _, ws, progress = trained
+    assert progress.run.state is RunState.SUCCEEDED
+    assert len(progress.trials) > 0 and progress.trials[-1].elapsed > 0
+    assert progress.best_per_estimator()
+    version = ws.registry.get_model_version(progress.model_id)
+    assert version.task == Task.MULTICLASS.value and version.best_estimator
+    assert 0.5 < version.metrics["accuracy"]["model"] <= 1.0
+    assert version.metrics["accuracy"]["model"] > version.metrics["accuracy"]["baseline"]
+    assert {row["feature"] for row in version.importance} <= set(version.feature_names)
+    assert version.importance[0]["importance"] > 0
+    assert {"python", "flaml", "lightgbm", "scikit-learn"} <= set(version.versions)
+    states = [e.payload["state"] for e in ws.registry.events(progress.run.run_id, "state")]
+    assert states == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert not Path(progress.run.job_dir).exists(), "job files are cleaned up"
+
+
+def test_sql_function_returns_exactly_what_predict_returns(trained) -> None:
+    _, ws, progress = trained
+    version = ws.registry.get_model_version(progress.model_id)
+    functions = deploy(ws.warehouse, ws.registry, version.model_id, "flurry_predict_penguin_species")
+    from_sql = ws.warehouse.query(sql_call(functions.predict, version.feature_names, PENGUINS))["p"].to_numpy()
+    bundle = load_bundle(ws.registry, version.model_id)
+    direct = bundle.predict(ws.warehouse.read_columns(PENGUINS, version.feature_names))
+    assert len(from_sql) == 344
+    assert list(from_sql) == list(direct)
+    proba = ws.warehouse.query(sql_call(functions.probability, version.feature_names, PENGUINS))["p"].to_numpy()
+    expected = bundle.predict_proba(ws.warehouse.read_columns(PENGUINS, version.feature_names)).max(axis=1)
+    np.testing.assert_allclose(proba, expected)
+
+
+def test_batch_scoring_writes_a_table_and_refuses_to_clobber(trained) -> None:
+    _, ws, progress = trained
+    version = ws.registry.get_model_version(progress.model_id)
+    deploy(ws.warehouse, ws.registry, version.model_id, "flurry_predict_penguin_species")
+    out = TableRef("scores", "penguins scored")  # a name with a space, quoted everywhere
+    result = score_table(ws.warehouse, ws.registry, "flurry_predict_penguin_species", PENGUINS, out)
+    assert result.rows == 344
+    scored = ws.warehouse.preview(out, 1000)
+    bundle = load_bundle(ws.registry, version.model_id)
+    assert list(scored["prediction"]) == list(bundle.predict(scored))
+    assert scored["probability"].between(0, 1).all()
+    with pytest.raises(DeploymentError, match="already exists"):
+        score_table(ws.warehouse, ws.registry, "flurry_predict_penguin_species", PENGUINS, out)
+    with pytest.raises(DeploymentError, match="cannot overwrite the table being scored"):
+        score_table(ws.warehouse, ws.registry, "flurry_predict_penguin_species", PENGUINS, PENGUINS, overwrite=True)
+
+
+def test_failed_scoring_leaves_the_previous_output_intact(trained) -> None:
+    _, ws, progress = trained
+    deploy(ws.warehouse, ws.registry, progress.model_id, "flurry_predict_penguin_species")
+    out = TableRef("scores", "kept")
+    score_table(ws.warehouse, ws.registry, "flurry_predict_penguin_species", PENGUINS, out)
+    broken = put_table(ws, "no_features", pd.DataFrame({"island": ["Dream"], "other": [1]}))
+    with pytest.raises(DeploymentError, match="lacks the model's input"):
+        score_table(ws.warehouse, ws.registry, "flurry_predict_penguin_species", broken, out, overwrite=True)
+    assert ws.warehouse.row_count(out) == 344
+
+
+def test_models_and_functions_survive_a_restart(trained) -> None:
+    path, ws, progress = trained
+    deploy(ws.warehouse, ws.registry, progress.model_id, "flurry_predict_penguin_species")
+    features = ws.registry.get_model_version(progress.model_id).feature_names
+    before = ws.warehouse.query(sql_call("flurry_predict_penguin_species", features, PENGUINS))["p"].tolist()
+    ws.close()
+    reopened = make_workspace(path)
+    try:
+        assert reopened.registry.get_run(progress.run.run_id).state is RunState.SUCCEEDED
+        assert reopened.registry.get_model_version(progress.model_id).model_id == progress.model_id
+        after = reopened.warehouse.query(sql_call("flurry_predict_penguin_species", features, PENGUINS))["p"].tolist()
+        assert after == before
+    finally:
+        reopened.close()
+        # hand the module fixture a live connection again
+        trained_ws = make_workspace(path)
+        ws.warehouse = trained_ws.warehouse
+        ws.registry = trained_ws.registry
+        ws.jobs = trained_ws.jobs
+
+
+def test_a_tampered_model_artifact_is_never_loaded(trained) -> None:
+    _, ws, progress = trained
+    ws.warehouse.execute(
+        'UPDATE "FLURRY".artifacts SET content = ? WHERE model_id = ? AND name = ?',
+        [b"not a model", progress.model_id, "bundle"])
+    with pytest.raises(ArtifactIntegrityError):
+        load_bundle(ws.registry, progress.model_id)
+
+
+def test_regression_with_text_columns(workspace: Workspace) -> None:
+    progress = train_and_wait(workspace, TableRef("demo", "diamond_prices"), "price")
+    version = workspace.registry.get_model_version(progress.model_id)
+    assert version.metrics["r2"]["model"] > 0.8
+    name = default_function_name(version)
+    deploy(workspace.warehouse, workspace.registry, version.model_id, name)
+    table = TableRef("demo", "diamond_prices")
+    head = workspace.warehouse.query(sql_call(name, version.feature_names, table) + " LIMIT 500")["p"].to_numpy()
+    direct = load_bundle(workspace.registry, version.model_id).predict(
+        workspace.warehouse.read_columns(table, version.feature_names, limit=500))
+    assert np.array_equal(head, direct)
+
+
+def test_rows_without_a_target_are_dropped_and_counted(empty_workspace: Workspace) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=200)
+    frame = pd.DataFrame({"x": x, "colour": rng.choice(["red", "blue"], 200), "y": np.where(x > 0, "up", "down")})
+    frame.loc[:24, "y"] = None
+    table = put_table(empty_workspace, "partly_labelled", frame)
+    progress = train_and_wait(empty_workspace, table, "y", budget=2)
+    assert (progress.run.rows_used, progress.run.rows_dropped) == (175, 25)
+
+
+def test_budget_out_of_range_is_refused_before_any_run(workspace: Workspace) -> None:
+    for budget in (0, 1, 100_000):
+        with pytest.raises(InvalidTrainingOptionError, match="between"):
+            workspace.train_config(PENGUINS, "species", Task.MULTICLASS, ["island"], "log_loss", budget)
+    assert workspace.registry.list_runs() == []
+
+
+def test_a_dropped_table_is_reported_not_crashed(workspace: Workspace) -> None:
+    table = put_table(workspace, "short_lived", pd.DataFrame({"a": [1, 2, 3] * 10, "b": ["x", "y", "z"] * 10}))
+    config = workspace.train_config(table, "b", Task.MULTICLASS, ["a"], "log_loss", 5)
+    workspace.warehouse.drop_table(table)
+    with pytest.raises(TableNotFoundError, match="does not exist"):
+        workspace.jobs.start(config)
+    with pytest.raises(TableNotFoundError):
+        workspace.target_summary(table, "b")
+    assert workspace.registry.list_runs() == []
+
+
+def test_too_few_labelled_rows_fail_the_run_with_a_reason(empty_workspace: Workspace) -> None:
+    frame = pd.DataFrame({"x": range(30), "y": ["a", "b"] + [None] * 28})
+    table = put_table(empty_workspace, "sparse", frame)
+    config = empty_workspace.train_config(table, "y", Task.BINARY, ["x"], "roc_auc", 5)
+    with pytest.raises(InvalidTargetError, match="Only 2 rows"):
+        empty_workspace.jobs.start(config)
+    (run,) = empty_workspace.registry.list_runs()
+    assert run.state is RunState.FAILED and "Only 2 rows" in run.message
+    assert empty_workspace.registry.list_model_versions() == []
