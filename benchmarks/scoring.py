@@ -1,0 +1,59 @@
+"""Scoring throughput: the SQL function and the batch scorer against the model's raw `predict`.
+
+Prints ratios (Flurry's rows/s divided by raw predict rows/s in the same run), since the machine is shared.
+Keys: udf_vs_predict, batch_vs_predict, rows.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from backend.config import WarehouseConfig
+from backend.deploy import deploy, load_bundle, score_table
+from backend.metrics import default_metric
+from backend.warehouse.base import TableRef
+from backend.workspace import open_workspace
+
+TABLE = TableRef("demo", "diamond_prices")
+
+
+def main() -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = open_workspace(WarehouseConfig("duckdb", str(Path(tmp) / "bench.duckdb")))
+        summary, choices = ws.target_summary(TABLE, "price")
+        config = ws.train_config(TABLE, "price", summary.detected_task, [c.name for c in choices if c.include],
+                                 default_metric(summary.detected_task), 10)
+        run_id = ws.jobs.start(config)
+        while not (progress := ws.jobs.progress(run_id)).run.state.is_final:
+            time.sleep(0.5)
+        model_id = progress.model_id
+        assert model_id, progress.run.message
+        bundle = load_bundle(ws.registry, model_id)
+        features = bundle.feature_names
+        deploy(ws.warehouse, ws.registry, model_id, "bench_predict")
+        ws.warehouse.execute('CREATE TABLE demo.big AS SELECT * FROM demo.diamond_prices, range(10)')
+        big = TableRef("demo", "big")
+        frame = ws.warehouse.read_columns(big, features)
+        rows = len(frame)
+
+        start = time.perf_counter()
+        bundle.predict(frame)
+        raw = time.perf_counter() - start
+
+        args = ", ".join(f'"{f}"' for f in features)
+        start = time.perf_counter()
+        ws.warehouse.query(f'SELECT sum(bench_predict({args})) AS s FROM demo.big')
+        udf = time.perf_counter() - start
+
+        start = time.perf_counter()
+        score_table(ws.warehouse, ws.registry, "bench_predict", big, TableRef("demo", "big_scored"))
+        batch = time.perf_counter() - start
+        ws.close()
+    return {"rows": rows, "udf_vs_predict": raw / udf, "batch_vs_predict": raw / batch}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))  # noqa: T201 - the benchmark's output contract

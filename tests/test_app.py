@@ -1,0 +1,146 @@
+"""The wizard driven headlessly with Streamlit's AppTest, by widget keys, on a real temporary warehouse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend.config import WarehouseConfig
+from tests.conftest import FAST_BUDGET_S, make_workspace, put_table
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["pages/data.py", "pages/target.py", "pages/train.py", "pages/evaluate.py", "pages/deploy.py",
+         "pages/dashboard.py"]
+
+
+@pytest.fixture
+def warehouse_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "app.duckdb"
+    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
+    yield path
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return " ".join(str(e.value) for e in getattr(at, kind))
+
+
+@pytest.mark.usefixtures("warehouse_file")
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_on_a_fresh_warehouse(page: str) -> None:
+    at = goto(new_app(), page)
+    assert at.title, f"{page} drew no title"
+    assert not at.error, texts(at, "error")
+
+
+@pytest.mark.usefixtures("warehouse_file")
+def test_main_path_from_table_to_dashboard() -> None:
+    at = new_app()
+    assert "demo" in at.selectbox(key="data.schema").options
+    at.selectbox(key="data.table").set_value("penguins").run()
+    assert "344" in texts(at, "metric")
+
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("species").run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert at.radio(key="target.task").value.value == "multiclass"
+    assert "penguin_id" not in at.session_state["wizard.features"]
+    assert "island" in at.session_state["wizard.features"]
+
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(FAST_BUDGET_S)
+    at.button(key="train.start").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    deadline = time.monotonic() + 90
+    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+        assert not at.exception, at.exception
+    assert "wizard.model_id" in at.session_state, "training did not finish"
+    at.run()
+    assert "Training finished" in texts(at, "success")
+    assert len(at.dataframe) >= 1  # the leaderboard
+
+    goto(at, "pages/evaluate.py")
+    labels = [m.label for m in at.metric]
+    assert "Accuracy" in labels and "Predicted" in labels
+    at.number_input(key="evaluate.row").set_value(3).run()
+    assert not at.exception
+
+    goto(at, "pages/deploy.py")
+    at.button(key="deploy.deploy").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert "Deployed" in texts(at, "success")
+    at.button(key="deploy.score").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert "Scored 344 rows" in texts(at, "success")
+
+    model_id = at.session_state["wizard.model_id"]
+    at.query_params["model"] = model_id
+    goto(at, "pages/dashboard.py")
+    assert not at.error, texts(at, "error")
+    assert "344 rows scored" in texts(at, "caption")
+
+
+def test_bad_inputs_get_plain_messages(warehouse_file: Path) -> None:
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "flat", pd.DataFrame({"x": range(20), "same": ["only"] * 20, "nothing": [None] * 20}))
+    put_table(ws, "no_rows", pd.DataFrame({"x": pd.Series([], dtype=float), "y": pd.Series([], dtype=str)}))
+    ws.close()
+
+    at = new_app()
+    at.selectbox(key="data.schema").set_value("lab").run()
+    at.selectbox(key="data.table").set_value("flat").run()
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("same").run()
+    assert "same value in every row" in texts(at, "error")
+    at.selectbox(key="target.column").set_value("nothing").run()
+    assert "empty" in texts(at, "error")
+
+    goto(at, "pages/data.py")
+    at.selectbox(key="data.table").set_value("no_rows").run()
+    assert "no rows" in texts(at, "warning")
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("y").run()
+    assert "no rows" in texts(at, "error")
+    assert not at.exception
+
+
+def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "brief", pd.DataFrame({"x": [1, 2, 3, 4] * 10, "y": ["a", "b"] * 20}))
+    ws.close()
+    at = new_app()
+    at.selectbox(key="data.schema").set_value("lab").run()
+    at.selectbox(key="data.table").set_value("brief").run()
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("y").run()
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(100_000)
+    at.button(key="train.start").click().run()
+    assert "between" in texts(at, "error")
+
+    from components.backend_calls import _workspace_for
+
+    _workspace_for(WarehouseConfig("duckdb", str(warehouse_file))).warehouse.execute('DROP TABLE "lab"."brief"')
+    at.number_input(key="train.budget").set_value(10)
+    at.button(key="train.start").click().run()
+    assert "does not exist" in texts(at, "error")
+    assert not at.exception

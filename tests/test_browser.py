@@ -1,0 +1,140 @@
+"""One real-browser walk through the main path: streamlit run + headless Chromium (Debian's) via Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.deploy import load_bundle
+from backend.warehouse.base import TableRef
+from tests.conftest import FAST_BUDGET_S, make_workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _chromium_or_skip() -> str:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{CHROMIUM} is missing; .ci/run must install Debian's chromium package")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, url: str, db: Path, process: subprocess.Popen[bytes]) -> None:
+        self.url, self.db, self.process = url, db, process
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port, db = _free_port(), tmp_path / "browser.duckdb"
+    env = {**os.environ, "FLURRY_WAREHOUSE": f"duckdb:///{db}", "FLURRY_DATA_DIR": str(tmp_path)}
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("streamlit did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+        yield Server(url, db, process)
+    finally:
+        Server(url, db, process).stop()
+        log.close()
+
+
+def _pick(page, label: str, option: str) -> None:  # noqa: ANN001 - playwright Page
+    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_main_path_in_a_real_browser(server: Server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium_or_skip()
+    url, db = server.url, server.db
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(url)
+            page.get_by_text("Pick the data to learn from").wait_for()
+            _pick(page, "Table", "penguins")
+            page.get_by_text("344", exact=True).wait_for()
+
+            page.get_by_role("link", name="2 · Target").click()
+            page.get_by_text("What should the model predict?").wait_for()
+            _pick(page, "Column to predict", "species")
+            page.get_by_text("Multiclass classification (several categories) · detected").wait_for()
+
+            page.get_by_role("link", name="3 · Train").click()
+            budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
+            budget.fill(str(FAST_BUDGET_S))
+            budget.press("Enter")
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_text("Training finished").wait_for(timeout=120_000)
+
+            page.get_by_role("link", name="5 · Deploy").click()
+            page.get_by_role("button", name="Deploy as a SQL function").click()
+            page.get_by_text("Deployed.").wait_for(timeout=60_000)
+            page.get_by_role("button", name="Score the table").click()
+            page.get_by_text("Scored 344 rows").wait_for(timeout=60_000)
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    # The app holds the DuckDB file; checking it needs the server gone.
+    server.stop()
+    ws = make_workspace(db)
+    try:
+        scored = TableRef("scores", "penguins_scored")
+        assert ws.warehouse.table_exists(scored)
+        frame = ws.warehouse.preview(scored, 1000)
+        (version,) = ws.registry.list_model_versions()
+        assert list(frame["prediction"]) == list(load_bundle(ws.registry, version.model_id).predict(frame))
+    finally:
+        ws.close()
+
+
+def test_chromium_path_is_debians() -> None:
+    assert CHROMIUM == shutil.which("chromium") or not shutil.which("chromium")
