@@ -34,14 +34,6 @@ class Explanation:
     explained_class: list[object] | None
 
 
-def _original_column(transformed: str, originals: list[str]) -> str | None:
-    if transformed in originals:
-        return transformed
-    # FLAML expands datetime columns into parts named "<column>_<part>"
-    candidates = [o for o in originals if transformed.startswith(f"{o}_")]
-    return max(candidates, key=len) if candidates else None
-
-
 def _select_class(values: np.ndarray, base: np.ndarray, class_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.arange(values.shape[0])
     return values[rows, :, class_index], base[rows, class_index] if base.ndim == 2 else base[class_index]
@@ -72,14 +64,14 @@ def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
         base_rows = np.full(len(frame), base[-1])
         if bundle.is_classification:
             explained = [bundle.classes[-1]] * len(frame)
-    columns = list(getattr(model_input, "columns", bundle.feature_names))
-    return Explanation(_fold_to_originals(values, columns, bundle.feature_names, frame.index), base_rows, explained)
+    columns = [str(c) for c in model_input.columns]
+    return Explanation(_fold_to_originals(bundle, values, columns, frame.index), base_rows, explained)
 
 
-def _fold_to_originals(values: np.ndarray, columns: list[str], originals: list[str], index: pd.Index) -> pd.DataFrame:
-    folded = pd.DataFrame(0.0, index=index, columns=originals)
+def _fold_to_originals(bundle: ModelBundle, values: np.ndarray, columns: list[str], index: pd.Index) -> pd.DataFrame:
+    folded = pd.DataFrame(0.0, index=index, columns=bundle.feature_names)
     for j, col in enumerate(columns):
-        original = _original_column(str(col), originals)
+        original = bundle.original_name(col)
         if original is not None:
             folded[original] += values[:, j]
     return folded

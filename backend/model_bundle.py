@@ -53,6 +53,18 @@ def prepare_features(frame: pd.DataFrame, features: list[dict[str, str]]) -> pd.
     return pd.DataFrame(columns, index=frame.index)
 
 
+def model_column_names(count: int) -> list[str]:
+    """Positional names the learners see. Table columns may hold quotes, colons or unicode that LightGBM and
+    XGBoost reject in feature names; the bundle maps back to the real names for every user-facing output."""
+    return [f"c{i}" for i in range(count)]
+
+
+def to_model_frame(prepared: pd.DataFrame) -> pd.DataFrame:
+    renamed = prepared.copy(deep=False)
+    renamed.columns = model_column_names(prepared.shape[1])
+    return renamed
+
+
 @dataclass
 class ModelBundle:
     """A fitted FLAML pipeline with everything needed to score, explain and reproduce it."""
@@ -81,7 +93,16 @@ class ModelBundle:
 
     def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The frame as FLAML's trained estimator expects it (after our coercion and FLAML's transform)."""
-        return self.flaml_task.preprocess(prepare_features(frame, self.features), self.transformer)
+        prepared = to_model_frame(prepare_features(frame, self.features))
+        return self.flaml_task.preprocess(prepared, self.transformer)
+
+    def original_name(self, model_column: str) -> str | None:
+        """The table column a learner's input column comes from (FLAML adds `<column>_<part>` for dates)."""
+        names = model_column_names(len(self.features))
+        if model_column in names:
+            return self.feature_names[names.index(model_column)]
+        head = model_column.split("_", 1)[0]
+        return self.feature_names[names.index(head)] if head in names else None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted label (classification) or value (regression) per row."""

@@ -20,10 +20,11 @@ from backend.errors import (
 from backend.identifiers import quote_ident
 from backend.registry import RunState
 from backend.task_detection import Task
+from backend.training.config import TrainConfig
 from backend.training.jobs import RunProgress
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace
-from tests.conftest import make_workspace, put_table, train_and_wait
+from tests.conftest import make_workspace, put_table, train_and_wait, wait_for
 
 PENGUINS = TableRef("demo", "penguins")
 
@@ -181,3 +182,43 @@ def test_too_few_labelled_rows_fail_the_run_with_a_reason(empty_workspace: Works
     (run,) = empty_workspace.registry.list_runs()
     assert run.state is RunState.FAILED and "Only 2 rows" in run.message
     assert empty_workspace.registry.list_model_versions() == []
+
+
+def test_hostile_column_names_and_a_linear_model_explained_by_permutation(empty_workspace: Workspace) -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    signal = rng.normal(size=n)
+    frame = pd.DataFrame({
+        'weird "quoted": name': signal,
+        "order": rng.choice(["a", "b", "c"], n),
+        "Größe, in cm": rng.normal(size=n),
+        "select": np.where(signal + rng.normal(scale=0.3, size=n) > 0, "yes", "no"),
+    })
+    table = put_table(empty_workspace, "Hostile Table", frame)
+    features = ['weird "quoted": name', "order", "Größe, in cm"]
+    config = empty_workspace.train_config(table, "select", Task.BINARY, features, "roc_auc", 3)
+    config = TrainConfig(**{**config.__dict__, "estimators": ("lrl1",)})
+    progress = wait_for(empty_workspace, empty_workspace.jobs.start(config))
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    version = empty_workspace.registry.get_model_version(progress.model_id)
+    assert version.best_estimator == "lrl1"
+    top = version.importance[0]
+    assert top["feature"] == 'weird "quoted": name' and top["importance"] > 0
+    deploy(empty_workspace.warehouse, empty_workspace.registry, version.model_id, "flurry_predict_hostile")
+    from_sql = empty_workspace.warehouse.query(sql_call("flurry_predict_hostile", features, table))["p"].tolist()
+    direct = load_bundle(empty_workspace.registry, version.model_id).predict(
+        empty_workspace.warehouse.read_columns(table, features))
+    assert from_sql == list(direct)
+
+
+def test_a_boolean_target(empty_workspace: Workspace) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    table = put_table(empty_workspace, "bools", pd.DataFrame({"x": x, "big": x > 0.2}))
+    progress = train_and_wait(empty_workspace, table, "big", budget=2)
+    name = "flurry_predict_bools"
+    deploy(empty_workspace.warehouse, empty_workspace.registry, progress.model_id, name)
+    from_sql = empty_workspace.warehouse.query(sql_call(name, ["x"], table))["p"].tolist()
+    direct = load_bundle(empty_workspace.registry, progress.model_id).predict(
+        empty_workspace.warehouse.read_columns(table, ["x"]))
+    assert from_sql == list(direct) and set(from_sql) == {True, False}

@@ -15,6 +15,7 @@ MAX_TIME_BUDGET_S = 3600
 DEFAULT_TIME_BUDGET_S = 60
 DEFAULT_MAX_ROWS = 1_000_000
 MIN_TRAINING_ROWS = 10
+KNOWN_ESTIMATORS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree", "lrl1", "lrl2", "sgd")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class TrainConfig:
     seed: int = 0
     holdout_ratio: float = 0.2
     max_rows: int = DEFAULT_MAX_ROWS
+    estimators: tuple[str, ...] = ()  # empty: FLAML's own choice for the task
 
     def validate(self) -> None:
         """Raise InvalidTrainingOptionError for any option out of range."""
@@ -44,6 +46,10 @@ class TrainConfig:
                                              hint="Include at least one column on the Target step.")
         if self.target in {name for name, _ in self.features}:
             raise InvalidTrainingOptionError("The target cannot also be a feature.")
+        unknown = set(self.estimators) - set(KNOWN_ESTIMATORS)
+        if unknown:
+            raise InvalidTrainingOptionError(f"Unknown model families: {', '.join(sorted(unknown))}.",
+                                             hint=f"Choose from {', '.join(KNOWN_ESTIMATORS)}.")
         if not 0.05 <= self.holdout_ratio <= 0.5:
             raise InvalidTrainingOptionError("The holdout share must be between 5% and 50%.")
 
@@ -52,6 +58,7 @@ class TrainConfig:
         data["table"] = {"schema": self.table.schema, "name": self.table.name}
         data["task"] = self.task.value
         data["features"] = [list(f) for f in self.features]
+        data["estimators"] = list(self.estimators)
         return data
 
     @staticmethod
@@ -62,4 +69,5 @@ class TrainConfig:
             features=tuple((str(n), str(t)) for n, t in data["features"]), metric=data["metric"],
             time_budget_s=int(data["time_budget_s"]), seed=int(data["seed"]),
             holdout_ratio=float(data["holdout_ratio"]), max_rows=int(data["max_rows"]),
+            estimators=tuple(data.get("estimators") or ()),
         )

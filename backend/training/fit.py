@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from backend.errors import InvalidTargetError
 from backend.explain import explain_rows, global_importance
 from backend.metrics import METRICS, evaluate
-from backend.model_bundle import ModelBundle, prepare_features
+from backend.model_bundle import ModelBundle, prepare_features, to_model_frame
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.warehouse.base import column_kind
@@ -84,7 +84,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingR
     features = feature_specs(config)
     frame = frame.assign(**{config.target: _target_series(frame, config)})
     train_frame, holdout = _split(frame, config)
-    x_train, y_train = prepare_features(train_frame, features), train_frame[config.target]
+    x_train, y_train = to_model_frame(prepare_features(train_frame, features)), train_frame[config.target]
 
     automl = AutoML()
     automl.fit(
@@ -93,6 +93,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingR
         metric=config.metric, time_budget=config.time_budget_s, seed=config.seed,
         log_file_name=str(log_path), log_type="all", verbose=0,
         n_jobs=-1, retrain_full=True, force_cancel=True,
+        estimator_list=list(config.estimators) if config.estimators else "auto",
     )
     if getattr(automl, "_trained_estimator", None) is None:
         raise InvalidTargetError("No model could be trained within the time budget.",
