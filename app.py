@@ -7,9 +7,11 @@ import streamlit as st
 from backend.errors import FlurryError
 from components import backend_calls as calls
 from components import state
+from components.shell import mark_shell
 from components.sidebar import active_runs_panel
 
 st.set_page_config(page_title="Flurry", page_icon=":material/ac_unit:", layout="wide")
+mark_shell()
 
 try:
     ws = calls.workspace()

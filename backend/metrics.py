@@ -66,17 +66,22 @@ def _compute(name: str, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray
     if name == "macro_f1":
         return float(skm.f1_score(y_true, y_pred, average="macro"))
     if name == "f1":
-        return float(skm.f1_score(y_true, y_pred, pos_label=classes[-1]))
+        return float(skm.f1_score(y_true, y_pred, pos_label=positive_class(classes)))
     assert proba is not None
     if name == "log_loss":
         return float(skm.log_loss(y_true, proba, labels=classes))
     if name == "roc_auc":
         if y_true.nunique() < 2:
             return float("nan")
-        return float(skm.roc_auc_score((y_true == classes[-1]).astype(int), proba[:, -1]))
+        return float(skm.roc_auc_score((y_true == positive_class(classes)).astype(int), proba[:, -1]))
     if name == "roc_auc_ovr":
         return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
     raise KeyError(name)
+
+
+def positive_class(classes: list[object]) -> object:
+    """The class binary metrics (F1, ROC AUC) treat as positive: the last in sorted order, as FLAML does."""
+    return classes[-1]
 
 
 def evaluate(task: Task, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None,

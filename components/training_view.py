@@ -14,7 +14,7 @@ from components import backend_calls as calls
 from components import charts
 
 
-def _progress_body(progress: RunProgress) -> None:
+def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     run = progress.run
     metric = METRICS[run.metric]
     budget = run.time_budget
@@ -25,7 +25,10 @@ def _progress_body(progress: RunProgress) -> None:
     cols[0].metric("Trials done", len(progress.trials))
     best = progress.best_score
     cols[1].metric(f"Best {metric.label}", "—" if best is None else f"{best:.4f}")
-    cols[2].metric("Trying now", progress.current_estimator or "starting…")
+    if chosen is not None:
+        cols[2].metric("Chosen model", chosen)
+    else:
+        cols[2].metric("Trying now", progress.current_estimator or "starting…")
     if run.rows_used is not None:
         dropped = f"; {run.rows_dropped:,} rows without a target left out" if run.rows_dropped else ""
         st.caption(f"Training on {run.rows_used:,} rows{dropped}.")
@@ -61,7 +64,7 @@ def show_result(progress: RunProgress) -> None:
         metric = METRICS[run.metric]
         st.success(f"Training finished: the best model is **{version.best_estimator}** "
                    f"after {len(progress.trials)} trials.")
-        _progress_body(progress)
+        _progress_body(progress, chosen=version.best_estimator)
         st.subheader("Leaderboard (best validation score per model family)")
         board = pd.DataFrame(version.leaderboard).rename(columns={"score": metric.label})
         board.insert(0, "chosen", board["estimator"] == version.best_estimator)

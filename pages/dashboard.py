@@ -10,6 +10,9 @@ from components import backend_calls as calls
 from components import charts
 from components.feedback import user_errors
 from components.pickers import describe_version
+from components.shell import require_shell
+
+require_shell()
 
 st.title("Model dashboard")
 with user_errors("open the dashboard"):
@@ -34,7 +37,7 @@ with user_errors("open the dashboard"):
     cols = st.columns(len(report))
     for col, (name, values) in zip(cols, report.items(), strict=True):
         col.metric(METRICS[name].label, f"{values['model']:.4f}", f"baseline {values['baseline']:.4f}",
-                   delta_color="off", help=METRICS[name].explanation)
+                   delta_color="off", delta_arrow="off", help=METRICS[name].explanation)
 
     st.subheader("Top drivers")
     if version.importance:

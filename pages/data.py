@@ -9,6 +9,9 @@ from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.shell import require_shell
+
+require_shell()
 
 st.title("Pick the data to learn from")
 st.caption("Flurry reads only aggregates and a preview here; your table stays in the warehouse.")

@@ -11,6 +11,9 @@ from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
 from components.pickers import pick_model
+from components.shell import require_shell
+
+require_shell()
 
 st.title("Put the model to work")
 version = pick_model("deploy.model")

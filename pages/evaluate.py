@@ -5,11 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from backend.metrics import METRICS
+from backend.metrics import METRICS, positive_class
 from components import backend_calls as calls
 from components import charts
 from components.feedback import user_errors
+from components.formatting import human
 from components.pickers import pick_model
+from components.shell import require_shell
+
+require_shell()
 
 st.title("How good is the model, and why?")
 version = pick_model("evaluate.model")
@@ -27,7 +31,10 @@ with user_errors("evaluate the model"):
         col.metric(metric.label, f"{values['model']:.4f}", f"{values['model'] - values['baseline']:+.4f} vs baseline",
                    delta_color="normal" if metric.greater_is_better else "inverse", help=metric.explanation)
     baseline = "the most frequent class" if version.task != "regression" else "the average training value"
-    st.caption(f"The baseline always predicts {baseline}; a useful model beats it clearly.")
+    note = f"The baseline always predicts {baseline}; a useful model beats it clearly."
+    if version.task == "binary":
+        note += f" ROC AUC and F1 treat {positive_class(calls.bundle(version.model_id).classes)!r} as the positive outcome."
+    st.caption(note)
     st.plotly_chart(charts.metric_comparison(report, {k: METRICS[k].label for k in report}), width="stretch")
 
     st.subheader("What drives the predictions")
@@ -44,9 +51,11 @@ with user_errors("evaluate the model"):
     record = holdout.iloc[[int(row)]]
     predicted = model.predict(record)[0]
     actual = record[version.target].iloc[0]
-    left, right = st.columns(2)
-    left.metric("Predicted", str(predicted))  # data values go in plain widgets, never markdown
-    right.metric("Actual", str(actual))
+    left, middle, right = st.columns(3)
+    left.metric("Predicted", human(predicted))  # data values go in plain widgets, never markdown
+    middle.metric("Actual", human(actual))
+    if model.is_classification:
+        right.metric("Confidence", f"{model.predict_proba(record).max():.1%}")
     explanation = calls.explain_holdout_row(version.model_id, int(row))
     st.plotly_chart(charts.row_contributions(explanation.values.iloc[0], record.iloc[0]), width="stretch")
     with st.expander("All drivers, averaged over sampled holdout rows"):

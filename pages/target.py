@@ -9,6 +9,9 @@ from backend.task_detection import Task, check_task_override
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.shell import require_shell
+
+require_shell()
 
 st.title("What should the model predict?")
 table = state.table()

@@ -9,7 +9,10 @@ from backend.training.config import DEFAULT_TIME_BUDGET_S
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.shell import require_shell
 from components.training_view import live_progress
+
+require_shell()
 
 st.title("Train a model")
 table, target, task, features = state.table(), state.target(), state.task(), state.features()
@@ -26,13 +29,16 @@ metric = st.selectbox("Optimise for", metrics, index=metrics.index(default_metri
                       format_func=lambda m: METRICS[m].label)
 st.caption(METRICS[metric].explanation)
 
-if st.button("Start training", type="primary", key="train.start"):
+run_id = state.get(state.Key.RUN_ID)
+busy = bool(run_id) and not calls.workspace().registry.get_run(run_id).state.is_final
+if st.button("Start training", type="primary", key="train.start", disabled=busy,
+             help="A run is in progress; wait for it or cancel it." if busy else None):
     with user_errors("start training"):
         config = calls.workspace().train_config(table, target, task, features, metric, int(budget))
         state.put(state.Key.RUN_ID, calls.workspace().jobs.start(config))
         state.clear(state.Key.MODEL_ID)
+        st.rerun()  # redraw with Start disabled while the run trains
 
-run_id = state.get(state.Key.RUN_ID)
 if run_id:
     with user_errors("show the training progress"):
         progress = calls.workspace().jobs.progress(run_id)

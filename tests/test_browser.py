@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, Playwright
 
-from backend.deploy import load_bundle
+from backend.deploy import deploy, load_bundle
 from backend.warehouse.base import TableRef
-from tests.conftest import FAST_BUDGET_S, make_workspace
+from tests.conftest import FAST_BUDGET_S, make_workspace, train_and_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -53,7 +53,11 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    port, db = _free_port(), tmp_path / "browser.duckdb"
+    yield from _serve(tmp_path, tmp_path / "browser.duckdb")
+
+
+def _serve(tmp_path: Path, db: Path) -> Iterator[Server]:
+    port = _free_port()
     env = {**os.environ, "FLURRY_WAREHOUSE": f"duckdb:///{db}", "FLURRY_DATA_DIR": str(tmp_path)}
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
@@ -82,15 +86,47 @@ def _pick(page: Page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def _launch(p: Playwright) -> Browser:
+    return p.chromium.launch(executable_path=_chromium_or_skip(), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
+    """The first request a fresh server sees is a shared link: it must open inside the app's shell."""
+    from playwright.sync_api import sync_playwright
+
+    _chromium_or_skip()
+    db = tmp_path / "shared.duckdb"
+    ws = make_workspace(db)
+    progress = train_and_wait(ws, TableRef("demo", "penguins"), "species", budget=2)
+    deploy(ws.warehouse, ws.registry, progress.model_id, "flurry_predict_species")
+    ws.close()
+    for server in _serve(tmp_path, db):
+        with sync_playwright() as p:
+            browser = _launch(p)
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            try:
+                page.goto(f"{server.url}/dashboard?model={progress.model_id}")
+                page.get_by_text("Model dashboard").wait_for()
+                page.get_by_text(f"id {progress.model_id}").wait_for()
+                assert page.get_by_role("link", name="1 · Data").is_visible()
+                assert page.get_by_text("Page not found").count() == 0
+            except Exception:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "browser-shared-link.png"), full_page=True)
+                raise
+            finally:
+                browser.close()
+
+
 def test_main_path_in_a_real_browser(server: Server) -> None:
     from playwright.sync_api import sync_playwright
 
-    executable = _chromium_or_skip()
     url, db = server.url, server.db
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(30_000)
         try:

@@ -47,12 +47,14 @@ class RunProgress:
     run: Run
     trials: list[TrialEvent]
     model_id: str | None
+    started_at: datetime | None = None
 
     @property
     def elapsed(self) -> float:
-        if self.trials:
-            return self.trials[-1].elapsed
-        return 0.0
+        """Seconds since the worker started (wall clock while running; the last trial's time once over)."""
+        if self.run.state is RunState.RUNNING and self.started_at is not None:
+            return max(0.0, (now() - self.started_at).total_seconds())
+        return self.trials[-1].elapsed if self.trials else 0.0
 
     @property
     def best_score(self) -> float | None:
@@ -153,7 +155,9 @@ class JobManager:
         run = self.registry.get_run(run_id)
         trials = [TrialEvent(**e.payload) for e in self.registry.events(run_id, "trial")]
         version = self.registry.model_for_run(run_id)
-        return RunProgress(run=run, trials=trials, model_id=version.model_id if version else None)
+        started = next((e.at for e in self.registry.events(run_id, "state") if e.payload.get("state") == "RUNNING"),
+                       None)
+        return RunProgress(run=run, trials=trials, model_id=version.model_id if version else None, started_at=started)
 
     def active_runs(self) -> list[Run]:
         return self.registry.list_runs(states=[RunState.QUEUED, RunState.RUNNING])
@@ -270,6 +274,3 @@ class JobManager:
             interrupted.append(run.run_id)
         return interrupted
 
-
-def elapsed_since(start: datetime) -> float:
-    return (now() - start).total_seconds()

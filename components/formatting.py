@@ -1,0 +1,20 @@
+"""Numbers and values as people read them."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def human(value: object) -> str:
+    """A prediction or cell value for display: thousands separators, sensible precision, text unchanged."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return str(value)
+    number = float(value)  # type: ignore[arg-type]
+    if math.isnan(number):
+        return "missing"
+    if number.is_integer() and abs(number) < 1e15:
+        return f"{int(number):,}"
+    if abs(number) >= 100:
+        return f"{number:,.1f}"
+    return f"{number:,.4g}"

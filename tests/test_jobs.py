@@ -1,0 +1,81 @@
+"""Training jobs: cancel, a killed worker, and an app restart in the middle of a run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from backend.metrics import default_metric
+from backend.registry import RunState
+from backend.task_detection import Task
+from backend.warehouse.base import TableRef
+from backend.workspace import Workspace
+from tests.conftest import make_workspace
+
+DIAMONDS = TableRef("demo", "diamond_prices")
+
+
+def start_long_run(ws: Workspace) -> str:
+    config = ws.train_config(DIAMONDS, "price", Task.REGRESSION, ["carat", "cut", "color", "clarity"],
+                             default_metric(Task.REGRESSION), 120)
+    run_id = ws.jobs.start(config)
+    deadline = time.monotonic() + 60
+    while not ws.jobs.progress(run_id).trials and time.monotonic() < deadline:
+        time.sleep(0.5)  # wait until the worker is really training
+    return run_id
+
+
+def test_cancel_stops_the_worker_and_keeps_no_model(workspace: Workspace) -> None:
+    run_id = start_long_run(workspace)
+    run = workspace.registry.get_run(run_id)
+    started = time.monotonic()
+    workspace.jobs.cancel(run_id)
+    assert time.monotonic() - started < 5
+    progress = workspace.jobs.progress(run_id)
+    assert progress.run.state is RunState.CANCELLED and progress.model_id is None
+    assert workspace.registry.list_model_versions() == []
+    assert not Path(run.job_dir).exists()
+    assert not _alive(run.worker_pid)
+
+
+def test_a_killed_worker_fails_the_run_with_a_reason(workspace: Workspace) -> None:
+    run_id = start_long_run(workspace)
+    os.killpg(workspace.registry.get_run(run_id).worker_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not (progress := workspace.jobs.progress(run_id)).run.state.is_final and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert progress.run.state is RunState.FAILED
+    assert "stopped unexpectedly" in progress.run.message
+    assert workspace.registry.list_model_versions() == []
+
+
+def test_a_restart_mid_run_marks_it_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "restart.duckdb"
+    ws = make_workspace(path)
+    run_id = start_long_run(ws)
+    run = ws.registry.get_run(run_id)
+    ws.close()
+    os.killpg(run.worker_pid, signal.SIGKILL)  # the app went down and took its worker with it
+    time.sleep(0.5)
+    reopened = make_workspace(path)
+    try:
+        after = reopened.registry.get_run(run_id)
+        assert after.state is RunState.INTERRUPTED
+        assert "stopped while this run was training" in after.message
+        assert not Path(run.job_dir).exists()
+        assert reopened.registry.list_model_versions() == []
+    finally:
+        reopened.close()
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
