@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BACKGROUND_ROWS = 100
+# Permutation SHAP costs ~ rows × (2·features + 1) × background predictions; beyond this many rows a
+# uniform sample estimates global importance just as well.
+PERMUTATION_MAX_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
     from backend.model_bundle import prepare_features
 
     names = bundle.feature_names
+    if len(frame) > PERMUTATION_MAX_ROWS:
+        frame = frame.sample(PERMUTATION_MAX_ROWS, random_state=0)
     prepared_bg = prepare_features(background, bundle.features)
     prepared = prepare_features(frame, bundle.features)
     categories = {c: pd.Index(prepared_bg[c].dropna().unique().tolist() + prepared[c].dropna().unique().tolist()).unique()
@@ -132,7 +137,10 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
 
 
 def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
-    """SHAP values for `frame`'s rows in terms of the bundle's original feature columns."""
+    """SHAP values for `frame`'s rows in terms of the bundle's original feature columns.
+
+    Non-tree models are explained on at most PERMUTATION_MAX_ROWS sampled rows (the result's index says which).
+    """
     try:
         return _tree_explanation(bundle, frame)
     except Exception as exc:
