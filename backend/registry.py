@@ -10,6 +10,7 @@ import enum
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,33 +18,34 @@ from typing import Any
 from backend.errors import ArtifactIntegrityError, ModelNotFoundError
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
-S = f'"{METADATA_SCHEMA}"'
 
-MIGRATIONS: list[list[str]] = [
-    [
-        f"CREATE TABLE IF NOT EXISTS {S}.schema_migrations (version INTEGER, applied_at TIMESTAMP)",
-        f"""CREATE TABLE IF NOT EXISTS {S}.runs (
-            run_id VARCHAR, state VARCHAR, source_schema VARCHAR, source_table VARCHAR, target VARCHAR,
-            task VARCHAR, metric VARCHAR, time_budget INTEGER, config_json VARCHAR, created_at TIMESTAMP,
-            updated_at TIMESTAMP, worker_pid INTEGER, job_dir VARCHAR, message VARCHAR,
-            rows_used BIGINT, rows_dropped BIGINT)""",
-        f"""CREATE TABLE IF NOT EXISTS {S}.run_events (
-            run_id VARCHAR, seq INTEGER, event_at TIMESTAMP, kind VARCHAR, payload VARCHAR)""",
-        f"""CREATE TABLE IF NOT EXISTS {S}.model_versions (
-            model_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP, name VARCHAR, source_schema VARCHAR,
-            source_table VARCHAR, target VARCHAR, task VARCHAR, metric VARCHAR, best_estimator VARCHAR,
-            features_json VARCHAR, metrics_json VARCHAR, leaderboard_json VARCHAR, importance_json VARCHAR,
-            versions_json VARCHAR, sha256 VARCHAR, status VARCHAR)""",
-        f"""CREATE TABLE IF NOT EXISTS {S}.artifacts (
-            model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content BLOB,
-            created_at TIMESTAMP)""",
-        f"""CREATE TABLE IF NOT EXISTS {S}.deployments (
-            function_name VARCHAR, model_id VARCHAR, created_at TIMESTAMP, scored_schema VARCHAR,
-            scored_table VARCHAR, scored_at TIMESTAMP, scored_rows BIGINT)""",
-        f"""CREATE TABLE IF NOT EXISTS {S}.seeded_tables (
-            table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at TIMESTAMP)""",
-    ],
-]
+def migrations(t: Callable[[str], str]) -> list[list[str]]:
+    """Numbered schema versions; `t(name)` gives the fully qualified name of a metadata table."""
+    return [
+        [
+            f"CREATE TABLE IF NOT EXISTS {t('schema_migrations')} (version INTEGER, applied_at TIMESTAMP)",
+            f"""CREATE TABLE IF NOT EXISTS {t('runs')} (
+                run_id VARCHAR, state VARCHAR, source_schema VARCHAR, source_table VARCHAR, target VARCHAR,
+                task VARCHAR, metric VARCHAR, time_budget INTEGER, config_json VARCHAR, created_at TIMESTAMP,
+                updated_at TIMESTAMP, worker_pid INTEGER, job_dir VARCHAR, message VARCHAR,
+                rows_used BIGINT, rows_dropped BIGINT)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('run_events')} (
+                run_id VARCHAR, seq INTEGER, event_at TIMESTAMP, kind VARCHAR, payload VARCHAR)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('model_versions')} (
+                model_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP, name VARCHAR, source_schema VARCHAR,
+                source_table VARCHAR, target VARCHAR, task VARCHAR, metric VARCHAR, best_estimator VARCHAR,
+                features_json VARCHAR, metrics_json VARCHAR, leaderboard_json VARCHAR, importance_json VARCHAR,
+                versions_json VARCHAR, sha256 VARCHAR, status VARCHAR)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('artifacts')} (
+                model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content BLOB,
+                created_at TIMESTAMP)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('deployments')} (
+                function_name VARCHAR, model_id VARCHAR, created_at TIMESTAMP, scored_schema VARCHAR,
+                scored_table VARCHAR, scored_at TIMESTAMP, scored_rows BIGINT)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('seeded_tables')} (
+                table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at TIMESTAMP)""",
+        ],
+    ]
 
 
 class RunState(enum.StrEnum):
@@ -137,20 +139,25 @@ class Registry:
     def __init__(self, warehouse: Warehouse) -> None:
         self.wh = warehouse
 
+    def t(self, name: str) -> str:
+        """Fully qualified, quoted name of one of Flurry's metadata tables."""
+        return self.wh.qualify(TableRef(METADATA_SCHEMA, name))
+
     # --- migrations ------------------------------------------------------------------------------
     def migrate(self) -> int:
         """Create or upgrade the FLURRY schema; return the schema version now in force."""
         self.wh.ensure_schema(METADATA_SCHEMA)
-        self.wh.execute(MIGRATIONS[0][0])
-        done = self.wh.query(f"SELECT coalesce(max(version), 0) AS v FROM {S}.schema_migrations")
+        steps = migrations(self.t)
+        self.wh.execute(steps[0][0])
+        done = self.wh.query(f"SELECT coalesce(max(version), 0) AS v FROM {self.t('schema_migrations')}")
         current = int(done["v"].iloc[0])
-        for version, statements in enumerate(MIGRATIONS, start=1):
+        for version, statements in enumerate(steps, start=1):
             if version <= current:
                 continue
             with self.wh.transaction():
                 for statement in statements:
                     self.wh.execute(statement)
-                self.wh.execute(f"INSERT INTO {S}.schema_migrations VALUES (?, ?)", [version, now()])
+                self.wh.execute(f"INSERT INTO {self.t('schema_migrations')} VALUES (?, ?)", [version, now()])
             current = version
         return current
 
@@ -161,7 +168,7 @@ class Registry:
         stamp = now()
         with self.wh.transaction():
             self.wh.execute(
-                f"INSERT INTO {S}.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '', NULL, NULL)",
+                f"INSERT INTO {self.t('runs')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '', NULL, NULL)",
                 [run_id, RunState.QUEUED.value, table.schema, table.name, target, task, metric, time_budget,
                  json.dumps(config), stamp, stamp, job_dir],
             )
@@ -172,20 +179,20 @@ class Registry:
                       worker_pid: int | None = None) -> None:
         with self.wh.transaction():
             self.wh.execute(
-                f"UPDATE {S}.runs SET state = ?, updated_at = ?, message = coalesce(?, message), "
+                f"UPDATE {self.t('runs')} SET state = ?, updated_at = ?, message = coalesce(?, message), "
                 f"worker_pid = coalesce(?, worker_pid) WHERE run_id = ?",
                 [state.value, now(), message, worker_pid, run_id],
             )
             self._event(run_id, "state", {"state": state.value, "message": message or ""})
 
     def set_run_rows(self, run_id: str, *, used: int, dropped: int) -> None:
-        self.wh.execute(f"UPDATE {S}.runs SET rows_used = ?, rows_dropped = ? WHERE run_id = ?",
+        self.wh.execute(f"UPDATE {self.t('runs')} SET rows_used = ?, rows_dropped = ? WHERE run_id = ?",
                         [used, dropped, run_id])
 
     def _event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
         self.wh.execute(
-            f"INSERT INTO {S}.run_events SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? "
-            f"FROM {S}.run_events WHERE run_id = ?",
+            f"INSERT INTO {self.t('run_events')} SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? "
+            f"FROM {self.t('run_events')} WHERE run_id = ?",
             [run_id, now(), kind, json.dumps(payload), run_id],
         )
 
@@ -197,7 +204,7 @@ class Registry:
                 self._event(run_id, kind, payload)
 
     def events(self, run_id: str, kind: str | None = None) -> list[RunEvent]:
-        sql = f"SELECT seq, event_at, kind, payload FROM {S}.run_events WHERE run_id = ?"
+        sql = f"SELECT seq, event_at, kind, payload FROM {self.t('run_events')} WHERE run_id = ?"
         params: list[Any] = [run_id]
         if kind is not None:
             sql += " AND kind = ?"
@@ -206,13 +213,13 @@ class Registry:
         return [RunEvent(int(r.seq), r.event_at, r.kind, json.loads(r.payload)) for r in frame.itertuples()]
 
     def get_run(self, run_id: str) -> Run:
-        frame = self.wh.query(f"SELECT * FROM {S}.runs WHERE run_id = ?", [run_id])
+        frame = self.wh.query(f"SELECT * FROM {self.t('runs')} WHERE run_id = ?", [run_id])
         if frame.empty:
             raise ModelNotFoundError(f"No training run has the id {run_id!r}.")
         return _run_from_row(frame.iloc[0])
 
     def list_runs(self, *, states: list[RunState] | None = None) -> list[Run]:
-        frame = self.wh.query(f"SELECT * FROM {S}.runs ORDER BY created_at DESC")
+        frame = self.wh.query(f"SELECT * FROM {self.t('runs')} ORDER BY created_at DESC")
         runs = [_run_from_row(row) for _, row in frame.iterrows()]
         return [r for r in runs if states is None or r.state in states]
 
@@ -223,13 +230,13 @@ class Registry:
         with self.wh.transaction():
             for name, content in artifacts.items():
                 self.wh.execute(
-                    f"INSERT INTO {S}.artifacts VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO {self.t('artifacts')} VALUES (?, ?, ?, ?, ?, ?)",
                     [version.model_id, name, sha256_bytes(content), len(content), content, now()],
                 )
             for name, content in artifacts.items():
                 self.get_artifact(version.model_id, name, expected_sha256=sha256_bytes(content))
             self.wh.execute(
-                f"INSERT INTO {S}.model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY')",
+                f"INSERT INTO {self.t('model_versions')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY')",
                 [version.model_id, version.run_id, version.created_at, version.name, version.table.schema,
                  version.table.name, version.target, version.task, version.metric, version.best_estimator,
                  json.dumps(version.features), json.dumps(version.metrics), json.dumps(version.leaderboard),
@@ -240,7 +247,7 @@ class Registry:
         """Return an artifact's bytes after checking them against the recorded sha256.
         Raises ArtifactIntegrityError when missing or altered."""
         frame = self.wh.query(
-            f"SELECT sha256, content FROM {S}.artifacts WHERE model_id = ? AND name = ?", [model_id, name]
+            f"SELECT sha256, content FROM {self.t('artifacts')} WHERE model_id = ? AND name = ?", [model_id, name]
         )
         if frame.empty:
             raise ArtifactIntegrityError(f"The model {model_id} has no stored {name!r} artifact.",
@@ -258,7 +265,7 @@ class Registry:
 
     def get_model_version(self, model_id: str) -> ModelVersion:
         frame = self.wh.query(
-            f"SELECT * FROM {S}.model_versions WHERE model_id = ? AND status = 'READY'", [model_id]
+            f"SELECT * FROM {self.t('model_versions')} WHERE model_id = ? AND status = 'READY'", [model_id]
         )
         if frame.empty:
             raise ModelNotFoundError(f"No model has the id {model_id!r}.",
@@ -266,31 +273,31 @@ class Registry:
         return _version_from_row(frame.iloc[0])
 
     def model_for_run(self, run_id: str) -> ModelVersion | None:
-        frame = self.wh.query(f"SELECT * FROM {S}.model_versions WHERE run_id = ? AND status = 'READY'", [run_id])
+        frame = self.wh.query(f"SELECT * FROM {self.t('model_versions')} WHERE run_id = ? AND status = 'READY'", [run_id])
         return None if frame.empty else _version_from_row(frame.iloc[0])
 
     def list_model_versions(self) -> list[ModelVersion]:
-        frame = self.wh.query(f"SELECT * FROM {S}.model_versions WHERE status = 'READY' ORDER BY created_at DESC")
+        frame = self.wh.query(f"SELECT * FROM {self.t('model_versions')} WHERE status = 'READY' ORDER BY created_at DESC")
         return [_version_from_row(row) for _, row in frame.iterrows()]
 
     # --- deployments -----------------------------------------------------------------------------
     def upsert_deployment(self, function_name: str, model_id: str) -> None:
         with self.wh.transaction():
-            self.wh.execute(f"DELETE FROM {S}.deployments WHERE function_name = ?", [function_name])
+            self.wh.execute(f"DELETE FROM {self.t('deployments')} WHERE function_name = ?", [function_name])
             self.wh.execute(
-                f"INSERT INTO {S}.deployments VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
+                f"INSERT INTO {self.t('deployments')} VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
                 [function_name, model_id, now()],
             )
 
     def record_scoring(self, function_name: str, table: TableRef, rows: int) -> None:
         self.wh.execute(
-            f"UPDATE {S}.deployments SET scored_schema = ?, scored_table = ?, scored_at = ?, scored_rows = ? "
+            f"UPDATE {self.t('deployments')} SET scored_schema = ?, scored_table = ?, scored_at = ?, scored_rows = ? "
             f"WHERE function_name = ?",
             [table.schema, table.name, now(), rows, function_name],
         )
 
     def list_deployments(self, model_id: str | None = None) -> list[Deployment]:
-        sql = f"SELECT * FROM {S}.deployments"
+        sql = f"SELECT * FROM {self.t('deployments')}"
         params: list[Any] = []
         if model_id is not None:
             sql += " WHERE model_id = ?"
@@ -300,11 +307,11 @@ class Registry:
 
     # --- seeded demo tables ----------------------------------------------------------------------
     def seeded_tables(self) -> set[tuple[str, str]]:
-        frame = self.wh.query(f"SELECT table_schema, table_name FROM {S}.seeded_tables")
+        frame = self.wh.query(f"SELECT table_schema, table_name FROM {self.t('seeded_tables')}")
         return {(r.table_schema, r.table_name) for r in frame.itertuples()}
 
     def record_seeded(self, table: TableRef, source: str) -> None:
-        self.wh.execute(f"INSERT INTO {S}.seeded_tables VALUES (?, ?, ?, ?)",
+        self.wh.execute(f"INSERT INTO {self.t('seeded_tables')} VALUES (?, ?, ?, ?)",
                         [table.schema, table.name, source, now()])
 
 

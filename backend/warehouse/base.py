@@ -105,6 +105,10 @@ class Warehouse(abc.ABC):
     def identity(self) -> str:
         """A hashable, credential-free identity for this connection (usable as a cache key)."""
 
+    @abc.abstractmethod
+    def qualify(self, table: TableRef) -> str:
+        """The table's fully qualified, quoted name in this warehouse's SQL."""
+
     # --- raw SQL with bound values (for Flurry's own metadata and adapter internals) ---------------
     @abc.abstractmethod
     def execute(self, sql: str, params: list[Any] | None = None) -> None:

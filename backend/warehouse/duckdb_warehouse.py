@@ -65,9 +65,15 @@ class DuckDBWarehouse(Warehouse):
                     hint="Close the other Flurry window or command that uses it, or set FLURRY_WAREHOUSE to another file.",
                 ) from exc
             raise
+        # Every name is qualified with the catalog: a file called flurry.duckdb is a catalog "flurry",
+        # which DuckDB would otherwise confuse with the schema "FLURRY".
+        self.catalog = str(self._con.execute("SELECT current_database()").fetchall()[0][0])
         self._local = threading.local()
         self._registered: set[str] = set()
         self._lock = threading.RLock()
+
+    def qualify(self, table: TableRef) -> str:
+        return f"{quote_ident(self.catalog)}.{qualified(table.schema, table.name)}"
 
     @property
     def identity(self) -> str:
@@ -167,7 +173,7 @@ class DuckDBWarehouse(Warehouse):
 
     def row_count(self, table: TableRef) -> int:
         self._require(table)
-        frame = self._guarded(table, f"SELECT count(*) AS n FROM {qualified(table.schema, table.name)}")
+        frame = self._guarded(table, f"SELECT count(*) AS n FROM {self.qualify(table)}")
         return int(frame["n"].iloc[0])
 
     def column_stats(self, table: TableRef) -> list[ColumnStats]:
@@ -178,7 +184,7 @@ class DuckDBWarehouse(Warehouse):
         for i, col in enumerate(columns):
             ident = quote_ident(col.name)
             parts.append(f"count({ident}) AS nn_{i}, count(DISTINCT {ident}) AS nd_{i}")
-        frame = self._guarded(table, f"SELECT {', '.join(parts)} FROM {qualified(table.schema, table.name)}")
+        frame = self._guarded(table, f"SELECT {', '.join(parts)} FROM {self.qualify(table)}")
         row = frame.iloc[0]
         return [
             ColumnStats(name=col.name, non_null=int(row[f"nn_{i}"]), distinct=int(row[f"nd_{i}"]))
@@ -187,7 +193,7 @@ class DuckDBWarehouse(Warehouse):
 
     def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
         self._require(table)
-        return self._guarded(table, f"SELECT * FROM {qualified(table.schema, table.name)} LIMIT ?", [int(limit)])
+        return self._guarded(table, f"SELECT * FROM {self.qualify(table)} LIMIT ?", [int(limit)])
 
     def _projection(self, table: TableRef, columns: list[str]) -> str:
         by_name = {c.name: c for c in self.describe(table)}
@@ -202,7 +208,7 @@ class DuckDBWarehouse(Warehouse):
     def read_columns(
         self, table: TableRef, columns: list[str], *, limit: int | None = None, not_null: str | None = None
     ) -> pd.DataFrame:
-        sql = f"SELECT {self._projection(table, columns)} FROM {qualified(table.schema, table.name)}"
+        sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
         if not_null is not None:
             sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
         params: list[Any] = []
@@ -215,7 +221,7 @@ class DuckDBWarehouse(Warehouse):
         self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
     ) -> SampleInfo:
         projection = self._projection(table, columns)
-        source = qualified(table.schema, table.name)
+        source = self.qualify(table)
         sql = f"SELECT {projection} FROM {source} WHERE {quote_ident(target)} IS NOT NULL"
         eligible = int(self._guarded(table, f"SELECT count(*) AS n FROM ({sql})")["n"].iloc[0])
         if eligible > max_rows:
@@ -231,7 +237,7 @@ class DuckDBWarehouse(Warehouse):
         return SampleInfo(rows_written=written, rows_eligible=eligible)
 
     def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        sql = f"SELECT {self._projection(table, columns)} FROM {qualified(table.schema, table.name)}"
+        sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
         cursor = self._con.cursor()
         try:
             reader = cursor.sql(sql).to_arrow_reader(batch_rows)
@@ -243,7 +249,7 @@ class DuckDBWarehouse(Warehouse):
         columns = {c.name: c for c in self.describe(table)}
         if column not in columns:
             raise TableNotFoundError(f"The table {table} has no column {column!r}.")
-        ident, source = quote_ident(column), qualified(table.schema, table.name)
+        ident, source = quote_ident(column), self.qualify(table)
         if column_kind(columns[column].sql_type) != "numeric":
             return self._guarded(
                 table,
@@ -266,7 +272,7 @@ class DuckDBWarehouse(Warehouse):
 
     # --- write -----------------------------------------------------------------------------------
     def ensure_schema(self, schema: str) -> None:
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.catalog)}.{quote_ident(schema)}")
 
     def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
@@ -276,13 +282,13 @@ class DuckDBWarehouse(Warehouse):
         with self._lock, self._cursor() as cur:
             cur.register("__flurry_frame", arrow)
             try:
-                cur.execute(f"CREATE TABLE {qualified(table.schema, table.name)} AS SELECT * FROM __flurry_frame")
+                cur.execute(f"CREATE TABLE {self.qualify(table)} AS SELECT * FROM __flurry_frame")
             finally:
                 cur.unregister("__flurry_frame")
 
     def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
         staging = TableRef(table.schema, f"__flurry_staging_{uuid.uuid4().hex[:12]}")
-        target, staged = qualified(table.schema, table.name), qualified(staging.schema, staging.name)
+        target, staged = self.qualify(table), self.qualify(staging)
         written = 0
         cursor = self._con.cursor()
         try:
@@ -316,7 +322,7 @@ class DuckDBWarehouse(Warehouse):
         return written
 
     def drop_table(self, table: TableRef) -> None:
-        self.execute(f"DROP TABLE IF EXISTS {qualified(table.schema, table.name)}")
+        self.execute(f"DROP TABLE IF EXISTS {self.qualify(table)}")
 
     # --- functions -------------------------------------------------------------------------------
     def register_function(

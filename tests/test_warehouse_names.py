@@ -1,0 +1,30 @@
+"""Names that collide inside DuckDB: a database file is a catalog named after the file, so the default
+flurry.duckdb is a catalog "flurry" beside Flurry's own schema "FLURRY", and lab.duckdb may hold a schema "lab"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.deploy import deploy, score_table
+from backend.warehouse.base import TableRef
+from tests.conftest import make_workspace, put_table, train_and_wait
+
+
+@pytest.mark.parametrize(("file_name", "schema"), [("flurry.duckdb", "lab"), ("lab.duckdb", "lab")])
+def test_catalog_named_like_a_schema(tmp_path: Path, file_name: str, schema: str) -> None:
+    ws = make_workspace(tmp_path / file_name)
+    try:
+        rng = np.random.default_rng(5)
+        x = rng.normal(size=120)
+        table = put_table(ws, "t", pd.DataFrame({"x": x, "y": np.where(x > 0, "hi", "lo")}), schema=schema)
+        assert schema in ws.warehouse.list_schemas() and "FLURRY" not in ws.warehouse.list_schemas()
+        progress = train_and_wait(ws, table, "y", budget=2)
+        deploy(ws.warehouse, ws.registry, progress.model_id, "flurry_predict_y")
+        result = score_table(ws.warehouse, ws.registry, "flurry_predict_y", table, TableRef(schema, "t_scored"))
+        assert result.rows == 120
+    finally:
+        ws.close()
