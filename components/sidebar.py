@@ -23,6 +23,6 @@ def active_runs_panel() -> None:
         if every is not None and not still_active:
             st.rerun()  # a run just finished: redraw the page so it shows the result
         for run in still_active:
-            st.caption(f"⏳ Training on {run.table.name} → {run.target} ({run.state.value.lower()})")
+            st.caption(f":material/hourglass_top: Training on {run.table.name} → {run.target} ({run.state.value.lower()})")
 
     panel()
