@@ -7,6 +7,7 @@ import streamlit as st
 from backend.errors import FlurryError
 from components import backend_calls as calls
 from components import state
+from components.formatting import md
 from components.shell import mark_shell
 from components.sidebar import active_runs_panel
 
@@ -16,7 +17,7 @@ mark_shell()
 try:
     ws = calls.workspace()
 except FlurryError as exc:
-    st.error(f"{exc.message}  \n{exc.hint}", icon=":material/error:")
+    st.error(f"{md(exc.message)}  \n{md(exc.hint)}", icon=":material/error:")
     st.stop()
 
 pages = {
@@ -32,10 +33,10 @@ pages = {
 navigation = st.navigation(pages)
 
 with st.sidebar:
-    st.caption(f"Warehouse · {ws.config.display_name}")
+    st.caption(f"Warehouse · {md(ws.config.display_name)}")
     table, target = state.table(), state.target()
     if table is not None:
-        st.caption(f"Table · {table}" + (f" → predicting **{target}**" if target else ""))
+        st.caption(f"Table · {md(table)}" + (f" → predicting **{md(target)}**" if target else ""))
     active_runs_panel()
 
 navigation.run()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import streamlit as st
 
 from backend.errors import FlurryError
+from components.formatting import md
 
 logger = logging.getLogger("flurry.ui")
 
@@ -30,7 +31,7 @@ def user_errors(action: str) -> Iterator[Outcome]:
         yield outcome
     except FlurryError as exc:
         outcome.ok = False
-        st.error(exc.message + (f"  \n{exc.hint}" if exc.hint else ""), icon=":material/error:")
+        st.error(md(exc.message) + (f"  \n{md(exc.hint)}" if exc.hint else ""), icon=":material/error:")
     except Exception as exc:
         outcome.ok = False
         logger.exception("unexpected error while trying to %s", action)

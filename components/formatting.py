@@ -18,3 +18,12 @@ def human(value: object) -> str:
     if abs(number) >= 100:
         return f"{number:,.1f}"
     return f"{number:,.4g}"
+
+
+_MARKDOWN_SPECIALS = "\\`*_{}[]()<>#+-.!|~:$"
+
+
+def md(text: object) -> str:
+    """Escape data-derived text (table, column and model names, messages) before it meets markdown, so a
+    name can never become a link, an image or formatting."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in str(text))

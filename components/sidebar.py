@@ -7,6 +7,7 @@ from datetime import timedelta
 import streamlit as st
 
 from components import backend_calls as calls
+from components.formatting import md
 
 
 def active_runs_panel() -> None:
@@ -23,6 +24,7 @@ def active_runs_panel() -> None:
         if every is not None and not still_active:
             st.rerun()  # a run just finished: redraw the page so it shows the result
         for run in still_active:
-            st.caption(f":material/hourglass_top: Training on {run.table.name} → {run.target} ({run.state.value.lower()})")
+            st.caption(f":material/hourglass_top: Training on {md(run.table.name)} → {md(run.target)} "
+                       f"({run.state.value.lower()})")
 
     panel()

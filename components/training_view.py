@@ -12,6 +12,7 @@ from backend.registry import RunState
 from backend.training.jobs import RunProgress
 from components import backend_calls as calls
 from components import charts
+from components.formatting import md
 
 
 def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
@@ -73,5 +74,5 @@ def show_result(progress: RunProgress) -> None:
     elif run.state is RunState.CANCELLED:
         st.warning("This run was cancelled; no model was kept.")
     else:
-        st.error(f"This run ended {run.state.value.lower()}: {run.message or 'no reason was recorded.'}  \n"
+        st.error(f"This run ended {run.state.value.lower()}: {md(run.message or 'no reason was recorded.')}  \n"
                  "Adjust the options and press Start to try again.", icon=":material/error:")

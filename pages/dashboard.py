@@ -9,6 +9,7 @@ from backend.metrics import METRICS
 from components import backend_calls as calls
 from components import charts
 from components.feedback import user_errors
+from components.formatting import md
 from components.pickers import describe_version
 from components.shell import require_shell
 
@@ -29,7 +30,7 @@ with user_errors("open the dashboard"):
 
     data = calls.dashboard(model_id)
     version = data.version
-    st.caption(f"{version.name} · {version.task} · best model {version.best_estimator} · "
+    st.caption(f"{md(version.name)} · {version.task} · best model {version.best_estimator} · "
                f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
 
     st.subheader("Quality on holdout rows")
@@ -45,11 +46,11 @@ with user_errors("open the dashboard"):
 
     st.subheader("Latest scores")
     if data.score_distribution is not None and data.latest is not None:
-        st.caption(f"{data.latest.scored_rows:,} rows scored into {data.latest.scored_table} "
-                   f"at {data.latest.scored_at:%Y-%m-%d %H:%M} UTC by {data.latest.function_name}.")
+        st.caption(f"{data.latest.scored_rows:,} rows scored into {md(data.latest.scored_table)} "
+                   f"at {data.latest.scored_at:%Y-%m-%d %H:%M} UTC by {md(data.latest.function_name)}.")
         st.plotly_chart(charts.score_distribution(data.score_distribution, numeric=version.task == "regression"),
                         width="stretch")
     else:
-        st.info(data.note)
+        st.info(md(data.note))
     if data.deployments:
-        st.caption("SQL functions: " + ", ".join(d.function_name for d in data.deployments))
+        st.caption("SQL functions: " + md(", ".join(d.function_name for d in data.deployments)))

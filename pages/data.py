@@ -9,6 +9,7 @@ from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.formatting import md
 from components.shell import require_shell
 
 require_shell()
@@ -26,7 +27,7 @@ with user_errors("list the warehouse's tables"):
                           index=schemas.index(current.schema) if current and current.schema in schemas else 0)
     tables = calls.list_tables(schema)
     if not tables:
-        st.info(f"The schema {schema} has no tables.")
+        st.info(f"The schema {md(schema)} has no tables.")
         st.stop()
     default = tables.index(current.name) if current and current.schema == schema and current.name in tables else 0
     name = st.selectbox("Table", tables, index=default, key="data.table")

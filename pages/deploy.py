@@ -10,6 +10,7 @@ from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.formatting import md
 from components.pickers import pick_model
 from components.shell import require_shell
 
@@ -30,7 +31,7 @@ if st.button("Deploy as a SQL function", type="primary", key="deploy.deploy"):
     with user_errors("deploy the model"):
         functions = deploy(ws.warehouse, ws.registry, version.model_id, name.strip())
         state.put(state.Key.FUNCTION_NAME, functions.predict)
-        st.success(f"Deployed. Call {functions.predict}(…) from SQL in this warehouse.")
+        st.success(f"Deployed. Call {md(functions.predict)}(…) from SQL in this warehouse.")
 
 deployed = ws.registry.list_deployments(version.model_id)
 if not deployed:
@@ -57,7 +58,7 @@ with user_errors("list tables to score"):
             output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
             result = score_table(ws.warehouse, ws.registry, function, TableRef(source_schema, source_name), output,
                                  overwrite=overwrite)
-        st.success(f"Scored {result.rows:,} rows into {result.table}.")
+        st.success(f"Scored {result.rows:,} rows into {md(result.table)}.")
         st.dataframe(ws.warehouse.preview(result.table, 20), hide_index=True, width="stretch")
 
 st.subheader("3 · Share")

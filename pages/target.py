@@ -9,6 +9,7 @@ from backend.task_detection import Task, check_task_override
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.formatting import md
 from components.shell import require_shell
 
 require_shell()
@@ -35,7 +36,7 @@ with user_errors("read the table's columns"):
 
     summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
     if summary.null_rows:
-        st.warning(f"{summary.null_rows:,} of {summary.rows:,} rows have no value for {target!r}; "
+        st.warning(f"{summary.null_rows:,} of {summary.rows:,} rows have no value for {md(repr(target))}; "
                    f"they will be left out of training ({summary.usable_rows:,} rows remain).")
     tasks = list(Task)
     chosen_task = state.task() or summary.detected_task
@@ -59,5 +60,5 @@ with user_errors("read the table's columns"):
         st.error("Select at least one column for the model to learn from.")
         st.stop()
     st.success(f"{summary.detected_task.label if task is summary.detected_task else task.label} of "
-               f"**{target}** from {len(selected)} column(s).")
+               f"**{md(target)}** from {len(selected)} column(s).")
     st.page_link("pages/train.py", label="Next: train", icon=":material/arrow_forward:")

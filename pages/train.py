@@ -9,6 +9,7 @@ from backend.training.config import DEFAULT_TIME_BUDGET_S
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.formatting import md
 from components.shell import require_shell
 from components.training_view import live_progress
 
@@ -21,7 +22,7 @@ if table is None or target is None or task is None or not features:
     st.page_link("pages/target.py", label="Go to Target", icon=":material/target:")
     st.stop()
 
-st.caption(f"Predicting **{target}** in {table} ({task.label.lower()}) from {len(features)} column(s).")
+st.caption(f"Predicting **{md(target)}** in {md(table)} ({task.label.lower()}) from {len(features)} column(s).")
 budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",
                          help="AutoML tries models until the budget runs out. 60 s is plenty for most tables.")
 metrics = METRICS_BY_TASK[task]
