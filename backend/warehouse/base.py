@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from backend.profiling import TableProfile
+
 METADATA_SCHEMA = "FLURRY"
 
 
@@ -145,6 +147,10 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def column_stats(self, table: TableRef) -> list[ColumnStats]:
         """Non-null and (approximate) distinct counts per column, computed in the warehouse."""
+
+    @abc.abstractmethod
+    def profile(self, table: TableRef) -> TableProfile:
+        """Per-column statistics computed in the warehouse (see backend.profiling)."""
 
     @abc.abstractmethod
     def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame: ...

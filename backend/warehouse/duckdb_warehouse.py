@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from backend.errors import EmptyTableError, TableNotFoundError, WarehouseLockedError
 from backend.identifiers import qualified, quote_ident
+from backend.profiling import TableProfile
 from backend.warehouse.base import (
     METADATA_SCHEMA,
     Capabilities,
@@ -35,6 +36,7 @@ from backend.warehouse.base import (
     Warehouse,
     column_kind,
 )
+from backend.warehouse.duckdb_profile import profile_columns
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class DuckDBWarehouse(Warehouse):
                     hint="Close the other Flurry window or command that uses it, or set FLURRY_WAREHOUSE to another file.",
                 ) from exc
             raise
+        self._con.execute("SET enable_progress_bar = false")  # it would print into the app's console
         # Every name is qualified with the catalog: a file called flurry.duckdb is a catalog "flurry",
         # which DuckDB would otherwise confuse with the schema "FLURRY".
         self.catalog = str(self._con.execute("SELECT current_database()").fetchall()[0][0])
@@ -190,6 +193,10 @@ class DuckDBWarehouse(Warehouse):
             ColumnStats(name=col.name, non_null=int(row[f"nn_{i}"]), distinct=int(row[f"nd_{i}"]))
             for i, col in enumerate(columns)
         ]
+
+    def profile(self, table: TableRef) -> TableProfile:
+        columns = self.describe(table)
+        return profile_columns(columns, self.qualify(table), lambda sql, params: self._guarded(table, sql, params))
 
     def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
         self._require(table)
