@@ -13,18 +13,29 @@ from pathlib import Path
 
 import pandas as pd
 
+from backend.checks import LEAKAGE_SAMPLE_ROWS, Finding, column_findings, leakage_findings, target_findings
 from backend.config import WarehouseConfig, data_dir
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
 from backend.errors import TableNotFoundError
 from backend.registry import Registry
-from backend.task_detection import FeatureChoice, TargetSummary, Task, suggest_features, summarize_target
+from backend.task_detection import (
+    MAX_CLASSES,
+    FeatureChoice,
+    TargetSummary,
+    Task,
+    suggest_features,
+    summarize_target,
+)
 from backend.training.config import TrainConfig
 from backend.training.jobs import JobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.base import TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
+
+# Counting exact duplicate rows hashes every column of every row; past this size it is skipped (and said so).
+DUPLICATE_CHECK_MAX_ROWS = 5_000_000
 
 
 @dataclass
@@ -46,6 +57,18 @@ class Workspace:
         rows = self.warehouse.row_count(table)
         summary = summarize_target(by_name[target], stats, rows)
         return summary, suggest_features(columns, stats, rows, target)
+
+    def checks(self, table: TableRef, target: str, task: Task, features: list[str]) -> list[Finding]:
+        """Every data check for predicting `target` from `features` (see backend.checks)."""
+        profile = self.warehouse.profile(table)
+        counts = None
+        if task.is_classification:
+            counts = self.warehouse.value_counts(table, target, limit=MAX_CLASSES + 1)
+        duplicates = self.warehouse.duplicate_rows(table) if profile.rows <= DUPLICATE_CHECK_MAX_ROWS else None
+        sample = self.warehouse.sample(table, [*features, target], LEAKAGE_SAMPLE_ROWS)
+        return [*target_findings(profile, target, task, counts, duplicates),
+                *leakage_findings(sample, target, task, features),
+                *column_findings(profile, target)]
 
     def train_config(self, table: TableRef, target: str, task: Task, features: list[str], metric: str,
                      time_budget_s: int) -> TrainConfig:

@@ -15,6 +15,7 @@ from backend.dashboard import DashboardData, dashboard_data
 from backend.deploy import load_bundle
 from backend.explain import Explanation, explain_rows
 from backend.model_bundle import ModelBundle
+from backend.profiling import TableProfile
 from backend.registry import ModelVersion
 from backend.task_detection import FeatureChoice, TargetSummary
 from backend.warehouse.base import ColumnInfo, TableRef
@@ -49,6 +50,12 @@ def row_count(table: TableRef) -> int:
 
 def preview(table: TableRef, rows: int = 100) -> pd.DataFrame:
     return workspace().warehouse.preview(table, rows)
+
+
+@st.cache_data(ttl=60, max_entries=32, show_spinner="Profiling the table in the warehouse…")
+def profile(identity: str, table: TableRef) -> TableProfile:
+    del identity  # part of the cache key only
+    return workspace().warehouse.profile(table)
 
 
 @st.cache_data(ttl=30, show_spinner="Profiling the target in the warehouse…")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from backend.warehouse.base import TableRef
@@ -10,6 +9,7 @@ from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
 from components.formatting import md
+from components.profile_view import show_profile
 from components.shell import require_shell
 
 require_shell()
@@ -43,9 +43,8 @@ with user_errors("list the warehouse's tables"):
         st.warning("This table has no rows, so there is nothing to learn from. Pick another table.")
 
     st.subheader("Columns")
-    st.dataframe(pd.DataFrame([{"column": c.name, "type": c.sql_type, "kind": c.kind,
-                                "nullable": c.nullable} for c in columns]),
-                 hide_index=True, width="stretch")
+    st.caption("Computed inside the warehouse; only these summaries come back.")
+    show_profile(calls.profile(calls.workspace().warehouse.identity, chosen))
     st.subheader("First rows")
     st.dataframe(calls.preview(chosen, 100), hide_index=True, width="stretch")
     st.page_link("pages/target.py", label="Next: choose what to predict", icon=":material/arrow_forward:")

@@ -162,6 +162,18 @@ class Warehouse(abc.ABC):
         """Read `columns` (optionally capped, optionally only rows where `not_null` is set)."""
 
     @abc.abstractmethod
+    def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
+        """A uniform random sample of at most `rows` rows (drawn in the warehouse), repeatable by seed."""
+
+    @abc.abstractmethod
+    def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
+        """Rows per value of `column` (columns: value, count), most frequent first, nulls left out."""
+
+    @abc.abstractmethod
+    def duplicate_rows(self, table: TableRef) -> int:
+        """How many rows are exact copies of an earlier row."""
+
+    @abc.abstractmethod
     def export_training_sample(
         self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
     ) -> SampleInfo:

@@ -224,6 +224,22 @@ class DuckDBWarehouse(Warehouse):
             params.append(int(limit))
         return self._guarded(table, sql, params)
 
+    def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
+        # Sample size and seed are validated ints; DuckDB cannot bind them in a SAMPLE clause.
+        return self._guarded(table, f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)} "
+                                    f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})")
+
+    def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
+        ident = quote_ident(column)
+        return self._guarded(table, f"SELECT {ident} AS value, count(*) AS count FROM {self.qualify(table)} "
+                                    f"WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", [int(limit)])
+
+    def duplicate_rows(self, table: TableRef) -> int:
+        source = self.qualify(table)
+        frame = self._guarded(table, f"SELECT (SELECT count(*) FROM {source}) - "
+                                     f"(SELECT count(*) FROM (SELECT DISTINCT * FROM {source})) AS n")
+        return int(frame["n"].iloc[0])
+
     def export_training_sample(
         self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
     ) -> SampleInfo:

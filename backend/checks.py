@@ -1,0 +1,170 @@
+"""Data checks: the traps in a table, each explained in plain words with a one-click remedy.
+
+Column checks read only the warehouse profile; leakage checks fit tiny one-column models on a sample.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import balanced_accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from backend.profiling import ColumnProfile, TableProfile
+from backend.task_detection import Task
+from backend.warehouse.base import is_integer_type
+
+NEAR_CONSTANT_SHARE = 0.995
+MOSTLY_NULL_SHARE = 0.9
+ID_LIKE_SHARE = 0.98
+HIGH_CARDINALITY = 100
+MIXED_TYPE_SHARE = 0.8
+IMBALANCE_SHARE = 0.1
+MIN_CLASS_ROWS = 5  # FLAML validates on up to 5 folds; fewer rows of a class cannot be validated honestly
+FEW_ROWS = 100
+LEAKAGE_SCORE = 0.98
+LEAKAGE_SAMPLE_ROWS = 20_000
+
+
+class Remedy(enum.StrEnum):
+    EXCLUDE = "exclude"            # leave the column out of the features
+    CAST_NUMBER = "cast_number"    # read text as numbers; what does not parse becomes missing
+    DROP_RARE = "drop_rare"        # leave out rows of classes too small to validate
+    DEDUPLICATE = "deduplicate"    # train on distinct rows only
+    NONE = "none"                  # nothing to do; Flurry handles it (explained)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    title: str
+    explanation: str
+    remedy: Remedy
+    column: str | None = None
+    blocking: bool = False
+
+
+def _column_finding(c: ColumnProfile) -> Finding | None:
+    share = f"{c.null_share:.0%}"
+    if c.non_null and c.distinct <= 1:
+        return Finding("constant", "Constant", f"{c.name!r} holds the same value in every row, so it tells the model "
+                       "nothing.", Remedy.EXCLUDE, c.name)
+    if c.null_share >= MOSTLY_NULL_SHARE:
+        return Finding("mostly_null", "Mostly empty", f"{c.name!r} is missing in {share} of rows; what little is "
+                       "there is unlikely to help and may mislead.", Remedy.EXCLUDE, c.name)
+    if c.kind in ("text", "boolean") and c.top_share >= NEAR_CONSTANT_SHARE:
+        value = c.top_values[0][0]
+        return Finding("near_constant", "Almost constant", f"{c.name!r} is {value!r} in {c.top_share:.1%} of rows; "
+                       "too few other values to learn from.", Remedy.EXCLUDE, c.name)
+    if ((c.kind == "text" or is_integer_type(c.sql_type)) and c.rows > 1 and c.non_null == c.rows
+            and c.distinct >= ID_LIKE_SHARE * c.rows):
+        return Finding("id_like", "ID-like", f"{c.name!r} has a different value in (almost) every row, like an ID or "
+                       "a key. A model would memorise it and fail on new rows.", Remedy.EXCLUDE, c.name)
+    if c.kind == "text" and c.non_null and c.numeric_text >= MIXED_TYPE_SHARE * c.non_null:
+        odd = c.non_null - c.numeric_text
+        detail = f"; {odd:,} values are not numbers and would become missing" if odd else ""
+        return Finding("mixed_type", "Numbers stored as text", f"{c.name!r} holds numbers written as text{detail}. "
+                       "Reading it as a number lets the model use its order and size.", Remedy.CAST_NUMBER, c.name)
+    if c.kind == "text" and c.distinct > HIGH_CARDINALITY and c.distinct > 0.5 * c.non_null:
+        return Finding("high_cardinality", "Too many distinct texts", f"{c.name!r} has {c.distinct:,} different "
+                       "values (free text or codes); too many to learn from as categories.", Remedy.EXCLUDE, c.name)
+    if c.kind == "datetime":
+        return Finding("datetime", "Dates", f"{c.name!r} is a date or time. Flurry turns it into year, month, day and "
+                       "weekday features; leave it out if new rows will come from a later period.", Remedy.NONE,
+                       c.name)
+    return None
+
+
+def column_findings(profile: TableProfile, target: str | None) -> list[Finding]:
+    """Findings about the columns that could be features (the target excluded)."""
+    return [f for c in profile.columns if c.name != target and (f := _column_finding(c)) is not None]
+
+
+def target_findings(profile: TableProfile, target: str, task: Task, class_counts: pd.DataFrame | None,
+                    duplicate_rows: int | None) -> list[Finding]:
+    """Findings about the target and the rows: imbalance, rare classes, too few rows, duplicates."""
+    column = profile.column(target)
+    findings = []
+    usable = column.non_null
+    if usable < FEW_ROWS:
+        findings.append(Finding("few_rows", "Very few rows", f"Only {usable:,} rows have a value for {target!r}. "
+                                "Any model will be rough, and its scores will swing a lot.", Remedy.NONE, target))
+    if task is Task.REGRESSION and column.distinct <= 10:
+        findings.append(Finding("few_values", "A number with few values", f"{target!r} takes only {column.distinct} "
+                                "values. If they are categories rather than amounts, choose classification.",
+                                Remedy.NONE, target))
+    if task.is_classification and class_counts is not None and len(class_counts):
+        counts = class_counts.set_index("value")["count"]
+        rare = [str(v) for v, n in counts.items() if n < MIN_CLASS_ROWS]
+        if rare:
+            shown = ", ".join(repr(v) for v in rare[:5]) + (" …" if len(rare) > 5 else "")
+            findings.append(Finding("rare_classes", "Classes too small to learn", f"{len(rare)} class(es) of "
+                                    f"{target!r} have fewer than {MIN_CLASS_ROWS} rows ({shown}). They cannot be "
+                                    "learned or validated; their rows are left out of training rather than copied.",
+                                    Remedy.DROP_RARE, target, blocking=len(counts) - len(rare) < 2))
+        share = counts.min() / counts.sum()
+        if share < IMBALANCE_SHARE and not rare:
+            small = counts.idxmin()
+            findings.append(Finding("imbalance", "Imbalanced classes", f"Only {share:.1%} of rows are {str(small)!r}. "
+                                    "Accuracy would look good by never predicting it, so Flurry keeps that share in "
+                                    "every split (stratified) and optimises a ranking or probability metric instead "
+                                    "of accuracy.", Remedy.NONE, target))
+    if duplicate_rows:
+        findings.append(Finding("duplicates", "Duplicated rows", f"{duplicate_rows:,} rows are exact copies of "
+                                "other rows. Copies can land on both sides of the validation split and flatter the "
+                                "scores; training on distinct rows avoids that.", Remedy.DEDUPLICATE))
+    return findings
+
+
+def _single_column_score(x: pd.Series, y: pd.Series, task: Task, seed: int) -> float:
+    """How well one column alone predicts the target on held-out rows (balanced accuracy or R²)."""
+    if x.dtype == object or str(x.dtype) in ("str", "string", "category", "bool", "boolean"):
+        feature = pd.Series(pd.Categorical(x.astype(str)).codes, index=x.index).to_frame()
+    else:
+        numbers = pd.to_numeric(x, errors="coerce").astype(float)
+        # missing values get a value of their own, below every real one
+        feature = numbers.fillna(numbers.min() - 1 if numbers.notna().any() else 0.0).to_frame()
+    stratify = y if task.is_classification and y.value_counts().min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(feature, y, test_size=0.3, random_state=seed,
+                                                        stratify=stratify)
+    if task.is_classification:
+        model = DecisionTreeClassifier(max_depth=12, random_state=seed).fit(x_train, y_train.astype(str))
+        return float(balanced_accuracy_score(y_test.astype(str), model.predict(x_test)))
+    model = DecisionTreeRegressor(max_depth=12, random_state=seed).fit(x_train, y_train)
+    return float(r2_score(y_test, model.predict(x_test)))
+
+
+def leakage_findings(sample: pd.DataFrame, target: str, task: Task, features: list[str], seed: int = 0
+                     ) -> list[Finding]:
+    """Columns that predict the target almost perfectly on their own: copies, or facts known only afterwards."""
+    rows = sample[sample[target].notna()]
+    if len(rows) < 30:
+        return []
+    y = rows[target] if task.is_classification else pd.to_numeric(rows[target], errors="coerce").astype(float)
+    findings = []
+    for name in features:
+        x = rows[name]
+        if x.nunique(dropna=True) < 2:
+            continue
+        is_key = x.dtype == object or str(x.dtype) in ("str", "string") or pd.api.types.is_integer_dtype(x)
+        if is_key and x.nunique() >= 0.9 * len(x):
+            continue  # a unique key "predicts" nothing on new rows; the ID-like check speaks for it
+        same = x.astype(str).eq(y.astype(str)).mean()
+        numeric = pd.to_numeric(x, errors="coerce")
+        correlated = (task is Task.REGRESSION and numeric.notna().mean() > 0.9
+                      and abs(np.corrcoef(numeric.fillna(numeric.mean()), y)[0, 1]) >= 0.999)
+        score = _single_column_score(x, y, task, seed)
+        if same >= 0.99 or correlated:
+            why = "is a copy of the target (renamed, shifted or rescaled)"
+        elif score >= LEAKAGE_SCORE:
+            why = f"predicts the target almost perfectly on its own ({score:.1%} on held-out rows)"
+        else:
+            continue
+        findings.append(Finding("leakage", "Suspected target leakage", f"{name!r} {why}. Such a column is usually "
+                                "recorded after the outcome is known, so the model would look perfect here and fail "
+                                "on new rows.", Remedy.EXCLUDE, name))
+    return findings

@@ -1,0 +1,111 @@
+"""Each data check on a crafted table where it must fire, and on one where it must not."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.checks import Finding, Remedy
+from backend.task_detection import Task
+from backend.workspace import Workspace
+from tests.conftest import put_table
+
+N = 600
+rng = np.random.default_rng(11)
+
+
+def base() -> pd.DataFrame:
+    x = rng.normal(size=N)
+    return pd.DataFrame({
+        "x": x,
+        "noise": rng.normal(size=N),
+        "colour": rng.choice(["red", "green", "blue"], N),
+        "label": np.where(x + rng.normal(scale=0.8, size=N) > 0, "yes", "no"),
+    })
+
+
+def findings(ws: Workspace, frame: pd.DataFrame, target: str = "label", task: Task = Task.BINARY) -> list[Finding]:
+    table = put_table(ws, f"checked_{uuid.uuid4().hex[:8]}", frame)
+    features = [c for c in frame.columns if c != target]
+    return ws.checks(table, target, task, features)
+
+
+def fired(found: list[Finding], check: str) -> set[str | None]:
+    return {f.column for f in found if f.check == check}
+
+
+def test_a_clean_table_raises_nothing(empty_workspace: Workspace) -> None:
+    assert findings(empty_workspace, base()) == []
+
+
+@pytest.mark.parametrize(("column", "values", "check", "remedy"), [
+    ("const", ["same"] * N, "constant", Remedy.EXCLUDE),
+    ("almost", ["a"] * (N - 1) + ["b"], "near_constant", Remedy.EXCLUDE),
+    ("sparse", [None] * (N - 20) + list(range(20)), "mostly_null", Remedy.EXCLUDE),
+    ("key", [f"k{i}" for i in range(N)], "id_like", Remedy.EXCLUDE),
+    ("number_text", [str(i % 50) if i % 40 else "n/a" for i in range(N)], "mixed_type", Remedy.CAST_NUMBER),
+    ("comment", [f"note {i % 400} about it" for i in range(N)], "high_cardinality", Remedy.EXCLUDE),
+    ("signed_up", pd.date_range("2020-01-01", periods=N, freq="h"), "datetime", Remedy.NONE),
+])
+def test_column_checks_fire(empty_workspace: Workspace, column: str, values: list[object], check: str,
+                            remedy: Remedy) -> None:
+    frame = base().assign(**{column: values})
+    found = [f for f in findings(empty_workspace, frame) if f.column == column]
+    assert [(f.check, f.remedy) for f in found] == [(check, remedy)], found
+
+
+def test_near_misses_do_not_fire(empty_workspace: Workspace) -> None:
+    frame = base().assign(
+        mostly_a=["a"] * (N - 30) + ["b"] * 30,                      # 95%: a real, if skewed, feature
+        half_empty=[None] * (N // 2) + list(range(N // 2)),           # 50% missing: keep
+        measured=rng.normal(size=N),                                  # unique floats are not IDs
+        few_codes=[f"c{i % 40}" for i in range(N)],                   # 40 categories is fine
+    )
+    assert findings(empty_workspace, frame) == []
+
+
+def test_leakage_copy_and_near_perfect_predictor(empty_workspace: Workspace) -> None:
+    frame = base()
+    frame["outcome_copy"] = frame["label"].map({"yes": "Y", "no": "N"})   # a renamed copy
+    frame["refund_issued"] = np.where(frame["label"] == "yes", 1.0, 0.0) + rng.normal(scale=0.01, size=N)
+    found = findings(empty_workspace, frame)
+    assert fired(found, "leakage") == {"outcome_copy", "refund_issued"}
+    assert all(f.remedy is Remedy.EXCLUDE for f in found if f.check == "leakage")
+
+
+def test_leakage_of_a_shifted_copy_in_regression(empty_workspace: Workspace) -> None:
+    frame = base().drop(columns="label")
+    frame["amount"] = frame["x"] * 100 + rng.normal(scale=40, size=N)
+    frame["amount_next_day"] = frame["amount"] + 5
+    found = findings(empty_workspace, frame, target="amount", task=Task.REGRESSION)
+    assert fired(found, "leakage") == {"amount_next_day"}
+
+
+def test_imbalance_rare_classes_few_rows_and_duplicates(empty_workspace: Workspace) -> None:
+    frame = base()
+    frame["label"] = ["rare"] * 30 + ["common"] * (N - 30)
+    found = findings(empty_workspace, frame)
+    assert fired(found, "imbalance") == {"label"}
+
+    frame["label"] = ["tiny"] * 3 + ["a"] * 300 + ["b"] * (N - 303)
+    found = findings(empty_workspace, frame, task=Task.MULTICLASS)
+    (rare,) = [f for f in found if f.check == "rare_classes"]
+    assert rare.remedy is Remedy.DROP_RARE and "'tiny'" in rare.explanation and not rare.blocking
+
+    small = base().head(60)
+    assert fired(findings(empty_workspace, small), "few_rows") == {"label"}
+
+    once = base()
+    doubled = pd.concat([once, once.head(25)], ignore_index=True)
+    (dup,) = [f for f in findings(empty_workspace, doubled) if f.check == "duplicates"]
+    assert "25 rows" in dup.explanation and dup.remedy is Remedy.DEDUPLICATE
+
+
+def test_one_real_class_beside_rare_ones_blocks(empty_workspace: Workspace) -> None:
+    frame = base()
+    frame["label"] = ["a"] * (N - 2) + ["b", "c"]
+    (rare,) = [f for f in findings(empty_workspace, frame, task=Task.MULTICLASS) if f.check == "rare_classes"]
+    assert rare.blocking
