@@ -105,7 +105,9 @@ def load_bundle(registry: Registry, model_id: str) -> ModelBundle:
 
 def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name: str) -> DeployedFunctions:
     handlers = make_handlers(bundle)
-    params = [_PARAMETER_TYPE.get(f.get("kind") or column_kind(f["sql_type"]), "VARCHAR") for f in bundle.features]
+    # Parameters take the column's own SQL type (a text column read as numbers still arrives as text; the
+    # bundle does the reading), so SQL callers pass their columns unchanged.
+    params = [_PARAMETER_TYPE.get(column_kind(f["sql_type"]), "VARCHAR") for f in bundle.features]
     warehouse.register_function(function_name, handlers["predict"], params, prediction_sql_type(bundle))
     probability_name = None
     if "probability" in handlers:

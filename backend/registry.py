@@ -45,6 +45,9 @@ def migrations(t: Callable[[str], str]) -> list[list[str]]:
             f"""CREATE TABLE IF NOT EXISTS {t('seeded_tables')} (
                 table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at TIMESTAMP)""",
         ],
+        [  # 2: how many rows were eligible before sampling ("a 1,000,000-row sample of 48,000,000 rows")
+            f"ALTER TABLE {t('runs')} ADD COLUMN rows_eligible BIGINT",
+        ],
     ]
 
 
@@ -90,6 +93,7 @@ class Run:
     message: str
     rows_used: int | None
     rows_dropped: int | None
+    rows_eligible: int | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,9 @@ class Registry:
         stamp = now()
         with self.wh.transaction():
             self.wh.execute(
-                f"INSERT INTO {self.t('runs')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '', NULL, NULL)",
+                f"INSERT INTO {self.t('runs')} (run_id, state, source_schema, source_table, target, task, metric, "
+                f"time_budget, config_json, created_at, updated_at, job_dir, message) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
                 [run_id, RunState.QUEUED.value, table.schema, table.name, target, task, metric, time_budget,
                  json.dumps(config), stamp, stamp, job_dir],
             )
@@ -185,9 +191,9 @@ class Registry:
             )
             self._event(run_id, "state", {"state": state.value, "message": message or ""})
 
-    def set_run_rows(self, run_id: str, *, used: int, dropped: int) -> None:
-        self.wh.execute(f"UPDATE {self.t('runs')} SET rows_used = ?, rows_dropped = ? WHERE run_id = ?",
-                        [used, dropped, run_id])
+    def set_run_rows(self, run_id: str, *, used: int, dropped: int, eligible: int) -> None:
+        self.wh.execute(f"UPDATE {self.t('runs')} SET rows_used = ?, rows_dropped = ?, rows_eligible = ? "
+                        f"WHERE run_id = ?", [used, dropped, eligible, run_id])
 
     def _event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
         self.wh.execute(
@@ -333,7 +339,13 @@ def _run_from_row(row: Any) -> Run:
         config=json.loads(row["config_json"]), created_at=row["created_at"], updated_at=row["updated_at"],
         worker_pid=int(pid) if pid is not None else None, job_dir=row["job_dir"], message=row["message"] or "",
         rows_used=int(used) if used is not None else None, rows_dropped=int(dropped) if dropped is not None else None,
+        rows_eligible=_int_or_none(row.get("rows_eligible")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    value = _none_if_na(value)
+    return None if value is None else int(value)
 
 
 def _version_from_row(row: Any) -> ModelVersion:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from backend.checks import LEAKAGE_SAMPLE_ROWS, Finding, column_findings, leakage_findings, target_findings
+from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_findings, leakage_findings, target_findings
 from backend.config import WarehouseConfig, data_dir
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
-from backend.errors import TableNotFoundError
+from backend.errors import InvalidTargetError, TableNotFoundError
 from backend.registry import Registry
 from backend.task_detection import (
     MAX_CLASSES,
@@ -70,10 +70,22 @@ class Workspace:
                 *leakage_findings(sample, target, task, features),
                 *column_findings(profile, target)]
 
+    def rare_classes(self, table: TableRef, target: str) -> list[str]:
+        """Target values with too few rows to learn or validate; their rows are left out of training.
+        Raises InvalidTargetError when fewer than two classes would remain."""
+        counts = self.warehouse.value_counts(table, target, limit=MAX_CLASSES + 1)
+        rare = [str(v) for v, n in zip(counts["value"], counts["count"], strict=True) if n < MIN_CLASS_ROWS]
+        if len(counts) - len(rare) < 2:
+            raise InvalidTargetError(
+                f"{target!r} has fewer than two classes with at least {MIN_CLASS_ROWS} rows, so there is nothing "
+                "a model could learn to tell apart.", hint="Pick another target, or add rows to the small classes.")
+        return rare
+
     def train_config(self, table: TableRef, target: str, task: Task, features: list[str], metric: str,
-                     time_budget_s: int) -> TrainConfig:
+                     time_budget_s: int, *, casts: tuple[str, ...] = (), deduplicate: bool = False) -> TrainConfig:
         """A training config for the table as it is now. Raises TableNotFoundError when the table or a chosen
-        column has gone, InvalidTrainingOptionError for options out of range."""
+        column has gone, InvalidTrainingOptionError for options out of range, InvalidTargetError when the
+        classes cannot be learned."""
         types = {c.name: c.sql_type for c in self.warehouse.describe(table)}
         missing = [c for c in [target, *features] if c not in types]
         if missing:
@@ -82,8 +94,11 @@ class Workspace:
                 hint="The table changed since you picked it; go back to the Target step.")
         config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
                              features=tuple((f, types[f]) for f in features), metric=metric,
-                             time_budget_s=int(time_budget_s))
+                             time_budget_s=int(time_budget_s), casts=tuple(c for c in casts if c in features),
+                             deduplicate=deduplicate)
         config.validate()
+        if task.is_classification:
+            config = replace(config, drop_classes=tuple(self.rare_classes(table, target)))
         return config
 
     def holdout_frame(self, model_id: str) -> pd.DataFrame:

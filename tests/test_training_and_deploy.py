@@ -174,14 +174,33 @@ def test_a_dropped_table_is_reported_not_crashed(workspace: Workspace) -> None:
 
 
 def test_too_few_labelled_rows_fail_the_run_with_a_reason(empty_workspace: Workspace) -> None:
-    frame = pd.DataFrame({"x": range(30), "y": ["a", "b"] + [None] * 28})
+    frame = pd.DataFrame({"x": range(30), "y": [float(i) for i in range(8)] + [None] * 22})
     table = put_table(empty_workspace, "sparse", frame)
-    config = empty_workspace.train_config(table, "y", Task.BINARY, ["x"], "roc_auc", 5)
-    with pytest.raises(InvalidTargetError, match="Only 2 rows"):
+    config = empty_workspace.train_config(table, "y", Task.REGRESSION, ["x"], "r2", 5)
+    with pytest.raises(InvalidTargetError, match="Only 8 rows"):
         empty_workspace.jobs.start(config)
     (run,) = empty_workspace.registry.list_runs()
-    assert run.state is RunState.FAILED and "Only 2 rows" in run.message
+    assert run.state is RunState.FAILED and "Only 8 rows" in run.message
     assert empty_workspace.registry.list_model_versions() == []
+
+
+def test_classes_too_small_to_learn_are_refused_or_left_out(empty_workspace: Workspace) -> None:
+    frame = pd.DataFrame({"x": range(30), "y": ["a", "b"] + [None] * 28})
+    table = put_table(empty_workspace, "two_singletons", frame)
+    with pytest.raises(InvalidTargetError, match="fewer than two classes"):
+        empty_workspace.train_config(table, "y", Task.BINARY, ["x"], "roc_auc", 5)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=300)
+    labels = np.where(x > 0, "up", "down").astype(object)
+    labels[:3] = "glitch"
+    table = put_table(empty_workspace, "with_rare", pd.DataFrame({"x": x, "y": labels}))
+    config = empty_workspace.train_config(table, "y", Task.MULTICLASS, ["x"], "log_loss", 2)
+    assert config.drop_classes == ("glitch",)
+    progress = wait_for(empty_workspace, empty_workspace.jobs.start(config))
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    assert (progress.run.rows_used, progress.run.rows_eligible) == (297, 297)
+    bundle = load_bundle(empty_workspace.registry, progress.model_id)
+    assert bundle.classes == ["down", "up"]
 
 
 def test_hostile_column_names_and_a_linear_model_explained_by_permutation(empty_workspace: Workspace) -> None:

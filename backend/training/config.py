@@ -31,6 +31,9 @@ class TrainConfig:
     holdout_ratio: float = 0.2
     max_rows: int = DEFAULT_MAX_ROWS
     estimators: tuple[str, ...] = ()  # empty: FLAML's own choice for the task
+    casts: tuple[str, ...] = ()  # text features read as numbers (what does not parse becomes missing)
+    deduplicate: bool = False  # train on distinct rows only
+    drop_classes: tuple[str, ...] = ()  # target values whose rows are left out (too rare to learn)
 
     def validate(self) -> None:
         """Raise InvalidTrainingOptionError for any option out of range."""
@@ -46,6 +49,8 @@ class TrainConfig:
                                              hint="Include at least one column on the Target step.")
         if self.target in {name for name, _ in self.features}:
             raise InvalidTrainingOptionError("The target cannot also be a feature.")
+        if set(self.casts) - {name for name, _ in self.features}:
+            raise InvalidTrainingOptionError("Only feature columns can be read as numbers.")
         unknown = set(self.estimators) - set(KNOWN_ESTIMATORS)
         if unknown:
             raise InvalidTrainingOptionError(f"Unknown model families: {', '.join(sorted(unknown))}.",
@@ -59,6 +64,8 @@ class TrainConfig:
         data["task"] = self.task.value
         data["features"] = [list(f) for f in self.features]
         data["estimators"] = list(self.estimators)
+        data["casts"] = list(self.casts)
+        data["drop_classes"] = list(self.drop_classes)
         return data
 
     @staticmethod
@@ -69,5 +76,6 @@ class TrainConfig:
             features=tuple((str(n), str(t)) for n, t in data["features"]), metric=data["metric"],
             time_budget_s=int(data["time_budget_s"]), seed=int(data["seed"]),
             holdout_ratio=float(data["holdout_ratio"]), max_rows=int(data["max_rows"]),
-            estimators=tuple(data.get("estimators") or ()),
+            estimators=tuple(data.get("estimators") or ()), casts=tuple(data.get("casts") or ()),
+            deduplicate=bool(data.get("deduplicate", False)), drop_classes=tuple(data.get("drop_classes") or ()),
         )

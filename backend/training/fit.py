@@ -41,7 +41,9 @@ class TrainingResult:
 
 
 def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
-    return [{"name": n, "sql_type": t, "kind": column_kind(t)} for n, t in config.features]
+    """Each feature's name, SQL type and the kind the model treats it as (a cast text column is numeric)."""
+    return [{"name": n, "sql_type": t, "kind": "numeric" if n in config.casts else column_kind(t)}
+            for n, t in config.features]
 
 
 def _split(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -26,7 +26,7 @@ from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now,
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.fit import feature_specs
-from backend.warehouse.base import Warehouse
+from backend.warehouse.base import SampleSpec, Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +117,18 @@ class JobManager:
             time_budget=config.time_budget_s, config=config.to_dict(), job_dir=str(job_dir))
         try:
             job_dir.mkdir(parents=True)
-            columns = [name for name, _ in config.features] + [config.target]
+            columns = (*(name for name, _ in config.features), config.target)
             total = self.wh.row_count(config.table)
-            sample = self.wh.export_training_sample(config.table, columns, config.target, job_dir / jf.DATA,
-                                                    max_rows=config.max_rows, seed=config.seed)
+            spec = SampleSpec(table=config.table, columns=columns, target=config.target, max_rows=config.max_rows,
+                              seed=config.seed, stratify=config.task.is_classification,
+                              distinct=config.deduplicate, exclude_target_values=config.drop_classes)
+            sample = self.wh.export_training_sample(spec, job_dir / jf.DATA)
             used, dropped = sample.rows_written, total - sample.rows_eligible
             if used < MIN_TRAINING_ROWS:
                 raise InvalidTargetError(
                     f"Only {used} rows have a value for {config.target!r}; Flurry needs at least {MIN_TRAINING_ROWS}.",
                     hint="Pick a table with more rows, or a target with fewer missing values.")
-            self.registry.set_run_rows(run_id, used=used, dropped=dropped)
+            self.registry.set_run_rows(run_id, used=used, dropped=dropped, eligible=sample.rows_eligible)
             (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
             log = open(job_dir / "worker.log", "wb")  # noqa: SIM115 - handed to the child process
             env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}

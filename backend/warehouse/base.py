@@ -53,11 +53,26 @@ class ColumnStats:
 
 
 @dataclass(frozen=True)
+class SampleSpec:
+    """Which rows a training export takes: non-null target, at most `max_rows`, drawn in the warehouse."""
+
+    table: TableRef
+    columns: tuple[str, ...]
+    target: str
+    max_rows: int
+    seed: int = 0
+    stratify: bool = False  # keep each class's share (classification)
+    distinct: bool = False  # drop exact duplicate rows first
+    exclude_target_values: tuple[str, ...] = ()  # e.g. classes too small to learn
+
+
+@dataclass(frozen=True)
 class SampleInfo:
-    """What a training export wrote: rows written, out of rows eligible (non-null target)."""
+    """What a training export wrote: rows written, out of rows eligible (non-null target, after exclusions)."""
 
     rows_written: int
     rows_eligible: int
+    sampled: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,11 +189,8 @@ class Warehouse(abc.ABC):
         """How many rows are exact copies of an earlier row."""
 
     @abc.abstractmethod
-    def export_training_sample(
-        self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
-    ) -> SampleInfo:
-        """Write rows with a non-null target (at most `max_rows`, sampled in the warehouse) to a Parquet
-        file."""
+    def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
+        """Write the rows `spec` selects to a Parquet file, streaming (never the whole table in memory)."""
 
     @abc.abstractmethod
     def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:

@@ -31,6 +31,7 @@ from backend.warehouse.base import (
     ColumnInfo,
     ColumnStats,
     SampleInfo,
+    SampleSpec,
     ScalarFunction,
     TableRef,
     Warehouse,
@@ -41,6 +42,8 @@ from backend.warehouse.duckdb_profile import profile_columns
 logger = logging.getLogger(__name__)
 
 _HIDDEN_SCHEMAS = (METADATA_SCHEMA, "information_schema", "pg_catalog")
+# Rows kept of each class in a stratified sample even when its proportional share is smaller.
+STRATIFIED_FLOOR = 1000
 
 
 def _select_expr(column: ColumnInfo) -> str:
@@ -240,24 +243,60 @@ class DuckDBWarehouse(Warehouse):
                                      f"(SELECT count(*) FROM (SELECT DISTINCT * FROM {source})) AS n")
         return int(frame["n"].iloc[0])
 
-    def export_training_sample(
-        self, table: TableRef, columns: list[str], target: str, destination: Path, *, max_rows: int, seed: int
-    ) -> SampleInfo:
-        projection = self._projection(table, columns)
-        source = self.qualify(table)
-        sql = f"SELECT {projection} FROM {source} WHERE {quote_ident(target)} IS NOT NULL"
-        eligible = int(self._guarded(table, f"SELECT count(*) AS n FROM ({sql})")["n"].iloc[0])
-        if eligible > max_rows:
-            # Sample size and seed are ints we validated, not user text; DuckDB cannot bind them here.
-            sql = f"SELECT * FROM ({sql}) USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE ({int(seed)})"
+    def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
+        table, target = spec.table, quote_ident(spec.target)
+        projection = self._projection(table, list(spec.columns))
+        where = f"WHERE {target} IS NOT NULL"
+        where_params: list[Any] = []
+        if spec.exclude_target_values:
+            where += f" AND NOT list_contains(?::VARCHAR[], CAST({target} AS VARCHAR))"
+            where_params.append(list(spec.exclude_target_values))
+        # Each row gets a deterministic pseudo-random draw: rowid's hash on a table (cheap), the content's
+        # hash after DISTINCT or on a view (which has no rowid).
+        if spec.distinct or not self._has_rowid(table):
+            content = ", ".join(quote_ident(c) for c in spec.columns)
+            rows_sql = (f"SELECT *, hash(({content}), ?) AS __flurry_draw FROM "
+                        f"(SELECT {'DISTINCT ' if spec.distinct else ''}{projection} FROM {self.qualify(table)} {where})")
+        else:
+            rows_sql = f"SELECT {projection}, hash(rowid, ?) AS __flurry_draw FROM {self.qualify(table)} {where}"
+        params: list[Any] = [int(spec.seed), *where_params]
+        eligible = int(self._guarded(table, f"SELECT count(*) AS n FROM ({rows_sql})", params)["n"].iloc[0])
+        sql, sampled = f"SELECT * EXCLUDE (__flurry_draw) FROM ({rows_sql})", eligible > spec.max_rows
+        if sampled and spec.stratify:
+            sql, params = self._stratified(rows_sql, params, spec, eligible)
+        elif sampled:
+            # a deterministic draw by hash: one streaming pass, no reservoir to hold in memory
+            sql += " WHERE __flurry_draw % 1000000007 < ?"
+            params.append(int(1000000007 * spec.max_rows / eligible))
         written = 0
         with self._cursor() as cur:
-            reader = cur.sql(sql).to_arrow_reader(100_000)
+            reader = cur.sql(sql, params=params).to_arrow_reader(100_000)
             with pq.ParquetWriter(destination, reader.schema) as writer:
                 for batch in reader:
                     writer.write_batch(batch)
                     written += batch.num_rows
-        return SampleInfo(rows_written=written, rows_eligible=eligible)
+        return SampleInfo(rows_written=written, rows_eligible=eligible, sampled=sampled)
+
+    def _has_rowid(self, table: TableRef) -> bool:
+        frame = self.query("SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
+                           "AND table_schema = ? AND table_name = ?", [table.schema, table.name])
+        return not frame.empty and frame["table_type"].iloc[0] == "BASE TABLE"
+
+    def _stratified(self, rows_sql: str, params: list[Any], spec: SampleSpec, eligible: int
+                    ) -> tuple[str, list[Any]]:
+        """Keep each class's share; small classes are kept whole up to a floor so they stay learnable."""
+        target = quote_ident(spec.target)
+        counts = self._guarded(spec.table, f"SELECT CAST({target} AS VARCHAR) AS value, count(*) AS n "
+                                           f"FROM ({rows_sql}) GROUP BY 1", params)
+        fraction = spec.max_rows / eligible
+        cases, case_params = [], []
+        for value, n in zip(counts["value"], counts["n"], strict=True):
+            quota = min(int(n), max(round(n * fraction), STRATIFIED_FLOOR))
+            cases.append("WHEN ? THEN ?")
+            case_params += [str(value), int(1000000007 * quota / int(n))]
+        sql = (f"SELECT * EXCLUDE (__flurry_draw) FROM ({rows_sql}) WHERE __flurry_draw % 1000000007 < "
+               f"CASE CAST({target} AS VARCHAR) {' '.join(cases)} ELSE 0 END")
+        return sql, [*params, *case_params]
 
     def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"

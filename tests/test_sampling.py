@@ -1,0 +1,62 @@
+"""Training samples drawn in the warehouse: capped, stratified, deduplicated, repeatable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.warehouse.base import SampleSpec
+from backend.warehouse.duckdb_warehouse import STRATIFIED_FLOOR
+from backend.workspace import Workspace
+from tests.conftest import put_table
+
+N = 20_000
+
+
+@pytest.fixture
+def labelled(empty_workspace: Workspace):
+    rng = np.random.default_rng(4)
+    label = np.where(np.arange(N) < N * 0.03, "rare", "common")
+    frame = pd.DataFrame({"x": rng.normal(size=N), "label": label})
+    frame.loc[::100, "label"] = None
+    return empty_workspace, put_table(empty_workspace, "labelled", frame)
+
+
+def export(ws: Workspace, spec: SampleSpec, tmp_path: Path) -> tuple[pd.DataFrame, int, bool]:
+    path = tmp_path / f"s{abs(hash(spec))}.parquet"
+    info = ws.warehouse.export_training_sample(spec, path)
+    frame = pd.read_parquet(path)
+    assert len(frame) == info.rows_written
+    return frame, info.rows_eligible, info.sampled
+
+
+def test_no_sampling_below_the_cap(labelled, tmp_path: Path) -> None:
+    ws, table = labelled
+    frame, eligible, sampled = export(ws, SampleSpec(table, ("x", "label"), "label", max_rows=N), tmp_path)
+    assert (len(frame), eligible, sampled) == (N - N // 100, N - N // 100, False)
+    assert frame["label"].notna().all()
+
+
+def test_stratified_sample_keeps_shares_and_a_floor(labelled, tmp_path: Path) -> None:
+    ws, table = labelled
+    spec = SampleSpec(table, ("x", "label"), "label", max_rows=5000, stratify=True, seed=1)
+    frame, eligible, sampled = export(ws, spec, tmp_path)
+    assert sampled and eligible == N - N // 100
+    counts = frame["label"].value_counts()
+    rare_rows = int((pd.Series(np.where(np.arange(N) < N * 0.03, 1, 0))[np.arange(N) % 100 != 0]).sum())
+    assert counts["rare"] == pytest.approx(min(rare_rows, STRATIFIED_FLOOR), rel=0.15)
+    assert counts["common"] == pytest.approx(5000 * (1 - rare_rows / eligible), rel=0.1)
+    again, _, _ = export(ws, spec, tmp_path)
+    assert again.equals(frame), "the same seed draws the same rows"
+
+
+def test_uniform_sample_and_exclusions_and_distinct(labelled, tmp_path: Path) -> None:
+    ws, table = labelled
+    frame, _, sampled = export(ws, SampleSpec(table, ("x", "label"), "label", max_rows=2000, seed=3), tmp_path)
+    assert sampled and len(frame) == pytest.approx(2000, rel=0.1)
+    spec = SampleSpec(table, ("label",), "label", max_rows=N, exclude_target_values=("rare",), distinct=True)
+    frame, eligible, _ = export(ws, spec, tmp_path)
+    assert frame["label"].tolist() == ["common"] and eligible == 1
