@@ -168,3 +168,34 @@ def leakage_findings(sample: pd.DataFrame, target: str, task: Task, features: li
                                 "recorded after the outcome is known, so the model would look perfect here and fail "
                                 "on new rows.", Remedy.EXCLUDE, name))
     return findings
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """What the wizard proposes before the user changes anything: the checks' remedies applied."""
+
+    features: list[str]
+    casts: list[str]
+    deduplicate: bool
+    reasons: dict[str, str]  # column -> why it is left out (or how it is read)
+
+
+def plan_features(candidates: list[tuple[str, bool, str]], findings: list[Finding]) -> FeaturePlan:
+    """Apply each finding's remedy to the candidate features.
+
+    `candidates` are (column, included by default, reason) as task detection proposes them.
+    """
+    reasons = {name: reason for name, include, reason in candidates if not include}
+    features = [name for name, include, _ in candidates if include]
+    casts = []
+    for finding in findings:
+        if finding.column is None:
+            continue
+        if finding.remedy is Remedy.EXCLUDE and finding.column in features:
+            features.remove(finding.column)
+            reasons[finding.column] = finding.title
+        elif finding.remedy is Remedy.CAST_NUMBER and finding.column in features:
+            casts.append(finding.column)
+            reasons[finding.column] = "read as numbers"
+    deduplicate = any(f.remedy is Remedy.DEDUPLICATE for f in findings)
+    return FeaturePlan(features=features, casts=casts, deduplicate=deduplicate, reasons=reasons)

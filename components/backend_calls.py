@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from backend.checks import Finding
 from backend.config import WarehouseConfig, warehouse_config
 from backend.dashboard import DashboardData, dashboard_data
 from backend.deploy import load_bundle
@@ -17,7 +18,7 @@ from backend.explain import Explanation, explain_rows
 from backend.model_bundle import ModelBundle
 from backend.profiling import TableProfile
 from backend.registry import ModelVersion
-from backend.task_detection import FeatureChoice, TargetSummary
+from backend.task_detection import FeatureChoice, TargetSummary, Task
 from backend.warehouse.base import ColumnInfo, TableRef
 from backend.workspace import Workspace, open_workspace
 
@@ -62,6 +63,12 @@ def profile(identity: str, table: TableRef) -> TableProfile:
 def target_summary(identity: str, table: TableRef, target: str) -> tuple[TargetSummary, list[FeatureChoice]]:
     del identity  # part of the cache key only
     return workspace().target_summary(table, target)
+
+
+@st.cache_data(ttl=60, max_entries=32, show_spinner="Checking the data for traps…")
+def checks(identity: str, table: TableRef, target: str, task: Task, features: list[str]) -> list[Finding]:
+    del identity  # part of the cache key only
+    return workspace().checks(table, target, task, features)
 
 
 @st.cache_resource(max_entries=16)

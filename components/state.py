@@ -23,6 +23,9 @@ class Key(enum.StrEnum):
     RUN_ID = "wizard.run_id"
     MODEL_ID = "wizard.model_id"
     FUNCTION_NAME = "wizard.function_name"
+    CASTS = "wizard.casts"
+    DEDUPLICATE = "wizard.deduplicate"
+    EDITOR_VERSION = "wizard.editor_version"
 
 
 def get(key: Key, default: Any = None) -> Any:
@@ -47,7 +50,7 @@ def select_table(ref: TableRef) -> None:
     """Choose a table; choices downstream of it no longer apply."""
     if table() != ref:
         put(Key.TABLE, ref)
-        clear(Key.TARGET, Key.TASK, Key.FEATURES)
+        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE)
 
 
 def target() -> str | None:
@@ -61,3 +64,16 @@ def task() -> Task | None:
 
 def features() -> list[str]:
     return list(get(Key.FEATURES, []) or [])
+
+
+def casts() -> list[str]:
+    return list(get(Key.CASTS, []) or [])
+
+
+def deduplicate() -> bool:
+    return bool(get(Key.DEDUPLICATE, False))
+
+
+def bump_editor() -> None:
+    """Make the feature editor redraw from state (after a remedy changed the selection)."""
+    put(Key.EDITOR_VERSION, int(get(Key.EDITOR_VERSION, 0)) + 1)

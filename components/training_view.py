@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.metrics import METRICS
-from backend.registry import RunState
+from backend.registry import Run, RunState
 from backend.training.jobs import RunProgress
 from components import backend_calls as calls
 from components import charts
@@ -31,10 +31,21 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     else:
         cols[2].metric("Trying now", progress.current_estimator or "starting…")
     if run.rows_used is not None:
-        dropped = f"; {run.rows_dropped:,} rows without a target left out" if run.rows_dropped else ""
-        st.caption(f"Training on {run.rows_used:,} rows{dropped}.")
+        st.caption(rows_sentence(run))
     if progress.trials:
         st.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
+
+
+def rows_sentence(run: Run) -> str:
+    """E.g. "Training on a 1,000,000-row sample of 48,000,000 rows; 1,204 rows left out (no target value…)"."""
+    eligible = run.rows_eligible
+    if eligible is not None and run.rows_used is not None and run.rows_used < eligible:
+        sentence = f"Training on a {run.rows_used:,}-row sample of {eligible:,} rows"
+    else:
+        sentence = f"Training on {run.rows_used:,} rows"
+    if run.rows_dropped:
+        sentence += f"; {run.rows_dropped:,} rows left out (no target value, or a class too small to learn)"
+    return sentence + "."
 
 
 def live_progress(run_id: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
+from backend.checks import plan_features
 from backend.task_detection import Task, check_task_override
 from components import backend_calls as calls
 from components import state
+from components.checks_view import show_findings
+from components.feature_picker import pick_features
 from components.feedback import user_errors
 from components.formatting import md
 from components.shell import require_shell
@@ -32,7 +34,7 @@ with user_errors("read the table's columns"):
         st.stop()
     if target != saved:
         state.put(state.Key.TARGET, target)
-        state.clear(state.Key.TASK, state.Key.FEATURES)
+        state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE)
 
     summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
     if summary.null_rows:
@@ -45,17 +47,25 @@ with user_errors("read the table's columns"):
     check_task_override(summary, next(c for c in columns if c.name == target), task)
     state.put(state.Key.TASK, task.value)
 
+    ws = calls.workspace()
+    candidates = [(c.name, c.include, c.reason) for c in choices]
+    findings = calls.checks(ws.warehouse.identity, table, target, task, [c.name for c in choices if c.include])
+    plan = plan_features(candidates, findings)
+    if state.get(state.Key.FEATURES) is None:  # first visit for this target: propose the checks' remedies
+        state.put(state.Key.FEATURES, plan.features)
+        state.put(state.Key.CASTS, plan.casts)
+        state.put(state.Key.DEDUPLICATE, plan.deduplicate)
+
+    st.subheader("Checks")
+    blocking = [f for f in findings if f.blocking]
+    show_findings(findings)
+    if blocking:
+        st.error("Flurry cannot train on this target as it is; see the checks above.")
+        st.stop()
+
     st.subheader("Columns the model may use")
     st.caption("Flurry leaves out columns that cannot help; tick or untick any column to change that.")
-    saved_features = state.get(state.Key.FEATURES)
-    editor = pd.DataFrame([{
-        "use": (c.name in saved_features) if saved_features is not None else c.include,
-        "column": c.name, "type": c.sql_type, "why left out": c.reason} for c in choices])
-    edited = st.data_editor(editor, hide_index=True, width="stretch", key=f"target.features.{table}.{target}",
-                            disabled=["column", "type", "why left out"],
-                            column_config={"use": st.column_config.CheckboxColumn("use")})
-    selected = edited.loc[edited["use"], "column"].tolist()
-    state.put(state.Key.FEATURES, selected)
+    selected = pick_features(table, target, choices, plan)
     if not selected:
         st.error("Select at least one column for the model to learn from.")
         st.stop()

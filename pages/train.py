@@ -35,7 +35,8 @@ busy = bool(run_id) and not calls.workspace().registry.get_run(run_id).state.is_
 if st.button("Start training", type="primary", key="train.start", disabled=busy,
              help="A run is in progress; wait for it or cancel it." if busy else None):
     with user_errors("start training"):
-        config = calls.workspace().train_config(table, target, task, features, metric, int(budget))
+        config = calls.workspace().train_config(table, target, task, features, metric, int(budget),
+                                                casts=tuple(state.casts()), deduplicate=state.deduplicate())
         state.put(state.Key.RUN_ID, calls.workspace().jobs.start(config))
         state.clear(state.Key.MODEL_ID)
         st.rerun()  # redraw with Start disabled while the run trains

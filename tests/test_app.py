@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -125,7 +126,8 @@ def test_bad_inputs_get_plain_messages(warehouse_file: Path) -> None:
 
 def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
     ws = make_workspace(warehouse_file)
-    put_table(ws, "brief", pd.DataFrame({"x": [1, 2, 3, 4] * 10, "y": ["a", "b"] * 20}))
+    rng = np.random.default_rng(0)
+    put_table(ws, "brief", pd.DataFrame({"x": rng.integers(0, 9, 40), "y": rng.choice(["a", "b"], 40)}))
     ws.close()
     at = new_app()
     at.selectbox(key="data.schema").set_value("lab").run()
@@ -144,3 +146,47 @@ def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
     at.button(key="train.start").click().run()
     assert "does not exist" in texts(at, "error")
     assert not at.exception
+
+
+def test_checks_propose_remedies_that_reach_training(warehouse_file: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 400
+    x = rng.normal(size=n)
+    label = np.where(x + rng.normal(scale=0.7, size=n) > 0, "yes", "no")
+    frame = pd.DataFrame({
+        "x": x, "label": label,
+        "label_copy": np.where(label == "yes", "Y", "N"),
+        "amount_text": [str(i % 97) if i % 30 else "n/a" for i in range(n)],
+    })
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "traps", pd.concat([frame, frame.head(20)], ignore_index=True))
+    ws.close()
+
+    at = new_app()
+    at.selectbox(key="data.schema").set_value("lab").run()
+    at.selectbox(key="data.table").set_value("traps").run()
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("label").run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert at.session_state["wizard.features"] == ["x", "amount_text"]
+    assert at.session_state["wizard.casts"] == ["amount_text"]
+    assert at.session_state["wizard.deduplicate"] is True
+    captions = texts(at, "caption").replace("\\", "")  # markdown escapes removed
+    assert "label_copy" in captions and "20 rows are exact copies" in captions
+
+    leak_button = next(b for b in at.button if b.label == "Use it anyway")
+    leak_button.click().run()
+    assert "label_copy" in at.session_state["wizard.features"]
+    next(b for b in at.button if b.label == "Leave it out").click().run()
+    assert "label_copy" not in at.session_state["wizard.features"]
+
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(2)
+    at.button(key="train.start").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    from components.backend_calls import _workspace_for
+
+    ws = _workspace_for(WarehouseConfig("duckdb", str(warehouse_file)))
+    (run,) = ws.registry.list_runs()
+    assert run.config["casts"] == ["amount_text"] and run.config["deduplicate"] is True
+    ws.jobs.cancel(run.run_id)
