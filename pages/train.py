@@ -18,7 +18,8 @@ require_shell()
 st.title("Train a model")
 table, target, task, features = state.table(), state.target(), state.task(), state.features()
 if table is None or target is None or task is None or not features:
-    st.info("First pick a table and what to predict.")
+    st.info("First pick a table and what to predict." if target is None else
+            "Finish the Target step: choose at least one column for the model to learn from.")
     st.page_link("pages/target.py", label="Go to Target", icon=":material/target:")
     st.stop()
 

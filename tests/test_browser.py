@@ -139,6 +139,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_text("What should the model predict?").wait_for()
             _pick(page, "Column to predict", "species")
             page.get_by_text("Multiclass classification (several categories) · detected").wait_for()
+            page.get_by_text("Columns the model may use").wait_for()
 
             page.get_by_role("link", name="3 · Train").click()
             budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
