@@ -241,3 +241,29 @@ def test_a_boolean_target(empty_workspace: Workspace) -> None:
     direct = load_bundle(empty_workspace.registry, progress.model_id).predict(
         empty_workspace.warehouse.read_columns(table, ["x"]))
     assert from_sql == list(direct) and set(from_sql) == {True, False}
+
+
+def test_date_and_number_as_text_features_end_to_end(empty_workspace: Workspace) -> None:
+    rng = np.random.default_rng(8)
+    n = 400
+    day = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    amount = rng.normal(100, 30, n)
+    frame = pd.DataFrame({
+        "signup_day": day.date,  # a DATE column in the warehouse
+        "seen_at": day + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s"),
+        "amount_text": [f"{a:.2f}" if i % 25 else "n/a" for i, a in enumerate(amount)],
+        "spend": amount * 3 + (day.month.to_numpy() * 10) + rng.normal(0, 5, n),
+    })
+    table = put_table(empty_workspace, "dated", frame)
+    features = ["signup_day", "seen_at", "amount_text"]
+    config = empty_workspace.train_config(table, "spend", Task.REGRESSION, features, "r2", 3, casts=("amount_text",))
+    progress = wait_for(empty_workspace, empty_workspace.jobs.start(config))
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    version = empty_workspace.registry.get_model_version(progress.model_id)
+    assert {row["feature"] for row in version.importance} <= set(features)
+    assert dict((r["feature"], r["importance"]) for r in version.importance)["amount_text"] > 0
+    deploy(empty_workspace.warehouse, empty_workspace.registry, version.model_id, "flurry_predict_spend")
+    from_sql = empty_workspace.warehouse.query(sql_call("flurry_predict_spend", features, table))["p"].to_numpy()
+    direct = load_bundle(empty_workspace.registry, version.model_id).predict(
+        empty_workspace.warehouse.read_columns(table, features))
+    assert np.array_equal(from_sql, direct)
