@@ -26,6 +26,7 @@ class Key(enum.StrEnum):
     CASTS = "wizard.casts"
     DEDUPLICATE = "wizard.deduplicate"
     EDITOR_VERSION = "wizard.editor_version"
+    JUMP_TO_TABLE = "wizard.jump_to_table"
 
 
 def get(key: Key, default: Any = None) -> Any:

@@ -11,18 +11,23 @@ from components.feedback import user_errors
 from components.formatting import md
 from components.profile_view import show_profile
 from components.shell import require_shell
+from components.upload_view import upload_panel
 
 require_shell()
 
 st.title("Pick the data to learn from")
 st.caption("Flurry reads only aggregates and a preview here; your table stays in the warehouse.")
 
+upload_panel()
 with user_errors("list the warehouse's tables"):
     schemas = calls.list_schemas()
     if not schemas:
         st.info("The warehouse has no tables yet. Load a table into it, then come back.")
         st.stop()
     current = state.table()
+    if state.get(state.Key.JUMP_TO_TABLE) and current is not None:  # e.g. a table just uploaded
+        state.clear(state.Key.JUMP_TO_TABLE)
+        st.session_state["data.schema"], st.session_state["data.table"] = current.schema, current.name
     schema = st.selectbox("Schema", schemas, key="data.schema",
                           index=schemas.index(current.schema) if current and current.schema in schemas else 0)
     tables = calls.list_tables(schema)

@@ -214,6 +214,11 @@ class Warehouse(abc.ABC):
         A failure leaves any previous `table` untouched."""
 
     @abc.abstractmethod
+    def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
+        """Create or atomically replace `table` from a CSV or Parquet file; return its row count.
+        Raises UploadError when the file cannot be parsed."""
+
+    @abc.abstractmethod
     def drop_table(self, table: TableRef) -> None: ...
 
     # --- functions ------------------------------------------------------------------------------

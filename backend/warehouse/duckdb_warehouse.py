@@ -383,6 +383,25 @@ class DuckDBWarehouse(Warehouse):
             cursor.close()
         return written
 
+    def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
+        from backend.uploads import UploadError
+
+        if fmt == "csv":
+            reader, params = "read_csv(?, delim = ?, header = true, strict_mode = true)", [str(path), delimiter or ","]
+        else:
+            reader, params = "read_parquet(?)", [str(path)]
+        self.ensure_schema(table.schema)
+        try:
+            arrow = self._con.cursor().execute(f"SELECT * FROM {reader}", params).to_arrow_table()
+        except duckdb.Error as exc:
+            reason = str(exc).split("\n")[0].replace(str(path), "the file")
+            raise UploadError(f"The file could not be read as {fmt.upper()}: {reason}",
+                              hint="Check that it has one header row and the same number of fields on every line."
+                              if fmt == "csv" else "Check that it is a valid Parquet file.") from exc
+        if arrow.num_rows == 0:
+            raise UploadError("The file has a header but no rows.", hint="Upload a file with data rows.")
+        return self.replace_table_from_batches(table, iter(arrow.to_batches(max_chunksize=100_000)))
+
     def drop_table(self, table: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualify(table)}")
 

@@ -1,0 +1,85 @@
+"""Bring your own data: a CSV or Parquet file becomes a new warehouse table.
+
+The size limit is enforced before a byte is parsed; malformed files are refused with the parser's reason;
+an existing table is only replaced when the user says so, and then atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.errors import FlurryError
+from backend.identifiers import slugify, validate_table_name
+from backend.warehouse.base import TableRef, Warehouse
+
+DEFAULT_MAX_UPLOAD_MB = 200
+FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+class UploadError(FlurryError):
+    """An uploaded file cannot become a table."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    table: TableRef
+    rows: int
+    columns: int
+
+
+def max_upload_bytes() -> int:
+    return int(float(os.environ.get("FLURRY_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB)) * 1024 * 1024)
+
+
+def default_table_name(file_name: str) -> str:
+    return slugify(Path(file_name).stem, max_length=60)
+
+
+def file_format(file_name: str) -> str:
+    """'csv' or 'parquet' from the file name. Raises UploadError for anything else."""
+    suffix = Path(file_name).suffix.lower()
+    if suffix not in FORMATS:
+        raise UploadError(f"{file_name!r} is not a CSV or Parquet file.",
+                          hint="Save the data as .csv or .parquet and upload it again.")
+    return FORMATS[suffix]
+
+
+def sniff_delimiter(head: bytes) -> str:
+    """The CSV delimiter, from the first few kilobytes (comma when it cannot tell)."""
+    text = head.decode("utf-8", errors="replace")
+    try:
+        return csv.Sniffer().sniff(text, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def check_size(size: int) -> None:
+    limit = max_upload_bytes()
+    if size > limit:
+        raise UploadError(f"The file is {size / 1024 / 1024:,.1f} MB; uploads are limited to "
+                          f"{limit / 1024 / 1024:,.0f} MB.",
+                          hint="Load bigger tables into the warehouse directly, or upload a smaller extract.")
+    if size == 0:
+        raise UploadError("The file is empty.", hint="Choose a file with a header row and data.")
+
+
+def import_upload(warehouse: Warehouse, file_name: str, size: int, content: bytes, table: TableRef, *,
+                  replace: bool = False) -> ImportResult:
+    """Create `table` from an uploaded file. Raises UploadError (size, format, parse errors, existing table)."""
+    check_size(size)  # before parsing anything
+    fmt = file_format(file_name)
+    table = TableRef(validate_table_name(table.schema), validate_table_name(table.name))
+    if warehouse.table_exists(table) and not replace:
+        raise UploadError(f"A table {table} already exists.",
+                          hint="Choose another name, or tick 'Replace it' to overwrite it.")
+    with tempfile.TemporaryDirectory(prefix="flurry-upload-") as tmp:
+        path = Path(tmp) / f"upload.{fmt}"
+        path.write_bytes(content)
+        delimiter = sniff_delimiter(content[:65536]) if fmt == "csv" else None
+        rows = warehouse.create_table_from_file(table, path, fmt, delimiter=delimiter)
+    columns = len(warehouse.describe(table))
+    return ImportResult(table=table, rows=rows, columns=columns)
