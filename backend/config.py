@@ -17,6 +17,7 @@ from backend.errors import ConfigurationError
 
 ENV_WAREHOUSE = "FLURRY_WAREHOUSE"
 ENV_DATA_DIR = "FLURRY_DATA_DIR"
+ENV_ALLOWED_SCHEMAS = "FLURRY_ALLOWED_SCHEMAS"
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,8 @@ def warehouse_config() -> WarehouseConfig:
     if not url:
         return WarehouseConfig(kind="duckdb", location=str(default_duckdb_path()))
     return parse_warehouse_url(url)
+
+
+def allowed_schemas_setting() -> str:
+    """Comma-separated schema patterns the app may use (empty: every schema the connection can read)."""
+    return os.environ.get(ENV_ALLOWED_SCHEMAS, "")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_findings, leakage_findings, target_findings
-from backend.config import WarehouseConfig, data_dir
+from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
 from backend.errors import InvalidTargetError, TableNotFoundError
@@ -30,6 +30,7 @@ from backend.task_detection import (
 from backend.training.config import TrainConfig
 from backend.training.jobs import JobManager
 from backend.warehouse import open_warehouse
+from backend.warehouse.allow_list import AllowList, guard
 from backend.warehouse.base import TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -110,15 +111,20 @@ class Workspace:
         self.warehouse.close()
 
 
-def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True) -> Workspace:
-    """Open and prepare a workspace. Raises WarehouseLockedError / ConfigurationError."""
-    warehouse = open_warehouse(config)
-    registry = Registry(warehouse)
+def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_schemas: str | None = None
+                   ) -> Workspace:
+    """Open and prepare a workspace. `allowed_schemas` defaults to the configured allow-list.
+    Raises WarehouseLockedError / ConfigurationError."""
+    raw = open_warehouse(config)
+    registry = Registry(raw)
     registry.migrate()
-    if seed_demo and warehouse.capabilities.local_worker:
-        created = seed_demo_tables(warehouse, registry)
+    if seed_demo and raw.capabilities.local_worker:
+        created = seed_demo_tables(raw, registry)
         if created:
             logger.info("seeded demo tables: %s", ", ".join(map(str, created)))
+    # Everything past this point (pages, jobs, scoring) sees only the allowed schemas.
+    allow = allowed_schemas if allowed_schemas is not None else allowed_schemas_setting()
+    warehouse = guard(raw, AllowList.parse(allow))
     jobs_root = _jobs_root_for(config)
     jobs = JobManager(warehouse, registry, jobs_root)
     jobs.recover()

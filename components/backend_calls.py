@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.checks import Finding
-from backend.config import WarehouseConfig, warehouse_config
+from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_config
 from backend.dashboard import DashboardData, dashboard_data
 from backend.deploy import load_bundle
 from backend.explain import Explanation, explain_rows
@@ -19,18 +19,22 @@ from backend.model_bundle import ModelBundle
 from backend.profiling import TableProfile
 from backend.registry import ModelVersion
 from backend.task_detection import FeatureChoice, TargetSummary, Task
-from backend.warehouse.base import ColumnInfo, TableRef
+from backend.warehouse.base import ColumnInfo, TableRef, TableSummary
 from backend.workspace import Workspace, open_workspace
 
 
 @st.cache_resource(show_spinner="Opening the warehouse…")
-def _workspace_for(config: WarehouseConfig) -> Workspace:
-    return open_workspace(config)
+def _workspace_for(config: WarehouseConfig, allowed_schemas: str = "") -> Workspace:
+    return open_workspace(config, allowed_schemas=allowed_schemas)
 
 
 def workspace() -> Workspace:
     """The configured workspace, opened once per server process and shared by every session."""
-    return _workspace_for(warehouse_config())
+    return _workspace_for(warehouse_config(), allowed_schemas_setting())
+
+
+def table_summaries() -> list[TableSummary]:
+    return workspace().warehouse.table_summaries()
 
 
 def list_schemas() -> list[str]:

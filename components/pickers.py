@@ -27,3 +27,11 @@ def pick_model(key: str) -> ModelVersion | None:
                           format_func=describe_version)
     state.put(state.Key.MODEL_ID, chosen.model_id)
     return chosen
+
+
+def initial_index(key: str, options: list[str], preferred: str | None) -> dict[str, int]:
+    """`index=` for a keyed selectbox only on its first draw; afterwards its session state rules (passing both
+    makes Streamlit warn)."""
+    if key in st.session_state:
+        return {}
+    return {"index": options.index(preferred) if preferred in options else 0}

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.profiling import ColumnProfile, TableProfile
+from backend.warehouse.base import TableSummary
 from components.formatting import human
 
 
@@ -29,6 +30,11 @@ def profile_frame(profile: TableProfile) -> pd.DataFrame:
     return pd.DataFrame([{
         "column": c.name, "type": c.sql_type, "missing": c.null_share, "distinct": c.distinct,
         "distribution": _distribution(c), "summary": _summary(c)} for c in profile.columns])
+
+
+def summaries_frame(summaries: list[TableSummary]) -> pd.DataFrame:
+    return pd.DataFrame([{"schema": t.schema, "table": t.name, "kind": t.kind, "rows (≈)": t.rows,
+                          "columns": t.columns} for t in summaries])
 
 
 def show_profile(profile: TableProfile) -> None:

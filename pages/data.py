@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.warehouse.base import TableRef
+from backend.warehouse.base import TableRef, search_tables
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
-from components.formatting import md
-from components.profile_view import show_profile
+from components.pickers import initial_index
+from components.profile_view import show_profile, summaries_frame
 from components.shell import require_shell
 from components.upload_view import upload_panel
 
@@ -20,22 +20,28 @@ st.caption("Flurry reads only aggregates and a preview here; your table stays in
 
 upload_panel()
 with user_errors("list the warehouse's tables"):
-    schemas = calls.list_schemas()
-    if not schemas:
-        st.info("The warehouse has no tables yet. Load a table into it, then come back.")
+    search = st.text_input("Find a table", key="data.search", placeholder="Type part of a schema or table name")
+    matches = search_tables(calls.table_summaries(), search)
+    if not matches:
+        st.info("No table matches that search." if search else
+                "The warehouse has no tables yet. Upload a file above, or load a table into the warehouse.")
         st.stop()
+    with st.expander(f"Browse {len(matches):,} table(s)"):
+        st.dataframe(summaries_frame(matches), hide_index=True, width="stretch")
+    schemas = sorted({t.schema for t in matches})
     current = state.table()
     if state.get(state.Key.JUMP_TO_TABLE) and current is not None:  # e.g. a table just uploaded
         state.clear(state.Key.JUMP_TO_TABLE)
         st.session_state["data.schema"], st.session_state["data.table"] = current.schema, current.name
-    schema = st.selectbox("Schema", schemas, key="data.schema",
-                          index=schemas.index(current.schema) if current and current.schema in schemas else 0)
-    tables = calls.list_tables(schema)
-    if not tables:
-        st.info(f"The schema {md(schema)} has no tables.")
-        st.stop()
-    default = tables.index(current.name) if current and current.schema == schema and current.name in tables else 0
-    name = st.selectbox("Table", tables, index=default, key="data.table")
+    if st.session_state.get("data.schema") not in schemas:
+        st.session_state.pop("data.schema", None)
+    schema = st.selectbox("Schema", schemas, key="data.schema", **initial_index(
+        "data.schema", schemas, current.schema if current else None))
+    tables = [t.name for t in matches if t.schema == schema]
+    if st.session_state.get("data.table") not in tables:
+        st.session_state.pop("data.table", None)
+    name = st.selectbox("Table", tables, key="data.table", **initial_index(
+        "data.table", tables, current.name if current and current.schema == schema else None))
     chosen = TableRef(schema, name)
     state.select_table(chosen)
 

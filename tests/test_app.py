@@ -190,3 +190,20 @@ def test_checks_propose_remedies_that_reach_training(warehouse_file: Path) -> No
     (run,) = ws.registry.list_runs()
     assert run.config["casts"] == ["amount_text"] and run.config["deduplicate"] is True
     ws.jobs.cancel(run.run_id)
+
+
+def test_search_and_allow_list_on_the_data_step(warehouse_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "pen_pals", pd.DataFrame({"a": [1, 2]}))
+    ws.close()
+    at = new_app()
+    at.text_input(key="data.search").input("pen").run()
+    assert at.selectbox(key="data.schema").options == ["demo", "lab"]
+    at.selectbox(key="data.schema").set_value("demo").run()
+    assert at.selectbox(key="data.table").options == ["penguins"]
+    at.text_input(key="data.search").input("nothing like this").run()
+    assert "No table matches" in texts(at, "info")
+
+    monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "lab")
+    at = new_app()
+    assert at.selectbox(key="data.schema").options == ["lab"]

@@ -44,6 +44,17 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
+class TableSummary:
+    """A catalog entry for browsing: rows as the catalog estimates them (no scan)."""
+
+    schema: str
+    name: str
+    kind: str  # "table" or "view"
+    rows: int | None
+    columns: int | None
+
+
+@dataclass(frozen=True)
 class ColumnStats:
     """Aggregates computed in the warehouse for one column."""
 
@@ -149,6 +160,10 @@ class Warehouse(abc.ABC):
         """Tables and views in `schema`, sorted by name."""
 
     @abc.abstractmethod
+    def table_summaries(self) -> list[TableSummary]:
+        """Every table and view the connection can read (metadata schema excluded), from the catalog."""
+
+    @abc.abstractmethod
     def table_exists(self, table: TableRef) -> bool: ...
 
     @abc.abstractmethod
@@ -233,3 +248,9 @@ class Warehouse(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""
+
+
+def search_tables(summaries: list[TableSummary], text: str) -> list[TableSummary]:
+    """Tables whose "schema.name" contains every word of `text` (case-insensitive)."""
+    words = text.lower().split()
+    return [t for t in summaries if all(w in f"{t.schema}.{t.name}".lower() for w in words)]

@@ -34,6 +34,7 @@ from backend.warehouse.base import (
     SampleSpec,
     ScalarFunction,
     TableRef,
+    TableSummary,
     Warehouse,
     column_kind,
 )
@@ -140,6 +141,17 @@ class DuckDBWarehouse(Warehouse):
             [schema],
         )
         return frame["table_name"].tolist()
+
+    def table_summaries(self) -> list[TableSummary]:
+        frame = self.query(
+            "SELECT schema_name, table_name, 'table' AS kind, estimated_size AS n_rows, column_count "
+            "FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal "
+            "UNION ALL SELECT schema_name, view_name, 'view', NULL, column_count FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal ORDER BY 1, 2")
+        return [TableSummary(schema=r.schema_name, name=r.table_name, kind=r.kind,
+                             rows=None if pd.isna(r.n_rows) else int(r.n_rows),
+                             columns=None if pd.isna(r.column_count) else int(r.column_count))
+                for r in frame.itertuples() if r.schema_name not in _HIDDEN_SCHEMAS]
 
     def table_exists(self, table: TableRef) -> bool:
         frame = self.query(

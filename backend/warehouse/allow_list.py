@@ -1,0 +1,88 @@
+"""An allow-list of schemas the app may show and read.
+
+Required when the app runs with its owner's rights (Streamlit in Snowflake): viewers must only reach what
+configuration allows. The guard wraps any warehouse; every call that names a table is checked, so no page
+or engine function can forget to.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import FlurryError
+from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef, TableSummary, Warehouse
+
+
+class NotAllowedError(FlurryError):
+    """The table's schema is outside the configured allow-list."""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Schema name patterns (shell-style, case-insensitive), e.g. ("demo", "sales_*")."""
+
+    patterns: tuple[str, ...]
+
+    def allows(self, schema: str) -> bool:
+        if schema == METADATA_SCHEMA:
+            return True  # Flurry's own metadata, reached only through the registry
+        return any(fnmatch.fnmatchcase(schema.lower(), p.strip().lower()) for p in self.patterns if p.strip())
+
+    @staticmethod
+    def parse(text: str) -> AllowList | None:
+        patterns = tuple(p.strip() for p in text.split(",") if p.strip())
+        return AllowList(patterns) if patterns else None
+
+
+def _tables_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TableRef]:
+    found = []
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, SampleSpec):
+            value = value.table
+        if isinstance(value, TableRef):
+            found.append(value)
+    return found
+
+
+class GuardedWarehouse:
+    """Delegates to a warehouse, refusing any call about a table outside the allow-list."""
+
+    def __init__(self, inner: Warehouse, allow: AllowList) -> None:
+        self._inner = inner
+        self._allow = allow
+
+    def list_schemas(self) -> list[str]:
+        return [s for s in self._inner.list_schemas() if self._allow.allows(s)]
+
+    def table_summaries(self) -> list[TableSummary]:
+        return [t for t in self._inner.table_summaries() if self._allow.allows(t.schema)]
+
+    def check(self, table: TableRef) -> None:
+        if not self._allow.allows(table.schema):
+            raise NotAllowedError(f"This app is not allowed to use the schema {table.schema!r}.",
+                                  hint="Ask the app's owner to add it to FLURRY_ALLOWED_SCHEMAS.")
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            for table in _tables_in(args, kwargs):
+                self.check(table)
+            if name == "list_tables" and args and not self._allow.allows(str(args[0])):
+                raise NotAllowedError(f"This app is not allowed to use the schema {args[0]!r}.")
+            return attribute(*args, **kwargs)
+
+        return guarded
+
+
+def guard(warehouse: Warehouse, allow: AllowList | None) -> Warehouse:
+    """The warehouse itself when nothing is configured, else the guarded one."""
+    if allow is None:
+        return warehouse
+    guarded: Callable[..., Any] = GuardedWarehouse  # duck-typed stand-in for the Warehouse interface
+    return guarded(warehouse, allow)  # type: ignore[no-any-return]

@@ -1,0 +1,58 @@
+"""The schema allow-list: what the app shows and reads when it runs with its owner's rights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.deploy import deploy, score_table
+from backend.task_detection import Task
+from backend.uploads import import_upload
+from backend.warehouse.allow_list import AllowList, NotAllowedError
+from backend.warehouse.base import TableRef
+from tests.conftest import make_workspace, put_table, train_and_wait
+
+DEMO = TableRef("demo", "penguins")
+
+
+def test_patterns() -> None:
+    allow = AllowList.parse(" lab , sales_* ")
+    assert allow is not None
+    assert allow.allows("lab") and allow.allows("LAB") and allow.allows("sales_eu")
+    assert not allow.allows("demo") and not allow.allows("laboratory")
+    assert AllowList.parse(" , ") is None
+
+
+def test_everything_outside_the_allow_list_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "w.duckdb"
+    ws = make_workspace(path)  # seeds demo tables with no allow-list in force
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    put_table(ws, "ok", pd.DataFrame({"x": x, "y": np.where(x > 0, "a", "b")}))
+    ws.close()
+
+    monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "lab")
+    ws = make_workspace(path)
+    try:
+        assert ws.warehouse.list_schemas() == ["lab"]
+        for call in (lambda: ws.warehouse.profile(DEMO), lambda: ws.warehouse.preview(DEMO),
+                     lambda: ws.warehouse.list_tables("demo"), lambda: ws.target_summary(DEMO, "species"),
+                     lambda: ws.train_config(DEMO, "species", Task.MULTICLASS, ["island"], "log_loss", 5)):
+            with pytest.raises(NotAllowedError, match="not allowed"):
+                call()
+        with pytest.raises(NotAllowedError):
+            import_upload(ws.warehouse, "a.csv", 8, b"a,b\n1,2\n", TableRef("demo", "sneaky"))
+
+        table = TableRef("lab", "ok")
+        progress = train_and_wait(ws, table, "y", budget=2)
+        deploy(ws.warehouse, ws.registry, progress.model_id, "flurry_predict_ok")
+        with pytest.raises(NotAllowedError):
+            score_table(ws.warehouse, ws.registry, "flurry_predict_ok", table, TableRef("demo", "scored"))
+        with pytest.raises(NotAllowedError):
+            score_table(ws.warehouse, ws.registry, "flurry_predict_ok", DEMO, TableRef("lab", "scored"))
+        assert score_table(ws.warehouse, ws.registry, "flurry_predict_ok", table, TableRef("lab", "s")).rows == 200
+    finally:
+        ws.close()
