@@ -29,6 +29,16 @@ class ImportResult:
     table: TableRef
     rows: int
     columns: int
+    renamed: tuple[tuple[str, str], ...] = ()  # (name in the file, column name in the table)
+
+
+def _file_column_names(path: Path, fmt: str, delimiter: str | None) -> list[str]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        return next(csv.reader(handle, delimiter=delimiter or ","), [])
 
 
 def max_upload_bytes() -> int:
@@ -81,5 +91,9 @@ def import_upload(warehouse: Warehouse, file_name: str, size: int, content: byte
         path.write_bytes(content)
         delimiter = sniff_delimiter(content[:65536]) if fmt == "csv" else None
         rows = warehouse.create_table_from_file(table, path, fmt, delimiter=delimiter)
-    columns = len(warehouse.describe(table))
-    return ImportResult(table=table, rows=rows, columns=columns)
+        original = _file_column_names(path, fmt, delimiter)
+    names = [c.name for c in warehouse.describe(table)]
+    # Column names are case-insensitive in the warehouse: "Name" and "name" cannot both exist, so the
+    # warehouse renames the later one; say so rather than let the user find out.
+    renamed = tuple((o, n) for o, n in zip(original, names, strict=False) if o != n) if len(original) == len(names) else ()
+    return ImportResult(table=table, rows=rows, columns=len(names), renamed=renamed)

@@ -27,7 +27,7 @@ from backend.task_detection import (
     suggest_features,
     summarize_target,
 )
-from backend.training.config import TrainConfig
+from backend.training.config import TrainConfig, rows_cap
 from backend.training.jobs import JobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.allow_list import AllowList, guard
@@ -96,7 +96,7 @@ class Workspace:
         config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
                              features=tuple((f, types[f]) for f in features), metric=metric,
                              time_budget_s=int(time_budget_s), casts=tuple(c for c in casts if c in features),
-                             deduplicate=deduplicate)
+                             deduplicate=deduplicate, max_rows=rows_cap(len(features) + 1))
         config.validate()
         if task.is_classification:
             config = replace(config, drop_classes=tuple(self.rare_classes(table, target)))

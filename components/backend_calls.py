@@ -53,6 +53,10 @@ def row_count(table: TableRef) -> int:
     return workspace().warehouse.row_count(table)
 
 
+def table_size(table: TableRef) -> int | None:
+    return workspace().warehouse.table_size_bytes(table)
+
+
 def preview(table: TableRef, rows: int = 100) -> pd.DataFrame:
     return workspace().warehouse.preview(table, rows)
 

@@ -20,6 +20,15 @@ def human(value: object) -> str:
     return f"{number:,.4g}"
 
 
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "bytes" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} TB"
+
+
 _MARKDOWN_SPECIALS = "\\`*_{}[]()<>#+-.!|~:$"
 
 

@@ -29,5 +29,9 @@ def upload_panel() -> None:
                 st.cache_data.clear()  # listings and profiles of the replaced table are stale
                 state.select_table(result.table)
                 state.put(state.Key.JUMP_TO_TABLE, True)
-                st.toast(f"Created {md(result.table)} with {result.rows:,} rows and {result.columns} columns.")
+                note = ""
+                if result.renamed:
+                    note = " Renamed (names must differ by more than case): " + ", ".join(
+                        f"{md(old)} → {md(new)}" for old, new in result.renamed)
+                st.toast(f"Created {md(result.table)} with {result.rows:,} rows and {result.columns} columns.{note}")
                 st.rerun()

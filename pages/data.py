@@ -8,6 +8,7 @@ from backend.warehouse.base import TableRef, search_tables
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
+from components.formatting import human_bytes
 from components.pickers import initial_index
 from components.profile_view import show_profile, summaries_frame
 from components.shell import require_shell
@@ -47,9 +48,12 @@ with user_errors("list the warehouse's tables"):
 
     columns = calls.describe(chosen)
     rows = calls.row_count(chosen)
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     left.metric("Rows", f"{rows:,}")
-    right.metric("Columns", f"{len(columns):,}")
+    middle.metric("Columns", f"{len(columns):,}")
+    size = calls.table_size(chosen)
+    right.metric("Size on disk", human_bytes(size) if size else "—",
+                 help="Storage the warehouse reports for this table (recent changes count once saved).")
     if rows == 0:
         st.warning("This table has no rows, so there is nothing to learn from. Pick another table.")
 

@@ -207,3 +207,41 @@ def test_search_and_allow_list_on_the_data_step(warehouse_file: Path, monkeypatc
     monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "lab")
     at = new_app()
     assert at.selectbox(key="data.schema").options == ["lab"]
+
+
+def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    signal = rng.normal(size=n)
+    frame = pd.DataFrame({
+        'Order "Total"': signal * 10 + 50,
+        "select": rng.choice(["a", "b", "c"], n),
+        "Größe, cm": rng.normal(170, 10, n),
+        "Will Buy?": np.where(signal + rng.normal(scale=0.5, size=n) > 0, "yes", "no"),
+    })
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "Tricky Table", frame, schema="Weird Schema")
+    ws.close()
+
+    at = new_app()
+    at.selectbox(key="data.schema").set_value("Weird Schema").run()
+    at.selectbox(key="data.table").set_value("Tricky Table").run()
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("Will Buy?").run()
+    assert not at.error, texts(at, "error")
+    assert at.session_state["wizard.features"] == ['Order "Total"', "select", "Größe, cm"]
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(2)
+    at.button(key="train.start").click().run()
+    deadline = time.monotonic() + 90
+    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    assert not at.exception and not at.error, texts(at, "error")
+    goto(at, "pages/evaluate.py")
+    assert not at.error, texts(at, "error")
+    goto(at, "pages/deploy.py")
+    at.button(key="deploy.deploy").click().run()
+    at.button(key="deploy.score").click().run()
+    assert not at.error, texts(at, "error")
+    assert "Scored 300 rows" in texts(at, "success")

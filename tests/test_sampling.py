@@ -60,3 +60,11 @@ def test_uniform_sample_and_exclusions_and_distinct(labelled, tmp_path: Path) ->
     spec = SampleSpec(table, ("label",), "label", max_rows=N, exclude_target_values=("rare",), distinct=True)
     frame, eligible, _ = export(ws, spec, tmp_path)
     assert frame["label"].tolist() == ["common"] and eligible == 1
+
+
+def test_wide_tables_get_a_smaller_row_cap() -> None:
+    from backend.training.config import DEFAULT_MAX_ROWS, rows_cap
+
+    assert rows_cap(20) == DEFAULT_MAX_ROWS
+    assert 100_000 < rows_cap(500) < 200_000
+    assert rows_cap(10**6) >= 1000

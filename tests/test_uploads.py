@@ -69,3 +69,9 @@ def test_size_limit_is_enforced_before_parsing(empty_workspace: Workspace, monke
     # the check uses the declared size, before any byte is read
     with pytest.raises(FlurryError, match="limited to"):
         import_upload(empty_workspace.warehouse, "big.csv", 10**9, b"", TableRef("uploads", "mine"))
+
+
+def test_names_differing_only_in_case_are_renamed_and_reported(empty_workspace: Workspace) -> None:
+    result = upload(empty_workspace, "case.csv", b"Name,name,NAME\n1,2,3\n")
+    assert result.renamed == (("name", "name_1"), ("NAME", "NAME_2"))
+    assert list(empty_workspace.warehouse.preview(result.table).columns) == ["Name", "name_1", "NAME_2"]

@@ -15,6 +15,16 @@ MAX_TIME_BUDGET_S = 3600
 DEFAULT_TIME_BUDGET_S = 60
 DEFAULT_MAX_ROWS = 1_000_000
 MIN_TRAINING_ROWS = 10
+# What the worker may spend on the training frame. FLAML and its learners hold several copies of it, so a
+# row costs about 8 bytes × columns × TRAINING_COPIES.
+TRAINING_MEMORY_BYTES = 2 * 1024**3
+TRAINING_COPIES = 4
+
+
+def rows_cap(n_columns: int) -> int:
+    """The most rows a training sample may have: DEFAULT_MAX_ROWS, less for very wide tables."""
+    by_memory = TRAINING_MEMORY_BYTES // (8 * max(1, n_columns) * TRAINING_COPIES)
+    return int(max(MIN_TRAINING_ROWS * 100, min(DEFAULT_MAX_ROWS, by_memory)))
 KNOWN_ESTIMATORS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree", "lrl1", "lrl2", "sgd")
 
 

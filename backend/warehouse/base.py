@@ -164,6 +164,10 @@ class Warehouse(abc.ABC):
         """Every table and view the connection can read (metadata schema excluded), from the catalog."""
 
     @abc.abstractmethod
+    def table_size_bytes(self, table: TableRef) -> int | None:
+        """Storage the table takes, as the warehouse accounts it (None for views or when unknown)."""
+
+    @abc.abstractmethod
     def table_exists(self, table: TableRef) -> bool: ...
 
     @abc.abstractmethod

@@ -153,6 +153,17 @@ class DuckDBWarehouse(Warehouse):
                              columns=None if pd.isna(r.column_count) else int(r.column_count))
                 for r in frame.itertuples() if r.schema_name not in _HIDDEN_SCHEMAS]
 
+    def table_size_bytes(self, table: TableRef) -> int | None:
+        if not self._has_rowid(table):
+            return None  # a view stores nothing
+        # Blocks the table's persistent segments occupy × the block size: metadata only, no data scan.
+        frame = self.query(
+            "SELECT count(DISTINCT block_id) * (SELECT block_size FROM pragma_database_size()) AS n "
+            "FROM pragma_storage_info(?) WHERE persistent AND block_id >= 0",
+            [f"{qualified(table.schema, table.name)}"])
+        value = frame["n"].iloc[0]
+        return None if pd.isna(value) else int(value)
+
     def table_exists(self, table: TableRef) -> bool:
         frame = self.query(
             "SELECT count(*) AS n FROM information_schema.tables "
