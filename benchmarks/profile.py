@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._harness import measure_in_fresh_process
+
 ROWS = int(os.environ.get("FLURRY_BENCH_ROWS", "10000000"))
 
 GENERATE = """
@@ -65,20 +67,14 @@ def measure(db: str, what: str) -> dict[str, float]:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _side(db: Path, what: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.profile", "--measure", str(db), what],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "profile_bench.duckdb"
         subprocess.run([sys.executable, "-c", "import duckdb,sys; duckdb.connect(sys.argv[1]).execute("
                         "'CREATE SCHEMA bench')", str(db)], check=True)
         subprocess.run([sys.executable, "-c", GENERATE, str(db), str(ROWS)], check=True)
-        summarize = _side(db, "summarize")
-        flurry = _side(db, "profile")
+        summarize = measure_in_fresh_process("benchmarks.profile", db, "summarize")
+        flurry = measure_in_fresh_process("benchmarks.profile", db, "profile")
     return {"rows": flurry["rows"], "columns": flurry["columns"], "summarize_s": summarize["seconds"],
             "profile_s": flurry["seconds"], "ratio_vs_summarize": flurry["seconds"] / summarize["seconds"],
             "peak_rss_mb": flurry["peak_rss_mb"], "summarize_peak_rss_mb": summarize["peak_rss_mb"]}

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._harness import measure_in_fresh_process
+
 ROWS = int(os.environ.get("FLURRY_BENCH_ROWS", "50000000"))
 SAMPLE = 1_000_000
 
@@ -58,18 +60,12 @@ def measure(db: str, what: str) -> dict[str, float]:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _side(db: Path, what: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.sample", "--measure", str(db), what],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "sample_bench.duckdb"
         subprocess.run([sys.executable, "-c", GENERATE, str(db), str(ROWS)], check=True)
-        reservoir = _side(db, "reservoir")
-        flurry = _side(db, "flurry")
+        reservoir = measure_in_fresh_process("benchmarks.sample", db, "reservoir")
+        flurry = measure_in_fresh_process("benchmarks.sample", db, "flurry")
     return {"table_rows": ROWS, "rows_written": flurry["rows"], "seconds": flurry["seconds"],
             "peak_rss_mb": flurry["peak_rss_mb"], "class_share_error": flurry["share_error"],
             "ratio_vs_reservoir": flurry["seconds"] / reservoir["seconds"],

@@ -39,6 +39,16 @@ def goto(at: AppTest, page: str) -> AppTest:
     return at
 
 
+def choose(at: AppTest, schema: str, table: str, target: str | None = None) -> AppTest:
+    """Pick a table on the Data step and, when given, the target on the Target step."""
+    at.selectbox(key="data.schema").set_value(schema).run()
+    at.selectbox(key="data.table").set_value(table).run()
+    if target is not None:
+        goto(at, "pages/target.py")
+        at.selectbox(key="target.column").set_value(target).run()
+    return at
+
+
 def texts(at: AppTest, kind: str) -> str:
     return " ".join(str(e.value) for e in getattr(at, kind))
 
@@ -107,10 +117,7 @@ def test_bad_inputs_get_plain_messages(warehouse_file: Path) -> None:
     ws.close()
 
     at = new_app()
-    at.selectbox(key="data.schema").set_value("lab").run()
-    at.selectbox(key="data.table").set_value("flat").run()
-    goto(at, "pages/target.py")
-    at.selectbox(key="target.column").set_value("same").run()
+    choose(at, "lab", "flat", "same")
     assert "same value in every row" in texts(at, "error")
     at.selectbox(key="target.column").set_value("nothing").run()
     assert "empty" in texts(at, "error")
@@ -130,10 +137,7 @@ def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
     put_table(ws, "brief", pd.DataFrame({"x": rng.integers(0, 9, 40), "y": rng.choice(["a", "b"], 40)}))
     ws.close()
     at = new_app()
-    at.selectbox(key="data.schema").set_value("lab").run()
-    at.selectbox(key="data.table").set_value("brief").run()
-    goto(at, "pages/target.py")
-    at.selectbox(key="target.column").set_value("y").run()
+    choose(at, "lab", "brief", "y")
     goto(at, "pages/train.py")
     at.number_input(key="train.budget").set_value(100_000)
     at.button(key="train.start").click().run()
@@ -163,10 +167,7 @@ def test_checks_propose_remedies_that_reach_training(warehouse_file: Path) -> No
     ws.close()
 
     at = new_app()
-    at.selectbox(key="data.schema").set_value("lab").run()
-    at.selectbox(key="data.table").set_value("traps").run()
-    goto(at, "pages/target.py")
-    at.selectbox(key="target.column").set_value("label").run()
+    choose(at, "lab", "traps", "label")
     assert not at.exception and not at.error, texts(at, "error")
     assert at.session_state["wizard.features"] == ["x", "amount_text"]
     assert at.session_state["wizard.casts"] == ["amount_text"]
@@ -224,10 +225,7 @@ def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
     ws.close()
 
     at = new_app()
-    at.selectbox(key="data.schema").set_value("Weird Schema").run()
-    at.selectbox(key="data.table").set_value("Tricky Table").run()
-    goto(at, "pages/target.py")
-    at.selectbox(key="target.column").set_value("Will Buy?").run()
+    choose(at, "Weird Schema", "Tricky Table", "Will Buy?")
     assert not at.error, texts(at, "error")
     assert at.session_state["wizard.features"] == ['Order "Total"', "select", "Größe, cm"]
     goto(at, "pages/train.py")
