@@ -37,6 +37,13 @@ def table_summaries() -> list[TableSummary]:
     return workspace().warehouse.table_summaries()
 
 
+@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
+def table_sizes(identity: str, tables: list[TableRef]) -> list[int | None]:
+    """Storage per table for the browser (catalog metadata only; cached a minute)."""
+    del identity  # part of the cache key only
+    return [workspace().warehouse.table_size_bytes(t) for t in tables]
+
+
 def list_schemas() -> list[str]:
     return workspace().warehouse.list_schemas()
 

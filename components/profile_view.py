@@ -7,7 +7,7 @@ import streamlit as st
 
 from backend.profiling import ColumnProfile, TableProfile
 from backend.warehouse.base import TableSummary
-from components.formatting import human
+from components.formatting import human, human_bytes
 
 
 def _distribution(column: ColumnProfile) -> list[int]:
@@ -32,9 +32,10 @@ def profile_frame(profile: TableProfile) -> pd.DataFrame:
         "distribution": _distribution(c), "summary": _summary(c)} for c in profile.columns])
 
 
-def summaries_frame(summaries: list[TableSummary]) -> pd.DataFrame:
+def summaries_frame(summaries: list[TableSummary], sizes: list[int | None]) -> pd.DataFrame:
     return pd.DataFrame([{"schema": t.schema, "table": t.name, "kind": t.kind, "rows (≈)": t.rows,
-                          "columns": t.columns} for t in summaries])
+                          "columns": t.columns, "size": human_bytes(size) if size else "—"}
+                         for t, size in zip(summaries, sizes, strict=True)])
 
 
 def show_profile(profile: TableProfile) -> None:

@@ -27,6 +27,7 @@ class Key(enum.StrEnum):
     DEDUPLICATE = "wizard.deduplicate"
     EDITOR_VERSION = "wizard.editor_version"
     JUMP_TO_TABLE = "wizard.jump_to_table"
+    IMBALANCED = "wizard.imbalanced"
 
 
 def get(key: Key, default: Any = None) -> Any:
@@ -51,7 +52,7 @@ def select_table(ref: TableRef) -> None:
     """Choose a table; choices downstream of it no longer apply."""
     if table() != ref:
         put(Key.TABLE, ref)
-        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE)
+        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.IMBALANCED)
 
 
 def target() -> str | None:

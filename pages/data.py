@@ -16,6 +16,8 @@ from components.upload_view import upload_panel
 
 require_shell()
 
+BROWSE_ROWS = 200
+
 st.title("Pick the data to learn from")
 st.caption("Flurry reads only aggregates and a preview here; your table stays in the warehouse.")
 
@@ -28,7 +30,11 @@ with user_errors("list the warehouse's tables"):
                 "The warehouse has no tables yet. Upload a file above, or load a table into the warehouse.")
         st.stop()
     with st.expander(f"Browse {len(matches):,} table(s)"):
-        st.dataframe(summaries_frame(matches), hide_index=True, width="stretch")
+        shown = matches[:BROWSE_ROWS]
+        sizes = calls.table_sizes(calls.workspace().warehouse.identity, [TableRef(t.schema, t.name) for t in shown])
+        st.dataframe(summaries_frame(shown, sizes), hide_index=True, width="stretch")
+        if len(matches) > BROWSE_ROWS:
+            st.caption(f"Showing the first {BROWSE_ROWS}; type in the search box to narrow the list.")
     schemas = sorted({t.schema for t in matches})
     current = state.table()
     if state.get(state.Key.JUMP_TO_TABLE) and current is not None:  # e.g. a table just uploaded

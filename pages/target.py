@@ -51,6 +51,7 @@ with user_errors("read the table's columns"):
     candidates = [(c.name, c.include, c.reason) for c in choices]
     findings = calls.checks(ws.warehouse.identity, table, target, task, [c.name for c in choices if c.include])
     plan = plan_features(candidates, findings)
+    state.put(state.Key.IMBALANCED, any(f.check == "imbalance" for f in findings))
     if state.get(state.Key.FEATURES) is None:  # first visit for this target: propose the checks' remedies
         state.put(state.Key.FEATURES, plan.features)
         state.put(state.Key.CASTS, plan.casts)

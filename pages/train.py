@@ -30,6 +30,9 @@ metrics = METRICS_BY_TASK[task]
 metric = st.selectbox("Optimise for", metrics, index=metrics.index(default_metric(task)), key="train.metric",
                       format_func=lambda m: METRICS[m].label)
 st.caption(METRICS[metric].explanation)
+if state.get(state.Key.IMBALANCED) and metric == "accuracy":
+    st.warning("The classes are imbalanced: accuracy can look high for a model that ignores the small class. "
+               "ROC AUC or log loss judge it fairly.", icon=":material/balance:")
 
 run_id = state.get(state.Key.RUN_ID)
 busy = bool(run_id) and not calls.workspace().registry.get_run(run_id).state.is_final
