@@ -28,6 +28,8 @@ pages = {
         st.Page("pages/evaluate.py", title="4 · Evaluate & explain", icon=":material/insights:", url_path="evaluate"),
         st.Page("pages/deploy.py", title="5 · Deploy", icon=":material/rocket_launch:", url_path="deploy"),
     ],
+    "Manage": [st.Page("pages/experiments.py", title="Experiments", icon=":material/science:",
+                       url_path="experiments")],
     "Share": [st.Page("pages/dashboard.py", title="Dashboards", icon=":material/dashboard:", url_path="dashboard")],
 }
 navigation = st.navigation(pages)

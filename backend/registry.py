@@ -286,6 +286,19 @@ class Registry:
         frame = self.wh.query(f"SELECT * FROM {self.t('model_versions')} WHERE status = 'READY' ORDER BY created_at DESC")
         return [_version_from_row(row) for _, row in frame.iterrows()]
 
+    def delete_run(self, run_id: str) -> list[str]:
+        """Delete a finished run with its events, model version, artifacts and deployments, in one
+        transaction; return the names of the SQL functions that were deployed from it."""
+        version = self.model_for_run(run_id)
+        functions = [d.function_name for d in self.list_deployments(version.model_id)] if version else []
+        with self.wh.transaction():
+            if version is not None:
+                for table in ("deployments", "artifacts", "model_versions"):
+                    self.wh.execute(f"DELETE FROM {self.t(table)} WHERE model_id = ?", [version.model_id])
+            self.wh.execute(f"DELETE FROM {self.t('run_events')} WHERE run_id = ?", [run_id])
+            self.wh.execute(f"DELETE FROM {self.t('runs')} WHERE run_id = ?", [run_id])
+        return functions
+
     # --- deployments -----------------------------------------------------------------------------
     def upsert_deployment(self, function_name: str, model_id: str) -> None:
         with self.wh.transaction():

@@ -10,6 +10,7 @@ import io
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,7 +18,7 @@ from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_
 from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
-from backend.errors import InvalidTargetError, TableNotFoundError
+from backend.errors import InvalidTargetError, TableNotFoundError, TrainingFailedError
 from backend.registry import Registry
 from backend.task_detection import (
     MAX_CLASSES,
@@ -83,10 +84,12 @@ class Workspace:
         return rare
 
     def train_config(self, table: TableRef, target: str, task: Task, features: list[str], metric: str,
-                     time_budget_s: int, *, casts: tuple[str, ...] = (), deduplicate: bool = False) -> TrainConfig:
+                     time_budget_s: int, *, casts: tuple[str, ...] = (), deduplicate: bool = False,
+                     **advanced: Any) -> TrainConfig:
         """A training config for the table as it is now. Raises TableNotFoundError when the table or a chosen
         column has gone, InvalidTrainingOptionError for options out of range, InvalidTargetError when the
-        classes cannot be learned."""
+        classes cannot be learned. `advanced` takes TrainConfig's expert options (estimators, validation,
+        cv_folds, seed, class_weight)."""
         types = {c.name: c.sql_type for c in self.warehouse.describe(table)}
         missing = [c for c in [target, *features] if c not in types]
         if missing:
@@ -96,11 +99,22 @@ class Workspace:
         config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
                              features=tuple((f, types[f]) for f in features), metric=metric,
                              time_budget_s=int(time_budget_s), casts=tuple(c for c in casts if c in features),
-                             deduplicate=deduplicate, max_rows=rows_cap(len(features) + 1))
+                             deduplicate=deduplicate, max_rows=rows_cap(len(features) + 1), **advanced)
         config.validate()
         if task.is_classification:
             config = replace(config, drop_classes=tuple(self.rare_classes(table, target)))
         return config
+
+    def delete_run(self, run_id: str) -> list[str]:
+        """Delete a finished run, its model and the SQL functions deployed from it; return those names.
+        Raises TrainingFailedError for a run still queued or training (cancel it first)."""
+        if not self.registry.get_run(run_id).state.is_final:
+            raise TrainingFailedError("This run is still training.", hint="Cancel it first, then delete it.")
+        functions = self.registry.delete_run(run_id)
+        for name in functions:
+            self.warehouse.drop_function(name)
+            self.warehouse.drop_function(f"{name}_proba")
+        return functions
 
     def holdout_frame(self, model_id: str) -> pd.DataFrame:
         version = self.registry.get_model_version(model_id)

@@ -11,7 +11,8 @@ from backend.metrics import METRICS
 from backend.registry import Run, RunState
 from backend.training.jobs import RunProgress
 from components import backend_calls as calls
-from components import charts
+from components import charts, state
+from components.feedback import user_errors
 from components.formatting import md
 
 
@@ -82,8 +83,13 @@ def show_result(progress: RunProgress) -> None:
         board.insert(0, "chosen", board["estimator"] == version.best_estimator)
         st.dataframe(board, hide_index=True, width="stretch")
         st.page_link("pages/evaluate.py", label="Next: evaluate and explain", icon=":material/arrow_forward:")
-    elif run.state is RunState.CANCELLED:
-        st.warning("This run was cancelled; no model was kept.")
     else:
-        st.error(f"This run ended {run.state.value.lower()}: {md(run.message or 'no reason was recorded.')}  \n"
-                 "Adjust the options and press Start to try again.", icon=":material/error:")
+        if run.state is RunState.CANCELLED:
+            st.warning("This run was cancelled; no model was kept.")
+        else:
+            st.error(f"This run ended {run.state.value.lower()}: {md(run.message or 'no reason was recorded.')}  \n"
+                     "Run it again as it was, or adjust the options and press Start.", icon=":material/error:")
+        if st.button("Run it again", key="train.rerun", icon=":material/replay:"):
+            with user_errors("start the run again"):
+                state.put(state.Key.RUN_ID, calls.workspace().jobs.rerun(run.run_id))
+                st.rerun()

@@ -11,6 +11,7 @@ from components import state
 from components.feedback import user_errors
 from components.formatting import md
 from components.shell import require_shell
+from components.train_options import advanced_options
 from components.training_view import live_progress
 
 require_shell()
@@ -34,13 +35,16 @@ if state.get(state.Key.IMBALANCED) and metric == "accuracy":
     st.warning("The classes are imbalanced: accuracy can look high for a model that ignores the small class. "
                "ROC AUC or log loss judge it fairly.", icon=":material/balance:")
 
+advanced = advanced_options(task)
+
 run_id = state.get(state.Key.RUN_ID)
 busy = bool(run_id) and not calls.workspace().registry.get_run(run_id).state.is_final
 if st.button("Start training", type="primary", key="train.start", disabled=busy,
              help="A run is in progress; wait for it or cancel it." if busy else None):
     with user_errors("start training"):
         config = calls.workspace().train_config(table, target, task, features, metric, int(budget),
-                                                casts=tuple(state.casts()), deduplicate=state.deduplicate())
+                                                casts=tuple(state.casts()), deduplicate=state.deduplicate(),
+                                                **advanced)
         state.put(state.Key.RUN_ID, calls.workspace().jobs.start(config))
         state.clear(state.Key.MODEL_ID)
         st.rerun()  # redraw with Start disabled while the run trains

@@ -16,7 +16,7 @@ from tests.conftest import FAST_BUDGET_S, make_workspace, put_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["pages/data.py", "pages/target.py", "pages/train.py", "pages/evaluate.py", "pages/deploy.py",
-         "pages/dashboard.py"]
+         "pages/dashboard.py", "pages/experiments.py"]
 
 
 @pytest.fixture
@@ -243,3 +243,36 @@ def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
     at.button(key="deploy.score").click().run()
     assert not at.error, texts(at, "error")
     assert "Scored 300 rows" in texts(at, "success")
+
+
+def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -> None:
+    at = new_app()
+    choose(at, "demo", "penguins", "species")
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(2)
+    at.multiselect(key="train.estimators").set_value(["lgbm", "rf"])
+    at.radio(key="train.validation").set_value("holdout")
+    at.number_input(key="train.seed").set_value(42)
+    at.checkbox(key="train.class_weight").check()
+    at.button(key="train.start").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    deadline = time.monotonic() + 90
+    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    from components.backend_calls import _workspace_for
+
+    ws = _workspace_for(WarehouseConfig("duckdb", str(warehouse_file)))
+    (run,) = ws.registry.list_runs()
+    assert (run.config["estimators"], run.config["validation"], run.config["seed"], run.config["class_weight"]) \
+        == (["lgbm", "rf"], "holdout", 42, "balanced")
+    assert ws.registry.get_model_version(at.session_state["wizard.model_id"]).best_estimator in ("lgbm", "rf")
+
+    goto(at, "pages/experiments.py")
+    assert len(at.dataframe) == 2  # the runs, and the comparison
+    assert at.button(key="experiments.delete").disabled
+    at.checkbox(key="experiments.confirm").check().run()
+    at.button(key="experiments.delete").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert "No model has been trained yet." in texts(at, "info")
+    assert ws.registry.list_runs() == []

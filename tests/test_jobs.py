@@ -79,3 +79,46 @@ def _alive(pid: int | None) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def test_rerun_repeats_the_configuration_and_records_the_data_fingerprint(workspace: Workspace) -> None:
+    from tests.conftest import wait_for
+
+    table = TableRef("demo", "penguins")
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
+                                    seed=7, validation="cv", cv_folds=3)
+    first = wait_for(workspace, workspace.jobs.start(config))
+    second = wait_for(workspace, workspace.jobs.rerun(first.run.run_id))
+    assert first.run.state is second.run.state is RunState.SUCCEEDED
+    assert second.run.config == first.run.config and second.run.config["validation"] == "cv"
+    prints = [workspace.registry.events(r.run.run_id, "fingerprint")[0].payload for r in (first, second)]
+    assert prints[0]["sha256"] == prints[1]["sha256"] and prints[0]["rows"] == 344
+    from backend.deploy import load_bundle
+
+    assert load_bundle(workspace.registry, first.model_id).fingerprint["sha256"] == prints[0]["sha256"]
+
+
+def test_delete_removes_the_run_its_model_and_its_functions(workspace: Workspace) -> None:
+    from backend.deploy import deploy
+    from tests.conftest import train_and_wait
+
+    progress = train_and_wait(workspace, TableRef("demo", "penguins"), "species", budget=2)
+    deploy(workspace.warehouse, workspace.registry, progress.model_id, "flurry_predict_doomed")
+    assert workspace.warehouse.function_exists("flurry_predict_doomed")
+    assert workspace.delete_run(progress.run.run_id) == ["flurry_predict_doomed"]
+    assert workspace.registry.list_runs() == [] and workspace.registry.list_model_versions() == []
+    assert workspace.registry.list_deployments() == []
+    assert not workspace.warehouse.function_exists("flurry_predict_doomed")
+    count = workspace.warehouse.query('SELECT count(*) AS n FROM "FLURRY".artifacts')["n"].iloc[0]
+    assert count == 0
+
+
+def test_a_running_job_cannot_be_deleted(workspace: Workspace) -> None:
+    import pytest
+
+    from backend.errors import TrainingFailedError
+
+    run_id = start_long_run(workspace)
+    with pytest.raises(TrainingFailedError, match="still training"):
+        workspace.delete_run(run_id)
+    workspace.jobs.cancel(run_id)

@@ -25,6 +25,7 @@ def rows_cap(n_columns: int) -> int:
     """The most rows a training sample may have: DEFAULT_MAX_ROWS, less for very wide tables."""
     by_memory = TRAINING_MEMORY_BYTES // (8 * max(1, n_columns) * TRAINING_COPIES)
     return int(max(MIN_TRAINING_ROWS * 100, min(DEFAULT_MAX_ROWS, by_memory)))
+VALIDATIONS = ("auto", "holdout", "cv")
 KNOWN_ESTIMATORS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree", "lrl1", "lrl2", "sgd")
 
 
@@ -44,6 +45,9 @@ class TrainConfig:
     casts: tuple[str, ...] = ()  # text features read as numbers (what does not parse becomes missing)
     deduplicate: bool = False  # train on distinct rows only
     drop_classes: tuple[str, ...] = ()  # target values whose rows are left out (too rare to learn)
+    validation: str = "auto"  # how FLAML scores candidates: "auto", "holdout" or "cv"
+    cv_folds: int = 5
+    class_weight: str = "none"  # "balanced" weighs rows so every class counts alike
 
     def validate(self) -> None:
         """Raise InvalidTrainingOptionError for any option out of range."""
@@ -61,6 +65,17 @@ class TrainConfig:
             raise InvalidTrainingOptionError("The target cannot also be a feature.")
         if set(self.casts) - {name for name, _ in self.features}:
             raise InvalidTrainingOptionError("Only feature columns can be read as numbers.")
+        if self.validation not in VALIDATIONS:
+            raise InvalidTrainingOptionError(f"Unknown validation {self.validation!r}.",
+                                             hint=f"Choose one of {', '.join(VALIDATIONS)}.")
+        if not 2 <= self.cv_folds <= 20:
+            raise InvalidTrainingOptionError("Cross-validation needs between 2 and 20 folds.")
+        if self.class_weight not in ("none", "balanced"):
+            raise InvalidTrainingOptionError(f"Unknown class weighting {self.class_weight!r}.")
+        if self.class_weight == "balanced" and not self.task.is_classification:
+            raise InvalidTrainingOptionError("Class weighting only applies to classification.")
+        if not 0 <= self.seed < 2**31:
+            raise InvalidTrainingOptionError("The seed must be a whole number between 0 and 2,147,483,647.")
         unknown = set(self.estimators) - set(KNOWN_ESTIMATORS)
         if unknown:
             raise InvalidTrainingOptionError(f"Unknown model families: {', '.join(sorted(unknown))}.",
@@ -88,4 +103,6 @@ class TrainConfig:
             holdout_ratio=float(data["holdout_ratio"]), max_rows=int(data["max_rows"]),
             estimators=tuple(data.get("estimators") or ()), casts=tuple(data.get("casts") or ()),
             deduplicate=bool(data.get("deduplicate", False)), drop_classes=tuple(data.get("drop_classes") or ()),
+            validation=str(data.get("validation", "auto")), cv_folds=int(data.get("cv_folds", 5)),
+            class_weight=str(data.get("class_weight", "none")),
         )

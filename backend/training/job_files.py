@@ -8,6 +8,7 @@ job_dir/
   bundle.pkl       the pickled ModelBundle (written atomically, then its sha256 recorded in result.json)
   holdout.parquet  a holdout sample for evaluation and explanations
   result.json      metrics, leaderboard, importance and the artifacts' checksums; written last
+  fingerprint.json what data the run saw: table, rows, sample spec and the sample's sha256
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ STATUS = "status.jsonl"
 BUNDLE = "bundle.pkl"
 HOLDOUT = "holdout.parquet"
 RESULT = "result.json"
+FINGERPRINT = "fingerprint.json"
 
 
 def write_atomic(path: Path, content: bytes) -> None:

@@ -8,6 +8,7 @@ directory: progress events as they appear, then the model version once its artif
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now,
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.fit import feature_specs
-from backend.warehouse.base import SampleSpec, Warehouse
+from backend.warehouse.base import SampleInfo, SampleSpec, Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,20 @@ class RunProgress:
             if old is None or (t.score > old if metric.greater_is_better else t.score < old):
                 best[t.estimator] = t.score
         return best
+
+
+def data_fingerprint(spec: SampleSpec, sample: SampleInfo, total_rows: int, data_file: Path) -> dict[str, Any]:
+    """What the run trained on, so it can be recognised and repeated: the table, its size, how the sample was
+    drawn and the sha256 of the exact rows."""
+    digest = hashlib.sha256()
+    with open(data_file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"table": str(spec.table), "table_rows": total_rows, "rows_eligible": sample.rows_eligible,
+            "rows": sample.rows_written, "sampled": sample.sampled,
+            "sample": {"max_rows": spec.max_rows, "seed": spec.seed, "stratify": spec.stratify,
+                       "distinct": spec.distinct, "exclude_target_values": list(spec.exclude_target_values)},
+            "sha256": digest.hexdigest()}
 
 
 def _process_alive(pid: int | None) -> bool:
@@ -130,6 +145,9 @@ class JobManager:
                     hint="Pick a table with more rows, or a target with fewer missing values.")
             self.registry.set_run_rows(run_id, used=used, dropped=dropped, eligible=sample.rows_eligible)
             (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
+            fingerprint = data_fingerprint(spec, sample, total, job_dir / jf.DATA)
+            (job_dir / jf.FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")
+            self.registry.add_events(run_id, "fingerprint", [fingerprint])
             log = open(job_dir / "worker.log", "wb")  # noqa: SIM115 - handed to the child process
             env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
             process = subprocess.Popen(
@@ -261,6 +279,10 @@ class JobManager:
                         os.killpg(pid, 9)
                         process.wait(timeout=5)
             self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
+
+    def rerun(self, run_id: str) -> str:
+        """Start a new run with the same configuration (table, columns, options and seed)."""
+        return self.start(TrainConfig.from_dict(self.registry.get_run(run_id).config))
 
     def recover(self) -> list[str]:
         """At start-up: collect runs that finished while the app was away, mark the rest INTERRUPTED."""

@@ -32,6 +32,9 @@ def run_job(job_dir: Path) -> int:
         config = TrainConfig.from_dict(json.loads((job_dir / jf.CONFIG).read_text(encoding="utf-8")))
         frame = pd.read_parquet(job_dir / jf.DATA)
         result = train(frame, config, job_dir / jf.FLAML_LOG)
+        fingerprint = job_dir / jf.FINGERPRINT
+        if fingerprint.exists():
+            result.bundle.fingerprint = json.loads(fingerprint.read_text(encoding="utf-8"))
         bundle_bytes = result.bundle.to_bytes()
         jf.write_atomic(job_dir / jf.BUNDLE, bundle_bytes)
         jf.write_atomic(job_dir / jf.HOLDOUT, result.holdout_parquet)

@@ -250,6 +250,10 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def function_exists(self, name: str) -> bool: ...
 
+    @abc.abstractmethod
+    def drop_function(self, name: str) -> None:
+        """Remove a function this app registered (no error when it is not there)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""
 

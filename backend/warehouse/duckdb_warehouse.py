@@ -452,6 +452,12 @@ class DuckDBWarehouse(Warehouse):
             )
             self._registered.add(name)
 
+    def drop_function(self, name: str) -> None:
+        with self._lock:
+            if name in self._registered:
+                self._con.remove_function(name)
+                self._registered.discard(name)
+
     def function_exists(self, name: str) -> bool:
         frame = self.query("SELECT count(*) AS n FROM duckdb_functions() WHERE function_name = ?", [name])
         return int(frame["n"].iloc[0]) > 0

@@ -1,0 +1,78 @@
+"""The experiments view: every run in a line, and runs side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from backend.metrics import METRICS
+from backend.registry import ModelVersion, Registry, Run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: Run
+    version: ModelVersion | None
+    duration_s: float | None
+    trials: int
+
+    @property
+    def holdout_score(self) -> float | None:
+        if self.version is None:
+            return None
+        value = self.version.metrics.get(self.run.metric, {}).get("model")
+        if value is None:  # the optimised metric is not in the holdout report: use the headline one
+            first = next((v for k, v in self.version.metrics.items() if not k.startswith("_")), None)
+            value = first["model"] if first else None
+        return value
+
+
+def _duration(registry: Registry, run: Run) -> float | None:
+    states = registry.events(run.run_id, "state")
+    started = next((e.at for e in states if e.payload.get("state") == "RUNNING"), None)
+    ended = next((e.at for e in reversed(states) if e.payload.get("state") not in ("QUEUED", "RUNNING")), None)
+    return (ended - started).total_seconds() if started and ended else None
+
+
+def summarize_runs(registry: Registry) -> list[RunSummary]:
+    """Every run, newest first, with its model version (if any), duration and trial count."""
+    return [RunSummary(run=r, version=registry.model_for_run(r.run_id), duration_s=_duration(registry, r),
+                       trials=len(registry.events(r.run_id, "trial"))) for r in registry.list_runs()]
+
+
+def runs_table(summaries: list[RunSummary]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "run": s.run.run_id, "started": s.run.created_at, "state": s.run.state.value, "table": str(s.run.table),
+        "target": s.run.target, "task": s.run.task, "metric": METRICS[s.run.metric].label,
+        "holdout score": s.holdout_score, "best model": s.version.best_estimator if s.version else None,
+        "trials": s.trials, "seconds": s.duration_s, "budget (s)": s.run.time_budget,
+    } for s in summaries])
+
+
+_CONFIG_ROWS = [("time budget (s)", "time_budget_s"), ("metric", "metric"), ("seed", "seed"),
+                ("validation", "validation"), ("model families", "estimators"), ("class weighting", "class_weight"),
+                ("distinct rows only", "deduplicate"), ("read as numbers", "casts")]
+
+
+def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
+    """One column per run: holdout metrics, configuration, duration and the leaderboard, side by side."""
+    columns: dict[str, dict[str, Any]] = {}
+    for s in summaries:
+        config = s.run.config
+        column: dict[str, Any] = {"table": str(s.run.table), "target": s.run.target, "state": s.run.state.value,
+                                  "rows used": s.run.rows_used, "seconds": s.duration_s, "trials": s.trials,
+                                  "features": len(config.get("features", []))}
+        for label, key in _CONFIG_ROWS:
+            value = config.get(key)
+            column[label] = ", ".join(map(str, value)) if isinstance(value, list) else value
+        if s.version is not None:
+            column["best model"] = s.version.best_estimator
+            for name, values in s.version.metrics.items():
+                if not name.startswith("_"):
+                    column[f"holdout {METRICS[name].label}"] = values["model"]
+            for entry in s.version.leaderboard:
+                column[f"validation · {entry['estimator']}"] = entry["score"]
+        columns[s.run.run_id] = column
+    return pd.DataFrame(columns).astype(object).where(lambda f: f.notna(), "—")

@@ -1,0 +1,40 @@
+"""The Train step's "Advanced" options: safe defaults for everyone, choices for experts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from backend.task_detection import Task
+from backend.training.config import KNOWN_ESTIMATORS
+
+_FAMILIES = {"lgbm": "LightGBM", "xgboost": "XGBoost", "xgb_limitdepth": "XGBoost (shallow trees)",
+             "rf": "Random forest", "extra_tree": "Extra trees", "lrl1": "Linear (L1)", "lrl2": "Linear (L2)",
+             "sgd": "Linear (SGD)"}
+_VALIDATION = {"auto": "Automatic (cross-validation for small tables, a holdout for large ones)",
+               "holdout": "Holdout: keep a share of the rows aside", "cv": "k-fold cross-validation"}
+
+
+def advanced_options(task: Task) -> dict[str, Any]:
+    """The expert options as TrainConfig keyword arguments (empty means every default)."""
+    options: dict[str, Any] = {}
+    with st.expander("Advanced"):
+        families = st.multiselect("Model families to try", KNOWN_ESTIMATORS, key="train.estimators",
+                                  format_func=lambda e: _FAMILIES.get(e, e), placeholder="All that suit the task",
+                                  help="Leave empty to let AutoML choose.")
+        if families:
+            options["estimators"] = tuple(families)
+        validation = st.radio("How candidates are scored", list(_VALIDATION), key="train.validation",
+                              format_func=_VALIDATION.__getitem__)
+        options["validation"] = validation
+        if validation == "cv":
+            options["cv_folds"] = int(st.number_input("Folds", min_value=2, max_value=20, value=5,
+                                                      key="train.folds"))
+        options["seed"] = int(st.number_input("Seed", min_value=0, value=0, step=1, key="train.seed",
+                                              help="The same seed, data and options repeat the same run."))
+        if task.is_classification and st.checkbox(
+                "Weigh classes equally", key="train.class_weight",
+                help="Rows of small classes count more, so the model does not ignore them."):
+            options["class_weight"] = "balanced"
+    return options
