@@ -89,10 +89,11 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingR
     x_train, y_train = to_model_frame(prepare_features(train_frame, features)), train_frame[config.target]
 
     automl = AutoML()
-    weights = None
+    extra: dict[str, Any] = {}
     if config.class_weight == "balanced":
         shares = y_train.value_counts(normalize=True)
-        weights = (1.0 / (len(shares) * y_train.map(shares))).to_numpy()
+        # only passed when set: FLAML 2.7's holdout split breaks on an explicit sample_weight=None
+        extra["sample_weight"] = (1.0 / (len(shares) * y_train.map(shares))).to_numpy()
     automl.fit(
         x_train, y_train,
         task="regression" if config.task is Task.REGRESSION else "classification",
@@ -100,7 +101,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingR
         log_file_name=str(log_path), log_type="all", verbose=0,
         n_jobs=-1, retrain_full=True, force_cancel=True,
         estimator_list=list(config.estimators) if config.estimators else "auto",
-        eval_method=config.validation, n_splits=config.cv_folds, sample_weight=weights,
+        eval_method=config.validation, n_splits=config.cv_folds, **extra,
     )
     if getattr(automl, "_trained_estimator", None) is None:
         raise InvalidTargetError("No model could be trained within the time budget.",
