@@ -75,3 +75,11 @@ def warehouse_config() -> WarehouseConfig:
 def allowed_schemas_setting() -> str:
     """Comma-separated schema patterns the app may use (empty: every schema the connection can read)."""
     return os.environ.get(ENV_ALLOWED_SCHEMAS, "")
+
+
+def max_concurrent_jobs() -> int:
+    """How many training jobs may run at once (FLURRY_MAX_JOBS; 1 suits a 2-core machine)."""
+    try:
+        return max(1, int(os.environ.get("FLURRY_MAX_JOBS", "1")))
+    except ValueError:
+        return 1

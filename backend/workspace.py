@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_findings, leakage_findings, target_findings
-from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir
+from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir, max_concurrent_jobs
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
 from backend.errors import InvalidTargetError, TableNotFoundError, TrainingFailedError
@@ -140,7 +140,7 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     allow = allowed_schemas if allowed_schemas is not None else allowed_schemas_setting()
     warehouse = guard(raw, AllowList.parse(allow))
     jobs_root = _jobs_root_for(config)
-    jobs = JobManager(warehouse, registry, jobs_root)
+    jobs = JobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs())
     jobs.recover()
     restore_deployments(warehouse, registry)
     return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs)

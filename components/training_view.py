@@ -18,6 +18,11 @@ from components.formatting import md
 
 def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     run = progress.run
+    if run.state is RunState.QUEUED:
+        position = calls.workspace().jobs.queue_position(run.run_id)
+        st.info(f"Waiting for another training run to finish (number {position or 1} in the queue). "
+                "It starts by itself; you can leave this page.", icon=":material/hourglass_top:")
+        return
     metric = METRICS[run.metric]
     budget = run.time_budget
     elapsed = min(progress.elapsed, float(budget))

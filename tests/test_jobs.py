@@ -122,3 +122,55 @@ def test_a_running_job_cannot_be_deleted(workspace: Workspace) -> None:
     with pytest.raises(TrainingFailedError, match="still training"):
         workspace.delete_run(run_id)
     workspace.jobs.cancel(run_id)
+
+
+def test_runs_queue_in_order_behind_the_concurrency_limit(workspace: Workspace) -> None:
+    from tests.conftest import wait_for
+
+    table = TableRef("demo", "penguins")
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2)
+    first, second, third, dropped = (workspace.jobs.start(config) for _ in range(4))
+    assert workspace.registry.get_run(first).state is RunState.RUNNING
+    assert [workspace.jobs.queue_position(r) for r in (first, second, third, dropped)] == [None, 1, 2, 3]
+    workspace.jobs.cancel(dropped)  # a queued run can be cancelled before it starts
+    assert workspace.registry.get_run(dropped).state is RunState.CANCELLED
+    for run_id in (first, second, third):
+        assert wait_for(workspace, run_id).run.state is RunState.SUCCEEDED
+    starts = [next(e.at for e in workspace.registry.events(r, "state") if e.payload["state"] == "RUNNING")
+              for r in (first, second, third)]
+    assert starts == sorted(starts)
+    # never two at once: each run started after the previous one ended
+    ends = [next(e.at for e in workspace.registry.events(r, "state") if e.payload["state"] == "SUCCEEDED")
+            for r in (first, second, third)]
+    assert starts[1] >= ends[0] and starts[2] >= ends[1]
+
+
+def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(workspace: Workspace) -> None:
+    """Ten runs, each worker killed at a random moment (some after training ends, while results are
+    written): every run ends FAILED or SUCCEEDED, and every model version's artifacts verify."""
+    import random
+
+    from backend.deploy import load_bundle
+    from tests.conftest import wait_for
+
+    table = TableRef("demo", "penguins")
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2)
+    chance = random.Random(1234)
+    outcomes = []
+    for _ in range(10):
+        run_id = workspace.jobs.start(config)
+        time.sleep(chance.uniform(0.0, 6.0))
+        pid = workspace.registry.get_run(run_id).worker_pid
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, TypeError):
+            pass  # it had already finished
+        progress = wait_for(workspace, run_id)
+        outcomes.append(progress.run.state)
+        assert progress.run.state in (RunState.FAILED, RunState.SUCCEEDED)
+        assert (progress.model_id is not None) == (progress.run.state is RunState.SUCCEEDED)
+        assert not Path(progress.run.job_dir).exists()
+    for version in workspace.registry.list_model_versions():
+        assert load_bundle(workspace.registry, version.model_id).predict(
+            workspace.warehouse.read_columns(table, version.feature_names, limit=5)).shape == (5,)
+    assert RunState.FAILED in outcomes  # the loop really did interrupt training

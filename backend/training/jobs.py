@@ -110,16 +110,18 @@ def _process_alive(pid: int | None) -> bool:
 class JobManager:
     """Starts training workers and folds their output into the registry."""
 
-    def __init__(self, warehouse: Warehouse, registry: Registry, jobs_root: Path) -> None:
+    def __init__(self, warehouse: Warehouse, registry: Registry, jobs_root: Path, *, max_concurrent: int = 1) -> None:
         self.wh = warehouse
         self.registry = registry
         self.jobs_root = jobs_root
+        self.max_concurrent = max(1, max_concurrent)
         self._lock = threading.RLock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, config: TrainConfig) -> str:
-        """Validate, export the training sample, launch the worker; return the run id.
+        """Validate, export the training sample, queue the run and launch it when a slot is free; return
+        the run id.
 
         Raises FlurryError subclasses for bad options or a vanished table (no run is left half-made:
         a run whose export fails is marked FAILED with the reason)."""
@@ -148,13 +150,6 @@ class JobManager:
             fingerprint = data_fingerprint(spec, sample, total, job_dir / jf.DATA)
             (job_dir / jf.FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")
             self.registry.add_events(run_id, "fingerprint", [fingerprint])
-            log = open(job_dir / "worker.log", "wb")  # noqa: SIM115 - handed to the child process
-            env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-            process = subprocess.Popen(
-                [sys.executable, "-m", "backend.training.worker", str(job_dir)],
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-            log.close()
         except FlurryError as exc:
             self.registry.set_run_state(run_id, RunState.FAILED, message=str(exc))
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -163,10 +158,38 @@ class JobManager:
             self.registry.set_run_state(run_id, RunState.FAILED, message=f"Could not start training: {exc}")
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
-        with self._lock:
-            self._processes[run_id] = process
-        self.registry.set_run_state(run_id, RunState.RUNNING, worker_pid=process.pid)
+        self._launch_queued()
         return run_id
+
+    # --- queue -----------------------------------------------------------------------------------
+    def queued(self) -> list[Run]:
+        """Queued runs, first in line first."""
+        return sorted(self.registry.list_runs(states=[RunState.QUEUED]), key=lambda r: r.created_at)
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1 for the next run to start, None when the run is not waiting."""
+        ids = [r.run_id for r in self.queued()]
+        return ids.index(run_id) + 1 if run_id in ids else None
+
+    def _launch_queued(self) -> None:
+        with self._lock:
+            running = len(self.registry.list_runs(states=[RunState.RUNNING]))
+            for run in self.queued()[: max(0, self.max_concurrent - running)]:
+                self._launch(run)
+
+    def _launch(self, run: Run) -> None:
+        job_dir = Path(run.job_dir)
+        log = open(job_dir / "worker.log", "wb")  # noqa: SIM115 - handed to the child process
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "backend.training.worker", str(job_dir)],
+                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            log.close()
+        self._processes[run.run_id] = process
+        self.registry.set_run_state(run.run_id, RunState.RUNNING, worker_pid=process.pid)
 
     # --- observe ---------------------------------------------------------------------------------
     def progress(self, run_id: str) -> RunProgress:
@@ -190,6 +213,9 @@ class JobManager:
         with self._lock:
             run = self.registry.get_run(run_id)
             if run.state.is_final:
+                return
+            if run.state is RunState.QUEUED:
+                self._launch_queued()
                 return
             job_dir = Path(run.job_dir)
             self._sync_trials(run, job_dir)
@@ -259,6 +285,7 @@ class JobManager:
         if process is not None and process.poll() is None:
             process.wait(timeout=10)
         shutil.rmtree(job_dir, ignore_errors=True)
+        self._launch_queued()  # a slot is free
 
     # --- control ---------------------------------------------------------------------------------
     def cancel(self, run_id: str) -> None:
@@ -266,6 +293,9 @@ class JobManager:
         with self._lock:
             run = self.registry.get_run(run_id)
             if run.state.is_final:
+                return
+            if run.state is RunState.QUEUED:
+                self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
                 return
             process = self._processes.get(run_id)
             pid = process.pid if process is not None else run.worker_pid
@@ -288,6 +318,8 @@ class JobManager:
         """At start-up: collect runs that finished while the app was away, mark the rest INTERRUPTED."""
         interrupted = []
         for run in self.active_runs():
+            if run.state is RunState.QUEUED and (Path(run.job_dir) / jf.CONFIG).exists():
+                continue  # its data is ready; it starts when a slot is free
             if _process_alive(run.worker_pid):
                 continue
             statuses = jf.read_complete_lines(Path(run.job_dir) / jf.STATUS)
@@ -296,5 +328,6 @@ class JobManager:
                 continue
             self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
             interrupted.append(run.run_id)
+        self._launch_queued()
         return interrupted
 
