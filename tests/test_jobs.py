@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -161,10 +162,8 @@ def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(wor
         run_id = workspace.jobs.start(config)
         time.sleep(chance.uniform(0.0, 6.0))
         pid = workspace.registry.get_run(run_id).worker_pid
-        try:
+        with contextlib.suppress(ProcessLookupError, TypeError):  # it may have finished already
             os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, TypeError):
-            pass  # it had already finished
         progress = wait_for(workspace, run_id)
         outcomes.append(progress.run.state)
         assert progress.run.state in (RunState.FAILED, RunState.SUCCEEDED)
