@@ -39,7 +39,11 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     if run.rows_used is not None:
         st.caption(rows_sentence(run))
     if progress.trials:
-        st.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
+        chart, families = st.columns([3, 2])
+        chart.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
+        best = progress.best_per_estimator()
+        families.dataframe(pd.DataFrame({"model family": list(best), f"best {metric.label}": list(best.values())}),
+                           hide_index=True, width="stretch")
 
 
 def rows_sentence(run: Run) -> str:
@@ -69,7 +73,12 @@ def live_progress(run_id: str) -> None:
     if first.run.state.is_final:
         show_result(first)
     else:
-        if st.button("Cancel training", key="train.cancel"):
+        keep, discard = st.columns(2)
+        if keep.button("Stop, keep the best model so far", key="train.stop_keep", icon=":material/stop_circle:"):
+            with st.spinner("Stopping and keeping the best model found…"):
+                jobs.cancel(run_id, keep_best=True)
+            st.rerun()
+        if discard.button("Stop and discard", key="train.cancel", icon=":material/cancel:"):
             jobs.cancel(run_id)
             st.rerun()
         refresh()
@@ -81,7 +90,7 @@ def show_result(progress: RunProgress) -> None:
         version = calls.model_version(progress.model_id)
         metric = METRICS[run.metric]
         st.success(f"Training finished: the best model is **{version.best_estimator}** "
-                   f"after {len(progress.trials)} trials.")
+                   f"after {len(progress.trials)} trials." + (f" {md(run.message)}" if run.message else ""))
         _progress_body(progress, chosen=version.best_estimator)
         st.subheader("Leaderboard (best validation score per model family)")
         board = pd.DataFrame(version.leaderboard).rename(columns={"score": metric.label})

@@ -276,3 +276,25 @@ def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -
     assert not at.exception and not at.error, texts(at, "error")
     assert "No model has been trained yet." in texts(at, "info")
     assert ws.registry.list_runs() == []
+
+
+def test_stop_and_keep_the_best_model_from_the_train_step(warehouse_file: Path) -> None:
+    at = new_app()
+    choose(at, "demo", "diamond_prices", "price")
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(300)
+    at.button(key="train.start").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    deadline = time.monotonic() + 60
+    while "Trials done" not in [m.label for m in at.metric] or at.metric[0].value == "0":
+        assert time.monotonic() < deadline, "no trial finished"
+        time.sleep(1)
+        at.run()
+    at.button(key="train.stop_keep").click().run()
+    deadline = time.monotonic() + 120
+    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    at.run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert "Stopped early" in texts(at, "success")

@@ -173,3 +173,22 @@ def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(wor
         assert load_bundle(workspace.registry, version.model_id).predict(
             workspace.warehouse.read_columns(table, version.feature_names, limit=5)).shape == (5,)
     assert RunState.FAILED in outcomes  # the loop really did interrupt training
+
+
+def test_cancel_can_keep_the_best_model_found_so_far(workspace: Workspace) -> None:
+    from backend.deploy import load_bundle
+    from tests.conftest import wait_for
+
+    run_id = start_long_run(workspace)
+    trials = len(workspace.jobs.progress(run_id).trials)
+    started = time.monotonic()
+    workspace.jobs.cancel(run_id, keep_best=True)
+    assert time.monotonic() - started < 5  # the search itself stops at once
+    progress = wait_for(workspace, run_id)
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    assert "Stopped early" in progress.run.message and progress.model_id
+    assert len(progress.trials) >= trials
+    version = workspace.registry.get_model_version(progress.model_id)
+    assert version.leaderboard and version.best_estimator == version.leaderboard[0]["estimator"]
+    frame = workspace.warehouse.read_columns(DIAMONDS, version.feature_names, limit=10)
+    assert load_bundle(workspace.registry, progress.model_id).predict(frame).shape == (10,)

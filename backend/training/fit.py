@@ -21,6 +21,7 @@ from backend.metrics import METRICS, evaluate
 from backend.model_bundle import ModelBundle, prepare_features, to_model_frame
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
+from backend.training.job_files import read_complete_lines
 from backend.warehouse.base import column_kind
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,11 @@ def check_training_frame(frame: pd.DataFrame, config: TrainConfig) -> None:
                                  hint="Pick a target whose values vary.")
 
 
-def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingResult:
-    """Fit FLAML on `frame` within the config's budget; FLAML writes one JSON line per trial to `log_path`."""
+def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False) -> TrainingResult:
+    """Fit FLAML on `frame` within the config's budget; FLAML writes one JSON line per trial to `log_path`.
+
+    With `from_log`, no search runs: the best configuration already in `log_path` is retrained (what
+    "stop and keep the best model so far" does after the search was interrupted)."""
     from flaml import AutoML
 
     frame = frame[frame[config.target].notna()].reset_index(drop=True)
@@ -94,40 +98,56 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path) -> TrainingR
         shares = y_train.value_counts(normalize=True)
         # only passed when set: FLAML 2.7's holdout split breaks on an explicit sample_weight=None
         extra["sample_weight"] = (1.0 / (len(shares) * y_train.map(shares))).to_numpy()
-    automl.fit(
-        x_train, y_train,
-        task="regression" if config.task is Task.REGRESSION else "classification",
-        metric=config.metric, time_budget=config.time_budget_s, seed=config.seed,
-        log_file_name=str(log_path), log_type="all", verbose=0,
-        n_jobs=-1, retrain_full=True, force_cancel=True,
-        estimator_list=list(config.estimators) if config.estimators else "auto",
-        eval_method=config.validation, n_splits=config.cv_folds, **extra,
-    )
+    task = "regression" if config.task is Task.REGRESSION else "classification"
+    if from_log:
+        automl.retrain_from_log(log_file_name=str(log_path), X_train=x_train, y_train=y_train, task=task,
+                                eval_method=config.validation, n_splits=config.cv_folds, n_jobs=-1,
+                                train_full=True, train_best=True, **extra)
+    else:
+        automl.fit(
+            x_train, y_train, task=task,
+            metric=config.metric, time_budget=config.time_budget_s, seed=config.seed,
+            log_file_name=str(log_path), log_type="all", verbose=0,
+            n_jobs=-1, retrain_full=True, force_cancel=True,
+            estimator_list=list(config.estimators) if config.estimators else "auto",
+            eval_method=config.validation, n_splits=config.cv_folds, **extra,
+        )
     if getattr(automl, "_trained_estimator", None) is None:
         raise InvalidTargetError("No model could be trained within the time budget.",
                                  hint="Give training more time, or use fewer rows.")
     classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
+    leaderboard = leaderboard_from_log(log_path, config)
+    # retrain_from_log leaves AutoML.best_estimator unset; the log's best record names the family
+    best = leaderboard[0]["estimator"] if from_log and leaderboard else str(automl.best_estimator)
     bundle = ModelBundle(
         task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
-        classes=classes, best_estimator=str(automl.best_estimator), flaml_task=automl._state.task,
+        classes=classes, best_estimator=best, flaml_task=automl._state.task,
         transformer=automl._transformer, estimator=automl._trained_estimator,
         label_transformer=automl._label_transformer, config=config.to_dict(),
     )
-    return _report(bundle, automl, config, train_frame, holdout)
+    return _report(bundle, leaderboard, config, train_frame, holdout)
 
 
-def _report(bundle: ModelBundle, automl: Any, config: TrainConfig, train_frame: pd.DataFrame,
-            holdout: pd.DataFrame) -> TrainingResult:
+def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[dict[str, Any]]:
+    """Best validation score per model family, from FLAML's per-trial log, best first."""
     metric = METRICS[config.metric]
+    best: dict[str, float] = {}
+    for record in read_complete_lines(log_path):
+        loss = record.get("validation_loss")
+        if loss is None or not np.isfinite(float(loss)):
+            continue
+        learner = str(record.get("learner"))
+        best[learner] = min(best.get(learner, float("inf")), float(loss))
+    return sorted(({"estimator": name, "score": metric.score_from_loss(loss)} for name, loss in best.items()),
+                  key=lambda row: row["score"], reverse=metric.greater_is_better)
+
+
+def _report(bundle: ModelBundle, leaderboard: list[dict[str, Any]], config: TrainConfig,
+            train_frame: pd.DataFrame, holdout: pd.DataFrame) -> TrainingResult:
     y_holdout = holdout[config.target]
     proba = bundle.predict_proba(holdout) if bundle.is_classification else None
     scores = evaluate(config.task, y_holdout, bundle.predict(holdout), proba, train_frame[config.target],
                       bundle.classes)
-    leaderboard = sorted(
-        ({"estimator": name, "score": metric.score_from_loss(float(loss))}
-         for name, loss in automl.best_loss_per_estimator.items() if np.isfinite(loss)),
-        key=lambda row: row["score"], reverse=metric.greater_is_better,
-    )
     sample = holdout.sample(min(len(holdout), EXPLAIN_ROWS), random_state=config.seed)
     try:
         importance = global_importance(explain_rows(bundle, sample, background=train_frame)).to_dict("records")

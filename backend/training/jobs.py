@@ -177,13 +177,13 @@ class JobManager:
             for run in self.queued()[: max(0, self.max_concurrent - running)]:
                 self._launch(run)
 
-    def _launch(self, run: Run) -> None:
+    def _launch(self, run: Run, *, finalize: bool = False) -> None:
         job_dir = Path(run.job_dir)
-        log = open(job_dir / "worker.log", "wb")  # noqa: SIM115 - handed to the child process
+        log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "backend.training.worker", str(job_dir)],
+                [sys.executable, "-m", "backend.training.worker", str(job_dir), *(["--finalize"] if finalize else [])],
                 cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         finally:
@@ -222,7 +222,7 @@ class JobManager:
             statuses = jf.read_complete_lines(job_dir / jf.STATUS)
             final = next((s for s in reversed(statuses) if s.get("state") in ("SUCCEEDED", "FAILED")), None)
             if final is not None and final["state"] == "SUCCEEDED":
-                self._collect_model(run, job_dir)
+                self._collect_model(run, job_dir, stopped_early=bool(final.get("stopped_early")))
             elif final is not None:
                 self._finish(run, RunState.FAILED, final.get("message") or "Training failed.")
             elif not self._alive(run):
@@ -251,7 +251,7 @@ class JobManager:
                                  "best_score": best, "elapsed": float(record.get("wall_clock_time", 0.0))})
         self.registry.add_events(run.run_id, "trial", payloads)
 
-    def _collect_model(self, run: Run, job_dir: Path) -> None:
+    def _collect_model(self, run: Run, job_dir: Path, *, stopped_early: bool = False) -> None:
         try:
             result = json.loads((job_dir / jf.RESULT).read_text(encoding="utf-8"))
             artifacts = {name: (job_dir / name).read_bytes() for name in (jf.BUNDLE, jf.HOLDOUT)}
@@ -273,7 +273,8 @@ class JobManager:
         with self.wh.transaction():
             self.registry.add_model_version(version, {"bundle": artifacts[jf.BUNDLE],
                                                       "holdout": artifacts[jf.HOLDOUT]})
-            self.registry.set_run_state(run.run_id, RunState.SUCCEEDED, message="")
+            note = "Stopped early by the user; this is the best model found before that." if stopped_early else ""
+            self.registry.set_run_state(run.run_id, RunState.SUCCEEDED, message=note)
         self._cleanup(run.run_id, job_dir)
 
     def _finish(self, run: Run, state: RunState, message: str) -> None:
@@ -288,8 +289,10 @@ class JobManager:
         self._launch_queued()  # a slot is free
 
     # --- control ---------------------------------------------------------------------------------
-    def cancel(self, run_id: str) -> None:
-        """Stop a running job; the run ends CANCELLED and no model version is written."""
+    def cancel(self, run_id: str, *, keep_best: bool = False) -> None:
+        """Stop a job within seconds. Without `keep_best` the run ends CANCELLED and no model is kept; with
+        it, the best configuration found so far is retrained (the run then ends SUCCEEDED), or CANCELLED when
+        no trial had finished yet."""
         with self._lock:
             run = self.registry.get_run(run_id)
             if run.state.is_final:
@@ -308,6 +311,12 @@ class JobManager:
                     except subprocess.TimeoutExpired:
                         os.killpg(pid, 9)
                         process.wait(timeout=5)
+            self._processes.pop(run_id, None)
+            job_dir = Path(run.job_dir)
+            self._sync_trials(run, job_dir)
+            if keep_best and self.registry.events(run_id, "trial"):
+                self._launch(run, finalize=True)
+                return
             self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
 
     def rerun(self, run_id: str) -> str:

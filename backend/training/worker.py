@@ -25,13 +25,14 @@ from backend.training.fit import train
 logger = logging.getLogger("flurry.worker")
 
 
-def run_job(job_dir: Path) -> int:
-    """Train one job; return the process exit code (0 on success)."""
-    jf.append_status(job_dir, {"state": "RUNNING", "pid": os.getpid(), "at": time.time()})
+def run_job(job_dir: Path, *, finalize: bool = False) -> int:
+    """Train one job; return the process exit code (0 on success). With `finalize`, retrain the best
+    configuration an interrupted search left in its log instead of searching."""
+    jf.append_status(job_dir, {"state": "RUNNING", "pid": os.getpid(), "at": time.time(), "finalize": finalize})
     try:
         config = TrainConfig.from_dict(json.loads((job_dir / jf.CONFIG).read_text(encoding="utf-8")))
         frame = pd.read_parquet(job_dir / jf.DATA)
-        result = train(frame, config, job_dir / jf.FLAML_LOG)
+        result = train(frame, config, job_dir / jf.FLAML_LOG, from_log=finalize)
         fingerprint = job_dir / jf.FINGERPRINT
         if fingerprint.exists():
             result.bundle.fingerprint = json.loads(fingerprint.read_text(encoding="utf-8"))
@@ -45,7 +46,7 @@ def run_job(job_dir: Path) -> int:
             "sha256": {jf.BUNDLE: sha256_bytes(bundle_bytes), jf.HOLDOUT: sha256_bytes(result.holdout_parquet)},
         }
         jf.write_atomic(job_dir / jf.RESULT, json.dumps(summary).encode())
-        jf.append_status(job_dir, {"state": "SUCCEEDED", "at": time.time()})
+        jf.append_status(job_dir, {"state": "SUCCEEDED", "at": time.time(), "stopped_early": finalize})
         return 0
     except FlurryError as exc:
         jf.append_status(job_dir, {"state": "FAILED", "message": str(exc), "at": time.time()})
@@ -59,10 +60,10 @@ def run_job(job_dir: Path) -> int:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if len(argv) != 2:
-        sys.stderr.write("usage: python -m backend.training.worker JOB_DIR\n")
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--finalize"):
+        sys.stderr.write("usage: python -m backend.training.worker JOB_DIR [--finalize]\n")
         return 2
-    return run_job(Path(argv[1]))
+    return run_job(Path(argv[1]), finalize=len(argv) == 3)
 
 
 if __name__ == "__main__":
