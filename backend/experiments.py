@@ -61,8 +61,9 @@ def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
     columns: dict[str, dict[str, Any]] = {}
     for s in summaries:
         config = s.run.config
+        seconds = round(s.duration_s, 1) if s.duration_s is not None else None
         column: dict[str, Any] = {"table": str(s.run.table), "target": s.run.target, "state": s.run.state.value,
-                                  "rows used": s.run.rows_used, "seconds": s.duration_s, "trials": s.trials,
+                                  "rows used": s.run.rows_used, "seconds": seconds, "trials": s.trials,
                                   "features": len(config.get("features", []))}
         for label, key in _CONFIG_ROWS:
             value = config.get(key)

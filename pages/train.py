@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.metrics import METRICS, METRICS_BY_TASK, default_metric
-from backend.training.config import DEFAULT_TIME_BUDGET_S
+from backend.training.config import DEFAULT_TIME_BUDGET_S, rows_cap, suggested_budget_s
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
@@ -25,6 +25,10 @@ if table is None or target is None or task is None or not features:
     st.stop()
 
 st.caption(f"Predicting **{md(target)}** in {md(table)} ({task.label.lower()}) from {len(features)} column(s).")
+with user_errors("estimate the training time"):
+    rows = min(calls.row_count(table), rows_cap(len(features) + 1))
+    st.caption(f"Rough guide: a table of this size ({rows:,} rows × {len(features)} columns) usually settles within "
+               f"about {suggested_budget_s(rows, len(features)):,} seconds; a longer budget rarely helps much.")
 budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",
                          help="AutoML tries models until the budget runs out. 60 s is plenty for most tables.")
 metrics = METRICS_BY_TASK[task]

@@ -298,3 +298,24 @@ def test_stop_and_keep_the_best_model_from_the_train_step(warehouse_file: Path) 
     at.run()
     assert not at.exception and not at.error, texts(at, "error")
     assert "Stopped early" in texts(at, "success")
+
+
+def test_two_sessions_see_the_same_run(warehouse_file: Path) -> None:
+    first = new_app()
+    choose(first, "demo", "penguins", "species")
+    goto(first, "pages/train.py")
+    first.number_input(key="train.budget").set_value(4)
+    first.button(key="train.start").click().run()
+
+    second = new_app()  # another browser tab, its own session
+    assert "Training on penguins" in texts(second, "caption").replace("\\", "")
+    goto(second, "pages/experiments.py")
+    assert second.dataframe[0].value["state"].tolist() == ["RUNNING"]
+
+    deadline = time.monotonic() + 90
+    while "wizard.model_id" not in first.session_state and time.monotonic() < deadline:
+        time.sleep(1)
+        first.run()
+    second.run()
+    assert second.dataframe[0].value["state"].tolist() == ["SUCCEEDED"]
+    assert not first.exception and not second.exception

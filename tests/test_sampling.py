@@ -68,3 +68,12 @@ def test_wide_tables_get_a_smaller_row_cap() -> None:
     assert rows_cap(20) == DEFAULT_MAX_ROWS
     assert 100_000 < rows_cap(500) < 200_000
     assert rows_cap(10**6) >= 1000
+
+
+def test_suggested_budget_grows_with_the_table() -> None:
+    from backend.training.config import MAX_TIME_BUDGET_S, suggested_budget_s
+
+    assert suggested_budget_s(344, 7) == 30
+    assert suggested_budget_s(53_940, 9) == 60
+    assert suggested_budget_s(1_000_000, 50) == MAX_TIME_BUDGET_S
+    assert suggested_budget_s(10**6, 20) > suggested_budget_s(10**5, 20) > suggested_budget_s(10**4, 20)
