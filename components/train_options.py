@@ -16,7 +16,7 @@ _VALIDATION = {"auto": "Automatic (cross-validation for small tables, a holdout 
                "holdout": "Holdout: keep a share of the rows aside", "cv": "k-fold cross-validation"}
 
 
-def advanced_options(task: Task) -> dict[str, Any]:
+def advanced_options(task: Task, date_columns: list[str]) -> dict[str, Any]:
     """The expert options as TrainConfig keyword arguments (empty means every default)."""
     options: dict[str, Any] = {}
     with st.expander("Advanced"):
@@ -31,6 +31,15 @@ def advanced_options(task: Task) -> dict[str, Any]:
         if validation == "cv":
             options["cv_folds"] = int(st.number_input("Folds", min_value=2, max_value=20, value=5,
                                                       key="train.folds"))
+        if validation == "holdout":
+            options["split_ratio"] = st.slider("Share of rows held out to score candidates", 0.05, 0.5, 0.1, 0.05,
+                                               key="train.split_ratio")
+        if date_columns:
+            order = st.selectbox("Order rows in time by", [None, *date_columns], key="train.time_column",
+                                 format_func=lambda c: "No time order (shuffle)" if c is None else c,
+                                 help="Validate and evaluate on the latest rows, as the model will meet the future.")
+            if order is not None:
+                options["time_column"] = order
         options["seed"] = int(st.number_input("Seed", min_value=0, value=0, step=1, key="train.seed",
                                               help="The same seed, data and options repeat the same run."))
         if task.is_classification and st.checkbox(

@@ -39,7 +39,7 @@ if state.get(state.Key.IMBALANCED) and metric == "accuracy":
     st.warning("The classes are imbalanced: accuracy can look high for a model that ignores the small class. "
                "ROC AUC or log loss judge it fairly.", icon=":material/balance:")
 
-advanced = advanced_options(task)
+advanced = advanced_options(task, [c.name for c in calls.describe(table) if c.kind == "datetime" and c.name != target])
 
 run_id = state.get(state.Key.RUN_ID)
 busy = bool(run_id) and not calls.workspace().registry.get_run(run_id).state.is_final

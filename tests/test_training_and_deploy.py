@@ -267,3 +267,18 @@ def test_date_and_number_as_text_features_end_to_end(empty_workspace: Workspace)
     direct = load_bundle(empty_workspace.registry, version.model_id).predict(
         empty_workspace.warehouse.read_columns(table, features))
     assert np.array_equal(from_sql, direct)
+
+
+def test_time_ordered_validation_judges_on_the_latest_rows(empty_workspace: Workspace) -> None:
+    rng = np.random.default_rng(9)
+    n = 400
+    day = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.permutation(n), unit="D")  # shuffled in the table
+    x = rng.normal(size=n)
+    table = put_table(empty_workspace, "timed", pd.DataFrame({"day": day, "x": x, "y": x * 3 + rng.normal(size=n)}))
+    config = empty_workspace.train_config(table, "y", Task.REGRESSION, ["x"], "r2", 2, time_column="day",
+                                          validation="holdout", split_ratio=0.2)
+    progress = wait_for(empty_workspace, empty_workspace.jobs.start(config))
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    holdout = empty_workspace.holdout_frame(progress.model_id)
+    assert len(holdout) == 80 and holdout["day"].min() > pd.Timestamp("2024-01-01") + pd.Timedelta(days=n * 0.8 - 2)
+    assert load_bundle(empty_workspace.registry, progress.model_id).feature_names == ["x"]

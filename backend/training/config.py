@@ -48,6 +48,15 @@ class TrainConfig:
     validation: str = "auto"  # how FLAML scores candidates: "auto", "holdout" or "cv"
     cv_folds: int = 5
     class_weight: str = "none"  # "balanced" weighs rows so every class counts alike
+    split_ratio: float = 0.1  # share of training rows FLAML holds out to score candidates ("holdout")
+    time_column: str | None = None  # order rows by it: validate and evaluate on the latest rows
+
+    @property
+    def exported_columns(self) -> tuple[str, ...]:
+        """What the training sample holds: the features, the target and the time column if it is not one."""
+        names = [name for name, _ in self.features]
+        extra = [self.time_column] if self.time_column and self.time_column not in names else []
+        return (*names, *extra, self.target)
 
     def validate(self) -> None:
         """Raise InvalidTrainingOptionError for any option out of range."""
@@ -74,6 +83,10 @@ class TrainConfig:
             raise InvalidTrainingOptionError(f"Unknown class weighting {self.class_weight!r}.")
         if self.class_weight == "balanced" and not self.task.is_classification:
             raise InvalidTrainingOptionError("Class weighting only applies to classification.")
+        if not 0.05 <= self.split_ratio <= 0.5:
+            raise InvalidTrainingOptionError("The validation share must be between 5% and 50%.")
+        if self.time_column is not None and self.time_column == self.target:
+            raise InvalidTrainingOptionError("The target cannot order the rows in time.")
         if not 0 <= self.seed < 2**31:
             raise InvalidTrainingOptionError("The seed must be a whole number between 0 and 2,147,483,647.")
         unknown = set(self.estimators) - set(KNOWN_ESTIMATORS)
@@ -104,7 +117,8 @@ class TrainConfig:
             estimators=tuple(data.get("estimators") or ()), casts=tuple(data.get("casts") or ()),
             deduplicate=bool(data.get("deduplicate", False)), drop_classes=tuple(data.get("drop_classes") or ()),
             validation=str(data.get("validation", "auto")), cv_folds=int(data.get("cv_folds", 5)),
-            class_weight=str(data.get("class_weight", "none")),
+            class_weight=str(data.get("class_weight", "none")), split_ratio=float(data.get("split_ratio", 0.1)),
+            time_column=data.get("time_column"),
         )
 
 

@@ -48,6 +48,10 @@ def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
 
 
 def _split(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if config.time_column is not None:
+        # time-ordered: learn from the past, judge on the latest rows, as the model will be used
+        cut = round(len(frame) * (1 - config.holdout_ratio))
+        return frame.iloc[:cut], frame.iloc[cut:]
     y = frame[config.target]
     stratify = None
     if config.task.is_classification and y.value_counts().min() >= 2:
@@ -85,7 +89,11 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
     "stop and keep the best model so far" does after the search was interrupted)."""
     from flaml import AutoML
 
-    frame = frame[frame[config.target].notna()].reset_index(drop=True)
+    frame = frame[frame[config.target].notna()]
+    if config.time_column is not None:
+        order = pd.to_datetime(frame[config.time_column], errors="coerce")
+        frame = frame.assign(__order=order).sort_values("__order", kind="stable").drop(columns="__order")
+    frame = frame.reset_index(drop=True)
     check_training_frame(frame, config)
     features = feature_specs(config)
     frame = frame.assign(**{config.target: _target_series(frame, config)})
@@ -102,6 +110,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
     if from_log:
         automl.retrain_from_log(log_file_name=str(log_path), X_train=x_train, y_train=y_train, task=task,
                                 eval_method=config.validation, n_splits=config.cv_folds, n_jobs=-1,
+                                split_ratio=config.split_ratio, split_type="time" if config.time_column else None,
                                 train_full=True, train_best=True, **extra)
     else:
         automl.fit(
@@ -110,7 +119,8 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
             log_file_name=str(log_path), log_type="all", verbose=0,
             n_jobs=-1, retrain_full=True, force_cancel=True,
             estimator_list=list(config.estimators) if config.estimators else "auto",
-            eval_method=config.validation, n_splits=config.cv_folds, **extra,
+            eval_method=config.validation, n_splits=config.cv_folds, split_ratio=config.split_ratio,
+            split_type="time" if config.time_column else "auto", **extra,
         )
     if getattr(automl, "_trained_estimator", None) is None:
         raise InvalidTargetError("No model could be trained within the time budget.",

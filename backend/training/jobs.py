@@ -134,7 +134,7 @@ class JobManager:
             time_budget=config.time_budget_s, config=config.to_dict(), job_dir=str(job_dir))
         try:
             job_dir.mkdir(parents=True)
-            columns = (*(name for name, _ in config.features), config.target)
+            columns = config.exported_columns
             total = self.wh.row_count(config.table)
             spec = SampleSpec(table=config.table, columns=columns, target=config.target, max_rows=config.max_rows,
                               seed=config.seed, stratify=config.task.is_classification,
