@@ -25,8 +25,10 @@ if table is None or target is None or task is None or not features:
     st.stop()
 
 st.caption(f"Predicting **{md(target)}** in {md(table)} ({task.label.lower()}) from {len(features)} column(s).")
-with user_errors("estimate the training time"):
+date_columns: list[str] = []
+with user_errors("read the table"):
     rows = min(calls.row_count(table), rows_cap(len(features) + 1))
+    date_columns = [c.name for c in calls.describe(table) if c.kind == "datetime" and c.name != target]
     st.caption(f"Rough guide: a table of this size ({rows:,} rows × {len(features)} columns) usually settles within "
                f"about {suggested_budget_s(rows, len(features)):,} seconds; a longer budget rarely helps much.")
 budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",
@@ -39,7 +41,7 @@ if state.get(state.Key.IMBALANCED) and metric == "accuracy":
     st.warning("The classes are imbalanced: accuracy can look high for a model that ignores the small class. "
                "ROC AUC or log loss judge it fairly.", icon=":material/balance:")
 
-advanced = advanced_options(task, [c.name for c in calls.describe(table) if c.kind == "datetime" and c.name != target])
+advanced = advanced_options(task, date_columns)
 
 run_id = state.get(state.Key.RUN_ID)
 busy = bool(run_id) and not calls.workspace().registry.get_run(run_id).state.is_final
