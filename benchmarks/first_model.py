@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from backend.config import WarehouseConfig
-from backend.metrics import default_metric
 from backend.warehouse.base import TableRef
 from backend.workspace import open_workspace
+from benchmarks._harness import default_config
 
 TABLE = TableRef("demo", "diamond_prices")
 
@@ -44,9 +44,7 @@ os._exit(0)
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         ws = open_workspace(WarehouseConfig("duckdb", str(Path(tmp) / "first_model.duckdb")))
-        summary, choices = ws.target_summary(TABLE, "price")
-        config = ws.train_config(TABLE, "price", summary.detected_task, [c.name for c in choices if c.include],
-                                 default_metric(summary.detected_task), 60)
+        config = default_config(ws, TABLE, "price", 60)
         start = time.perf_counter()
         run_id = ws.jobs.start(config)
         while not ws.jobs.progress(run_id).trials:
@@ -54,7 +52,7 @@ def main() -> dict[str, float]:
         flurry = time.perf_counter() - start
         ws.jobs.cancel(run_id)
         data = Path(tmp) / "diamonds.parquet"
-        ws.warehouse.read_columns(TABLE, [c.name for c in choices if c.include] + ["price"]).to_parquet(data)
+        ws.warehouse.read_columns(TABLE, [name for name, _ in config.features] + ["price"]).to_parquet(data)
         ws.close()
         raw = float(subprocess.run([sys.executable, "-c", RAW, str(data), str(Path(tmp) / "raw.log")],
                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])

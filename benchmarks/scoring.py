@@ -13,9 +13,9 @@ from pathlib import Path
 
 from backend.config import WarehouseConfig
 from backend.deploy import deploy, load_bundle, score_table
-from backend.metrics import default_metric
 from backend.warehouse.base import TableRef
 from backend.workspace import open_workspace
+from benchmarks._harness import default_config
 
 TABLE = TableRef("demo", "diamond_prices")
 
@@ -23,9 +23,7 @@ TABLE = TableRef("demo", "diamond_prices")
 def main() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         ws = open_workspace(WarehouseConfig("duckdb", str(Path(tmp) / "bench.duckdb")))
-        summary, choices = ws.target_summary(TABLE, "price")
-        config = ws.train_config(TABLE, "price", summary.detected_task, [c.name for c in choices if c.include],
-                                 default_metric(summary.detected_task), 10)
+        config = default_config(ws, TABLE, "price", 10)
         run_id = ws.jobs.start(config)
         while not (progress := ws.jobs.progress(run_id)).run.state.is_final:
             time.sleep(0.5)

@@ -49,6 +49,16 @@ def choose(at: AppTest, schema: str, table: str, target: str | None = None) -> A
     return at
 
 
+def wait_for_model(at: AppTest, timeout: float = 90) -> None:
+    """Rerun the Train step until its run has produced a model (as the page's fragment would)."""
+    deadline = time.monotonic() + timeout
+    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+        assert not at.exception, at.exception
+    assert "wizard.model_id" in at.session_state, "training did not finish"
+
+
 def texts(at: AppTest, kind: str) -> str:
     return " ".join(str(e.value) for e in getattr(at, kind))
 
@@ -79,12 +89,7 @@ def test_main_path_from_table_to_dashboard() -> None:
     at.number_input(key="train.budget").set_value(FAST_BUDGET_S)
     at.button(key="train.start").click().run()
     assert not at.exception and not at.error, texts(at, "error")
-    deadline = time.monotonic() + 90
-    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
-        assert not at.exception, at.exception
-    assert "wizard.model_id" in at.session_state, "training did not finish"
+    wait_for_model(at, 90)
     at.run()
     assert "Training finished" in texts(at, "success")
     assert len(at.dataframe) >= 1  # the leaderboard
@@ -231,10 +236,7 @@ def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
     goto(at, "pages/train.py")
     at.number_input(key="train.budget").set_value(2)
     at.button(key="train.start").click().run()
-    deadline = time.monotonic() + 90
-    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
+    wait_for_model(at, 90)
     assert not at.exception and not at.error, texts(at, "error")
     goto(at, "pages/evaluate.py")
     assert not at.error, texts(at, "error")
@@ -256,10 +258,7 @@ def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -
     at.checkbox(key="train.class_weight").check()
     at.button(key="train.start").click().run()
     assert not at.exception and not at.error, texts(at, "error")
-    deadline = time.monotonic() + 90
-    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
+    wait_for_model(at, 90)
     from components.backend_calls import _workspace_for
 
     ws = _workspace_for(WarehouseConfig("duckdb", str(warehouse_file)))
@@ -291,10 +290,7 @@ def test_stop_and_keep_the_best_model_from_the_train_step(warehouse_file: Path) 
         time.sleep(1)
         at.run()
     at.button(key="train.stop_keep").click().run()
-    deadline = time.monotonic() + 120
-    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
+    wait_for_model(at, 120)
     at.run()
     assert not at.exception and not at.error, texts(at, "error")
     assert "Stopped early" in texts(at, "success")
@@ -312,10 +308,7 @@ def test_two_sessions_see_the_same_run(warehouse_file: Path) -> None:
     goto(second, "pages/experiments.py")
     assert second.dataframe[0].value["state"].tolist() == ["RUNNING"]
 
-    deadline = time.monotonic() + 90
-    while "wizard.model_id" not in first.session_state and time.monotonic() < deadline:
-        time.sleep(1)
-        first.run()
+    wait_for_model(first, 90)
     second.run()
     assert second.dataframe[0].value["state"].tolist() == ["SUCCEEDED"]
     assert not first.exception and not second.exception
