@@ -83,21 +83,34 @@ def check_training_frame(frame: pd.DataFrame, config: TrainConfig) -> None:
 
 
 def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False) -> TrainingResult:
-    """Fit FLAML on `frame` within the config's budget; FLAML writes one JSON line per trial to `log_path`.
+    """Fit FLAML on `frame` within the config's budget and report on a holdout kept aside; FLAML writes one
+    JSON line per trial to `log_path`.
 
     With `from_log`, no search runs: the best configuration already in `log_path` is retrained (what
     "stop and keep the best model so far" does after the search was interrupted)."""
-    from flaml import AutoML
+    train_frame, holdout = _split(training_rows(frame, config), config)
+    bundle, leaderboard = fit_bundle(train_frame, config, log_path, from_log=from_log)
+    return _report(bundle, leaderboard, config, train_frame, holdout)
 
+
+def training_rows(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
+    """Rows with a target, in time order when asked, the target typed for the task. Raises InvalidTargetError."""
     frame = frame[frame[config.target].notna()]
     if config.time_column is not None:
         order = pd.to_datetime(frame[config.time_column], errors="coerce")
         frame = frame.assign(__order=order).sort_values("__order", kind="stable").drop(columns="__order")
     frame = frame.reset_index(drop=True)
     check_training_frame(frame, config)
+    return frame.assign(**{config.target: _target_series(frame, config)})
+
+
+def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False
+               ) -> tuple[ModelBundle, list[dict[str, Any]]]:
+    """The search itself on rows already prepared (target present and typed): the fitted bundle and the
+    leaderboard. Used by `train` and by the quality benchmark, which keeps its own holdout."""
+    from flaml import AutoML
+
     features = feature_specs(config)
-    frame = frame.assign(**{config.target: _target_series(frame, config)})
-    train_frame, holdout = _split(frame, config)
     x_train, y_train = to_model_frame(prepare_features(train_frame, features)), train_frame[config.target]
 
     automl = AutoML()
@@ -135,7 +148,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
         transformer=automl._transformer, estimator=automl._trained_estimator,
         label_transformer=automl._label_transformer, config=config.to_dict(),
     )
-    return _report(bundle, leaderboard, config, train_frame, holdout)
+    return bundle, leaderboard
 
 
 def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[dict[str, Any]]:
