@@ -20,7 +20,13 @@ test: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-bench: $(INSTALLED)
+BENCH_INSTALLED := $(VENV)/.installed-bench
+
+$(BENCH_INSTALLED): $(INSTALLED) requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_INSTALLED)
+
+bench: $(BENCH_INSTALLED)
 	$(PY) -m benchmarks
 
 lint: $(INSTALLED)
