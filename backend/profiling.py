@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.warehouse.base import ColumnStats
 
 HISTOGRAM_BINS = 20
 TOP_VALUES = 5
@@ -69,3 +73,10 @@ def histogram_from_counts(low: float, edges: list[float], counts: dict[float, in
         bins.append((previous, edge, int(counts.get(edge, 0))))
         previous = edge
     return bins
+
+
+def column_stats(profile: TableProfile) -> list[ColumnStats]:
+    """Non-null and distinct counts per column, as task detection reads them (from the one profile)."""
+    from backend.warehouse.base import ColumnStats
+
+    return [ColumnStats(name=c.name, non_null=c.non_null, distinct=c.distinct) for c in profile.columns]

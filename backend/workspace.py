@@ -19,6 +19,7 @@ from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir, m
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
 from backend.errors import InvalidTargetError, TableNotFoundError, TrainingFailedError
+from backend.profiling import TableProfile, column_stats
 from backend.registry import Registry
 from backend.task_detection import (
     MAX_CLASSES,
@@ -47,22 +48,24 @@ class Workspace:
     registry: Registry
     jobs: JobManager
 
-    def target_summary(self, table: TableRef, target: str) -> tuple[TargetSummary, list[FeatureChoice]]:
-        """Detect the task for `target` and suggest features. Raises EmptyTableError / InvalidTargetError /
-        TableNotFoundError."""
+    def target_summary(self, table: TableRef, target: str, profile: TableProfile | None = None
+                       ) -> tuple[TargetSummary, list[FeatureChoice]]:
+        """Detect the task for `target` and suggest features, from `profile` when the caller already has it.
+        Raises EmptyTableError / InvalidTargetError / TableNotFoundError."""
         columns = self.warehouse.describe(table)
         by_name = {c.name: c for c in columns}
         if target not in by_name:
             raise TableNotFoundError(f"The table {table} has no column {target!r} any more.",
                                      hint="Pick the target again.")
-        stats = self.warehouse.column_stats(table)
-        rows = self.warehouse.row_count(table)
-        summary = summarize_target(by_name[target], stats, rows)
-        return summary, suggest_features(columns, stats, rows, target)
+        profile = profile or self.warehouse.profile(table)
+        stats = column_stats(profile)
+        summary = summarize_target(by_name[target], stats, profile.rows)
+        return summary, suggest_features(columns, stats, profile.rows, target)
 
-    def checks(self, table: TableRef, target: str, task: Task, features: list[str]) -> list[Finding]:
+    def checks(self, table: TableRef, target: str, task: Task, features: list[str],
+               profile: TableProfile | None = None) -> list[Finding]:
         """Every data check for predicting `target` from `features` (see backend.checks)."""
-        profile = self.warehouse.profile(table)
+        profile = profile or self.warehouse.profile(table)
         counts = None
         if task.is_classification:
             counts = self.warehouse.value_counts(table, target, limit=MAX_CLASSES + 1)

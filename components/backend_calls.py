@@ -76,14 +76,12 @@ def profile(identity: str, table: TableRef) -> TableProfile:
 
 @st.cache_data(ttl=30, show_spinner="Profiling the target in the warehouse…")
 def target_summary(identity: str, table: TableRef, target: str) -> tuple[TargetSummary, list[FeatureChoice]]:
-    del identity  # part of the cache key only
-    return workspace().target_summary(table, target)
+    return workspace().target_summary(table, target, profile(identity, table))
 
 
 @st.cache_data(ttl=60, max_entries=32, show_spinner="Checking the data for traps…")
 def checks(identity: str, table: TableRef, target: str, task: Task, features: list[str]) -> list[Finding]:
-    del identity  # part of the cache key only
-    return workspace().checks(table, target, task, features)
+    return workspace().checks(table, target, task, features, profile(identity, table))
 
 
 @st.cache_resource(max_entries=16)

@@ -49,6 +49,14 @@ def choose(at: AppTest, schema: str, table: str, target: str | None = None) -> A
     return at
 
 
+def start_training(at: AppTest, budget: int) -> AppTest:
+    """On the Train step: set the budget and press Start."""
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(budget)
+    at.button(key="train.start").click().run()
+    return at
+
+
 def wait_for_model(at: AppTest, timeout: float = 90) -> None:
     """Rerun the Train step until its run has produced a model (as the page's fragment would)."""
     deadline = time.monotonic() + timeout
@@ -85,9 +93,7 @@ def test_main_path_from_table_to_dashboard() -> None:
     assert "penguin_id" not in at.session_state["wizard.features"]
     assert "island" in at.session_state["wizard.features"]
 
-    goto(at, "pages/train.py")
-    at.number_input(key="train.budget").set_value(FAST_BUDGET_S)
-    at.button(key="train.start").click().run()
+    start_training(at, FAST_BUDGET_S)
     assert not at.exception and not at.error, texts(at, "error")
     wait_for_model(at, 90)
     at.run()
@@ -143,9 +149,7 @@ def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
     ws.close()
     at = new_app()
     choose(at, "lab", "brief", "y")
-    goto(at, "pages/train.py")
-    at.number_input(key="train.budget").set_value(100_000)
-    at.button(key="train.start").click().run()
+    start_training(at, 100_000)
     assert "between" in texts(at, "error")
 
     from components.backend_calls import _workspace_for
@@ -186,9 +190,7 @@ def test_checks_propose_remedies_that_reach_training(warehouse_file: Path) -> No
     next(b for b in at.button if b.label == "Leave it out").click().run()
     assert "label_copy" not in at.session_state["wizard.features"]
 
-    goto(at, "pages/train.py")
-    at.number_input(key="train.budget").set_value(2)
-    at.button(key="train.start").click().run()
+    start_training(at, 2)
     assert not at.exception and not at.error, texts(at, "error")
     from components.backend_calls import _workspace_for
 
@@ -233,9 +235,7 @@ def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
     choose(at, "Weird Schema", "Tricky Table", "Will Buy?")
     assert not at.error, texts(at, "error")
     assert at.session_state["wizard.features"] == ['Order "Total"', "select", "Größe, cm"]
-    goto(at, "pages/train.py")
-    at.number_input(key="train.budget").set_value(2)
-    at.button(key="train.start").click().run()
+    start_training(at, 2)
     wait_for_model(at, 90)
     assert not at.exception and not at.error, texts(at, "error")
     goto(at, "pages/evaluate.py")
@@ -280,9 +280,7 @@ def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -
 def test_stop_and_keep_the_best_model_from_the_train_step(warehouse_file: Path) -> None:
     at = new_app()
     choose(at, "demo", "diamond_prices", "price")
-    goto(at, "pages/train.py")
-    at.number_input(key="train.budget").set_value(300)
-    at.button(key="train.start").click().run()
+    start_training(at, 300)
     assert not at.exception and not at.error, texts(at, "error")
     deadline = time.monotonic() + 60
     while "Trials done" not in [m.label for m in at.metric] or at.metric[0].value == "0":
@@ -299,9 +297,7 @@ def test_stop_and_keep_the_best_model_from_the_train_step(warehouse_file: Path) 
 def test_two_sessions_see_the_same_run(warehouse_file: Path) -> None:
     first = new_app()
     choose(first, "demo", "penguins", "species")
-    goto(first, "pages/train.py")
-    first.number_input(key="train.budget").set_value(4)
-    first.button(key="train.start").click().run()
+    start_training(first, 4)
 
     second = new_app()  # another browser tab, its own session
     assert "Training on penguins" in texts(second, "caption").replace("\\", "")

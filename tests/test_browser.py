@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -86,6 +87,17 @@ def _pick(page: Page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+@contextlib.contextmanager
+def screenshot_on_failure(page: Page, name: str) -> Iterator[None]:
+    """Keep a picture of the page when a browser step fails (CI uploads test-artifacts/)."""
+    try:
+        yield
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+        raise
+
+
 def _launch(p: Playwright) -> Browser:
     return p.chromium.launch(executable_path=_chromium_or_skip(), args=[
         "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -107,18 +119,13 @@ def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
             browser = _launch(p)
             page = browser.new_page()
             page.set_default_timeout(30_000)
-            try:
+            with screenshot_on_failure(page, "browser-shared-link.png"):
                 page.goto(f"{server.url}/dashboard?model={progress.model_id}")
                 page.get_by_text("Model dashboard").wait_for()
                 page.get_by_text(f"id {progress.model_id}").wait_for()
                 assert page.get_by_role("link", name="1 · Data").is_visible()
                 assert page.get_by_text("Page not found").count() == 0
-            except Exception:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "browser-shared-link.png"), full_page=True)
-                raise
-            finally:
-                browser.close()
+            browser.close()
 
 
 def test_main_path_in_a_real_browser(server: Server) -> None:
@@ -129,7 +136,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
         browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(30_000)
-        try:
+        with screenshot_on_failure(page, "browser-failure.png"):
             page.goto(url)
             page.get_by_text("Pick the data to learn from").wait_for()
             _pick(page, "Table", "penguins")
@@ -153,12 +160,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_text("Deployed.").wait_for(timeout=60_000)
             page.get_by_role("button", name="Score the table").click()
             page.get_by_text("Scored 344 rows").wait_for(timeout=60_000)
-        except Exception:
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "browser-failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+        browser.close()
 
     # The app holds the DuckDB file; checking it needs the server gone.
     server.stop()

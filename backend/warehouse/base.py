@@ -178,9 +178,11 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def row_count(self, table: TableRef) -> int: ...
 
-    @abc.abstractmethod
     def column_stats(self, table: TableRef) -> list[ColumnStats]:
-        """Non-null and (approximate) distinct counts per column, computed in the warehouse."""
+        """Non-null and distinct counts per column (from the warehouse-side profile)."""
+        from backend.profiling import column_stats
+
+        return column_stats(self.profile(table))
 
     @abc.abstractmethod
     def profile(self, table: TableRef) -> TableProfile:

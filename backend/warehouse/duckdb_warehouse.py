@@ -29,7 +29,6 @@ from backend.warehouse.base import (
     METADATA_SCHEMA,
     Capabilities,
     ColumnInfo,
-    ColumnStats,
     SampleInfo,
     SampleSpec,
     ScalarFunction,
@@ -204,21 +203,6 @@ class DuckDBWarehouse(Warehouse):
         self._require(table)
         frame = self._guarded(table, f"SELECT count(*) AS n FROM {self.qualify(table)}")
         return int(frame["n"].iloc[0])
-
-    def column_stats(self, table: TableRef) -> list[ColumnStats]:
-        columns = self.describe(table)
-        if not columns:
-            return []
-        parts = []
-        for i, col in enumerate(columns):
-            ident = quote_ident(col.name)
-            parts.append(f"count({ident}) AS nn_{i}, count(DISTINCT {ident}) AS nd_{i}")
-        frame = self._guarded(table, f"SELECT {', '.join(parts)} FROM {self.qualify(table)}")
-        row = frame.iloc[0]
-        return [
-            ColumnStats(name=col.name, non_null=int(row[f"nn_{i}"]), distinct=int(row[f"nd_{i}"]))
-            for i, col in enumerate(columns)
-        ]
 
     def profile(self, table: TableRef) -> TableProfile:
         columns = self.describe(table)
