@@ -35,7 +35,8 @@ pages = {
 navigation = st.navigation(pages)
 
 with st.sidebar:
-    st.caption(f"Warehouse · {md(ws.config.display_name)}")
+    for label, value in calls.connection_details():
+        st.caption(f"{label} · {md(value)}")
     table, target = state.table(), state.target()
     if table is not None:
         st.caption(f"Table · {md(table)}" + (f" → predicting **{md(target)}**" if target else ""))

@@ -1,6 +1,7 @@
 """SHAP explanations in terms of the table's original columns.
 
-Tree models use SHAP's exact TreeExplainer on the model's own input; anything else falls back to the
+Tree models (and regression blends of tree models) use SHAP's exact TreeExplainer on the model's own input;
+anything else falls back to the
 model-agnostic permutation explainer over the original columns (text encoded as category codes).
 """
 
@@ -19,9 +20,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BACKGROUND_ROWS = 100
-# Permutation SHAP costs ~ rows × (2·features + 1) × background predictions; beyond this many rows a
-# uniform sample estimates global importance just as well.
-PERMUTATION_MAX_ROWS = 100
+# Permutation SHAP calls the model about twice per row explained (~50 ms each for a blend) for rows ×
+# evaluations × background predictions (≥ 2·features + 1 evaluations
+# per row). Global importance is estimated as well from a sample of rows, so the rows explained and the
+# evaluations per row are fitted to this many predictions (a few seconds for a blend of models here).
+PERMUTATION_MAX_ROWS = 50
+PERMUTATION_MIN_ROWS = 10
+PERMUTATION_PREDICTIONS = 100_000
+PERMUTATION_MAX_EVALS = 500
+
+
+def permutation_plan(rows: int, features: int, background: int) -> tuple[int, int]:
+    """How many of `rows` to explain and how many evaluations each gets, within PERMUTATION_PREDICTIONS."""
+    min_evals = 2 * features + 1
+    explained = max(PERMUTATION_MIN_ROWS, min(PERMUTATION_MAX_ROWS, PERMUTATION_PREDICTIONS // (min_evals * background)))
+    explained = min(rows, explained)
+    evals = max(min_evals, min(PERMUTATION_MAX_EVALS, PERMUTATION_PREDICTIONS // (max(1, explained) * background)))
+    return explained, evals
 
 
 @dataclass(frozen=True)
@@ -48,16 +63,42 @@ def _class_indices(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(bundle.predict_proba(frame)).argmax(axis=1)
 
 
-def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
+def _tree_shap(estimator: object, model_input: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Exact TreeExplainer values of one fitted FLAML estimator: values, base values, its input columns."""
     import shap
 
-    model_input = bundle.estimator._preprocess(bundle.model_input(frame))
-    explainer = shap.TreeExplainer(bundle.estimator.estimator)
-    raw = explainer.shap_values(model_input)
+    learner_input = estimator._preprocess(model_input)  # type: ignore[attr-defined]
+    explainer = shap.TreeExplainer(estimator.estimator)  # type: ignore[attr-defined]
+    raw = explainer.shap_values(learner_input)
     if isinstance(raw, list):
         raw = np.stack(raw, axis=-1)
-    values = np.asarray(raw, dtype=float)
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    return np.asarray(raw, dtype=float), base, [str(c) for c in learner_input.columns]
+
+
+def _blend_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
+    """A regression blend's SHAP values are the weighted sum of its members' (Shapley values are linear in
+    the model, and every member explains the same output: the predicted value). Classification members
+    explain different outputs (log-odds for boosting, probability for forests), so they are not summed."""
+    ensemble = bundle.estimator
+    if bundle.is_classification:
+        raise TypeError("classification blends are explained model-agnostically")
+    model_input = bundle.model_input(frame)
+    total = pd.DataFrame(0.0, index=frame.index, columns=bundle.feature_names)
+    base_total = 0.0
+    for member, weight in zip(ensemble.members, ensemble.weights, strict=True):
+        values, base, columns = _tree_shap(member, model_input)
+        total += weight * _fold_to_originals(bundle, values, columns, frame.index)
+        base_total += weight * float(base[-1])
+    return Explanation(total, np.full(len(frame), base_total), None)
+
+
+def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
+    from backend.training.ensemble import WeightedEnsemble
+
+    if isinstance(bundle.estimator, WeightedEnsemble):
+        return _blend_explanation(bundle, frame)
+    values, base, columns = _tree_shap(bundle.estimator, bundle.model_input(frame))
     explained: list[object] | None = None
     if values.ndim == 3:
         idx = _class_indices(bundle, frame)
@@ -67,7 +108,6 @@ def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
         base_rows = np.full(len(frame), base[-1])
         if bundle.is_classification:
             explained = [bundle.classes[-1]] * len(frame)
-    columns = [str(c) for c in model_input.columns]
     return Explanation(_fold_to_originals(bundle, values, columns, frame.index), base_rows, explained)
 
 
@@ -86,8 +126,9 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
     from backend.model_bundle import prepare_features
 
     names = bundle.feature_names
-    if len(frame) > PERMUTATION_MAX_ROWS:
-        frame = frame.sample(PERMUTATION_MAX_ROWS, random_state=0)
+    explained, evals = permutation_plan(len(frame), len(names), min(len(background), BACKGROUND_ROWS))
+    if len(frame) > explained:
+        frame = frame.sample(explained, random_state=0)
     prepared_bg = prepare_features(background, bundle.features)
     prepared = prepare_features(frame, bundle.features)
     categories = {c: pd.Index(prepared_bg[c].dropna().unique().tolist() + prepared[c].dropna().unique().tolist()).unique()
@@ -126,7 +167,7 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
 
     masker = shap.maskers.Independent(encode(prepared_bg), max_samples=BACKGROUND_ROWS)
     explainer = shap.PermutationExplainer(model_output, masker)
-    result = explainer(encode(prepared), max_evals=max(2 * len(names) + 1, 100), silent=True)
+    result = explainer(encode(prepared), max_evals=evals, silent=True)
     values = np.asarray(result.values, dtype=float)
     base = np.asarray(result.base_values, dtype=float)
     explained: list[object] | None = None
@@ -139,7 +180,7 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
 def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
     """SHAP values for `frame`'s rows in terms of the bundle's original feature columns.
 
-    Non-tree models are explained on at most PERMUTATION_MAX_ROWS sampled rows (the result's index says which).
+    Non-tree models are explained on a sample of at most PERMUTATION_MAX_ROWS rows (the result's index says which).
     """
     try:
         return _tree_explanation(bundle, frame)

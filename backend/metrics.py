@@ -53,7 +53,7 @@ def default_metric(task: Task) -> str:
     return METRICS_BY_TASK[task][0]
 
 
-def _compute(name: str, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None,
+def metric_value(name: str, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None,
              classes: list[object]) -> float:
     if name == "r2":
         return float(skm.r2_score(y_true, y_pred))
@@ -101,7 +101,7 @@ def evaluate(task: Task, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarra
     report: dict[str, dict[str, float]] = {}
     for name in REPORTED[task]:
         report[name] = {
-            "model": _compute(name, y_true, y_pred, proba, classes),
-            "baseline": _compute(name, y_true, base_pred, base_proba, classes),
+            "model": metric_value(name, y_true, y_pred, proba, classes),
+            "baseline": metric_value(name, y_true, base_pred, base_proba, classes),
         }
     return report

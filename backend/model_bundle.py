@@ -32,6 +32,19 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# Libraries whose pickled models only load reliably within the same major.minor line.
+MODEL_LIBRARIES = ("flaml", "lightgbm", "xgboost", "scikit-learn")
+
+
+def incompatible_versions(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
+    """The model libraries whose major.minor here differs from the one the model was trained with."""
+    def line(version: str | None) -> str | None:
+        return ".".join(version.split(".")[:2]) if version else None
+
+    return [f"{name} {recorded[name]} (here {current.get(name, 'missing')})" for name in MODEL_LIBRARIES
+            if name in recorded and line(recorded[name]) != line(current.get(name))]
+
+
 def prepare_features(frame: pd.DataFrame, features: list[dict[str, str]]) -> pd.DataFrame:
     """Select the model's input columns in order and coerce each to the kind it had in training.
 

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 from backend.errors import ArtifactIntegrityError, ModelNotFoundError
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
 
-def migrations(t: Callable[[str], str]) -> list[list[str]]:
-    """Numbered schema versions; `t(name)` gives the fully qualified name of a metadata table."""
+def migrations(t: Callable[[str], str], binary_type: str = "BLOB") -> list[list[str]]:
+    """Numbered schema versions; `t(name)` gives the fully qualified name of a metadata table and
+    `binary_type` the warehouse's type for bytes."""
     return [
         [
             f"CREATE TABLE IF NOT EXISTS {t('schema_migrations')} (version INTEGER, applied_at TIMESTAMP)",
@@ -37,7 +40,7 @@ def migrations(t: Callable[[str], str]) -> list[list[str]]:
                 features_json VARCHAR, metrics_json VARCHAR, leaderboard_json VARCHAR, importance_json VARCHAR,
                 versions_json VARCHAR, sha256 VARCHAR, status VARCHAR)""",
             f"""CREATE TABLE IF NOT EXISTS {t('artifacts')} (
-                model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content BLOB,
+                model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content {binary_type},
                 created_at TIMESTAMP)""",
             f"""CREATE TABLE IF NOT EXISTS {t('deployments')} (
                 function_name VARCHAR, model_id VARCHAR, created_at TIMESTAMP, scored_schema VARCHAR,
@@ -46,7 +49,7 @@ def migrations(t: Callable[[str], str]) -> list[list[str]]:
                 table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at TIMESTAMP)""",
         ],
         [  # 2: how many rows were eligible before sampling ("a 1,000,000-row sample of 48,000,000 rows")
-            f"ALTER TABLE {t('runs')} ADD COLUMN rows_eligible BIGINT",
+            f"ALTER TABLE {t('runs')} ADD COLUMN IF NOT EXISTS rows_eligible BIGINT",
         ],
     ]
 
@@ -143,6 +146,12 @@ class Registry:
     def __init__(self, warehouse: Warehouse) -> None:
         self.wh = warehouse
 
+    def _query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        # Flurry's own tables and aliases are unquoted lower-case names, which Snowflake reports in upper case
+        frame = self.wh.query(sql, params)
+        frame.columns = [str(c).lower() for c in frame.columns]
+        return frame
+
     def t(self, name: str) -> str:
         """Fully qualified, quoted name of one of Flurry's metadata tables."""
         return self.wh.qualify(TableRef(METADATA_SCHEMA, name))
@@ -151,17 +160,18 @@ class Registry:
     def migrate(self) -> int:
         """Create or upgrade the FLURRY schema; return the schema version now in force."""
         self.wh.ensure_schema(METADATA_SCHEMA)
-        steps = migrations(self.t)
+        steps = migrations(self.t, self.wh.binary_type)
         self.wh.execute(steps[0][0])
-        done = self.wh.query(f"SELECT coalesce(max(version), 0) AS v FROM {self.t('schema_migrations')}")
+        done = self._query(f"SELECT coalesce(max(version), 0) AS v FROM {self.t('schema_migrations')}")
         current = int(done["v"].iloc[0])
         for version, statements in enumerate(steps, start=1):
             if version <= current:
                 continue
-            with self.wh.transaction():
-                for statement in statements:
-                    self.wh.execute(statement)
-                self.wh.execute(f"INSERT INTO {self.t('schema_migrations')} VALUES (?, ?)", [version, now()])
+            # No transaction: Snowflake commits DDL by itself. Every statement is idempotent instead, so a
+            # migration cut short is simply run again; the version is recorded last.
+            for statement in statements:
+                self.wh.execute(statement)
+            self.wh.execute(f"INSERT INTO {self.t('schema_migrations')} VALUES (?, ?)", [version, now()])
             current = version
         return current
 
@@ -215,17 +225,17 @@ class Registry:
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
-        frame = self.wh.query(sql + " ORDER BY seq", params)
+        frame = self._query(sql + " ORDER BY seq", params)
         return [RunEvent(int(r.seq), r.event_at, r.kind, json.loads(r.payload)) for r in frame.itertuples()]
 
     def get_run(self, run_id: str) -> Run:
-        frame = self.wh.query(f"SELECT * FROM {self.t('runs')} WHERE run_id = ?", [run_id])
+        frame = self._query(f"SELECT * FROM {self.t('runs')} WHERE run_id = ?", [run_id])
         if frame.empty:
             raise ModelNotFoundError(f"No training run has the id {run_id!r}.")
         return _run_from_row(frame.iloc[0])
 
     def list_runs(self, *, states: list[RunState] | None = None) -> list[Run]:
-        frame = self.wh.query(f"SELECT * FROM {self.t('runs')} ORDER BY created_at DESC")
+        frame = self._query(f"SELECT * FROM {self.t('runs')} ORDER BY created_at DESC")
         runs = [_run_from_row(row) for _, row in frame.iterrows()]
         return [r for r in runs if states is None or r.state in states]
 
@@ -252,7 +262,7 @@ class Registry:
     def get_artifact(self, model_id: str, name: str, *, expected_sha256: str | None = None) -> bytes:
         """Return an artifact's bytes after checking them against the recorded sha256.
         Raises ArtifactIntegrityError when missing or altered."""
-        frame = self.wh.query(
+        frame = self._query(
             f"SELECT sha256, content FROM {self.t('artifacts')} WHERE model_id = ? AND name = ?", [model_id, name]
         )
         if frame.empty:
@@ -270,7 +280,7 @@ class Registry:
         return content
 
     def get_model_version(self, model_id: str) -> ModelVersion:
-        frame = self.wh.query(
+        frame = self._query(
             f"SELECT * FROM {self.t('model_versions')} WHERE model_id = ? AND status = 'READY'", [model_id]
         )
         if frame.empty:
@@ -279,11 +289,11 @@ class Registry:
         return _version_from_row(frame.iloc[0])
 
     def model_for_run(self, run_id: str) -> ModelVersion | None:
-        frame = self.wh.query(f"SELECT * FROM {self.t('model_versions')} WHERE run_id = ? AND status = 'READY'", [run_id])
+        frame = self._query(f"SELECT * FROM {self.t('model_versions')} WHERE run_id = ? AND status = 'READY'", [run_id])
         return None if frame.empty else _version_from_row(frame.iloc[0])
 
     def list_model_versions(self) -> list[ModelVersion]:
-        frame = self.wh.query(f"SELECT * FROM {self.t('model_versions')} WHERE status = 'READY' ORDER BY created_at DESC")
+        frame = self._query(f"SELECT * FROM {self.t('model_versions')} WHERE status = 'READY' ORDER BY created_at DESC")
         return [_version_from_row(row) for _, row in frame.iterrows()]
 
     def delete_run(self, run_id: str) -> list[str]:
@@ -321,12 +331,12 @@ class Registry:
         if model_id is not None:
             sql += " WHERE model_id = ?"
             params.append(model_id)
-        frame = self.wh.query(sql + " ORDER BY created_at DESC", params)
+        frame = self._query(sql + " ORDER BY created_at DESC", params)
         return [_deployment_from_row(row) for _, row in frame.iterrows()]
 
     # --- seeded demo tables ----------------------------------------------------------------------
     def seeded_tables(self) -> set[tuple[str, str]]:
-        frame = self.wh.query(f"SELECT table_schema, table_name FROM {self.t('seeded_tables')}")
+        frame = self._query(f"SELECT table_schema, table_name FROM {self.t('seeded_tables')}")
         return {(r.table_schema, r.table_name) for r in frame.itertuples()}
 
     def record_seeded(self, table: TableRef, source: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,22 +151,27 @@ def main() -> dict[str, object]:
     budgets = [int(b) for b in os.environ.get("FLURRY_QUALITY_BUDGETS", "30,120").split(",")]
     results: dict[str, dict[str, dict[str, float]]] = {}
     meeting: dict[str, int] = {}
+    seconds: dict[str, float] = {}  # wall time per budget/dataset/contestant (budget adherence)
+    errors: dict[str, str] = {}
     for budget in budgets:
         per_dataset: dict[str, dict[str, float]] = {}
         for d in DATASETS:
             train, test = load(d)
             classes = sorted(train[d.target].unique().tolist()) if d.task.is_classification else []
-            scores = {}
+            scores: dict[str, float] = {}
             for name, contestant in CONTESTANTS.items():
+                started = time.monotonic()
                 try:
                     scores[name] = contestant(d, train, test, budget, classes)
                 except Exception as exc:  # a peer that fails is reported, not fatal
                     scores[name] = float("nan")
-                    scores[f"{name}_error"] = str(exc)[:200]  # type: ignore[assignment]
+                    errors[f"{budget}s/{d.name}/{name}"] = str(exc)[:200]
+                seconds[f"{budget}s/{d.name}/{name}"] = round(time.monotonic() - started, 1)
             per_dataset[d.name] = scores
         results[f"{budget}s"] = per_dataset
         meeting[f"{budget}s"] = sum(meets_bar(d.task, per_dataset[d.name]) for d in DATASETS)
     return {"datasets_meeting_bar": meeting[f"{budgets[0]}s"], "meeting_bar_by_budget": meeting,
+            "wall_seconds": seconds, "errors": errors,
             "metrics": {d.name: ("roc_auc" if d.task is Task.BINARY else "log_loss" if d.task is Task.MULTICLASS
                                  else "r2") for d in DATASETS}, "scores": results}
 

@@ -7,6 +7,8 @@ go through `st.cache_data`, keyed by the workspace identity.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -20,6 +22,7 @@ from backend.profiling import TableProfile
 from backend.registry import ModelVersion
 from backend.task_detection import FeatureChoice, TargetSummary, Task
 from backend.warehouse.base import ColumnInfo, TableRef, TableSummary
+from backend.warehouse.snowflake_session import use_secrets
 from backend.workspace import Workspace, open_workspace
 
 
@@ -28,9 +31,25 @@ def _workspace_for(config: WarehouseConfig, allowed_schemas: str = "") -> Worksp
     return open_workspace(config, allowed_schemas=allowed_schemas)
 
 
+def _snowflake_secrets() -> dict[str, Any] | None:
+    """Streamlit's `[connections.snowflake]` secrets, if the app has a secrets file with them."""
+    try:
+        section = st.secrets.get("connections", {}).get("snowflake")
+    except Exception:  # no secrets file at all
+        return None
+    return dict(section) if section else None
+
+
 def workspace() -> Workspace:
     """The configured workspace, opened once per server process and shared by every session."""
+    use_secrets(_snowflake_secrets)
     return _workspace_for(warehouse_config(), allowed_schemas_setting())
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def connection_details() -> list[tuple[str, str]]:
+    """Where the app is connected, for the sidebar (cached: on Snowflake each item is a round trip)."""
+    return workspace().warehouse.connection_details()
 
 
 def table_summaries() -> list[TableSummary]:

@@ -7,11 +7,11 @@ from typing import Any
 import streamlit as st
 
 from backend.task_detection import Task
-from backend.training.config import KNOWN_ESTIMATORS
+from backend.training.config import available_estimators
 
 _FAMILIES = {"lgbm": "LightGBM", "xgboost": "XGBoost", "xgb_limitdepth": "XGBoost (shallow trees)",
              "rf": "Random forest", "extra_tree": "Extra trees", "lrl1": "Linear (L1)", "lrl2": "Linear (L2)",
-             "sgd": "Linear (SGD)"}
+             "sgd": "Linear (SGD)", "catboost": "CatBoost"}
 _VALIDATION = {"auto": "Automatic (cross-validation for small tables, a holdout for large ones)",
                "holdout": "Holdout: keep a share of the rows aside", "cv": "k-fold cross-validation"}
 
@@ -20,7 +20,7 @@ def advanced_options(task: Task, date_columns: list[str]) -> dict[str, Any]:
     """The expert options as TrainConfig keyword arguments (empty means every default)."""
     options: dict[str, Any] = {}
     with st.expander("Advanced"):
-        families = st.multiselect("Model families to try", KNOWN_ESTIMATORS, key="train.estimators",
+        families = st.multiselect("Model families to try", available_estimators(), key="train.estimators",
                                   format_func=lambda e: _FAMILIES.get(e, e), placeholder="All that suit the task",
                                   help="Leave empty to let AutoML choose.")
         if families:
@@ -40,6 +40,10 @@ def advanced_options(task: Task, date_columns: list[str]) -> dict[str, Any]:
                                  help="Validate and evaluate on the latest rows, as the model will meet the future.")
             if order is not None:
                 options["time_column"] = order
+        options["ensemble"] = st.checkbox(
+            "Blend the best models", value=True, key="train.ensemble",
+            help="Spend about 40% of the budget averaging the best models found (usually a little more accurate). "
+                 "Skipped by itself when the table is too large to blend within the budget.")
         options["seed"] = int(st.number_input("Seed", min_value=0, value=0, step=1, key="train.seed",
                                               help="The same seed, data and options repeat the same run."))
         if task.is_classification and st.checkbox(

@@ -89,10 +89,14 @@ def show_result(progress: RunProgress) -> None:
     if run.state is RunState.SUCCEEDED and progress.model_id:
         version = calls.model_version(progress.model_id)
         metric = METRICS[run.metric]
-        st.success(f"Training finished: the best model is **{version.best_estimator}** "
+        blend = next((e.get("blend") for e in version.leaderboard if e["estimator"] == version.best_estimator), None)
+        chosen = f"a blend of {blend}" if blend else version.best_estimator
+        st.success(f"Training finished: the best model is **{chosen}** "
                    f"after {len(progress.trials)} trials." + (f" {md(run.message)}" if run.message else ""))
         _progress_body(progress, chosen=version.best_estimator)
         st.subheader("Leaderboard (best validation score per model family)")
+        if blend:
+            st.caption("The blend is scored on out-of-fold predictions; each family on the search's own validation.")
         board = pd.DataFrame(version.leaderboard).rename(columns={"score": metric.label})
         board.insert(0, "chosen", board["estimator"] == version.best_estimator)
         st.dataframe(board, hide_index=True, width="stretch")

@@ -34,9 +34,8 @@ with user_errors("read the table"):
 budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",
                          help="AutoML tries models until the budget runs out. 60 s is plenty for most tables.")
 metrics = METRICS_BY_TASK[task]
-metric = st.selectbox("Optimise for", metrics, index=metrics.index(default_metric(task)), key="train.metric",
-                      format_func=lambda m: METRICS[m].label)
-st.caption(METRICS[metric].explanation)
+metric = st.radio("Optimise for", metrics, index=metrics.index(default_metric(task)), key="train.metric",
+                  format_func=lambda m: METRICS[m].label, captions=[METRICS[m].explanation for m in metrics])
 if state.get(state.Key.IMBALANCED) and metric == "accuracy":
     st.warning("The classes are imbalanced: accuracy can look high for a model that ignores the small class. "
                "ROC AUC or log loss judge it fairly.", icon=":material/balance:")

@@ -78,3 +78,17 @@ def train_and_wait(ws: Workspace, table: TableRef, target: str, *, budget: int =
     progress = wait_for(ws, ws.jobs.start(config))
     assert progress.run.state is RunState.SUCCEEDED, progress.run.message
     return progress
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict]:
+    """Connection parameters of a fakesnow server: Snowflake's wire protocol and SQL, run by DuckDB."""
+    import logging
+    import warnings
+
+    fakesnow = pytest.importorskip("fakesnow")
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fakesnow.server() as kwargs:
+            yield kwargs

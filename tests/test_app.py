@@ -256,6 +256,7 @@ def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -
     at.radio(key="train.validation").set_value("holdout")
     at.number_input(key="train.seed").set_value(42)
     at.checkbox(key="train.class_weight").check()
+    at.checkbox(key="train.ensemble").uncheck()
     at.button(key="train.start").click().run()
     assert not at.exception and not at.error, texts(at, "error")
     wait_for_model(at, 90)
@@ -263,8 +264,8 @@ def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -
 
     ws = _workspace_for(WarehouseConfig("duckdb", str(warehouse_file)))
     (run,) = ws.registry.list_runs()
-    assert (run.config["estimators"], run.config["validation"], run.config["seed"], run.config["class_weight"]) \
-        == (["lgbm", "rf"], "holdout", 42, "balanced")
+    assert (run.config["estimators"], run.config["validation"], run.config["seed"], run.config["class_weight"],
+            run.config["ensemble"]) == (["lgbm", "rf"], "holdout", 42, "balanced", False)
     assert ws.registry.get_model_version(at.session_state["wizard.model_id"]).best_estimator in ("lgbm", "rf")
 
     goto(at, "pages/experiments.py")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,6 +28,14 @@ def rows_cap(n_columns: int) -> int:
     return int(max(MIN_TRAINING_ROWS * 100, min(DEFAULT_MAX_ROWS, by_memory)))
 VALIDATIONS = ("auto", "holdout", "cv")
 KNOWN_ESTIMATORS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree", "lrl1", "lrl2", "sgd")
+# Families offered only when their library is installed (FLAML's "auto" list adds them by itself then).
+OPTIONAL_ESTIMATORS = {"catboost": "catboost"}
+
+
+def available_estimators() -> tuple[str, ...]:
+    """The model families this installation can train."""
+    return KNOWN_ESTIMATORS + tuple(name for name, module in OPTIONAL_ESTIMATORS.items()
+                                    if importlib.util.find_spec(module) is not None)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class TrainConfig:
     class_weight: str = "none"  # "balanced" weighs rows so every class counts alike
     split_ratio: float = 0.1  # share of training rows FLAML holds out to score candidates ("holdout")
     time_column: str | None = None  # order rows by it: validate and evaluate on the latest rows
+    ensemble: bool = True  # blend the search's best models when the budget allows (backend.training.ensemble)
 
     @property
     def exported_columns(self) -> tuple[str, ...]:
@@ -89,10 +99,15 @@ class TrainConfig:
             raise InvalidTrainingOptionError("The target cannot order the rows in time.")
         if not 0 <= self.seed < 2**31:
             raise InvalidTrainingOptionError("The seed must be a whole number between 0 and 2,147,483,647.")
-        unknown = set(self.estimators) - set(KNOWN_ESTIMATORS)
+        missing = set(self.estimators) & set(OPTIONAL_ESTIMATORS) - set(available_estimators())
+        if missing:
+            raise InvalidTrainingOptionError(f"{', '.join(sorted(missing))} is not installed here.",
+                                             hint=f"Install it (pip install {' '.join(sorted(missing))}) or "
+                                                  "choose other model families.")
+        unknown = set(self.estimators) - set(available_estimators())
         if unknown:
             raise InvalidTrainingOptionError(f"Unknown model families: {', '.join(sorted(unknown))}.",
-                                             hint=f"Choose from {', '.join(KNOWN_ESTIMATORS)}.")
+                                             hint=f"Choose from {', '.join(available_estimators())}.")
         if not 0.05 <= self.holdout_ratio <= 0.5:
             raise InvalidTrainingOptionError("The holdout share must be between 5% and 50%.")
 
@@ -119,6 +134,8 @@ class TrainConfig:
             validation=str(data.get("validation", "auto")), cv_folds=int(data.get("cv_folds", 5)),
             class_weight=str(data.get("class_weight", "none")), split_ratio=float(data.get("split_ratio", 0.1)),
             time_column=data.get("time_column"),
+            # runs recorded before blending existed were single models; a rerun repeats them as they were
+            ensemble=bool(data.get("ensemble", False)),
         )
 
 

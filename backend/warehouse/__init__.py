@@ -24,6 +24,19 @@ def _open_duckdb(config: WarehouseConfig) -> Warehouse:
 register_adapter("duckdb", _open_duckdb)
 
 
+def _open_snowflake(config: WarehouseConfig) -> Warehouse:
+    from backend.warehouse.snowflake_session import configured_secrets, open_session
+    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+    secrets = dict(configured_secrets() or {})
+    # a setting of the connection, not of Snowflake: only the offline test double lacks APPROX_TOP_K
+    top_values = str(secrets.pop("flurry_top_values", "true")).lower() != "false"
+    return SnowflakeWarehouse(open_session(config.location, secrets=secrets or None), top_values=top_values)
+
+
+register_adapter("snowflake", _open_snowflake)
+
+
 def open_warehouse(config: WarehouseConfig) -> Warehouse:
     """Open the configured warehouse. Raises ConfigurationError for a kind with no adapter yet."""
     opener = _OPENERS.get(config.kind)

@@ -7,6 +7,7 @@ Every identifier is quoted by the adapter; every value is bound.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,9 @@ def column_kind(sql_type: str) -> str:
 
 
 def is_integer_type(sql_type: str) -> bool:
-    upper = sql_type.upper()
+    upper = sql_type.upper().replace(" ", "")
+    if re.fullmatch(r"(NUMBER|DECIMAL|NUMERIC)\(\d+,0\)", upper):
+        return True  # Snowflake's integers are NUMBER(38,0)
     return upper.startswith(("TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT", "U")) and "INTERVAL" not in upper
 
 
@@ -126,6 +129,7 @@ class Warehouse(abc.ABC):
 
     kind: str
     capabilities: Capabilities
+    binary_type: str = "BLOB"  # the SQL type Flurry's registry stores bytes in
 
     # --- identity -------------------------------------------------------------------------------
     @property
@@ -255,6 +259,10 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def drop_function(self, name: str) -> None:
         """Remove a function this app registered (no error when it is not there)."""
+
+    def connection_details(self) -> list[tuple[str, str]]:
+        """What the sidebar may show about where the app is connected (never credentials)."""
+        return [("Warehouse", self.identity)]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""

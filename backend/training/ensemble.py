@@ -1,0 +1,244 @@
+"""Blending the search's best models: greedy ensemble selection (Caruana et al., 2004) on held-out predictions.
+
+FLAML returns its single best configuration; the AutoML tools it competes with (H2O, AutoGluon) blend
+several. After the search, the best configuration of each model family and the next-best overall are
+refitted on folds, each candidate's out-of-fold predictions are kept, and models are added one at a time
+(with replacement) to the average that most improves the chosen metric. Every step checks the clock: a
+blend that cannot finish inside the budget is dropped and FLAML's own best model stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from backend.metrics import METRICS, metric_value
+from backend.task_detection import Task
+
+logger = logging.getLogger(__name__)
+
+MAX_CANDIDATES = 8
+SELECTION_ROUNDS = 40
+CV_MAX_ROWS = 100_000  # beyond this a single validation split is both cheap and reliable enough
+
+
+@dataclass(frozen=True)
+class Candidate:
+    learner: str
+    config: dict[str, Any]
+    loss: float
+    seconds_per_full_fit: float  # estimated from the search's own trial time
+
+
+def candidates_from_log(records: list[dict[str, Any]], n_rows: int, fits_per_trial: int,
+                        limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """The best configuration of each family, then the next-best overall, distinct, best first."""
+    trials = sorted((r for r in records if _finite(r.get("validation_loss")) and r.get("learner")),
+                    key=lambda r: float(r["validation_loss"]))
+    best_per_family = {}
+    for record in trials:
+        best_per_family.setdefault(record["learner"], record)
+    ordered = list(best_per_family.values()) + [r for r in trials if r not in best_per_family.values()]
+    chosen: list[Candidate] = []
+    seen: set[str] = set()
+    for record in ordered:
+        config = {k: v for k, v in record.get("config", {}).items() if k != "FLAML_sample_size"}
+        key = f"{record['learner']}:{sorted(config.items())}"
+        if key in seen:
+            continue
+        seen.add(key)
+        rows_seen = max(1, int(record.get("sample_size") or n_rows))
+        per_fit = float(record.get("trial_time") or 0.0) / max(1, fits_per_trial) * n_rows / rows_seen
+        chosen.append(Candidate(record["learner"], config, float(record["validation_loss"]), per_fit))
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def _finite(value: object) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+class WeightedEnsemble:
+    """A weighted average of fitted FLAML estimators, with the estimator surface the model bundle calls."""
+
+    def __init__(self, members: list[Any], weights: list[float], names: list[str], is_classification: bool):
+        self.members = members
+        self.weights = np.asarray(weights, dtype=float)
+        self.names = names
+        self.is_classification = is_classification
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return sum(w * np.asarray(m.predict_proba(frame)) for m, w in zip(self.members, self.weights, strict=True))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.is_classification:
+            return np.asarray(self.members[0].classes_)[self.predict_proba(frame).argmax(axis=1)]
+        return sum(w * np.asarray(m.predict(frame), dtype=float) for m, w in zip(self.members, self.weights, strict=True))
+
+    def describe(self) -> str:
+        """E.g. "lgbm 55% · xgboost 25% · rf 20%" (families repeated when several of their configs are in)."""
+        shares: Counter[str] = Counter()
+        for name, weight in zip(self.names, self.weights, strict=True):
+            shares[name] += weight
+        return " · ".join(f"{name} {share:.0%}" for name, share in shares.most_common())
+
+
+def select_weights(predictions: list[np.ndarray], loss: Any, rounds: int = SELECTION_ROUNDS) -> np.ndarray:
+    """Greedy forward selection with replacement: each round adds the candidate whose inclusion in the running
+    average lowers `loss` most. Returns one weight per candidate (summing to 1)."""
+    counts = np.zeros(len(predictions))
+    blend: np.ndarray | None = None
+    for step in range(rounds):
+        trials = [(loss(p if blend is None else (blend * step + p) / (step + 1)), i) for i, p in enumerate(predictions)]
+        _, best = min(trials)
+        counts[best] += 1
+        blend = predictions[best] if blend is None else (blend * step + predictions[best]) / (step + 1)
+    return counts / counts.sum()
+
+
+@dataclass
+class BlendResult:
+    ensemble: WeightedEnsemble
+    score: float  # the chosen metric on the held-out predictions, as users read it
+    best_single_score: float
+
+
+class OutOfTime(Exception):
+    pass
+
+
+def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray, y_original: pd.Series,
+          candidates: list[Candidate], task: Task, metric: str, *, deadline: float, seed: int, folds: int,
+          validation: str, split_ratio: float, time_ordered: bool, fit_kwargs: dict[str, Any]) -> BlendResult | None:
+    """Fit candidates on folds, choose weights on their held-out predictions, return the blend.
+
+    `x` is already transformed for the learners and `y` encoded as they expect; `y_original` holds the labels
+    the metric reads. None when fewer than two candidates fit the time left or the blend is a single model.
+    """
+    use_cv = validation == "cv" or (validation == "auto" and len(x) <= CV_MAX_ROWS and not time_ordered)
+    splits = _splits(x, y, task, use_cv, folds, split_ratio, time_ordered, seed)
+    fits = len(splits) + (1 if use_cv else 0)  # CV refits each chosen member on every row; holdout keeps its fit
+    affordable = _affordable(candidates, fits, deadline)
+    if len(affordable) < 2:
+        return None
+    classes = sorted(pd.unique(y_original).tolist()) if task.is_classification else []
+    held_out = np.concatenate([valid for _, valid in splits])
+    truth = y_original.iloc[held_out]
+    predictions, fitted = [], []
+    kept: list[Candidate] = []
+    for candidate in affordable:
+        try:
+            preds, models = _held_out_predictions(learner_classes[candidate.learner], flaml_task, candidate, x, y,
+                                                  splits, task, deadline, fit_kwargs)
+        except OutOfTime:
+            logger.info("ensemble: out of time after %d candidates", len(predictions))
+            break
+        except Exception:  # one learner failing on a fold must not cost the blend (nor the model)
+            logger.exception("ensemble: candidate %s failed", candidate.learner)
+            continue
+        if task.is_classification and preds.shape[1] != len(classes):
+            continue  # a fold missed a class: its probabilities do not line up
+        predictions.append(preds[held_out])
+        fitted.append(models)
+        kept.append(candidate)
+    affordable = kept
+    if len(predictions) < 2:
+        return None
+    metric_info = METRICS[metric]
+
+    def loss(pred: np.ndarray) -> float:
+        value = _metric_on(metric, task, truth, pred, classes)
+        return -value if metric_info.greater_is_better else value
+
+    weights = select_weights(predictions, loss)
+    chosen = [i for i, w in enumerate(weights) if w > 0]
+    if len(chosen) < 2:
+        return None
+    members = []
+    try:
+        for i in chosen:
+            if use_cv:
+                members.append(_fit(learner_classes[affordable[i].learner], flaml_task, affordable[i], x, y,
+                                    np.arange(len(x)), deadline, fit_kwargs))
+            else:
+                members.append(fitted[i][0])
+    except OutOfTime:
+        logger.info("ensemble: out of time refitting members")
+        return None
+    blended = sum(weights[i] * predictions[i] for i in chosen)
+    ensemble = WeightedEnsemble(members, [float(weights[i]) for i in chosen], [affordable[i].learner for i in chosen],
+                                task.is_classification)
+    best_single = min(loss(p) for p in predictions)
+    sign = -1 if metric_info.greater_is_better else 1
+    return BlendResult(ensemble, sign * loss(blended), sign * best_single)
+
+
+def _metric_on(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object]) -> float:
+    if task.is_classification:
+        proba = np.clip(pred, 1e-15, 1.0)
+        labels = np.asarray(classes, dtype=object)[pred.argmax(axis=1)]
+        return metric_value(metric, truth, labels, proba, classes)
+    return metric_value(metric, truth, pred, None, classes)
+
+
+def _splits(x: pd.DataFrame, y: np.ndarray, task: Task, use_cv: bool, folds: int, split_ratio: float,
+            time_ordered: bool, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    n = len(x)
+    if use_cv:
+        splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed)
+                    if task.is_classification and pd.Series(y).value_counts().min() >= folds
+                    else KFold(folds, shuffle=True, random_state=seed))
+        return [(train, valid) for train, valid in splitter.split(x, y)]
+    cut = round(n * (1 - split_ratio))
+    order = np.arange(n) if time_ordered else np.random.default_rng(seed).permutation(n)
+    return [(np.sort(order[:cut]), np.sort(order[cut:]))]
+
+
+def _affordable(candidates: list[Candidate], fits: int, deadline: float) -> list[Candidate]:
+    """Candidates in order whose estimated cost still fits the time left (leaving a fifth spare)."""
+    left = (deadline - time.monotonic()) * 0.8
+    chosen = []
+    for candidate in candidates:
+        cost = candidate.seconds_per_full_fit * fits
+        if cost <= left:
+            chosen.append(candidate)
+            left -= cost
+    return chosen
+
+
+def _fit(learner_class: type, flaml_task: Any, candidate: Candidate, x: pd.DataFrame, y: np.ndarray,
+         rows: np.ndarray, deadline: float, fit_kwargs: dict[str, Any]) -> Any:
+    if time.monotonic() > deadline:
+        raise OutOfTime
+    model = learner_class(task=flaml_task, n_jobs=-1, **candidate.config)
+    kwargs = {k: v[rows] for k, v in fit_kwargs.items()}
+    model.fit(x.iloc[rows], y[rows], **kwargs)
+    return model
+
+
+def _held_out_predictions(learner_class: type, flaml_task: Any, candidate: Candidate, x: pd.DataFrame,
+                          y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], task: Task, deadline: float,
+                          fit_kwargs: dict[str, Any]) -> tuple[np.ndarray, list[Any]]:
+    out: np.ndarray | None = None
+    models = []
+    for train, valid in splits:
+        model = _fit(learner_class, flaml_task, candidate, x, y, train, deadline, fit_kwargs)
+        pred = np.asarray(model.predict_proba(x.iloc[valid]) if task.is_classification
+                          else model.predict(x.iloc[valid]), dtype=float)
+        if out is None:
+            out = np.zeros((len(x), *pred.shape[1:]))
+        out[valid] = pred
+        models.append(model)
+    assert out is not None
+    return out, models

@@ -1,0 +1,125 @@
+"""Snowflake SQL for column profiles: two scans whatever the table's width, as for DuckDB.
+
+Pass 1: counts, distinct counts (exact up to EXACT_DISTINCT_MAX_ROWS rows, HyperLogLog beyond), min/max/
+mean/std, numbers-in-text counts and APPROX_TOP_K's candidates for the most frequent values. Pass 2: the
+histogram bins (edges from pass 1) and the exact counts of those candidates, as conditional counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from backend.identifiers import quote_ident
+from backend.profiling import (
+    HISTOGRAM_BINS,
+    TOP_VALUES,
+    ColumnProfile,
+    TableProfile,
+    equal_width_edges,
+    histogram_from_counts,
+)
+from backend.warehouse.base import ColumnInfo
+
+Query = Callable[[str, list[Any]], pd.DataFrame]
+EXACT_DISTINCT_MAX_ROWS = 1_000_000
+
+
+def numeric_expr(column: ColumnInfo) -> str | None:
+    ident = quote_ident(column.name)
+    if column.kind == "numeric":
+        return f"CAST({ident} AS DOUBLE)"
+    if column.kind == "datetime":
+        return f"DATE_PART(EPOCH_SECOND, CAST({ident} AS TIMESTAMP_NTZ))"
+    return None
+
+
+def first_pass_sql(columns: list[ColumnInfo], source: str, *, exact: bool, top_values: bool = True) -> str:
+    parts = ['COUNT(*) AS "n_rows"']
+    for i, col in enumerate(columns):
+        ident = quote_ident(col.name)
+        distinct = f"COUNT(DISTINCT {ident})" if exact else f"APPROX_COUNT_DISTINCT({ident})"
+        parts += [f'COUNT({ident}) AS "nn_{i}"', f'{distinct} AS "nd_{i}"']
+        number = numeric_expr(col)
+        if number is not None:
+            parts += [f'MIN({number}) AS "lo_{i}"', f'MAX({number}) AS "hi_{i}"']
+        if col.kind == "numeric":
+            parts += [f'AVG({number}) AS "mean_{i}"', f'STDDEV_SAMP({number}) AS "std_{i}"']
+        if col.kind in ("text", "boolean") and top_values:
+            parts.append(f'APPROX_TOP_K(CAST({ident} AS VARCHAR), {TOP_VALUES}) AS "top_{i}"')
+        if col.kind == "text":
+            parts.append(f'COUNT(TRY_TO_DOUBLE(CAST({ident} AS VARCHAR))) AS "numtext_{i}"')
+    return f"SELECT {', '.join(parts)} FROM {source}"
+
+
+def _value(row: pd.Series, key: str) -> Any:
+    value = row.get(key)
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value
+
+
+def top_candidates(raw: Any) -> list[str]:
+    """APPROX_TOP_K's result ([[value, count], ...], as JSON text through the connector) → the values."""
+    pairs = json.loads(raw) if isinstance(raw, str) else raw
+    return [str(pair[0]) for pair in pairs or [] if pair and pair[0] is not None]
+
+
+def second_pass_sql(columns: list[ColumnInfo], first: pd.Series, source: str
+                    ) -> tuple[str | None, list[Any], dict[int, list[float]], dict[int, list[str]]]:
+    # the inner query computes each column's bin number (and text value) once; the outer one counts
+    inner: list[str] = []
+    parts: list[str] = []
+    inner_params: list[Any] = []
+    outer_params: list[Any] = []
+    edges: dict[int, list[float]] = {}
+    tops: dict[int, list[str]] = {}
+    for i, col in enumerate(columns):
+        number = numeric_expr(col)
+        if number is not None and _value(first, f"lo_{i}") is not None:
+            low, high = float(first[f"lo_{i}"]), float(first[f"hi_{i}"])
+            edges[i] = equal_width_edges(low, high, HISTOGRAM_BINS)
+            width = (high - low) / HISTOGRAM_BINS if high > low else 1.0
+            inner.append(f'FLOOR(({number} - ?) / ?) AS "b_{i}"')
+            inner_params += [low, width]
+            last = len(edges[i]) - 1  # the maximum itself falls on the last bin's upper edge
+            parts += [f'COUNT_IF("b_{i}" {">=" if b == last else "="} {b}) AS "h_{i}_{b}"' for b in range(last + 1)]
+        top = _value(first, f"top_{i}")
+        if col.kind in ("text", "boolean") and top is not None:
+            tops[i] = top_candidates(top)
+            inner.append(f'CAST({quote_ident(col.name)} AS VARCHAR) AS "v_{i}"')
+            for k, value in enumerate(tops[i]):
+                parts.append(f'COUNT_IF("v_{i}" = ?) AS "t_{i}_{k}"')
+                outer_params.append(value)
+    if not parts:
+        return None, [], edges, tops
+    sql = f"SELECT {', '.join(parts)} FROM (SELECT {', '.join(inner)} FROM {source})"
+    # bound in text order: the outer select's values come before the inner query's
+    return sql, [*outer_params, *inner_params], edges, tops
+
+
+def profile_columns(columns: list[ColumnInfo], source: str, query: Query, *, top_values: bool = True) -> TableProfile:
+    """Profile `columns` of `source` (an already-quoted name) with `query(sql, params)`."""
+    rows = int(query(f'SELECT COUNT(*) AS "n" FROM {source}', [])["n"].iloc[0])
+    first = query(first_pass_sql(columns, source, exact=rows <= EXACT_DISTINCT_MAX_ROWS, top_values=top_values),
+                  []).iloc[0]
+    sql, params, edges, tops = second_pass_sql(columns, first, source)
+    second = query(sql, params).iloc[0] if sql else None
+    profiles = []
+    for i, col in enumerate(columns):
+        histogram: list[tuple[float, float, int]] = []
+        top: list[tuple[str, int]] = []
+        if second is not None and i in edges:
+            counts = {edge: int(second[f"h_{i}_{b}"]) for b, edge in enumerate(edges[i])}
+            histogram = histogram_from_counts(float(first[f"lo_{i}"]), edges[i], counts)
+        if second is not None and i in tops:
+            top = sorted(((v, int(second[f"t_{i}_{k}"])) for k, v in enumerate(tops[i])), key=lambda kv: -kv[1])
+        profiles.append(ColumnProfile(
+            name=col.name, sql_type=col.sql_type, kind=col.kind, rows=rows, non_null=int(first[f"nn_{i}"]),
+            distinct=int(first[f"nd_{i}"]), minimum=_value(first, f"lo_{i}"), maximum=_value(first, f"hi_{i}"),
+            mean=_value(first, f"mean_{i}"), std=_value(first, f"std_{i}"), top_values=top, histogram=histogram,
+            numeric_text=int(_value(first, f"numtext_{i}") or 0)))
+    return TableProfile(rows=rows, columns=profiles)

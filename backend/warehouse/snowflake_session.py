@@ -1,0 +1,111 @@
+"""Opening a Snowpark session, and saying which account it is without ever showing a credential.
+
+Order: the app's own session inside Streamlit in Snowflake (`get_active_session()`); otherwise the
+`[connections.snowflake]` secrets the app layer hands over (this package never imports streamlit);
+otherwise the named connection from `connections.toml` (`snowflake://<name>` in FLURRY_WAREHOUSE).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+# Keys of a connection's parameters that are secrets: never shown, logged or put in a message.
+SECRET_KEYS = ("password", "token", "private_key", "private_key_file_pwd", "private_key_passphrase",
+               "passcode", "oauth_client_secret", "client_secret", "private_key_file")
+
+
+@dataclass(frozen=True)
+class SessionIdentity:
+    """What the sidebar shows: where the app is connected, never how."""
+
+    account: str
+    role: str
+    warehouse: str
+    database: str
+    schema: str
+
+    def lines(self) -> list[tuple[str, str]]:
+        return [("Account", self.account), ("Role", self.role), ("Warehouse", self.warehouse),
+                ("Database", self.database), ("Schema", self.schema)]
+
+
+def _no_secrets() -> Mapping[str, Any] | None:
+    return None
+
+
+_secrets_provider: Callable[[], Mapping[str, Any] | None] = _no_secrets
+
+
+def use_secrets(provider: Callable[[], Mapping[str, Any] | None]) -> None:
+    """Let the app layer hand over Streamlit's `[connections.snowflake]` secrets (read only when connecting)."""
+    global _secrets_provider
+    _secrets_provider = provider
+
+
+def configured_secrets() -> Mapping[str, Any] | None:
+    return _secrets_provider()
+
+
+def redact(text: str, parameters: Mapping[str, Any] | None) -> str:
+    """`text` with every secret value of `parameters` replaced by ***."""
+    for key in SECRET_KEYS:
+        value = (parameters or {}).get(key)
+        if isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def active_session() -> Any | None:
+    """The session Streamlit in Snowflake gives the app, or None anywhere else."""
+    try:
+        from snowflake.snowpark.context import get_active_session
+
+        return get_active_session()
+    except Exception:  # no active session: not running inside Snowflake
+        return None
+
+
+def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None) -> Any:
+    """A Snowpark session: the active one in Snowflake, else from `secrets`, else the named connection.
+
+    Raises ConfigurationError with a message free of credentials when it cannot connect."""
+    session = active_session()
+    if session is not None:
+        return session
+    from snowflake.snowpark import Session
+
+    try:
+        if secrets:
+            return Session.builder.configs(dict(secrets)).create()
+        return Session.builder.config("connection_name", connection_name).create()
+    except Exception as exc:
+        source = "the [connections.snowflake] secrets" if secrets else f"the connection {connection_name!r}"
+        # the driver's own text can echo parameters; only a redacted first line is kept, and nothing is logged
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, secrets)
+        raise ConfigurationError(
+            f"Could not connect to Snowflake with {source}: {reason}",
+            hint="Check the account, user and authenticator in connections.toml or .streamlit/secrets.toml "
+                 "(run `snow connection test`), or unset FLURRY_WAREHOUSE to use the embedded warehouse.",
+        ) from None
+
+
+def _current(session: Any, getter: str) -> str:
+    try:
+        value = getattr(session, getter)()
+    except Exception:  # some contexts cannot report it (e.g. no warehouse chosen yet)
+        return "unknown"
+    return str(value).strip('"') if value else "none"
+
+
+def identity(session: Any) -> SessionIdentity:
+    return SessionIdentity(account=_current(session, "get_current_account"), role=_current(session, "get_current_role"),
+                           warehouse=_current(session, "get_current_warehouse"),
+                           database=_current(session, "get_current_database"),
+                           schema=_current(session, "get_current_schema"))

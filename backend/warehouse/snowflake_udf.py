@@ -1,0 +1,70 @@
+"""The handler behind Flurry's scoring functions in Snowflake: a vectorized Python UDF.
+
+Snowflake calls it with batches of rows as a pandas DataFrame whose columns are the function's arguments
+in order. The model bundle is a staged file imported into the UDF; it is loaded once per Python process,
+only if its bytes match the sha256 Flurry recorded, and only under the library versions it was trained
+with. Pure functions of a frame, so they are tested directly on pandas (local testing mode would call a
+vectorized UDF row by row).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backend.errors import ArtifactIntegrityError
+from backend.model_bundle import ModelBundle, incompatible_versions, library_versions
+
+
+def import_directory() -> Path:
+    """Where Snowflake puts a UDF's IMPORTS (the staged model file among them)."""
+    return Path(sys._xoptions.get("snowflake_import_directory", "."))  # type: ignore[attr-defined]
+
+
+@functools.cache
+def load_staged_bundle(directory: str, file_name: str, sha256: str) -> ModelBundle:
+    """The bundle in `directory/file_name`, verified against `sha256` and this runtime's library versions."""
+    bundle = ModelBundle.from_verified_bytes((Path(directory) / file_name).read_bytes(), sha256)
+    problems = incompatible_versions(bundle.versions, library_versions())
+    if problems:
+        raise ArtifactIntegrityError(
+            "This model was trained with other library versions than this Snowflake runtime has: "
+            + "; ".join(problems), hint="Retrain the model with the packages the account provides.")
+    return bundle
+
+
+def as_feature_frame(bundle: ModelBundle, arguments: pd.DataFrame) -> pd.DataFrame:
+    """Name the UDF's positional argument columns after the model's features."""
+    if arguments.shape[1] != len(bundle.features):
+        raise ValueError(f"expected {len(bundle.features)} arguments, got {arguments.shape[1]}")
+    frame = arguments.copy(deep=False)
+    frame.columns = bundle.feature_names
+    return frame
+
+
+def predict_batch(bundle: ModelBundle, arguments: pd.DataFrame) -> pd.Series:
+    """Predicted label or value per row (what `ModelBundle.predict` returns, as a Series)."""
+    predictions = bundle.predict(as_feature_frame(bundle, arguments))
+    return pd.Series(predictions, index=arguments.index)
+
+
+def probability_batch(bundle: ModelBundle, arguments: pd.DataFrame) -> pd.Series:
+    """The probability of the predicted class per row."""
+    proba = bundle.predict_proba(as_feature_frame(bundle, arguments))
+    return pd.Series(np.asarray(proba).max(axis=1) if len(proba) else np.zeros(0), index=arguments.index)
+
+
+def staged_handler(file_name: str, sha256: str, kind: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """The function Snowpark registers: loads the staged bundle on first call, then scores each batch."""
+    score = predict_batch if kind == "predict" else probability_batch
+
+    def handler(arguments: pd.DataFrame) -> pd.Series:
+        return score(load_staged_bundle(str(import_directory()), file_name, sha256), arguments)
+
+    handler._sf_vectorized_input = pd.DataFrame  # type: ignore[attr-defined]  # Snowpark's vectorized marker
+    return handler

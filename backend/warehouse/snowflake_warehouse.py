@@ -1,0 +1,363 @@
+"""The Snowflake warehouse through Snowpark: tables stay in the account, only aggregates and samples move.
+
+Catalog from INFORMATION_SCHEMA (metadata only), profiles and samples computed by warehouse SQL, writes
+through Snowpark's `save_as_table` with a staging table swapped in atomically. Every identifier is quoted
+and every value bound (`session.sql(..., params=...)`, qmark style).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backend.errors import DeploymentError, EmptyTableError, TableNotFoundError
+from backend.identifiers import quote_ident
+from backend.profiling import TableProfile
+from backend.warehouse.base import (
+    METADATA_SCHEMA,
+    Capabilities,
+    ColumnInfo,
+    SampleInfo,
+    SampleSpec,
+    ScalarFunction,
+    TableRef,
+    TableSummary,
+    Warehouse,
+    column_kind,
+)
+from backend.warehouse.snowflake_profile import profile_columns
+
+logger = logging.getLogger(__name__)
+
+_HIDDEN_SCHEMAS = (METADATA_SCHEMA, "INFORMATION_SCHEMA")
+STRATIFIED_FLOOR = 1000
+_DRAW_MODULUS = 1_000_000_007
+
+
+def snowflake_type(data_type: str, scale: Any) -> str:
+    """INFORMATION_SCHEMA's type with the scale that matters: NUMBER(38,0) is an integer, NUMBER(10,2) not."""
+    if data_type.upper() in ("NUMBER", "DECIMAL", "NUMERIC") and scale is not None and not pd.isna(scale):
+        return f"NUMBER(38,{int(scale)})"
+    return data_type.upper()
+
+
+class SnowflakeWarehouse(Warehouse):
+    kind = "snowflake"
+    # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
+    capabilities = Capabilities(python_udfs=False, local_worker=False)
+    binary_type = "BINARY"  # Snowflake has no BLOB; BINARY holds up to 8 MB (larger models: a stage, to come)
+
+    def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True) -> None:
+        self._session = session
+        # APPROX_TOP_K gives the profile's most frequent values; engines that only emulate Snowflake (the
+        # offline tests' fakesnow) lack it, and the profile then goes without them
+        self._top_values = top_values
+        self._transaction_lock = threading.RLock()
+        self._transaction_depth = 0
+        self.database = (database or str(session.get_current_database() or "")).strip('"')
+        if not self.database:
+            raise TableNotFoundError("The Snowflake connection has no current database.",
+                                     hint="Set `database` in the connection (connections.toml or secrets).")
+
+    # --- identity --------------------------------------------------------------------------------
+    @property
+    def identity(self) -> str:
+        return f"snowflake:{self.database}"
+
+    def qualify(self, table: TableRef) -> str:
+        return f"{quote_ident(self.database)}.{quote_ident(table.schema)}.{quote_ident(table.name)}"
+
+    @property
+    def _info(self) -> str:
+        return f"{quote_ident(self.database)}.INFORMATION_SCHEMA"
+
+    def connection_details(self) -> list[tuple[str, str]]:
+        from backend.warehouse.snowflake_session import identity
+
+        return identity(self._session).lines()
+
+    # --- raw SQL ---------------------------------------------------------------------------------
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._session.sql(sql, params=params or None).collect()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return self._session.sql(sql, params=params or None).to_pandas()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # One session serves every thread of the app, and a transaction belongs to the session: the lock
+        # keeps other threads' transactions out until this one ends; nested calls join the outer one.
+        with self._transaction_lock:
+            self._transaction_depth += 1
+            try:
+                if self._transaction_depth > 1:
+                    yield
+                    return
+                self.execute("BEGIN")
+                try:
+                    yield
+                    self.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        self.execute("ROLLBACK")
+                    raise
+            finally:
+                self._transaction_depth -= 1
+
+    # --- catalog ---------------------------------------------------------------------------------
+    def list_schemas(self) -> list[str]:
+        frame = self.query(f'SELECT DISTINCT table_schema AS "s" FROM {self._info}.TABLES ORDER BY 1')
+        return [s for s in frame["s"].tolist() if s.upper() not in _HIDDEN_SCHEMAS]
+
+    def list_tables(self, schema: str) -> list[str]:
+        frame = self.query(f'SELECT table_name AS "t" FROM {self._info}.TABLES WHERE table_schema = ? ORDER BY 1',
+                           [schema])
+        return frame["t"].tolist()
+
+    def table_summaries(self) -> list[TableSummary]:
+        frame = self.query(
+            f'SELECT t.table_schema AS "s", t.table_name AS "t", t.table_type AS "k", t.row_count AS "r", '
+            f'COUNT(c.column_name) AS "c" FROM {self._info}.TABLES t LEFT JOIN {self._info}.COLUMNS c '
+            f'ON c.table_schema = t.table_schema AND c.table_name = t.table_name '
+            f'GROUP BY 1, 2, 3, 4 ORDER BY 1, 2')
+        return [TableSummary(schema=r.s, name=r.t, kind="view" if "VIEW" in str(r.k).upper() else "table",
+                             rows=None if pd.isna(r.r) else int(r.r), columns=int(r.c))
+                for r in frame.itertuples() if str(r.s).upper() not in _HIDDEN_SCHEMAS]
+
+    def table_size_bytes(self, table: TableRef) -> int | None:
+        frame = self.query(f'SELECT bytes AS "b" FROM {self._info}.TABLES WHERE table_schema = ? AND table_name = ?',
+                           [table.schema, table.name])
+        return None if frame.empty or pd.isna(frame["b"].iloc[0]) else int(frame["b"].iloc[0])
+
+    def table_exists(self, table: TableRef) -> bool:
+        frame = self.query(f'SELECT COUNT(*) AS "n" FROM {self._info}.TABLES WHERE table_schema = ? AND table_name = ?',
+                           [table.schema, table.name])
+        return int(frame["n"].iloc[0]) > 0
+
+    def _require(self, table: TableRef) -> None:
+        if not self.table_exists(table):
+            raise TableNotFoundError(f"The table {table} does not exist (it may have been dropped or renamed).",
+                                     hint="Go back to the Data step and pick a table that exists.")
+
+    def describe(self, table: TableRef) -> list[ColumnInfo]:
+        self._require(table)
+        frame = self.query(
+            f'SELECT column_name AS "n", data_type AS "t", numeric_scale AS "s", is_nullable AS "null" '
+            f'FROM {self._info}.COLUMNS WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
+            [table.schema, table.name])
+        return [ColumnInfo(name=r.n, sql_type=snowflake_type(r.t, r.s), nullable=r.null == "YES")
+                for r in frame.itertuples()]
+
+    # --- profile / read --------------------------------------------------------------------------
+    def row_count(self, table: TableRef) -> int:
+        self._require(table)
+        return int(self.query(f'SELECT COUNT(*) AS "n" FROM {self.qualify(table)}')["n"].iloc[0])
+
+    def profile(self, table: TableRef) -> TableProfile:
+        return profile_columns(self.describe(table), self.qualify(table), self.query, top_values=self._top_values)
+
+    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
+        self._require(table)
+        return self.query(f"SELECT * FROM {self.qualify(table)} LIMIT ?", [int(limit)])
+
+    def _projection(self, table: TableRef, columns: list[str]) -> str:
+        by_name = {c.name: c for c in self.describe(table)}
+        missing = [c for c in columns if c not in by_name]
+        if missing:
+            raise TableNotFoundError(f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
+                                     hint="The table changed since you picked it; go back to the Target step.")
+        parts = []
+        for name in columns:
+            ident = quote_ident(name)
+            # NUMBER(p,s>0) arrives as Decimal objects; the model wants floats
+            parts.append(f"CAST({ident} AS DOUBLE) AS {ident}" if by_name[name].sql_type.startswith("NUMBER(38,")
+                         and not by_name[name].sql_type.endswith(",0)") else ident)
+        return ", ".join(parts)
+
+    def read_columns(self, table: TableRef, columns: list[str], *, limit: int | None = None,
+                     not_null: str | None = None) -> pd.DataFrame:
+        sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
+        if not_null is not None:
+            sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self.query(sql, params)
+
+    def _draw(self, columns: list[str]) -> str:
+        """A deterministic pseudo-random number per row from its content and the seed (bound first)."""
+        return f"MOD(ABS(HASH(?, {', '.join(quote_ident(c) for c in columns)})), {_DRAW_MODULUS})"
+
+    def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
+        return self.query(f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)} "
+                          f"ORDER BY {self._draw(columns)} LIMIT ?", [int(seed), int(rows)])
+
+    def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
+        ident = quote_ident(column)
+        return self.query(f'SELECT {ident} AS "value", COUNT(*) AS "count" FROM {self.qualify(table)} '
+                          f'WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?', [int(limit)])
+
+    def duplicate_rows(self, table: TableRef) -> int:
+        source = self.qualify(table)
+        return int(self.query(f'SELECT (SELECT COUNT(*) FROM {source}) - '
+                              f'(SELECT COUNT(*) FROM (SELECT DISTINCT * FROM {source})) AS "n"')["n"].iloc[0])
+
+    def training_sample_sql(self, spec: SampleSpec) -> tuple[str, list[Any], int, bool]:
+        """The query selecting `spec`'s rows, its parameters, the rows eligible and whether it samples."""
+        table, target = spec.table, quote_ident(spec.target)
+        where, where_params = f"WHERE {target} IS NOT NULL", []
+        if spec.exclude_target_values:
+            where += f" AND CAST({target} AS VARCHAR) NOT IN ({', '.join('?' for _ in spec.exclude_target_values)})"
+            where_params = list(spec.exclude_target_values)
+        rows_sql = (f'SELECT *, {self._draw(list(spec.columns))} AS "__flurry_draw" FROM '
+                    f"(SELECT {'DISTINCT ' if spec.distinct else ''}{self._projection(table, list(spec.columns))} "
+                    f"FROM {self.qualify(table)} {where})")
+        params: list[Any] = [int(spec.seed), *where_params]
+        eligible = int(self.query(f'SELECT COUNT(*) AS "n" FROM ({rows_sql})', params)["n"].iloc[0])
+        selected = ", ".join(quote_ident(c) for c in spec.columns)
+        sql, sampled = f"SELECT {selected} FROM ({rows_sql})", eligible > spec.max_rows
+        if sampled and spec.stratify:
+            counts = self.query(f'SELECT CAST({target} AS VARCHAR) AS "value", COUNT(*) AS "n" FROM ({rows_sql}) '
+                                f"GROUP BY 1", params)
+            fraction = spec.max_rows / eligible
+            cases, case_params = [], []
+            for value, n in zip(counts["value"], counts["n"], strict=True):
+                quota = min(int(n), max(round(n * fraction), STRATIFIED_FLOOR))
+                cases.append("WHEN ? THEN ?")
+                case_params += [str(value), int(_DRAW_MODULUS * quota / int(n))]
+            sql += f' WHERE "__flurry_draw" < CASE CAST({target} AS VARCHAR) {" ".join(cases)} ELSE 0 END'
+            params = [*params, *case_params]
+        elif sampled:
+            sql += ' WHERE "__flurry_draw" < ?'
+            params = [*params, int(_DRAW_MODULUS * spec.max_rows / eligible)]
+        return sql, params, eligible, sampled
+
+    def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
+        sql, params, eligible, sampled = self.training_sample_sql(spec)
+        written = 0
+        writer: pq.ParquetWriter | None = None
+        try:
+            for chunk in self._session.sql(sql, params=params).to_pandas_batches():
+                batch = pa.Table.from_pandas(chunk, preserve_index=False)
+                writer = writer or pq.ParquetWriter(destination, batch.schema)
+                writer.write_table(batch.cast(writer.schema))
+                written += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        return SampleInfo(rows_written=written, rows_eligible=eligible, sampled=sampled)
+
+    def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
+        for chunk in self._session.sql(sql).to_pandas_batches():
+            yield from pa.Table.from_pandas(chunk, preserve_index=False).to_batches(max_chunksize=batch_rows)
+
+    def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
+        columns = {c.name: c for c in self.describe(table)}
+        if column not in columns:
+            raise TableNotFoundError(f"The table {table} has no column {column!r}.")
+        ident, source = quote_ident(column), self.qualify(table)
+        if column_kind(columns[column].sql_type) != "numeric":
+            return self.query(f'SELECT CAST({ident} AS VARCHAR) AS "value", COUNT(*) AS "count" FROM {source} '
+                              f'GROUP BY 1 ORDER BY 2 DESC LIMIT ?', [int(bins)])
+        return self.query(
+            f'WITH v AS (SELECT CAST({ident} AS DOUBLE) AS x FROM {source} WHERE {ident} IS NOT NULL), '
+            f'r AS (SELECT MIN(x) AS lo, MAX(x) AS hi, IFF(MAX(x) > MIN(x), (MAX(x) - MIN(x)) / ?, 1) AS w FROM v) '
+            f'SELECT lo + (b + 0.5) * w AS "value", COUNT(*) AS "count" FROM '
+            f'(SELECT LEAST(FLOOR((x - lo) / w), ? - 1) AS b, lo, w FROM v, r) GROUP BY b, lo, w ORDER BY b',
+            [int(bins), int(bins)])
+
+    # --- write -----------------------------------------------------------------------------------
+    def ensure_schema(self, schema: str) -> None:
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.database)}.{quote_ident(schema)}")
+
+    def _save(self, table: TableRef, frame: pd.DataFrame) -> None:
+        self._session.create_dataframe(frame).write.save_as_table(
+            [quote_ident(self.database), quote_ident(table.schema), quote_ident(table.name)], mode="errorifexists")
+
+    def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
+        if replace:
+            self.replace_table_from_batches(table, iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches()))
+            return
+        self._save(table, frame)
+
+    def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        staging = TableRef(table.schema, f"__flurry_staging_{uuid.uuid4().hex[:12]}")
+        try:
+            written = self._stage_batches(staging, batches)
+            if written == 0:
+                raise EmptyTableError(f"There are no rows to write into {table}.",
+                                      hint="Check that the source table has rows.")
+            self._swap_in(staging, table)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}")
+            raise
+        return written
+
+    def _stage_batches(self, staging: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        written = 0
+        for batch in batches:
+            mode = "errorifexists" if written == 0 else "append"
+            self._session.create_dataframe(batch.to_pandas()).write.save_as_table(
+                [quote_ident(self.database), quote_ident(staging.schema), quote_ident(staging.name)], mode=mode)
+            written += batch.num_rows
+        return written
+
+    def _swap_in(self, staging: TableRef, table: TableRef) -> None:
+        """Put the staged rows in place of `table` in one metadata operation: readers see the old table or the
+        new one, never neither."""
+        if self.table_exists(table):
+            self.execute(f"ALTER TABLE {self.qualify(staging)} SWAP WITH {self.qualify(table)}")
+            self.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}")
+        else:
+            self.execute(f"ALTER TABLE {self.qualify(staging)} RENAME TO {self.qualify(table)}")
+
+    def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
+        from pyarrow import csv
+
+        from backend.uploads import UploadError
+
+        try:
+            arrow = (csv.read_csv(path, parse_options=csv.ParseOptions(delimiter=delimiter or ","))
+                     if fmt == "csv" else pq.read_table(path))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UploadError(f"The file could not be read as {fmt.upper()}: {str(exc).splitlines()[0]}",
+                              hint="Check that it has one header row and the same number of fields on every line."
+                              if fmt == "csv" else "Check that it is a valid Parquet file.") from exc
+        if arrow.num_rows == 0:
+            raise UploadError("The file has a header but no rows.", hint="Upload a file with data rows.")
+        self.ensure_schema(table.schema)
+        return self.replace_table_from_batches(table, iter(arrow.to_batches(max_chunksize=100_000)))
+
+    def drop_table(self, table: TableRef) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {self.qualify(table)}")
+
+    # --- functions -------------------------------------------------------------------------------
+    def register_function(self, name: str, handler: ScalarFunction, parameter_types: list[str],
+                          return_type: str) -> None:
+        raise DeploymentError("On Snowflake, scoring functions are permanent UDFs created from the staged model, "
+                              "not Python callables of the app process.",
+                              hint="Deploy from the Deploy step, which uses the Snowflake route.")
+
+    def function_exists(self, name: str) -> bool:
+        frame = self.query(f'SELECT COUNT(*) AS "n" FROM {self._info}.FUNCTIONS WHERE function_name = ?',
+                           [name.upper()])
+        return int(frame["n"].iloc[0]) > 0
+
+    def drop_function(self, name: str) -> None:
+        raise DeploymentError("Dropping Snowflake scoring functions goes through the Snowflake deployment route.")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._session.close()

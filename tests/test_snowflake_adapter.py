@@ -1,0 +1,171 @@
+"""The Snowflake adapter, offline: SQL paths against fakesnow's server (Snowflake SQL run by DuckDB through a
+real Snowpark session), writes in Snowpark's local testing mode, SQL fakesnow cannot run parsed by sqlglot.
+
+Gaps, explicit: fakesnow has no APPROX_TOP_K, no ALTER TABLE … SWAP WITH and no INFORMATION_SCHEMA.FUNCTIONS
+and cannot PUT files (so no write_pandas); local testing mode runs no SQL at all. Those statements are parsed
+with sqlglot's Snowflake dialect instead, and run for real only by scripts/snowflake_smoke.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlglot
+
+from backend.errors import ConfigurationError, TableNotFoundError
+from backend.warehouse.base import SampleSpec, TableRef, is_integer_type
+from backend.warehouse.snowflake_profile import first_pass_sql, profile_columns, second_pass_sql
+from backend.warehouse.snowflake_session import identity, open_session, redact
+from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+ODD = TableRef("Sales Data", 'orders "2024"')
+
+
+@pytest.fixture(scope="module")
+def server(fakesnow_server: dict) -> dict:
+    return dict(fakesnow_server, database="FLURRY_TEST", schema="PUBLIC")
+
+
+@pytest.fixture(scope="module")
+def warehouse(server: dict) -> Iterator[SnowflakeWarehouse]:
+    session = open_session("unused", secrets=server)
+    session.sql("CREATE DATABASE IF NOT EXISTS FLURRY_TEST").collect()
+    wh = SnowflakeWarehouse(session)
+    wh.ensure_schema(ODD.schema)
+    wh.ensure_schema("FLURRY")
+    wh.execute(f'CREATE TABLE {wh.qualify(ODD)} ("order id" INT, "Region" VARCHAR, "amount" NUMBER(10,2), '
+               f'"amount_text" VARCHAR, "placed" TIMESTAMP_NTZ, "churned" VARCHAR)')
+    rows = []
+    for i in range(600):
+        rows += [i, ["north", "south", "east"][i % 3], (i % 50) + 0.25, str(i % 7) if i % 10 else "n/a",
+                 f"2024-01-{1 + i % 28:02d} 10:00:00", "yes" if i % 6 == 0 else "no"]
+    values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in range(600))
+    wh.execute(f"INSERT INTO {wh.qualify(ODD)} VALUES {values}", rows)
+    wh.execute(f'CREATE TABLE {wh.qualify(TableRef("FLURRY", "probe"))} (x INT)')
+    yield wh
+
+
+def test_catalog_lists_user_tables_with_estimates_and_hides_metadata(warehouse: SnowflakeWarehouse) -> None:
+    assert ODD.schema in warehouse.list_schemas()
+    assert "FLURRY" not in warehouse.list_schemas() and "INFORMATION_SCHEMA" not in warehouse.list_schemas()
+    assert warehouse.list_tables(ODD.schema) == [ODD.name]
+    summary = next(t for t in warehouse.table_summaries() if (t.schema, t.name) == (ODD.schema, ODD.name))
+    assert (summary.kind, summary.rows, summary.columns) == ("table", 600, 6)
+    assert warehouse.table_exists(ODD) and not warehouse.table_exists(TableRef(ODD.schema, "nope"))
+
+
+def test_describe_keeps_exact_names_and_tells_integers_from_decimals(warehouse: SnowflakeWarehouse) -> None:
+    columns = {c.name: c for c in warehouse.describe(ODD)}
+    assert list(columns) == ["order id", "Region", "amount", "amount_text", "placed", "churned"]
+    assert is_integer_type(columns["order id"].sql_type) and not is_integer_type(columns["amount"].sql_type)
+    assert columns["amount"].kind == "numeric" and columns["placed"].kind == "datetime"
+    assert columns["Region"].kind == "text"
+    with pytest.raises(TableNotFoundError, match="does not exist"):
+        warehouse.describe(TableRef(ODD.schema, "gone"))
+
+
+def test_reads_are_quoted_bound_and_typed(warehouse: SnowflakeWarehouse) -> None:
+    assert warehouse.row_count(ODD) == 600
+    assert len(warehouse.preview(ODD, 7)) == 7
+    frame = warehouse.read_columns(ODD, ["amount", "Region"], limit=5)
+    assert list(frame.columns) == ["amount", "Region"] and frame["amount"].dtype == float
+    counts = warehouse.value_counts(ODD, "Region", limit=2)
+    assert list(counts.columns) == ["value", "count"] and counts["count"].tolist() == [200, 200]
+    assert warehouse.duplicate_rows(ODD) == 0
+    hostile = "x'); DROP TABLE t; --"
+    assert warehouse.list_tables(hostile) == []  # a value: bound, never spliced into the SQL
+
+
+def test_profile_pushes_down_counts_ranges_histograms_and_numbers_in_text(warehouse: SnowflakeWarehouse) -> None:
+    # APPROX_TOP_K is the one aggregate fakesnow lacks: top values are left out here (parsed below instead)
+    profile = profile_columns(warehouse.describe(ODD), warehouse.qualify(ODD), warehouse.query, top_values=False)
+    by_name = {c.name: c for c in profile.columns}
+    assert profile.rows == 600
+    assert by_name["order id"].distinct == 600 and by_name["Region"].distinct == 3
+    assert by_name["amount"].minimum == pytest.approx(0.25) and by_name["amount"].maximum == pytest.approx(49.25)
+    assert sum(rows for _, _, rows in by_name["amount"].histogram) == 600
+    assert len(by_name["amount"].histogram) == 20
+    assert by_name["amount_text"].numeric_text == 540  # every row but the "n/a" tenth
+    assert sum(rows for _, _, rows in by_name["placed"].histogram) == 600
+
+
+def test_profile_sql_with_top_values_is_valid_snowflake(warehouse: SnowflakeWarehouse) -> None:
+    columns = warehouse.describe(ODD)
+    sql = first_pass_sql(columns, warehouse.qualify(ODD), exact=True)
+    parsed = sqlglot.parse_one(sql, read="snowflake")
+    assert "APPROX_TOP_K" in parsed.sql(dialect="snowflake")
+    first = pd.Series({"n_rows": 600, "top_1": '[["north", 200], ["south", 200]]', "lo_0": 0.0, "hi_0": 599.0})
+    second, params, _, tops = second_pass_sql(columns[:2], first, warehouse.qualify(ODD))
+    assert tops == {1: ["north", "south"]}
+    assert second is not None and second.count("?") == len(params) == 4
+    sqlglot.parse_one(second, read="snowflake")
+
+
+def test_training_sample_is_stratified_deterministic_and_streams_to_parquet(
+        warehouse: SnowflakeWarehouse, tmp_path: Path) -> None:
+    spec = SampleSpec(table=ODD, columns=("Region", "amount", "churned"), target="churned", max_rows=300, seed=3)
+    first = warehouse.export_training_sample(spec, tmp_path / "a.parquet")
+    again = warehouse.export_training_sample(spec, tmp_path / "b.parquet")
+    assert first.sampled and first.rows_eligible == 600
+    rows = pq.read_table(tmp_path / "a.parquet").to_pandas()
+    assert len(rows) == first.rows_written and 200 < len(rows) < 400  # a hash draw of about half the rows
+    assert rows.equals(pq.read_table(tmp_path / "b.parquet").to_pandas()) and again.rows_written == first.rows_written
+    other_seed = warehouse.export_training_sample(SampleSpec(**{**spec.__dict__, "seed": 4}), tmp_path / "s.parquet")
+    assert not pq.read_table(tmp_path / "s.parquet").to_pandas().equals(rows) and other_seed.sampled
+    stratified = SampleSpec(**{**spec.__dict__, "stratify": True})
+    warehouse.export_training_sample(stratified, tmp_path / "st.parquet")
+    # the small class (1 row in 6) keeps every row: each class keeps at least a floor of rows
+    assert (pq.read_table(tmp_path / "st.parquet").to_pandas()["churned"] == "yes").sum() == 100
+    excluded = SampleSpec(table=ODD, columns=("Region", "churned"), target="churned", max_rows=1000,
+                          exclude_target_values=("yes",))
+    info = warehouse.export_training_sample(excluded, tmp_path / "c.parquet")
+    assert (info.rows_eligible, info.sampled) == (500, False)
+
+
+def test_replacing_a_table_swaps_atomically_and_cleans_up(warehouse: SnowflakeWarehouse) -> None:
+    new = TableRef(ODD.schema, "fresh")
+    staging = TableRef(ODD.schema, "__flurry_staging_x")
+    warehouse.execute(f'CREATE TABLE {warehouse.qualify(staging)} ("a" INT)')
+    warehouse._swap_in(staging, new)  # no table yet: a rename
+    assert warehouse.table_exists(new) and not warehouse.table_exists(staging)
+    # fakesnow cannot run SWAP WITH; the statement used when the table exists is checked as Snowflake SQL
+    swap = f"ALTER TABLE {warehouse.qualify(staging)} SWAP WITH {warehouse.qualify(new)}"
+    assert sqlglot.parse_one(swap, read="snowflake").sql(dialect="snowflake").startswith("ALTER TABLE")
+    warehouse.drop_table(new)
+    assert not warehouse.table_exists(new)
+
+
+def test_writes_go_through_snowpark_save_as_table() -> None:
+    from snowflake.snowpark import Session
+
+    session = Session.builder.config("local_testing", True).create()
+    wh = SnowflakeWarehouse(session, database="DB")
+    frame = pd.DataFrame({"a b": [1, 2, 3], "c": ["x", None, "z"]})
+    batches = iter(pa.Table.from_pandas(frame).to_batches(max_chunksize=2))
+    staged = TableRef("S", "staged rows")
+    assert wh._stage_batches(staged, batches) == 3
+    back = session.table(['"DB"', '"S"', '"staged rows"']).to_pandas()
+    assert back["a b"].tolist() == [1, 2, 3] and back["c"].tolist()[0] == "x"
+
+
+def test_a_failed_connection_never_shows_the_password(server: dict) -> None:
+    secret = "hunter2-very-secret"
+    bad = dict(server, port=1, password=secret, login_timeout=2, network_timeout=1)
+    with pytest.raises(ConfigurationError) as caught:
+        open_session("unused", secrets=bad)
+    assert secret not in str(caught.value) and secret not in (caught.value.hint or "")
+    assert "Could not connect to Snowflake" in str(caught.value)
+    assert redact(f"user=x password={secret}", {"password": secret}) == "user=x password=***"
+
+
+def test_identity_shows_where_not_how(warehouse: SnowflakeWarehouse, server: dict) -> None:
+    shown = dict(identity(warehouse._session).lines())
+    # (fakesnow's server shares one current database between sessions, so only its account is stable here)
+    assert shown["Account"] == server["account"] and shown["Database"] not in ("", "none")
+    assert set(shown) == {"Account", "Role", "Warehouse", "Database", "Schema"}
+    assert server["password"] not in shown.values() and server["user"] not in shown.values()

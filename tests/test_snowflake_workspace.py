@@ -1,0 +1,74 @@
+"""The wizard's backend on the Snowflake adapter, offline: a workspace opened through FLURRY_WAREHOUSE's
+snowflake route against fakesnow, from catalog to a trained, verified model version.
+
+Training here runs in the local worker on a sample exported from the warehouse (the stored-procedure route
+is not built yet); the registry, sampling and profile run as Snowflake SQL. fakesnow lacks APPROX_TOP_K,
+so the connection turns top values off (`flurry_top_values = false`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from backend.config import WarehouseConfig
+from backend.deploy import deploy
+from backend.errors import DeploymentError
+from backend.metrics import default_metric
+from backend.registry import RunState
+from backend.task_detection import Task
+from backend.warehouse.allow_list import NotAllowedError
+from backend.warehouse.base import TableRef
+from backend.warehouse.snowflake_session import open_session, use_secrets
+from backend.workspace import Workspace, open_workspace
+
+CHURN = TableRef("LAB", "Churn risk")
+
+
+@pytest.fixture(scope="module")
+def workspace(fakesnow_server: dict) -> Iterator[Workspace]:
+    params = dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC")
+    setup = open_session("unused", secrets=params)
+    setup.sql("CREATE DATABASE IF NOT EXISTS FLURRY_WS").collect()
+    for schema in ("LAB", "HR"):
+        setup.sql(f'CREATE SCHEMA IF NOT EXISTS FLURRY_WS."{schema}"').collect()
+    setup.sql('CREATE TABLE FLURRY_WS."LAB"."Churn risk" ("tenure" INT, "plan" VARCHAR, "churned" VARCHAR)').collect()
+    setup.sql('CREATE TABLE FLURRY_WS."HR"."salaries" ("id" INT)').collect()
+    rows: list[object] = []
+    for i in range(300):
+        tenure = 1 + (i * 37) % 70
+        rows += [tenure, ["basic", "pro"][i % 2], "yes" if tenure < 20 else "no"]
+    setup.sql('INSERT INTO FLURRY_WS."LAB"."Churn risk" VALUES ' + ", ".join(["(?, ?, ?)"] * 300), params=rows).collect()
+    use_secrets(lambda: dict(params, flurry_top_values="false"))
+    try:
+        ws = open_workspace(WarehouseConfig("snowflake", "offline"), allowed_schemas="LAB")
+        yield ws
+    finally:
+        use_secrets(lambda: None)
+
+
+def test_the_catalog_shows_only_allowed_schemas_and_never_flurrys_own(workspace: Workspace) -> None:
+    assert workspace.warehouse.list_schemas() == ["LAB"]
+    with pytest.raises(NotAllowedError):
+        workspace.warehouse.preview(TableRef("HR", "salaries"))
+    assert workspace.registry.migrate() == 2  # the registry lives in FLURRY_WS.FLURRY, migrated once
+
+
+def test_a_model_trains_on_a_warehouse_sample_and_is_stored_verified(workspace: Workspace) -> None:
+    summary, choices = workspace.target_summary(CHURN, "churned")
+    assert summary.detected_task is Task.BINARY
+    features = [c.name for c in choices if c.include]
+    assert set(features) == {"tenure", "plan"}
+    config = workspace.train_config(CHURN, "churned", Task.BINARY, features, default_metric(Task.BINARY), 4)
+    run_id = workspace.jobs.start(config)
+    deadline = time.monotonic() + 120
+    while not (progress := workspace.jobs.progress(run_id)).run.state.is_final and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    version = workspace.registry.get_model_version(progress.model_id)
+    assert version.metrics["roc_auc"]["model"] > 0.9
+    assert len(workspace.holdout_frame(progress.model_id)) == 60
+    with pytest.raises(DeploymentError, match="cannot host Python functions yet"):
+        deploy(workspace.warehouse, workspace.registry, progress.model_id, "flurry_churn")
