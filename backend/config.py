@@ -65,11 +65,16 @@ def parse_warehouse_url(url: str) -> WarehouseConfig:
 
 
 def warehouse_config() -> WarehouseConfig:
-    """Return the configured warehouse; the embedded DuckDB file when nothing is set."""
+    """Return the configured warehouse: inside Snowflake (Streamlit in Snowflake, where no environment can be
+    set) the account the app runs in; otherwise the embedded DuckDB file when nothing is set."""
     url = os.environ.get(ENV_WAREHOUSE, "").strip()
-    if not url:
-        return WarehouseConfig(kind="duckdb", location=str(default_duckdb_path()))
-    return parse_warehouse_url(url)
+    if url:
+        return parse_warehouse_url(url)
+    from backend.warehouse.snowflake_session import ACTIVE, active_session
+
+    if active_session() is not None:
+        return WarehouseConfig(kind="snowflake", location=ACTIVE)
+    return WarehouseConfig(kind="duckdb", location=str(default_duckdb_path()))
 
 
 def allowed_schemas_setting() -> str:

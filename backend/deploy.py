@@ -122,20 +122,30 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
     Raises InvalidIdentifierError for a bad name, DeploymentError when the name belongs to another
     function, ArtifactIntegrityError when the model file does not verify."""
     validate_function_name(function_name)
-    if not warehouse.capabilities.python_udfs:
+    if not (warehouse.capabilities.python_udfs or warehouse.capabilities.staged_functions):
         raise DeploymentError("This warehouse cannot host Python functions yet.")
     existing = {d.function_name: d for d in registry.list_deployments()}
     if function_name not in existing and warehouse.function_exists(function_name):
         raise InvalidIdentifierError(f"The warehouse already has a function called {function_name!r}.",
                                      hint="Choose another name.")
-    bundle = load_bundle(registry, model_id)
-    functions = register_functions(warehouse, bundle, function_name)
+    if warehouse.capabilities.staged_functions:
+        version = registry.get_model_version(model_id)
+        content = registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256)
+        bundle = ModelBundle.from_verified_bytes(content, version.sha256)
+        predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, version.sha256,
+                                                                model_id, prediction_sql_type(bundle))
+        functions = DeployedFunctions(predict=predict, probability=probability)
+    else:
+        functions = register_functions(warehouse, load_bundle(registry, model_id), function_name)
     registry.upsert_deployment(function_name, model_id)
     return functions
 
 
 def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
-    """Register every recorded deployment on this connection (after a restart); return the names restored."""
+    """Register every recorded deployment on this connection (after a restart); return the names restored.
+    Permanent (staged) functions outlive the app, so there is nothing to restore for them."""
+    if not warehouse.capabilities.python_udfs:
+        return []
     restored = []
     for deployment in registry.list_deployments():
         try:
@@ -177,6 +187,13 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     pred_col = _output_column(PREDICTION_COLUMN, set(columns))
     proba_col = _output_column(PROBABILITY_COLUMN, set(columns) | {pred_col})
     out_type = prediction_sql_type(bundle)
+    if warehouse.capabilities.staged_functions:  # scored where the rows are, in one statement
+        warehouse.ensure_schema(output.schema)
+        probability = f"{function_name}_proba" if bundle.is_classification else None
+        rows = warehouse.score_into(function_name, probability, bundle.feature_names, source, output, pred_col,
+                                    proba_col)
+        registry.record_scoring(function_name, output, rows)
+        return ScoringResult(table=output, rows=rows)
 
     def scored_batches() -> Iterator[pa.RecordBatch]:
         for batch in warehouse.scan_batches(source, columns, SCORING_BATCH_ROWS):
@@ -192,3 +209,22 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     rows = warehouse.replace_table_from_batches(output, scored_batches())
     registry.record_scoring(function_name, output, rows)
     return ScoringResult(table=output, rows=rows)
+
+
+def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
+                     output: TableRef, schedule: str) -> str:
+    """Re-score `source` into `output` on a schedule inside the warehouse (Snowflake Tasks); the task's name.
+    Raises DeploymentError where the warehouse has no scheduler or the function is unknown."""
+    if not warehouse.capabilities.staged_functions:
+        raise DeploymentError("Scheduled scoring needs a warehouse with a scheduler (Snowflake).",
+                              hint="Score the table from this page when you need fresh scores.")
+    deployment = next((d for d in registry.list_deployments() if d.function_name == function_name), None)
+    if deployment is None:
+        raise DeploymentError(f"No deployed model is called {function_name!r}.", hint="Deploy the model first.")
+    bundle = load_bundle(registry, deployment.model_id)
+    columns = {c.name for c in warehouse.describe(source)}
+    probability = f"{function_name}_proba" if bundle.is_classification else None
+    pred_col = _output_column(PREDICTION_COLUMN, columns)
+    proba_col = _output_column(PROBABILITY_COLUMN, columns | {pred_col})
+    return warehouse.schedule_scoring(f"{function_name}_rescore", function_name, probability, bundle.feature_names,
+                                      source, output, pred_col, proba_col, schedule)

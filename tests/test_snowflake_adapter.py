@@ -151,6 +151,7 @@ def test_writes_go_through_snowpark_save_as_table() -> None:
     assert wh._stage_batches(staged, batches) == 3
     back = session.table(['"DB"', '"S"', '"staged rows"']).to_pandas()
     assert back["a b"].tolist() == [1, 2, 3] and back["c"].tolist()[0] == "x"
+    session.close()
 
 
 def test_a_failed_connection_never_shows_the_password(server: dict) -> None:
@@ -169,3 +170,22 @@ def test_identity_shows_where_not_how(warehouse: SnowflakeWarehouse, server: dic
     assert shown["Account"] == server["account"] and shown["Database"] not in ("", "none")
     assert set(shown) == {"Account", "Role", "Warehouse", "Database", "Schema"}
     assert server["password"] not in shown.values() and server["user"] not in shown.values()
+
+
+def test_outside_snowflake_there_is_no_active_session_to_borrow() -> None:
+    from snowflake.snowpark import Session
+
+    from backend.config import warehouse_config
+    from backend.warehouse.snowflake_session import ACTIVE, active_session
+
+    local = Session.builder.config("local_testing", True).create()  # a session, but not Snowflake's own
+    try:
+        assert active_session() is None
+        with pytest.raises(ConfigurationError, match="not running inside Snowflake"):
+            open_session(ACTIVE)
+        import os
+
+        if not os.environ.get("FLURRY_WAREHOUSE"):
+            assert warehouse_config().kind == "duckdb"  # the embedded default, not the local-testing session
+    finally:
+        local.close()

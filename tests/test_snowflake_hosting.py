@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlglot
 import yaml
 
 from backend.errors import ArtifactIntegrityError
@@ -114,3 +115,49 @@ def test_the_udf_handler_refuses_a_tampered_model_file(staged, tmp_path: Path) -
     (tmp_path / "model.pkl").write_bytes((directory / "model.pkl").read_bytes() + b"x")
     with pytest.raises(ArtifactIntegrityError, match="checksum"):
         load_staged_bundle(str(tmp_path), "model.pkl", sha)
+
+
+def test_deploying_stages_the_model_and_registers_both_functions(staged) -> None:
+    """Snowpark local testing: the staged file round-trips and Snowpark accepts the UDF definitions (types,
+    imports, packages). Local testing cannot make permanent UDFs nor call vectorized ones, so the functions
+    are session-scoped here and their handler is tested on pandas above."""
+    import io
+
+    from snowflake.snowpark import Session
+
+    from backend.warehouse import snowflake_deploy as sd
+
+    directory, sha, _ = staged
+    content = (directory / "model.pkl").read_bytes()
+    bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    session = Session.builder.config("local_testing", True).create()
+    path = f"@{sd.stage_name('DB')}/m1/{sd.BUNDLE_FILE}"
+    session.file.put_stream(io.BytesIO(content), path, auto_compress=False, overwrite=True)
+    assert hashlib.sha256(session.file.get_stream(path).read()).hexdigest() == sha
+    model = sd.StagedModel(path=path, file_name=sd.BUNDLE_FILE, sha256=sha)
+    names = sd.register_model_functions(session, "DB", "flurry_churn", bundle, model, "VARCHAR", permanent=False)
+    assert names == ("flurry_churn", "flurry_churn_proba")
+    packages = sd.model_packages(bundle)
+    assert f"lightgbm=={bundle.versions['lightgbm']}" in packages and "pandas" in packages
+    session.close()
+
+
+def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> None:
+    from backend.errors import DeploymentError
+    from backend.warehouse import snowflake_deploy as sd
+    from backend.warehouse.snowflake_warehouse import argument_types
+
+    sql = sd.scoring_sql("DB", "flurry_churn", "flurry_churn_proba", ['tenure "months"', "plan"],
+                         '"DB"."lab"."Churn risk"', '"DB"."scores"."out"', prediction_column="prediction",
+                         probability_column="probability")
+    parsed = sqlglot.parse_one(sql, read="snowflake")
+    assert parsed.key == "create" and '"tenure ""months"""' in sql
+    assert '"DB"."FLURRY".flurry_churn_proba(' in sql
+    statements = sd.task_sql("DB", "flurry_churn_rescore", "COMPUTE WH", "daily", sql)
+    assert statements[0].startswith('CREATE OR REPLACE TASK "DB"."FLURRY"."flurry_churn_rescore" '
+                                    'WAREHOUSE = "COMPUTE WH" SCHEDULE = \'USING CRON 0 6 * * * UTC\' AS CREATE')
+    assert statements[1] == 'ALTER TASK "DB"."FLURRY"."flurry_churn_rescore" RESUME'  # created suspended first
+    with pytest.raises(DeploymentError, match="Unknown schedule"):
+        sd.task_sql("DB", "t", "W", "every second; DROP TABLE x", sql)
+    assert argument_types("(ARG1 FLOAT, ARG2 VARCHAR)") == "FLOAT, VARCHAR"
+    assert argument_types("()") == ""

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from backend.config import WarehouseConfig
-from backend.deploy import deploy
-from backend.errors import DeploymentError
 from backend.metrics import default_metric
 from backend.registry import RunState
 from backend.task_detection import Task
@@ -70,5 +68,3 @@ def test_a_model_trains_on_a_warehouse_sample_and_is_stored_verified(workspace: 
     version = workspace.registry.get_model_version(progress.model_id)
     assert version.metrics["roc_auc"]["model"] > 0.9
     assert len(workspace.holdout_frame(progress.model_id)) == 60
-    with pytest.raises(DeploymentError, match="cannot host Python functions yet"):
-        deploy(workspace.warehouse, workspace.registry, progress.model_id, "flurry_churn")

@@ -219,11 +219,15 @@ def _affordable(candidates: list[Candidate], fits: int, deadline: float) -> list
 
 def _fit(learner_class: type, flaml_task: Any, candidate: Candidate, x: pd.DataFrame, y: np.ndarray,
          rows: np.ndarray, deadline: float, fit_kwargs: dict[str, Any]) -> Any:
-    if time.monotonic() > deadline:
+    left = deadline - time.monotonic()
+    if left <= 0:
         raise OutOfTime
     model = learner_class(task=flaml_task, n_jobs=-1, **candidate.config)
     kwargs = {k: v[rows] for k, v in fit_kwargs.items()}
-    model.fit(x.iloc[rows], y[rows], **kwargs)
+    # FLAML's learners stop adding trees when the budget runs out, so no fit can overrun the deadline by much
+    model.fit(x.iloc[rows], y[rows], budget=left, **kwargs)
+    if time.monotonic() > deadline:
+        raise OutOfTime  # cut short: not the configuration that was scored
     return model
 
 

@@ -27,6 +27,7 @@ from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now,
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.fit import feature_specs
+from backend.training.progress import trial_payloads
 from backend.warehouse.base import SampleInfo, SampleSpec, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -235,21 +236,10 @@ class JobManager:
         return _process_alive(run.worker_pid)
 
     def _sync_trials(self, run: Run, job_dir: Path) -> None:
-        metric = METRICS[run.metric]
-        records = [r for r in jf.read_complete_lines(job_dir / jf.FLAML_LOG) if "validation_loss" in r]
         known = len(self.registry.events(run.run_id, "trial"))
-        if len(records) <= known:
-            return
-        best = None
-        payloads: list[dict[str, Any]] = []
-        for i, record in enumerate(records):
-            score = metric.score_from_loss(float(record["validation_loss"]))
-            if best is None or (score > best if metric.greater_is_better else score < best):
-                best = score
-            if i >= known:
-                payloads.append({"trial": i + 1, "estimator": str(record.get("learner")), "score": score,
-                                 "best_score": best, "elapsed": float(record.get("wall_clock_time", 0.0))})
-        self.registry.add_events(run.run_id, "trial", payloads)
+        payloads = trial_payloads(jf.read_complete_lines(job_dir / jf.FLAML_LOG), run.metric, known)
+        if payloads:
+            self.registry.add_events(run.run_id, "trial", payloads)
 
     def _collect_model(self, run: Run, job_dir: Path, *, stopped_early: bool = False) -> None:
         try:

@@ -91,8 +91,9 @@ class SampleInfo:
 class Capabilities:
     """What an adapter can do; callers check flags, never the adapter's class."""
 
-    python_udfs: bool
+    python_udfs: bool  # scoring functions are Python callables registered on the app's connection
     local_worker: bool
+    staged_functions: bool = False  # scoring functions are permanent UDFs created from a staged model file
 
 
 _NUMERIC_PREFIXES = (
@@ -259,6 +260,22 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def drop_function(self, name: str) -> None:
         """Remove a function this app registered (no error when it is not there)."""
+
+    def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+                               prediction_type: str) -> tuple[str, str | None]:
+        """Create permanent scoring functions from the model file (staged_functions adapters only)."""
+        raise NotImplementedError
+
+    def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
+                   output: TableRef, prediction_column: str, probability_column: str) -> int:
+        """Score `source` into `output` inside the warehouse (staged_functions adapters only); rows written."""
+        raise NotImplementedError
+
+    def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
+                         source: TableRef, output: TableRef, prediction_column: str, probability_column: str,
+                         schedule: str) -> str:
+        """Re-score on a schedule inside the warehouse (staged_functions adapters only)."""
+        raise NotImplementedError
 
     def connection_details(self) -> list[tuple[str, str]]:
         """What the sidebar may show about where the app is connected (never credentials)."""

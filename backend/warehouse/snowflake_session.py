@@ -8,6 +8,7 @@ otherwise the named connection from `connections.toml` (`snowflake://<name>` in 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,22 +63,35 @@ def redact(text: str, parameters: Mapping[str, Any] | None) -> str:
     return text
 
 
+ACTIVE = "active"  # the connection name meaning "the session Snowflake gave this process"
+
+
 def active_session() -> Any | None:
-    """The session Streamlit in Snowflake gives the app, or None anywhere else."""
+    """The session Streamlit in Snowflake gives the app, or None anywhere else.
+
+    Only looked for when Snowpark is already loaded (Snowflake's runtime loads it before the app starts), so
+    the embedded default never pays for importing it; sessions of Snowpark's local testing mode don't count."""
+    if "snowflake.snowpark" not in sys.modules:
+        return None
     try:
         from snowflake.snowpark.context import get_active_session
 
-        return get_active_session()
+        session = get_active_session()
     except Exception:  # no active session: not running inside Snowflake
         return None
+    return None if "Mock" in type(getattr(session, "_conn", None)).__name__ else session
 
 
 def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None) -> Any:
-    """A Snowpark session: the active one in Snowflake, else from `secrets`, else the named connection.
+    """A Snowpark session: from `secrets` when given, the one Snowflake gave the app for `ACTIVE`, else the
+    named connection of connections.toml.
 
     Raises ConfigurationError with a message free of credentials when it cannot connect."""
-    session = active_session()
-    if session is not None:
+    if connection_name == ACTIVE and not secrets:
+        session = active_session()
+        if session is None:
+            raise ConfigurationError("There is no active Snowflake session: the app is not running inside Snowflake.",
+                                     hint="Name a connection instead: FLURRY_WAREHOUSE=snowflake://<connection name>.")
         return session
     from snowflake.snowpark import Session
 

@@ -50,10 +50,15 @@ def snowflake_type(data_type: str, scale: Any) -> str:
     return data_type.upper()
 
 
+def argument_types(signature: str) -> str:
+    """INFORMATION_SCHEMA's "(ARG1 FLOAT, ARG2 VARCHAR)" → "FLOAT, VARCHAR" (DROP FUNCTION names the types)."""
+    return ", ".join(part.strip().split(" ", 1)[-1] for part in signature.strip().strip("()").split(",") if part.strip())
+
+
 class SnowflakeWarehouse(Warehouse):
     kind = "snowflake"
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
-    capabilities = Capabilities(python_udfs=False, local_worker=False)
+    capabilities = Capabilities(python_udfs=False, local_worker=False, staged_functions=True)
     binary_type = "BINARY"  # Snowflake has no BLOB; BINARY holds up to 8 MB (larger models: a stage, to come)
 
     def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True) -> None:
@@ -343,20 +348,58 @@ class SnowflakeWarehouse(Warehouse):
     def drop_table(self, table: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualify(table)}")
 
-    # --- functions -------------------------------------------------------------------------------
+    # --- functions (permanent UDFs from the staged model: backend.warehouse.snowflake_deploy) ----------
     def register_function(self, name: str, handler: ScalarFunction, parameter_types: list[str],
                           return_type: str) -> None:
         raise DeploymentError("On Snowflake, scoring functions are permanent UDFs created from the staged model, "
-                              "not Python callables of the app process.",
-                              hint="Deploy from the Deploy step, which uses the Snowflake route.")
+                              "not Python callables of the app process.")
+
+    def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+                               prediction_type: str) -> tuple[str, str | None]:
+        from backend.warehouse import snowflake_deploy as sd
+
+        staged = sd.stage_model(self._session, self.database, model_id, content, sha256)
+        return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
+
+    def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
+                   output: TableRef, prediction_column: str, probability_column: str) -> int:
+        from backend.warehouse import snowflake_deploy as sd
+
+        self.execute(sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
+                                    self.qualify(output), prediction_column=prediction_column,
+                                    probability_column=probability_column))
+        return self.row_count(output)
+
+    def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
+                         source: TableRef, output: TableRef, prediction_column: str, probability_column: str,
+                         schedule: str) -> str:
+        """A Task re-creating `output` on `schedule` with the session's warehouse; returns the task's name."""
+        from backend.warehouse import snowflake_deploy as sd
+
+        body = sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
+                              self.qualify(output), prediction_column=prediction_column,
+                              probability_column=probability_column)
+        compute = str(self._session.get_current_warehouse() or "").strip('"')
+        if not compute:
+            raise DeploymentError("The Snowflake connection has no warehouse to run the schedule on.",
+                                  hint="Set `warehouse` in the connection.")
+        for statement in sd.task_sql(self.database, task, compute, schedule, body):
+            self.execute(statement)
+        return task
+
+    def _function_signatures(self, name: str) -> list[str]:
+        frame = self.query(f'SELECT argument_signature AS "s" FROM {self._info}.FUNCTIONS '
+                           f"WHERE function_schema = ? AND function_name = ?", [METADATA_SCHEMA, name.upper()])
+        return frame["s"].tolist()
 
     def function_exists(self, name: str) -> bool:
-        frame = self.query(f'SELECT COUNT(*) AS "n" FROM {self._info}.FUNCTIONS WHERE function_name = ?',
-                           [name.upper()])
-        return int(frame["n"].iloc[0]) > 0
+        return bool(self._function_signatures(name))
 
     def drop_function(self, name: str) -> None:
-        raise DeploymentError("Dropping Snowflake scoring functions goes through the Snowflake deployment route.")
+        from backend.warehouse.snowflake_deploy import function_name
+
+        for signature in self._function_signatures(name):
+            self.execute(f"DROP FUNCTION IF EXISTS {function_name(self.database, name)}({argument_types(signature)})")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

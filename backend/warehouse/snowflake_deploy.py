@@ -1,0 +1,122 @@
+"""Deploying a model inside Snowflake: the bundle staged, permanent vectorized UDFs reading it, batch scoring
+as one in-warehouse statement, and a Task that re-scores on a schedule.
+
+Nothing here moves table rows out of the account: scoring is `CREATE OR REPLACE TABLE … AS SELECT fn(…)`,
+which Snowflake swaps in atomically (a failed statement leaves the old table as it was).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backend.errors import DeploymentError
+from backend.identifiers import quote_ident
+from backend.model_bundle import MODEL_LIBRARIES, ModelBundle
+from backend.warehouse.base import METADATA_SCHEMA, TableRef, column_kind
+from backend.warehouse.snowflake_udf import staged_handler
+
+MODEL_STAGE = "MODELS"
+BUNDLE_FILE = "bundle.pkl"
+# Packages the UDF needs besides the model libraries (which are pinned to the versions it was trained with).
+UDF_PACKAGES = ("pandas", "numpy", "pyarrow")
+# Schedules offered for re-scoring: fixed cron strings, never user text, in the task's DDL.
+SCHEDULES = {"hourly": "USING CRON 0 * * * * UTC", "daily": "USING CRON 0 6 * * * UTC",
+             "weekly": "USING CRON 0 6 * * 1 UTC"}
+BACKEND_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class StagedModel:
+    path: str  # @stage/model_id/bundle.pkl
+    file_name: str
+    sha256: str
+
+
+def stage_name(database: str) -> str:
+    return f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.{quote_ident(MODEL_STAGE)}"
+
+
+def function_name(database: str, name: str) -> str:
+    """Scoring functions live beside Flurry's metadata: DB.FLURRY.<name> (names are plain lower-case)."""
+    return f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.{name}"
+
+
+def model_packages(bundle: ModelBundle) -> list[str]:
+    """The UDF's packages: the model libraries at exactly the versions the bundle was trained with."""
+    pinned = [f"{name}=={bundle.versions[name]}" for name in MODEL_LIBRARIES if name in bundle.versions]
+    return [*pinned, *UDF_PACKAGES]
+
+
+def stage_model(session: Any, database: str, model_id: str, content: bytes, sha256: str) -> StagedModel:
+    session.sql(f"CREATE STAGE IF NOT EXISTS {stage_name(database)}").collect()
+    path = f"@{stage_name(database)}/{model_id}/{BUNDLE_FILE}"
+    session.file.put_stream(io.BytesIO(content), path, auto_compress=False, overwrite=True)
+    return StagedModel(path=path, file_name=BUNDLE_FILE, sha256=sha256)
+
+
+def _snowpark_type(kind: str) -> Any:
+    from snowflake.snowpark import types
+
+    return {"numeric": types.DoubleType(), "boolean": types.BooleanType(), "datetime": types.TimestampType(),
+            "text": types.StringType()}.get(kind, types.StringType())
+
+
+def _return_type(sql_type: str) -> Any:
+    from snowflake.snowpark import types
+
+    return {"VARCHAR": types.StringType(), "BOOLEAN": types.BooleanType(), "BIGINT": types.LongType(),
+            "DOUBLE": types.DoubleType()}[sql_type]
+
+
+def register_model_functions(session: Any, database: str, name: str, bundle: ModelBundle, staged: StagedModel,
+                             prediction_type: str, *, permanent: bool = True) -> tuple[str, str | None]:
+    """Create (or replace) the permanent UDFs `name` and, for classifiers, `name_proba`; return their names.
+    (`permanent=False` makes session-scoped ones, which Snowpark's local testing mode can register.)"""
+    from snowflake.snowpark.types import PandasDataFrameType, PandasSeriesType
+
+    inputs = [PandasDataFrameType([_snowpark_type(column_kind(f["sql_type"])) for f in bundle.features])]
+    common = {"input_types": inputs, "is_permanent": permanent, "replace": True,
+              "stage_location": f"@{stage_name(database)}/functions",
+              "imports": [staged.path, (str(BACKEND_DIR), "backend")], "packages": model_packages(bundle)}
+    try:
+        session.udf.register(staged_handler(staged.file_name, staged.sha256, "predict"),
+                             return_type=PandasSeriesType(_return_type(prediction_type)),
+                             name=function_name(database, name), **common)
+        probability = None
+        if bundle.is_classification:
+            probability = f"{name}_proba"
+            session.udf.register(staged_handler(staged.file_name, staged.sha256, "probability"),
+                                 return_type=PandasSeriesType(_return_type("DOUBLE")),
+                                 name=function_name(database, probability), **common)
+    except Exception as exc:  # the account's message (e.g. a package version the channel lacks) is the reason
+        raise DeploymentError(f"Snowflake could not create the function {name!r}: {str(exc).splitlines()[0]}",
+                              hint="If a package version is missing from the account's Anaconda channel, retrain "
+                                   "the model in the account so it uses the versions there.") from exc
+    return name, probability
+
+
+def scoring_sql(database: str, predict: str, probability: str | None, features: list[str], source: str,
+                output: str, *, prediction_column: str, probability_column: str) -> str:
+    """One statement that (re)creates `output` as `source` plus the predictions (names already quoted)."""
+    args = ", ".join(quote_ident(f) for f in features)
+    columns = [f"{function_name(database, predict)}({args}) AS {quote_ident(prediction_column)}"]
+    if probability:
+        columns.append(f"{function_name(database, probability)}({args}) AS {quote_ident(probability_column)}")
+    return f"CREATE OR REPLACE TABLE {output} AS SELECT *, {', '.join(columns)} FROM {source}"
+
+
+def task_sql(database: str, task: str, warehouse: str, schedule: str, body: str) -> list[str]:
+    """Statements creating the re-scoring Task suspended (Snowflake's default), then resuming it."""
+    if schedule not in SCHEDULES:
+        raise DeploymentError(f"Unknown schedule {schedule!r}.", hint=f"Choose one of {', '.join(SCHEDULES)}.")
+    name = f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.{quote_ident(task)}"
+    return [f"CREATE OR REPLACE TASK {name} WAREHOUSE = {quote_ident(warehouse)} "
+            f"SCHEDULE = '{SCHEDULES[schedule]}' AS {body}",
+            f"ALTER TASK {name} RESUME"]
+
+
+def scoring_target(database: str, table: TableRef) -> str:
+    return f"{quote_ident(database)}.{quote_ident(table.schema)}.{quote_ident(table.name)}"

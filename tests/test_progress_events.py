@@ -1,0 +1,47 @@
+"""Trial events emitted while FLAML runs (what the Snowflake stored procedure writes to the events table)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.task_detection import Task
+from backend.training.config import TrainConfig
+from backend.training.job_files import read_complete_lines
+from backend.training.progress import train_with_events, trial_payloads
+from backend.warehouse.base import TableRef
+
+
+def test_trial_payloads_number_trials_and_keep_the_best_so_far() -> None:
+    records = [{"validation_loss": 0.3, "learner": "lgbm", "wall_clock_time": 1.0}, {"curr_best_record_id": 0},
+               {"validation_loss": 0.4, "learner": "rf", "wall_clock_time": 2.0},
+               {"validation_loss": 0.1, "learner": "rf", "wall_clock_time": 3.0}]
+    payloads = trial_payloads(records, "roc_auc", known=1)
+    assert [(p["trial"], p["estimator"]) for p in payloads] == [(2, "rf"), (3, "rf")]
+    assert [round(p["best_score"], 3) for p in payloads] == [0.7, 0.9]
+    assert [round(p["score"], 3) for p in payloads] == [0.6, 0.9]
+
+
+def test_events_arrive_while_training_runs_not_only_at_the_end(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=2000), "z": rng.normal(size=2000)})
+    frame["y"] = frame["x"] * 2 + np.sin(frame["z"] * 3) + rng.normal(0, 0.3, 2000)
+    config = TrainConfig(table=TableRef("s", "t"), target="y", target_sql_type="DOUBLE", task=Task.REGRESSION,
+                         features=(("x", "DOUBLE"), ("z", "DOUBLE")), metric="r2", time_budget_s=4)
+    emitted: list[tuple[float, str, list[dict[str, Any]]]] = []
+    result = train_with_events(frame, config, tmp_path / "log.jsonl",
+                               lambda kind, payloads: emitted.append((time.monotonic(), kind, payloads)),
+                               interval=0.2)
+    finished = time.monotonic()
+    trials = [p for _, kind, payloads in emitted if kind == "trial" for p in payloads]
+    logged = [r for r in read_complete_lines(tmp_path / "log.jsonl") if "validation_loss" in r]
+    assert [p["trial"] for p in trials] == list(range(1, len(logged) + 1))  # each trial once, in order
+    # several deliveries, the first well before the end: trials are reported while the search still runs
+    assert len(emitted) >= 2 and emitted[0][0] < finished - 0.2
+    best = [p["best_score"] for p in trials]
+    assert best == sorted(best)  # R²: the best so far only improves
+    assert result.metrics["r2"]["model"] > 0.8
