@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -77,9 +78,27 @@ def warehouse_config() -> WarehouseConfig:
     return WarehouseConfig(kind="duckdb", location=str(default_duckdb_path()))
 
 
+SETTINGS_FILE = Path(__file__).resolve().parents[1] / "flurry.toml"
+
+
+def _settings_file_value(section: str, key: str, path: Path = SETTINGS_FILE) -> str:
+    """A value of flurry.toml beside app.py: the one place a hosted app (where no environment can be set)
+    reads its settings from. Raises ConfigurationError when the file is not valid TOML."""
+    if not path.is_file():
+        return ""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"The settings file {path.name} is not valid TOML: {exc}",
+                                 hint="Fix the file and redeploy or restart the app.") from exc
+    value = data.get(section, {}).get(key, "")
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
 def allowed_schemas_setting() -> str:
-    """Comma-separated schema patterns the app may use (empty: every schema the connection can read)."""
-    return os.environ.get(ENV_ALLOWED_SCHEMAS, "")
+    """Comma-separated schema patterns the app may use (empty: every schema the connection can read):
+    FLURRY_ALLOWED_SCHEMAS, else `[access] allowed_schemas` in flurry.toml."""
+    return os.environ.get(ENV_ALLOWED_SCHEMAS, "") or _settings_file_value("access", "allowed_schemas")
 
 
 def max_concurrent_jobs() -> int:

@@ -18,7 +18,7 @@ from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_
 from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir, max_concurrent_jobs
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
-from backend.errors import InvalidTargetError, TableNotFoundError, TrainingFailedError
+from backend.errors import ConfigurationError, InvalidTargetError, TableNotFoundError, TrainingFailedError
 from backend.profiling import TableProfile, column_stats
 from backend.registry import Registry
 from backend.task_detection import (
@@ -34,6 +34,7 @@ from backend.training.jobs import JobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.allow_list import AllowList, guard
 from backend.warehouse.base import TableRef, Warehouse
+from backend.warehouse.snowflake_session import ACTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,13 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
                    ) -> Workspace:
     """Open and prepare a workspace. `allowed_schemas` defaults to the configured allow-list.
     Raises WarehouseLockedError / ConfigurationError."""
+    allow = allowed_schemas if allowed_schemas is not None else allowed_schemas_setting()
+    if config.kind == "snowflake" and config.location == ACTIVE and not allow.strip():
+        # hosted in the account, the app runs with its owner's rights: viewers must be fenced in first
+        raise ConfigurationError(
+            "This app runs inside Snowflake with its owner's rights, and no schemas are allowed yet.",
+            hint="List the schemas viewers may use in flurry.toml ([access] allowed_schemas = [\"SALES\", "
+                 "\"DEMO_*\"]) and deploy again.")
     raw = open_warehouse(config)
     registry = Registry(raw)
     registry.migrate()
@@ -140,7 +148,6 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
         if created:
             logger.info("seeded demo tables: %s", ", ".join(map(str, created)))
     # Everything past this point (pages, jobs, scoring) sees only the allowed schemas.
-    allow = allowed_schemas if allowed_schemas is not None else allowed_schemas_setting()
     warehouse = guard(raw, AllowList.parse(allow))
     jobs_root = _jobs_root_for(config)
     jobs = JobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs())

@@ -189,3 +189,21 @@ def test_outside_snowflake_there_is_no_active_session_to_borrow() -> None:
             assert warehouse_config().kind == "duckdb"  # the embedded default, not the local-testing session
     finally:
         local.close()
+
+
+def test_a_hosted_app_refuses_to_start_before_schemas_are_allowed(tmp_path: Path) -> None:
+    from backend.config import WarehouseConfig, _settings_file_value
+    from backend.warehouse.snowflake_session import ACTIVE
+    from backend.workspace import open_workspace
+
+    with pytest.raises(ConfigurationError, match="no schemas are allowed yet"):
+        open_workspace(WarehouseConfig("snowflake", ACTIVE), allowed_schemas="")
+    settings = tmp_path / "flurry.toml"
+    settings.write_text('[access]\nallowed_schemas = ["SALES", "DEMO_*"]\n', encoding="utf-8")
+    assert _settings_file_value("access", "allowed_schemas", settings) == "SALES,DEMO_*"
+    settings.write_text("[access\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="not valid TOML"):
+        _settings_file_value("access", "allowed_schemas", settings)
+    from backend.config import SETTINGS_FILE
+
+    assert _settings_file_value("access", "allowed_schemas", SETTINGS_FILE) == ""  # shipped empty: hosted apps wait
