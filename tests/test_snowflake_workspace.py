@@ -68,3 +68,36 @@ def test_a_model_trains_on_a_warehouse_sample_and_is_stored_verified(workspace: 
     version = workspace.registry.get_model_version(progress.model_id)
     assert version.metrics["roc_auc"]["model"] > 0.9
     assert len(workspace.holdout_frame(progress.model_id)) == 60
+
+
+def test_the_training_procedure_reports_trials_and_a_verified_result(workspace: Workspace, fakesnow_server: dict,
+                                                                     tmp_path) -> None:
+    """The stored procedure's body, run here on a fakesnow session (no procedure is created: fakesnow cannot
+    host one). Files it would put on the stage go to a local directory instead; the stage itself is
+    exercised only by scripts/snowflake_smoke.py."""
+    import hashlib
+
+    from backend.training.config import TrainConfig
+    from backend.warehouse.base import SampleSpec
+    from backend.warehouse.snowflake_training import RESULT_EVENT, job_payload, run_procedure
+
+    session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
+    config = workspace.train_config(CHURN, "churned", Task.BINARY, ["tenure", "plan"], "roc_auc", 4)
+    run_id = workspace.registry.create_run(table=CHURN, target="churned", task="binary", metric="roc_auc",
+                                           time_budget=4, config=config.to_dict(), job_dir="snowflake")
+    spec = SampleSpec(table=CHURN, columns=config.exported_columns, target="churned", max_rows=config.max_rows,
+                      stratify=True)
+    written: dict[str, bytes] = {}
+    state = run_procedure(session, job_payload(run_id, "FLURRY_WS", config, spec),
+                          put_file=lambda path, content: written.__setitem__(path.rsplit("/", 1)[-1], content))
+    assert state == "SUCCEEDED"
+    trials = workspace.registry.events(run_id, "trial")
+    assert trials and [e.payload["trial"] for e in trials] == list(range(1, len(trials) + 1))
+    (result,) = workspace.registry.events(run_id, RESULT_EVENT)
+    assert result.payload["metrics"]["roc_auc"]["model"] > 0.9
+    assert {name: hashlib.sha256(content).hexdigest() for name, content in written.items()} == result.payload["sha256"]
+    broken = TrainConfig.from_dict({**config.to_dict(), "target": "no such column"})
+    failed = run_procedure(session, job_payload(run_id, "FLURRY_WS", broken, SampleSpec(
+        table=CHURN, columns=("tenure", "no such column"), target="no such column", max_rows=100)), put_file=None)
+    assert failed == "FAILED"
+    assert "no longer has the column" in workspace.registry.events(run_id, RESULT_EVENT)[-1].payload["message"]
