@@ -161,3 +161,15 @@ def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> N
         sd.task_sql("DB", "t", "W", "every second; DROP TABLE x", sql)
     assert argument_types("(ARG1 FLOAT, ARG2 VARCHAR)") == "FLOAT, VARCHAR"
     assert argument_types("()") == ""
+
+
+def test_the_smoke_script_says_plainly_when_it_cannot_connect(tmp_path: Path) -> None:
+    """Without an account the smoke script can only fail, but cleanly: a message, no traceback, exit 2."""
+    import subprocess
+
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "SNOWFLAKE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "scripts.snowflake_smoke", "--connection", "nowhere"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Could not connect to Snowflake with the connection 'nowhere'" in done.stderr
+    assert "Traceback" not in done.stderr
