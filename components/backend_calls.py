@@ -7,6 +7,7 @@ go through `st.cache_data`, keyed by the workspace identity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -37,7 +38,14 @@ def _snowflake_secrets() -> dict[str, Any] | None:
         section = st.secrets.get("connections", {}).get("snowflake")
     except Exception:  # no secrets file at all
         return None
-    return dict(section) if section else None
+    return _plain(section) if section else None
+
+
+def _plain(value: Any) -> Any:
+    """Secrets as plain dicts: Snowpark edits nested parameters (session_parameters), which st.secrets forbids."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def workspace() -> Workspace:

@@ -143,9 +143,13 @@ class JobManager:
             sample = self.wh.export_training_sample(spec, job_dir / jf.DATA)
             used, dropped = sample.rows_written, total - sample.rows_eligible
             if used < MIN_TRAINING_ROWS:
+                which = "distinct rows (duplicates removed)" if config.deduplicate else "rows"
                 raise InvalidTargetError(
-                    f"Only {used} rows have a value for {config.target!r}; Flurry needs at least {MIN_TRAINING_ROWS}.",
-                    hint="Pick a table with more rows, or a target with fewer missing values.")
+                    f"Only {used} {which} have a value for {config.target!r}; Flurry needs at least "
+                    f"{MIN_TRAINING_ROWS}.",
+                    hint="Keep duplicate rows (undo that remedy on the Target step), include more columns, "
+                         "or pick a table with more rows." if config.deduplicate else
+                         "Pick a table with more rows, or a target with fewer missing values.")
             self.registry.set_run_rows(run_id, used=used, dropped=dropped, eligible=sample.rows_eligible)
             (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
             fingerprint = data_fingerprint(spec, sample, total, job_dir / jf.DATA)

@@ -1,0 +1,62 @@
+"""The unchanged wizard pages on the Snowflake adapter (AppTest against fakesnow's server): connection from
+Streamlit's `[connections.snowflake]` secrets, the allow-list, and Data → Target → Train → Evaluate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from backend.warehouse.snowflake_session import open_session, use_secrets
+from tests.test_app import goto, texts, wait_for_model
+
+
+@pytest.fixture
+def snowflake_app(fakesnow_server: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    params = dict(fakesnow_server, database="FLURRY_APP", schema="PUBLIC")
+    setup = open_session("unused", secrets=params)
+    setup.sql("CREATE DATABASE IF NOT EXISTS FLURRY_APP").collect()
+    for schema in ("SALES", "HR"):
+        setup.sql(f'CREATE SCHEMA IF NOT EXISTS FLURRY_APP."{schema}"').collect()
+    setup.sql('CREATE OR REPLACE TABLE FLURRY_APP."SALES"."Renewals" ("seats" INT, "region" VARCHAR, '
+              '"usage hours" DOUBLE, "renewed" BOOLEAN)').collect()
+    setup.sql('CREATE OR REPLACE TABLE FLURRY_APP."HR"."pay" ("id" INT)').collect()
+    rows: list[object] = []
+    for i in range(240):
+        seats, usage = 1 + (i * 13) % 50, round(((i * 7) % 23) * 1.5 + i / 100, 2)
+        rows += [seats, ["emea", "amer", "apac"][i % 3], usage, (seats + usage > 30) != (i % 9 == 0)]
+    setup.sql('INSERT INTO FLURRY_APP."SALES"."Renewals" VALUES ' + ", ".join(["(?, ?, ?, ?)"] * 240),
+              params=rows).collect()
+    monkeypatch.setenv("FLURRY_WAREHOUSE", "snowflake://from-secrets")
+    monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "SALES")
+    yield {"connections": {"snowflake": dict(params, flurry_top_values="false")}}
+    use_secrets(lambda: None)
+
+
+def test_the_wizard_runs_unchanged_on_snowflake(snowflake_app: dict) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.secrets["connections"] = snowflake_app["connections"]
+    at.run()
+    assert not at.exception and not at.error, texts(at, "error")
+    sidebar = " ".join(str(c.value) for c in at.sidebar.caption).replace("\\_", "_")  # markdown-escaped
+    assert "Account · fakesnow" in sidebar and "Database · FLURRY_APP" in sidebar
+    assert "snow" not in sidebar.replace("fakesnow", "")  # fakesnow's password is "snow"
+
+    assert at.selectbox(key="data.schema").options == ["SALES"]  # HR is outside the allow-list
+    at.selectbox(key="data.table").set_value("Renewals").run()
+    assert not at.exception and not at.error, texts(at, "error")
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("renewed").run()
+    assert not at.exception and not at.error, texts(at, "error")
+    goto(at, "pages/train.py")
+    at.number_input(key="train.budget").set_value(3)
+    at.button(key="train.start").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    wait_for_model(at, 120)
+    goto(at, "pages/evaluate.py")
+    assert not at.exception and not at.error, texts(at, "error")
+    assert any("ROC AUC" in str(m.label) for m in at.metric)
