@@ -107,3 +107,18 @@ def max_concurrent_jobs() -> int:
         return max(1, int(os.environ.get("FLURRY_MAX_JOBS", "1")))
     except ValueError:
         return 1
+
+
+def training_location(kind: str) -> str:
+    """Where training runs: "warehouse" (Snowflake's compute, via the stored procedure; Snowflake's default)
+    or "local" (a worker process beside the app). FLURRY_TRAINING, else `[training] where` in flurry.toml."""
+    value = (os.environ.get("FLURRY_TRAINING", "") or _settings_file_value("training", "where")).strip().lower()
+    if value not in ("", "warehouse", "local"):
+        raise ConfigurationError(f"Training location {value!r} is not understood.", hint="Use warehouse or local.")
+    return value or ("warehouse" if kind == "snowflake" else "local")
+
+
+def training_warehouse() -> str | None:
+    """A Snowflake warehouse for training runs only (e.g. Snowpark-optimized, for memory-heavy runs):
+    FLURRY_TRAINING_WAREHOUSE, else `[training] warehouse` in flurry.toml; None uses the session's own."""
+    return (os.environ.get("FLURRY_TRAINING_WAREHOUSE", "") or _settings_file_value("training", "warehouse")) or None

@@ -15,7 +15,14 @@ from typing import Any
 import pandas as pd
 
 from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_findings, leakage_findings, target_findings
-from backend.config import WarehouseConfig, allowed_schemas_setting, data_dir, max_concurrent_jobs
+from backend.config import (
+    WarehouseConfig,
+    allowed_schemas_setting,
+    data_dir,
+    max_concurrent_jobs,
+    training_location,
+    training_warehouse,
+)
 from backend.demo_data import seed_demo_tables
 from backend.deploy import restore_deployments
 from backend.errors import ConfigurationError, InvalidTargetError, TableNotFoundError, TrainingFailedError
@@ -31,6 +38,7 @@ from backend.task_detection import (
 )
 from backend.training.config import TrainConfig, rows_cap
 from backend.training.jobs import JobManager
+from backend.training.procedure_jobs import ProcedureJobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.allow_list import AllowList, guard
 from backend.warehouse.base import TableRef, Warehouse
@@ -150,7 +158,11 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     # Everything past this point (pages, jobs, scoring) sees only the allowed schemas.
     warehouse = guard(raw, AllowList.parse(allow))
     jobs_root = _jobs_root_for(config)
-    jobs = JobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs())
+    if config.kind == "snowflake" and training_location(config.kind) == "warehouse":
+        jobs: JobManager = ProcedureJobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs(),
+                                               training_warehouse=training_warehouse())
+    else:
+        jobs = JobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs())
     jobs.recover()
     restore_deployments(warehouse, registry)
     return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs)

@@ -3,10 +3,11 @@
     .venv/bin/python -m scripts.snowflake_smoke --connection <name in connections.toml> [--keep]
 
 Creates a scratch schema FLURRY_SMOKE_<random> in the connection's current database, then exercises
-catalog → profile → training in a stored procedure → deploy (staged model, permanent UDFs) → batch scoring
-in the warehouse → a scheduled re-scoring Task → drop. Flurry's own FLURRY schema (registry, stage) is
-created if missing and kept; everything else it made is dropped unless --keep. Prints one JSON line with
-what was checked. Credentials are never printed: only the account, role and warehouse names.
+catalog → profile → training in the stored procedure (through the wizard's own job manager) → deploy
+(staged model, permanent UDFs) → batch scoring in the warehouse → a scheduled re-scoring Task → drop.
+Flurry's own FLURRY schema (registry, stage) is created if missing and kept; everything else it made is
+dropped unless --keep. Prints one JSON line with what was checked. Credentials are never printed: only
+the account, role and warehouse names.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,24 +37,17 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connection", required=True, help="a connection name from connections.toml")
     parser.add_argument("--keep", action="store_true", help="leave the scratch schema, functions and task")
+    parser.add_argument("--training-warehouse", help="a warehouse for the training procedure (e.g. Snowpark-optimized)")
     args = parser.parse_args(argv)
 
-    from backend.deploy import prediction_sql_type
+    from backend.deploy import deploy, load_bundle, schedule_scoring, score_table
     from backend.errors import FlurryError
-    from backend.model_bundle import ModelBundle
-    from backend.registry import Registry, RunState
+    from backend.registry import Registry
     from backend.task_detection import Task
     from backend.training.config import TrainConfig
-    from backend.warehouse.base import SampleSpec, TableRef
-    from backend.warehouse.snowflake_deploy import scoring_sql, task_sql
+    from backend.training.procedure_jobs import ProcedureJobManager
+    from backend.warehouse.base import TableRef
     from backend.warehouse.snowflake_session import identity, open_session
-    from backend.warehouse.snowflake_training import (
-        RESULT_EVENT,
-        artifact_path,
-        job_payload,
-        procedure_name,
-        register_procedure,
-    )
     from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
     checks: dict[str, object] = {}
@@ -78,41 +74,30 @@ def main(argv: list[str]) -> int:
 
         registry = Registry(wh)
         registry.migrate()
+        jobs = ProcedureJobManager(wh, registry, Path(tempfile.mkdtemp()), training_warehouse=args.training_warehouse)
         features = (("tenure months", "NUMBER(38,0)"), ("plan", "TEXT"), ("monthly fee", "FLOAT"))
-        config = TrainConfig(table=table, target="churned", target_sql_type="TEXT",
-                             task=Task.BINARY,
+        config = TrainConfig(table=table, target="churned", target_sql_type="TEXT", task=Task.BINARY,
                              features=features, metric="roc_auc", time_budget_s=30)
-        run_id = registry.create_run(table=table, target="churned", task="binary", metric="roc_auc",
-                                     time_budget=30, config=config.to_dict(), job_dir="snowflake")
-        spec = SampleSpec(table=table, columns=config.exported_columns, target="churned", max_rows=config.max_rows,
-                          stratify=True)
-        register_procedure(session, wh.database)
         started = time.monotonic()
-        job = session.call(procedure_name(wh.database), job_payload(run_id, wh.database, config, spec), block=False)
-        while not job.is_done():
+        run_id = jobs.start(config)
+        while not (progress := jobs.progress(run_id)).run.state.is_final and time.monotonic() - started < 900:
             time.sleep(2)
-        checks["procedure_seconds"] = round(time.monotonic() - started, 1)
-        checks["procedure_state"] = job.result()[0][0] if job.result() else None
-        checks["trial_events"] = len(registry.events(run_id, "trial"))
-        result = registry.events(run_id, RESULT_EVENT)[-1].payload
-        if result["state"] != RunState.SUCCEEDED.value:
-            raise RuntimeError(f"training failed in Snowflake: {result.get('message')}")
-        content = session.file.get_stream(artifact_path(wh.database, run_id, "bundle")).read()
-        bundle = ModelBundle.from_verified_bytes(content, result["sha256"]["bundle"])
-        checks["holdout_roc_auc"] = round(result["metrics"]["roc_auc"]["model"], 4)
+        checks["training_seconds"] = round(time.monotonic() - started, 1)
+        checks["run_state"] = progress.run.state.value
+        checks["trial_events"] = len(progress.trials)
+        if progress.model_id is None:
+            raise RuntimeError(f"training did not produce a model: {progress.run.message}")
+        version = registry.get_model_version(progress.model_id)
+        checks["holdout_roc_auc"] = round(version.metrics["roc_auc"]["model"], 4)
 
-        predict, probability = wh.deploy_model_functions(function, bundle, content, result["sha256"]["bundle"],
-                                                         run_id, prediction_sql_type(bundle))
-        rows = wh.score_into(predict, probability, bundle.feature_names, table, scored, "prediction", "probability")
-        checks["scored_rows"] = rows
+        functions = deploy(wh, registry, version.model_id, function)
+        checks["functions"] = [functions.predict, functions.probability]
+        checks["scored_rows"] = score_table(wh, registry, function, table, scored).rows
+        bundle = load_bundle(registry, version.model_id)
         back = wh.read_columns(scored, [*bundle.feature_names, "prediction"], limit=200)
         checks["sql_matches_bundle"] = bool((back["prediction"].to_numpy() == bundle.predict(back)).all())
-        task = f"{function}_rescore"
-        body = scoring_sql(wh.database, predict, probability, bundle.feature_names, wh.qualify(table),
-                           wh.qualify(scored), prediction_column="prediction", probability_column="probability")
-        for statement in task_sql(wh.database, task, who["Warehouse"], "daily", body):
-            wh.execute(statement)
-        checks["task_created"] = True
+        task = schedule_scoring(wh, registry, function, table, scored, "daily")
+        checks["task_created"] = task
         if not args.keep:
             wh.execute(f'DROP TASK IF EXISTS {wh.qualify(TableRef("FLURRY", task))}')
     finally:

@@ -29,6 +29,7 @@ def snowflake_app(fakesnow_server: dict, monkeypatch: pytest.MonkeyPatch) -> Ite
               params=rows).collect()
     monkeypatch.setenv("FLURRY_WAREHOUSE", "snowflake://from-secrets")
     monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "SALES")
+    monkeypatch.setenv("FLURRY_TRAINING", "local")  # fakesnow cannot host the training procedure
     yield {"connections": {"snowflake": dict(params, flurry_top_values="false")}}
     use_secrets(lambda: None)
 

@@ -8,6 +8,7 @@ so the connection turns top values off (`flurry_top_values = false`).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -40,11 +41,13 @@ def workspace(fakesnow_server: dict) -> Iterator[Workspace]:
         rows += [tenure, ["basic", "pro"][i % 2], "yes" if tenure < 20 else "no"]
     setup.sql('INSERT INTO FLURRY_WS."LAB"."Churn risk" VALUES ' + ", ".join(["(?, ?, ?)"] * 300), params=rows).collect()
     use_secrets(lambda: dict(params, flurry_top_values="false"))
+    os.environ["FLURRY_TRAINING"] = "local"  # fakesnow cannot host the training procedure
     try:
         ws = open_workspace(WarehouseConfig("snowflake", "offline"), allowed_schemas="LAB")
         yield ws
     finally:
         use_secrets(lambda: None)
+        os.environ.pop("FLURRY_TRAINING", None)
 
 
 def test_the_catalog_shows_only_allowed_schemas_and_never_flurrys_own(workspace: Workspace) -> None:
@@ -101,3 +104,23 @@ def test_the_training_procedure_reports_trials_and_a_verified_result(workspace: 
         table=CHURN, columns=("tenure", "no such column"), target="no such column", max_rows=100)), put_file=None)
     assert failed == "FAILED"
     assert "no longer has the column" in workspace.registry.events(run_id, RESULT_EVENT)[-1].payload["message"]
+
+
+def test_training_in_the_warehouse_records_the_job_and_says_why_it_cannot_start_here(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored-procedure route on an engine that cannot host procedures (fakesnow): the job is recorded
+    (rows counted in the warehouse, the query's fingerprint, the payload), then the run fails with the
+    engine's reason instead of hanging or raising."""
+    from backend.training.procedure_jobs import JOB_EVENT, ProcedureJobManager
+
+    monkeypatch.setenv("FLURRY_TRAINING", "warehouse")
+    jobs = ProcedureJobManager(workspace.warehouse, workspace.registry, workspace.jobs.jobs_root)
+    config = workspace.train_config(CHURN, "churned", Task.BINARY, ["tenure", "plan"], "roc_auc", 5)
+    run_id = jobs.start(config)
+    run = workspace.registry.get_run(run_id)
+    assert (run.rows_eligible, run.rows_dropped) == (300, 0)
+    (fingerprint,) = workspace.registry.events(run_id, "fingerprint")
+    assert fingerprint.payload["where"] == "snowflake" and len(fingerprint.payload["sample_query_sha256"]) == 64
+    assert '"run_id"' in workspace.registry.events(run_id, JOB_EVENT)[0].payload["payload"]
+    assert run.state is RunState.FAILED and run.message.startswith("Could not start training in Snowflake:")
+    assert jobs.progress(run_id).run.state is RunState.FAILED

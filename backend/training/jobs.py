@@ -255,6 +255,12 @@ class JobManager:
         except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
             self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
             return
+        self._record_model(run, result, artifacts[jf.BUNDLE], artifacts[jf.HOLDOUT], stopped_early=stopped_early)
+        self._cleanup(run.run_id, job_dir)
+
+    def _record_model(self, run: Run, result: dict[str, Any], bundle: bytes, holdout: bytes, *,
+                      stopped_early: bool = False) -> None:
+        """Write the verified model version and mark the run SUCCEEDED, in one transaction."""
         config = TrainConfig.from_dict(run.config)
         version = ModelVersion(
             model_id=new_id("m"), run_id=run.run_id, created_at=now(),
@@ -265,11 +271,9 @@ class JobManager:
             leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
             sha256=result["sha256"][jf.BUNDLE])
         with self.wh.transaction():
-            self.registry.add_model_version(version, {"bundle": artifacts[jf.BUNDLE],
-                                                      "holdout": artifacts[jf.HOLDOUT]})
+            self.registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
             note = "Stopped early by the user; this is the best model found before that." if stopped_early else ""
             self.registry.set_run_state(run.run_id, RunState.SUCCEEDED, message=note)
-        self._cleanup(run.run_id, job_dir)
 
     def _finish(self, run: Run, state: RunState, message: str) -> None:
         self.registry.set_run_state(run.run_id, state, message=message)

@@ -73,6 +73,15 @@ class SnowflakeWarehouse(Warehouse):
             raise TableNotFoundError("The Snowflake connection has no current database.",
                                      hint="Set `database` in the connection (connections.toml or secrets).")
 
+    @property
+    def session(self) -> Any:
+        """The Snowpark session (for the stage, procedures and asynchronous queries)."""
+        return self._session
+
+    def session_lock(self) -> threading.RLock:
+        """Held while the session's state (transaction, current warehouse) is changed for one caller."""
+        return self._transaction_lock
+
     # --- identity --------------------------------------------------------------------------------
     @property
     def identity(self) -> str:

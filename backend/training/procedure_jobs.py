@@ -1,0 +1,192 @@
+"""Jobs that train on Snowflake's compute: each run is one call of Flurry's stored procedure.
+
+The same states, queue and live view as local jobs (it is a JobManager); what differs is where the work
+happens. Start draws nothing locally: it counts the eligible rows and records the job; launching calls the
+procedure asynchronously and records its query id; the procedure writes trial events and a final result
+event itself, so syncing only reads events, and collecting fetches the model files from the stage and
+verifies their sha256 before a model version is written. A run keeps going in Snowflake when the app
+restarts, and is picked up again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
+from backend.registry import Run, RunState, sha256_bytes
+from backend.training import job_files as jf
+from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
+from backend.training.jobs import JobManager
+from backend.warehouse.base import SampleSpec
+
+PROCEDURE_JOB_DIR = "snowflake-procedure"
+JOB_EVENT, LAUNCH_EVENT = "job", "launch"
+
+
+class ProcedureJobManager(JobManager):
+    """Runs training jobs as Flurry's stored procedure on the warehouse (a SnowflakeWarehouse)."""
+
+    def __init__(self, *args: Any, training_warehouse: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.training_warehouse = training_warehouse  # e.g. a Snowpark-optimized warehouse for big runs
+        self._procedure_ready = False
+
+    @property
+    def _session(self) -> Any:
+        return self.wh.session
+
+    # --- start -----------------------------------------------------------------------------------
+    def start(self, config: TrainConfig) -> str:
+        from backend.warehouse.snowflake_training import job_payload
+
+        config.validate()
+        self.wh.describe(config.table)
+        run_id = self.registry.create_run(
+            table=config.table, target=config.target, task=config.task.value, metric=config.metric,
+            time_budget=config.time_budget_s, config=config.to_dict(), job_dir=PROCEDURE_JOB_DIR)
+        try:
+            spec = SampleSpec(table=config.table, columns=config.exported_columns, target=config.target,
+                              max_rows=config.max_rows, seed=config.seed, stratify=config.task.is_classification,
+                              distinct=config.deduplicate, exclude_target_values=config.drop_classes)
+            total = self.wh.row_count(config.table)
+            sql, params, eligible, sampled = self.wh.training_sample_sql(spec)
+            if eligible < MIN_TRAINING_ROWS:
+                raise InvalidTargetError(
+                    f"Only {eligible} rows have a value for {config.target!r}; Flurry needs at least "
+                    f"{MIN_TRAINING_ROWS}.", hint="Pick a table with more rows, or a target with fewer missing values.")
+            self.registry.set_run_rows(run_id, used=min(eligible, config.max_rows), dropped=total - eligible,
+                                       eligible=eligible)
+            fingerprint = {"table": str(config.table), "rows_total": total, "rows_eligible": eligible,
+                           "sampled": sampled, "sample_query_sha256": hashlib.sha256(
+                               json.dumps([sql, params], default=str).encode()).hexdigest(),
+                           "content_sha256": None,  # the rows stay in Snowflake; the query identifies them
+                           "where": "snowflake"}
+            self.registry.add_events(run_id, "fingerprint", [fingerprint])
+            self.registry.add_events(run_id, JOB_EVENT, [{"payload": job_payload(
+                run_id, self.wh.database, config, spec)}])
+        except FlurryError as exc:
+            self.registry.set_run_state(run_id, RunState.FAILED, message=str(exc))
+            raise
+        except Exception as exc:
+            self.registry.set_run_state(run_id, RunState.FAILED, message=f"Could not start training: {exc}")
+            raise
+        self._launch_queued()
+        return run_id
+
+    def _launch(self, run: Run, *, finalize: bool = False) -> None:
+        from backend.warehouse.snowflake_training import procedure_name, register_procedure
+
+        try:
+            if not self._procedure_ready:
+                register_procedure(self._session, self.wh.database)
+                self._procedure_ready = True
+            payload = self.registry.events(run.run_id, JOB_EVENT)[-1].payload["payload"]
+            with self.wh.session_lock():  # nobody else uses the session while its warehouse is switched
+                previous = self._session.get_current_warehouse()
+                if self.training_warehouse:
+                    self._session.use_warehouse(self.training_warehouse)
+                try:
+                    job = self._session.call(procedure_name(self.wh.database), payload, block=False)
+                finally:
+                    if self.training_warehouse and previous:
+                        self._session.use_warehouse(previous)
+        except Exception as exc:
+            self._finish(run, RunState.FAILED, f"Could not start training in Snowflake: {str(exc).splitlines()[0]}")
+            return
+        self.registry.add_events(run.run_id, LAUNCH_EVENT, [{"query_id": job.query_id}])
+        self.registry.set_run_state(run.run_id, RunState.RUNNING)
+
+    # --- observe ---------------------------------------------------------------------------------
+    def sync(self, run_id: str) -> None:
+        from backend.warehouse.snowflake_training import RESULT_EVENT
+
+        with self._lock:
+            run = self.registry.get_run(run_id)
+            if run.state.is_final:
+                return
+            if run.state is RunState.QUEUED:
+                self._launch_queued()
+                return
+            results = self.registry.events(run_id, RESULT_EVENT)
+            if results and results[-1].payload.get("state") == RunState.SUCCEEDED.value:
+                self._collect_from_stage(run, results[-1].payload)
+            elif results:
+                self._finish(run, RunState.FAILED, results[-1].payload.get("message") or "Training failed.")
+            elif not self._alive(run):
+                self._finish(run, RunState.FAILED, "The training procedure stopped before reporting a result.")
+
+    def _query_id(self, run: Run) -> str | None:
+        launches = self.registry.events(run.run_id, LAUNCH_EVENT)
+        return launches[-1].payload["query_id"] if launches else None
+
+    def _alive(self, run: Run) -> bool:
+        query_id = self._query_id(run)
+        if query_id is None:
+            return False
+        try:
+            return not self._session.create_async_job(query_id).is_done()
+        except Exception:  # the query is unknown to this account (or no longer visible)
+            return False
+
+    def _collect_from_stage(self, run: Run, result: dict[str, Any]) -> None:
+        from backend.warehouse.snowflake_training import artifact_path
+
+        try:
+            files = {name: self._session.file.get_stream(artifact_path(self.wh.database, run.run_id, name)).read()
+                     for name in (jf.BUNDLE, jf.HOLDOUT)}
+            for name, content in files.items():
+                if sha256_bytes(content) != result["sha256"][name]:
+                    raise ArtifactIntegrityError(f"The trained model file {name} on the stage is damaged.")
+        except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
+            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
+            return
+        except Exception as exc:
+            self._finish(run, RunState.FAILED, f"The trained model could not be read from the stage: {exc}")
+            return
+        self._record_model(run, result, files[jf.BUNDLE], files[jf.HOLDOUT])
+        self._cleanup(run.run_id, Path(PROCEDURE_JOB_DIR))
+
+    def _cleanup(self, run_id: str, job_dir: Path) -> None:
+        from backend.warehouse.snowflake_training import artifact_path
+
+        # the model now lives in the registry, so the stage copy of the run's files goes (there may be none:
+        # a failed or cancelled run staged nothing)
+        with contextlib.suppress(Exception):
+            self.wh.execute(f"REMOVE {artifact_path(self.wh.database, run_id, '')}")
+        self._launch_queued()
+
+    # --- control ---------------------------------------------------------------------------------
+    def cancel(self, run_id: str, *, keep_best: bool = False) -> None:
+        with self._lock:
+            run = self.registry.get_run(run_id)
+            if run.state.is_final:
+                return
+            if run.state is RunState.QUEUED:
+                self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
+                return
+            query_id = self._query_id(run)
+            if query_id:
+                with contextlib.suppress(Exception):  # it may have just finished; CANCELLED still holds
+                    self.wh.execute("SELECT SYSTEM$CANCEL_QUERY(?)", [query_id])
+            note = (" Keeping the best model so far is not available for runs in Snowflake yet." if keep_best else "")
+            self._finish(run, RunState.CANCELLED, "Cancelled by the user." + note)
+
+    def recover(self) -> list[str]:
+        """At start-up: runs still executing in Snowflake carry on; finished ones are collected; the rest
+        (started, but with no query to follow) become INTERRUPTED."""
+        interrupted = []
+        for run in self.active_runs():
+            if run.state is RunState.QUEUED:
+                continue
+            if self._alive(run):
+                continue
+            self.sync(run.run_id)
+            if not self.registry.get_run(run.run_id).state.is_final:
+                self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
+                interrupted.append(run.run_id)
+        self._launch_queued()
+        return interrupted
