@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 if TYPE_CHECKING:
     from backend.warehouse.base import ColumnStats
 
 HISTOGRAM_BINS = 20
 TOP_VALUES = 5
+# Below this many rows exact distinct counts are cheap, and they matter: "a different value in every row"
+# (an ID) cannot be told from HyperLogLog's ±2% estimate.
+EXACT_DISTINCT_MAX_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,14 @@ class TableProfile:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def present(row: Any, key: str) -> Any:
+    """`row[key]`, or None when the warehouse returned no value (NULL, NA or NaN)."""
+    value = row.get(key)
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
 
 
 def equal_width_edges(low: float, high: float, bins: int = HISTOGRAM_BINS) -> list[float]:

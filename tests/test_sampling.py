@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.warehouse.base import SampleSpec
-from backend.warehouse.duckdb_warehouse import STRATIFIED_FLOOR
+from backend.warehouse.base import STRATIFIED_FLOOR, SampleSpec
 from backend.workspace import Workspace
 from tests.conftest import put_table
 

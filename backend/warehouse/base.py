@@ -78,6 +78,16 @@ class SampleSpec:
     exclude_target_values: tuple[str, ...] = ()  # e.g. classes too small to learn
 
 
+# Rows kept of each class in a stratified sample even when its proportional share is smaller.
+STRATIFIED_FLOOR = 1000
+
+
+def stratified_quota(class_rows: int, fraction: float) -> int:
+    """Rows to keep of a class: its proportional share, but at least STRATIFIED_FLOOR (or all it has), so
+    small classes stay learnable."""
+    return min(int(class_rows), max(round(class_rows * fraction), STRATIFIED_FLOOR))
+
+
 @dataclass(frozen=True)
 class SampleInfo:
     """What a training export wrote: rows written, out of rows eligible (non-null target, after exclusions)."""

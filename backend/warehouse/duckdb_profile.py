@@ -13,12 +13,14 @@ import pandas as pd
 
 from backend.identifiers import quote_ident
 from backend.profiling import (
+    EXACT_DISTINCT_MAX_ROWS,
     HISTOGRAM_BINS,
     TOP_VALUES,
     ColumnProfile,
     TableProfile,
     equal_width_edges,
     histogram_from_counts,
+    present,
 )
 from backend.warehouse.base import ColumnInfo
 
@@ -34,9 +36,6 @@ def _numeric_expr(column: ColumnInfo) -> str | None:
     return None
 
 
-# Below this many rows exact distinct counts are cheap, and they matter: "a different value in every row"
-# (an ID) cannot be told from HyperLogLog's ±2% estimate.
-EXACT_DISTINCT_MAX_ROWS = 1_000_000
 
 
 def _first_pass(columns: list[ColumnInfo], source: str, query: Query, exact: bool) -> pd.Series:
@@ -62,7 +61,7 @@ def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query
     parts, params, edges = [], [], {}
     for i, col in enumerate(columns):
         number = _numeric_expr(col)
-        if number is not None and _value(first, f"lo_{i}") is not None:
+        if number is not None and present(first, f"lo_{i}") is not None:
             low, high = float(first[f"lo_{i}"]), float(first[f"hi_{i}"])
             edges[i] = equal_width_edges(low, high, HISTOGRAM_BINS)
             # Count bin numbers, not values: DuckDB's histogram(x, edges) keeps a map of every distinct value
@@ -72,7 +71,7 @@ def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query
             parts.append(f"histogram(CASE WHEN {number} IS NOT NULL THEN least(CAST(floor(({number} - ?::DOUBLE) "
                          f"/ ?::DOUBLE) AS INTEGER), {len(edges[i]) - 1}) + 1 END) AS hist_{i}")
             params += [low, width]
-        top = _value(first, f"top_{i}")
+        top = present(first, f"top_{i}")
         if col.kind in ("text", "boolean") and top is not None and len(top):
             ident = f"CAST({quote_ident(col.name)} AS VARCHAR)"
             parts.append(f"histogram(CASE WHEN list_contains(?::VARCHAR[], {ident}) THEN {ident} END) AS topn_{i}")
@@ -81,12 +80,6 @@ def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query
         return None, edges
     return query(f"SELECT {', '.join(parts)} FROM {source}", params).iloc[0], edges
 
-
-def _value(row: pd.Series, key: str) -> Any:
-    value = row.get(key)
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return value
 
 
 def profile_columns(columns: list[ColumnInfo], source: str, query: Query) -> TableProfile:
@@ -98,16 +91,16 @@ def profile_columns(columns: list[ColumnInfo], source: str, query: Query) -> Tab
     for i, col in enumerate(columns):
         top: list[tuple[str, int]] = []
         histogram: list[tuple[float, float, int]] = []
-        if second is not None and _value(second, f"topn_{i}") is not None:
+        if second is not None and present(second, f"topn_{i}") is not None:
             top = sorted(((str(k), int(v)) for k, v in dict(second[f"topn_{i}"]).items()), key=lambda kv: -kv[1])
-        if second is not None and i in edges and _value(second, f"hist_{i}") is not None:
+        if second is not None and i in edges and present(second, f"hist_{i}") is not None:
             by_bin = {int(k): int(v) for k, v in dict(second[f"hist_{i}"]).items()}
             counts = {edge: by_bin.get(b + 1, 0) for b, edge in enumerate(edges[i])}
             histogram = histogram_from_counts(float(first[f"lo_{i}"]), edges[i], counts)
-        low, high = _value(first, f"lo_{i}"), _value(first, f"hi_{i}")
+        low, high = present(first, f"lo_{i}"), present(first, f"hi_{i}")
         profiles.append(ColumnProfile(
             name=col.name, sql_type=col.sql_type, kind=col.kind, rows=rows, non_null=int(first[f"nn_{i}"]),
-            distinct=int(first[f"nd_{i}"]), minimum=low, maximum=high, mean=_value(first, f"mean_{i}"),
-            std=_value(first, f"std_{i}"), top_values=top, histogram=histogram,
-            numeric_text=int(_value(first, f"numtext_{i}") or 0)))
+            distinct=int(first[f"nd_{i}"]), minimum=low, maximum=high, mean=present(first, f"mean_{i}"),
+            std=present(first, f"std_{i}"), top_values=top, histogram=histogram,
+            numeric_text=int(present(first, f"numtext_{i}") or 0)))
     return TableProfile(rows=rows, columns=profiles)

@@ -36,14 +36,13 @@ from backend.warehouse.base import (
     TableSummary,
     Warehouse,
     column_kind,
+    stratified_quota,
 )
 from backend.warehouse.duckdb_profile import profile_columns
 
 logger = logging.getLogger(__name__)
 
 _HIDDEN_SCHEMAS = (METADATA_SCHEMA, "information_schema", "pg_catalog")
-# Rows kept of each class in a stratified sample even when its proportional share is smaller.
-STRATIFIED_FLOOR = 1000
 
 
 def _select_expr(column: ColumnInfo) -> str:
@@ -298,7 +297,7 @@ class DuckDBWarehouse(Warehouse):
         fraction = spec.max_rows / eligible
         cases, case_params = [], []
         for value, n in zip(counts["value"], counts["n"], strict=True):
-            quota = min(int(n), max(round(n * fraction), STRATIFIED_FLOOR))
+            quota = stratified_quota(int(n), fraction)
             cases.append("WHEN ? THEN ?")
             case_params += [str(value), int(1000000007 * quota / int(n))]
         sql = (f"SELECT * EXCLUDE (__flurry_draw) FROM ({rows_sql}) WHERE __flurry_draw % 1000000007 < "

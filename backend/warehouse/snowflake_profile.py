@@ -15,17 +15,18 @@ import pandas as pd
 
 from backend.identifiers import quote_ident
 from backend.profiling import (
+    EXACT_DISTINCT_MAX_ROWS,
     HISTOGRAM_BINS,
     TOP_VALUES,
     ColumnProfile,
     TableProfile,
     equal_width_edges,
     histogram_from_counts,
+    present,
 )
 from backend.warehouse.base import ColumnInfo
 
 Query = Callable[[str, list[Any]], pd.DataFrame]
-EXACT_DISTINCT_MAX_ROWS = 1_000_000
 
 
 def numeric_expr(column: ColumnInfo) -> str | None:
@@ -55,12 +56,6 @@ def first_pass_sql(columns: list[ColumnInfo], source: str, *, exact: bool, top_v
     return f"SELECT {', '.join(parts)} FROM {source}"
 
 
-def _value(row: pd.Series, key: str) -> Any:
-    value = row.get(key)
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return value
-
 
 def top_candidates(raw: Any) -> list[str]:
     """APPROX_TOP_K's result ([[value, count], ...], as JSON text through the connector) → the values."""
@@ -79,7 +74,7 @@ def second_pass_sql(columns: list[ColumnInfo], first: pd.Series, source: str
     tops: dict[int, list[str]] = {}
     for i, col in enumerate(columns):
         number = numeric_expr(col)
-        if number is not None and _value(first, f"lo_{i}") is not None:
+        if number is not None and present(first, f"lo_{i}") is not None:
             low, high = float(first[f"lo_{i}"]), float(first[f"hi_{i}"])
             edges[i] = equal_width_edges(low, high, HISTOGRAM_BINS)
             width = (high - low) / HISTOGRAM_BINS if high > low else 1.0
@@ -87,7 +82,7 @@ def second_pass_sql(columns: list[ColumnInfo], first: pd.Series, source: str
             inner_params += [low, width]
             last = len(edges[i]) - 1  # the maximum itself falls on the last bin's upper edge
             parts += [f'COUNT_IF("b_{i}" {">=" if b == last else "="} {b}) AS "h_{i}_{b}"' for b in range(last + 1)]
-        top = _value(first, f"top_{i}")
+        top = present(first, f"top_{i}")
         if col.kind in ("text", "boolean") and top is not None:
             tops[i] = top_candidates(top)
             inner.append(f'CAST({quote_ident(col.name)} AS VARCHAR) AS "v_{i}"')
@@ -119,7 +114,7 @@ def profile_columns(columns: list[ColumnInfo], source: str, query: Query, *, top
             top = sorted(((v, int(second[f"t_{i}_{k}"])) for k, v in enumerate(tops[i])), key=lambda kv: -kv[1])
         profiles.append(ColumnProfile(
             name=col.name, sql_type=col.sql_type, kind=col.kind, rows=rows, non_null=int(first[f"nn_{i}"]),
-            distinct=int(first[f"nd_{i}"]), minimum=_value(first, f"lo_{i}"), maximum=_value(first, f"hi_{i}"),
-            mean=_value(first, f"mean_{i}"), std=_value(first, f"std_{i}"), top_values=top, histogram=histogram,
-            numeric_text=int(_value(first, f"numtext_{i}") or 0)))
+            distinct=int(first[f"nd_{i}"]), minimum=present(first, f"lo_{i}"), maximum=present(first, f"hi_{i}"),
+            mean=present(first, f"mean_{i}"), std=present(first, f"std_{i}"), top_values=top, histogram=histogram,
+            numeric_text=int(present(first, f"numtext_{i}") or 0)))
     return TableProfile(rows=rows, columns=profiles)

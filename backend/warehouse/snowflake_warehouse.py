@@ -33,13 +33,13 @@ from backend.warehouse.base import (
     TableSummary,
     Warehouse,
     column_kind,
+    stratified_quota,
 )
 from backend.warehouse.snowflake_profile import profile_columns
 
 logger = logging.getLogger(__name__)
 
 _HIDDEN_SCHEMAS = (METADATA_SCHEMA, "INFORMATION_SCHEMA")
-STRATIFIED_FLOOR = 1000
 _DRAW_MODULUS = 1_000_000_007
 
 
@@ -246,7 +246,7 @@ class SnowflakeWarehouse(Warehouse):
             fraction = spec.max_rows / eligible
             cases, case_params = [], []
             for value, n in zip(counts["value"], counts["n"], strict=True):
-                quota = min(int(n), max(round(n * fraction), STRATIFIED_FLOOR))
+                quota = stratified_quota(int(n), fraction)
                 cases.append("WHEN ? THEN ?")
                 case_params += [str(value), int(_DRAW_MODULUS * quota / int(n))]
             sql += f' WHERE "__flurry_draw" < CASE CAST({target} AS VARCHAR) {" ".join(cases)} ELSE 0 END'
