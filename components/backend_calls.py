@@ -54,9 +54,14 @@ def workspace() -> Workspace:
     return _workspace_for(warehouse_config(), allowed_schemas_setting())
 
 
-@st.cache_data(ttl=300, show_spinner=False)
 def connection_details() -> list[tuple[str, str]]:
-    """Where the app is connected, for the sidebar (cached: on Snowflake each item is a round trip)."""
+    """Where the app is connected, for the sidebar."""
+    return _connection_details(workspace().warehouse.identity)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _connection_details(identity: str) -> list[tuple[str, str]]:
+    del identity  # the cache key: one entry per warehouse (on Snowflake each item is a round trip)
     return workspace().warehouse.connection_details()
 
 
