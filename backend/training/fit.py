@@ -159,7 +159,8 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
                                                                   fit_kwargs=extra)
     if blended is not None:
         estimator, best = blended.ensemble, "ensemble"
-        leaderboard.insert(0, {"estimator": "ensemble", "score": blended.score, "blend": blended.ensemble.describe()})
+        leaderboard.insert(0, {"estimator": "ensemble", "score": blended.score, "blend": blended.ensemble.describe(),
+                               "best_single_same_rows": blended.best_single_score})
     classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
     bundle = ModelBundle(
         task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
