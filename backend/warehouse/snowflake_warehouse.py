@@ -286,10 +286,11 @@ class SnowflakeWarehouse(Warehouse):
                               f'GROUP BY 1 ORDER BY 2 DESC LIMIT ?', [int(bins)])
         return self.query(
             f'WITH v AS (SELECT CAST({ident} AS DOUBLE) AS x FROM {source} WHERE {ident} IS NOT NULL), '
-            f'r AS (SELECT MIN(x) AS lo, MAX(x) AS hi, IFF(MAX(x) > MIN(x), (MAX(x) - MIN(x)) / ?, 1) AS w FROM v) '
+            f'r AS (SELECT MIN(x) AS lo, MAX(x) AS hi, IFF(MAX(x) > MIN(x), (MAX(x) - MIN(x)) / ?, 1) AS w FROM v), '
+            f'k AS (SELECT FLOOR((x - lo) / w) AS raw, lo, w FROM v, r) '
             f'SELECT lo + (b + 0.5) * w AS "value", COUNT(*) AS "count" FROM '
-            f'(SELECT LEAST(FLOOR((x - lo) / w), ? - 1) AS b, lo, w FROM v, r) GROUP BY b, lo, w ORDER BY b',
-            [int(bins), int(bins)])
+            f'(SELECT IFF(raw > ? - 1, ? - 1, raw) AS b, lo, w FROM k) GROUP BY b, lo, w ORDER BY b',
+            [int(bins), int(bins), int(bins)])
 
     # --- write -----------------------------------------------------------------------------------
     def ensure_schema(self, schema: str) -> None:
