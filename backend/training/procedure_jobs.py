@@ -63,8 +63,7 @@ class ProcedureJobManager(JobManager):
             fingerprint = {"table": str(config.table), "rows_total": total, "rows_eligible": eligible,
                            "sampled": sampled, "sample_query_sha256": hashlib.sha256(
                                json.dumps([sql, params], default=str).encode()).hexdigest(),
-                           "content_sha256": None,  # the rows stay in Snowflake; the query identifies them
-                           "where": "snowflake"}
+                           "content_hash": self._content_hash(sql, params), "where": "snowflake"}
             self.registry.add_events(run_id, "fingerprint", [fingerprint])
             self.registry.add_events(run_id, JOB_EVENT, [{"payload": job_payload(
                 run_id, self.wh.database, config, spec)}])
@@ -76,6 +75,15 @@ class ProcedureJobManager(JobManager):
             raise
         self._launch_queued()
         return run_id
+
+    def _content_hash(self, sql: str, params: list[Any]) -> dict[str, str] | None:
+        """Snowflake's order-independent HASH_AGG of the training rows (the rows never leave the account, so
+        this stands in for the local path's sha256 of the sample file); None where the engine lacks it."""
+        try:
+            value = self.wh.query(f'SELECT HASH_AGG(*) AS "h" FROM ({sql})', params)["h"].iloc[0]
+        except Exception:  # only an emulated Snowflake (the offline tests' fakesnow) lacks HASH_AGG
+            return None
+        return {"function": "HASH_AGG", "value": str(value)}
 
     def _launch(self, run: Run, *, finalize: bool = False) -> None:
         from backend.warehouse.snowflake_training import procedure_name, register_procedure
