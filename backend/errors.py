@@ -57,3 +57,7 @@ class ModelNotFoundError(FlurryError):
 
 class DeploymentError(FlurryError):
     """A model could not be deployed or a table could not be scored."""
+
+
+class WarehouseQueryError(FlurryError):
+    """The warehouse refused a statement (privileges, a missing object, a quota); its own reason is kept."""

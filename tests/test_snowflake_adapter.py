@@ -207,3 +207,11 @@ def test_a_hosted_app_refuses_to_start_before_schemas_are_allowed(tmp_path: Path
     from backend.config import SETTINGS_FILE
 
     assert _settings_file_value("access", "allowed_schemas", SETTINGS_FILE) == ""  # shipped empty: hosted apps wait
+
+
+def test_snowflake_refusals_become_plain_messages(warehouse: SnowflakeWarehouse) -> None:
+    from backend.errors import WarehouseQueryError
+
+    with pytest.raises(WarehouseQueryError, match="Snowflake refused the request") as caught:
+        warehouse.query("SELECT * FROM no_such_schema.no_such_table WHERE x = ?", ["secret-value-123"])
+    assert "secret-value-123" not in str(caught.value)

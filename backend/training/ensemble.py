@@ -219,15 +219,17 @@ def _affordable(candidates: list[Candidate], fits: int, deadline: float) -> list
 
 def _fit(learner_class: type, flaml_task: Any, candidate: Candidate, x: pd.DataFrame, y: np.ndarray,
          rows: np.ndarray, deadline: float, fit_kwargs: dict[str, Any]) -> Any:
-    left = deadline - time.monotonic()
-    if left <= 0:
+    """Fit one member on `rows`, in full. A fit the clock cannot afford is not started (OutOfTime), rather
+    than cut short: a member stopped early (FLAML's `budget`) would not be the model its held-out predictions
+    were scored with, and a blend of such members can be much worse than any one of them."""
+    expected = candidate.seconds_per_full_fit * len(rows) / max(1, len(x))
+    if time.monotonic() + expected > deadline:
         raise OutOfTime
     model = learner_class(task=flaml_task, n_jobs=-1, **candidate.config)
     kwargs = {k: v[rows] for k, v in fit_kwargs.items()}
-    # FLAML's learners stop adding trees when the budget runs out, so no fit can overrun the deadline by much
-    model.fit(x.iloc[rows], y[rows], budget=left, **kwargs)
+    model.fit(x.iloc[rows], y[rows], **kwargs)
     if time.monotonic() > deadline:
-        raise OutOfTime  # cut short: not the configuration that was scored
+        raise OutOfTime
     return model
 
 

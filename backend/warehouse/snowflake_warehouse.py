@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from backend.errors import DeploymentError, EmptyTableError, TableNotFoundError
+from backend.errors import DeploymentError, EmptyTableError, FlurryError, TableNotFoundError, WarehouseQueryError
 from backend.identifiers import quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
@@ -48,6 +48,22 @@ def snowflake_type(data_type: str, scale: Any) -> str:
     if data_type.upper() in ("NUMBER", "DECIMAL", "NUMERIC") and scale is not None and not pd.isna(scale):
         return f"NUMBER(38,{int(scale)})"
     return data_type.upper()
+
+
+@contextlib.contextmanager
+def _snowflake_errors() -> Iterator[None]:
+    """Snowflake's refusals as WarehouseQueryError with Snowflake's own first line (e.g. "Insufficient
+    privileges to operate on schema 'SALES'"), which the pages show; bound values never appear in it."""
+    try:
+        yield
+    except FlurryError:
+        raise
+    except Exception as exc:
+        if not type(exc).__module__.startswith("snowflake"):
+            raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WarehouseQueryError(f"Snowflake refused the request: {reason}",
+                                  hint="Check that the app's role may use this database, schema and warehouse.") from exc
 
 
 def argument_types(signature: str) -> str:
@@ -101,10 +117,12 @@ class SnowflakeWarehouse(Warehouse):
 
     # --- raw SQL ---------------------------------------------------------------------------------
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        self._session.sql(sql, params=params or None).collect()
+        with _snowflake_errors():
+            self._session.sql(sql, params=params or None).collect()
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return self._session.sql(sql, params=params or None).to_pandas()
+        with _snowflake_errors():
+            return self._session.sql(sql, params=params or None).to_pandas()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
