@@ -45,3 +45,24 @@ def test_events_arrive_while_training_runs_not_only_at_the_end(tmp_path: Path) -
     best = [p["best_score"] for p in trials]
     assert best == sorted(best)  # R²: the best so far only improves
     assert result.metrics["r2"]["model"] > 0.8
+
+
+def test_the_best_trial_so_far_can_be_retrained_from_its_events_alone(tmp_path: Path) -> None:
+    """How a run whose FLAML log is out of reach (inside Snowflake) keeps its best model when stopped."""
+    from backend.training.fit import train
+    from backend.training.progress import best_trial_log
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "kind": rng.choice(["a", "b"], 600)})
+    frame["y"] = np.where(frame["x"] + (frame["kind"] == "a") > 0.5, "yes", "no")
+    config = TrainConfig(table=TableRef("s", "t"), target="y", target_sql_type="VARCHAR", task=Task.BINARY,
+                         features=(("x", "DOUBLE"), ("kind", "VARCHAR")), metric="log_loss", time_budget_s=3,
+                         ensemble=False)
+    events: list[dict[str, Any]] = []
+    train_with_events(frame, config, tmp_path / "search.jsonl", lambda kind, payloads: events.extend(payloads))
+    best = min(events, key=lambda e: e["loss"])
+    (tmp_path / "best.jsonl").write_text(best_trial_log(events), encoding="utf-8")
+    kept = train(frame, config, tmp_path / "best.jsonl", from_log=True)
+    assert kept.bundle.best_estimator == best["estimator"]
+    assert kept.leaderboard == [{"estimator": best["estimator"], "score": best["score"]}]
+    assert kept.metrics["log_loss"]["model"] < kept.metrics["log_loss"]["baseline"]

@@ -99,6 +99,14 @@ def test_the_training_procedure_reports_trials_and_a_verified_result(workspace: 
     (result,) = workspace.registry.events(run_id, RESULT_EVENT)
     assert result.payload["metrics"]["roc_auc"]["model"] > 0.9
     assert {name: hashlib.sha256(content).hexdigest() for name, content in written.items()} == result.payload["sha256"]
+    # stopped early: the procedure retrains the best trial reported so far, without searching
+    trials = [e.payload for e in workspace.registry.events(run_id, "trial")]
+    state = run_procedure(session, job_payload(run_id, "FLURRY_WS", config, spec, finalize=trials),
+                          put_file=lambda path, content: written.__setitem__(path.rsplit("/", 1)[-1], content))
+    kept = workspace.registry.events(run_id, RESULT_EVENT)[-1].payload
+    best = min(trials, key=lambda t: t["loss"])
+    assert state == "SUCCEEDED" and kept["best_estimator"] == best["estimator"]
+    assert len(workspace.registry.events(run_id, "trial")) == len(trials)  # no new search
     broken = TrainConfig.from_dict({**config.to_dict(), "target": "no such column"})
     failed = run_procedure(session, job_payload(run_id, "FLURRY_WS", broken, SampleSpec(
         table=CHURN, columns=("tenure", "no such column"), target="no such column", max_rows=100)), put_file=None)

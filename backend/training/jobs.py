@@ -42,6 +42,8 @@ class TrialEvent:
     score: float
     best_score: float
     elapsed: float
+    config: dict[str, Any] | None = None  # the trial's hyperparameters (runs recorded before had none)
+    loss: float | None = None  # FLAML's validation loss, as logged
 
 
 @dataclass(frozen=True)

@@ -93,19 +93,23 @@ class ProcedureJobManager(JobManager):
                 register_procedure(self._session, self.wh.database)
                 self._procedure_ready = True
             payload = self.registry.events(run.run_id, JOB_EVENT)[-1].payload["payload"]
+            if finalize:  # retrain the best trial so far instead of searching
+                job = json.loads(payload)
+                job["finalize"] = [e.payload for e in self.registry.events(run.run_id, "trial")]
+                payload = json.dumps(job)
             with self.wh.session_lock():  # nobody else uses the session while its warehouse is switched
                 previous = self._session.get_current_warehouse()
                 if self.training_warehouse:
                     self._session.use_warehouse(self.training_warehouse)
                 try:
-                    job = self._session.call(procedure_name(self.wh.database), payload, block=False)
+                    call = self._session.call(procedure_name(self.wh.database), payload, block=False)
                 finally:
                     if self.training_warehouse and previous:
                         self._session.use_warehouse(previous)
         except Exception as exc:
             self._finish(run, RunState.FAILED, f"Could not start training in Snowflake: {str(exc).splitlines()[0]}")
             return
-        self.registry.add_events(run.run_id, LAUNCH_EVENT, [{"query_id": job.query_id}])
+        self.registry.add_events(run.run_id, LAUNCH_EVENT, [{"query_id": call.query_id, "finalize": finalize}])
         self.registry.set_run_state(run.run_id, RunState.RUNNING)
 
     # --- observe ---------------------------------------------------------------------------------
@@ -119,9 +123,13 @@ class ProcedureJobManager(JobManager):
             if run.state is RunState.QUEUED:
                 self._launch_queued()
                 return
-            results = self.registry.events(run_id, RESULT_EVENT)
+            launches = self.registry.events(run_id, LAUNCH_EVENT)
+            after = launches[-1].seq if launches else 0
+            # only what the latest call reported (a cancelled search's last words do not count)
+            results = [e for e in self.registry.events(run_id, RESULT_EVENT) if e.seq > after]
+            finalized = bool(launches and launches[-1].payload.get("finalize"))
             if results and results[-1].payload.get("state") == RunState.SUCCEEDED.value:
-                self._collect_from_stage(run, results[-1].payload)
+                self._collect_from_stage(run, results[-1].payload, stopped_early=finalized)
             elif results:
                 self._finish(run, RunState.FAILED, results[-1].payload.get("message") or "Training failed.")
             elif not self._alive(run):
@@ -140,7 +148,7 @@ class ProcedureJobManager(JobManager):
         except Exception:  # the query is unknown to this account (or no longer visible)
             return False
 
-    def _collect_from_stage(self, run: Run, result: dict[str, Any]) -> None:
+    def _collect_from_stage(self, run: Run, result: dict[str, Any], *, stopped_early: bool = False) -> None:
         from backend.warehouse.snowflake_training import artifact_path
 
         try:
@@ -155,7 +163,7 @@ class ProcedureJobManager(JobManager):
         except Exception as exc:
             self._finish(run, RunState.FAILED, f"The trained model could not be read from the stage: {exc}")
             return
-        self._record_model(run, result, files[jf.BUNDLE], files[jf.HOLDOUT])
+        self._record_model(run, result, files[jf.BUNDLE], files[jf.HOLDOUT], stopped_early=stopped_early)
         self._cleanup(run.run_id, Path(PROCEDURE_JOB_DIR))
 
     def _cleanup(self, run_id: str, job_dir: Path) -> None:
@@ -180,8 +188,11 @@ class ProcedureJobManager(JobManager):
             if query_id:
                 with contextlib.suppress(Exception):  # it may have just finished; CANCELLED still holds
                     self.wh.execute("SELECT SYSTEM$CANCEL_QUERY(?)", [query_id])
-            note = (" Keeping the best model so far is not available for runs in Snowflake yet." if keep_best else "")
-            self._finish(run, RunState.CANCELLED, "Cancelled by the user." + note)
+            trials = self.registry.events(run_id, "trial")
+            if keep_best and any(t.payload.get("config") is not None for t in trials):
+                self._launch(run, finalize=True)  # the run ends SUCCEEDED with the best model found so far
+                return
+            self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
 
     def recover(self) -> list[str]:
         """At start-up: runs still executing in Snowflake carry on; finished ones are collected; the rest

@@ -6,6 +6,7 @@ while FLAML runs and writing the events straight into Flurry's events table).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,8 @@ def trial_payloads(records: list[dict[str, Any]], metric_name: str, known: int) 
             best = score
         if i >= known:
             payloads.append({"trial": i + 1, "estimator": str(record.get("learner")), "score": score,
-                             "best_score": best, "elapsed": float(record.get("wall_clock_time", 0.0))})
+                             "best_score": best, "elapsed": float(record.get("wall_clock_time", 0.0)),
+                             "config": record.get("config"), "loss": float(record["validation_loss"])})
     return payloads
 
 
@@ -65,6 +67,19 @@ class LogTail:
         self._stop.set()
         self._thread.join()
         self.flush()  # the last trials, after FLAML finished writing
+
+
+def best_trial_log(trials: list[dict[str, Any]]) -> str:
+    """A one-trial FLAML log holding the best of `trials` (trial events with config and loss), which FLAML's
+    `retrain_from_log` reads: how a run stopped where its log is out of reach keeps its best model."""
+    usable = [t for t in trials if t.get("config") is not None and t.get("loss") is not None]
+    if not usable:
+        raise ValueError("no trial with a configuration to keep")
+    best = min(usable, key=lambda t: float(t["loss"]))
+    record = {"record_id": 0, "iter_per_learner": 1, "logged_metric": {}, "trial_time": 0.0,
+              "wall_clock_time": float(best.get("elapsed", 0.0)), "validation_loss": float(best["loss"]),
+              "config": best["config"], "learner": best["estimator"], "sample_size": None}
+    return json.dumps(record) + "\n" + json.dumps({"curr_best_record_id": 0}) + "\n"
 
 
 def train_with_events(frame: Any, config: TrainConfig, log_path: Path, emit: Emit, *, interval: float = 1.0

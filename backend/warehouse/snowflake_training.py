@@ -22,7 +22,8 @@ from backend.identifiers import quote_ident
 from backend.registry import Registry, RunState, sha256_bytes
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
-from backend.training.progress import train_with_events
+from backend.training.fit import train
+from backend.training.progress import best_trial_log, train_with_events
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef
 
 PROCEDURE = "FLURRY_TRAIN"
@@ -34,9 +35,11 @@ RESULT_EVENT = "result"
 PutFile = Callable[[str, bytes], None]
 
 
-def job_payload(run_id: str, database: str, config: TrainConfig, spec: SampleSpec) -> str:
-    """What the app hands the procedure: one JSON string (its only argument)."""
-    return json.dumps({"run_id": run_id, "database": database, "config": config.to_dict(),
+def job_payload(run_id: str, database: str, config: TrainConfig, spec: SampleSpec,
+                finalize: list[dict[str, Any]] | None = None) -> str:
+    """What the app hands the procedure: one JSON string (its only argument). With `finalize` (the run's trial
+    events), the procedure retrains the best of them instead of searching."""
+    return json.dumps({"run_id": run_id, "database": database, "config": config.to_dict(), "finalize": finalize,
                        "spec": {"schema": spec.table.schema, "name": spec.table.name, "columns": list(spec.columns),
                                 "target": spec.target, "max_rows": spec.max_rows, "seed": spec.seed,
                                 "stratify": spec.stratify, "distinct": spec.distinct,
@@ -77,8 +80,13 @@ def run_procedure(session: Any, job_json: str, put_file: PutFile | None = None) 
         sql, params, _, _ = warehouse.training_sample_sql(_spec(job["spec"]))
         frame = session.sql(sql, params=params).to_pandas()
         with tempfile.TemporaryDirectory() as tmp:
-            result = train_with_events(frame, config, Path(tmp) / "flaml.jsonl",
-                                       lambda kind, payloads: registry.add_events(run_id, kind, payloads))
+            log = Path(tmp) / "flaml.jsonl"
+            if job.get("finalize"):  # stopped by the user: retrain the best trial so far, no search
+                log.write_text(best_trial_log(job["finalize"]), encoding="utf-8")
+                result = train(frame, config, log, from_log=True)
+            else:
+                result = train_with_events(frame, config, log,
+                                           lambda kind, payloads: registry.add_events(run_id, kind, payloads))
         bundle, holdout = result.bundle.to_bytes(), result.holdout_parquet
         put(artifact_path(database, run_id, jf.BUNDLE), bundle)
         put(artifact_path(database, run_id, jf.HOLDOUT), holdout)
