@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import platformdirs
@@ -86,13 +88,19 @@ def _settings_file_value(section: str, key: str, path: Path = SETTINGS_FILE) -> 
     reads its settings from. Raises ConfigurationError when the file is not valid TOML."""
     if not path.is_file():
         return ""
+    value = _settings(path, path.stat().st_mtime_ns).get(section, {}).get(key, "")
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _settings(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """The parsed settings file, read again only when it changes (every Streamlit rerun asks for it)."""
+    del mtime_ns  # the cache key
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"The settings file {path.name} is not valid TOML: {exc}",
                                  hint="Fix the file and redeploy or restart the app.") from exc
-    value = data.get(section, {}).get(key, "")
-    return ",".join(value) if isinstance(value, list) else str(value)
 
 
 def allowed_schemas_setting() -> str:

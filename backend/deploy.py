@@ -19,6 +19,7 @@ from backend.identifiers import quote_ident, slugify, validate_function_name
 from backend.model_bundle import ModelBundle
 from backend.registry import ModelVersion, Registry
 from backend.warehouse.base import TableRef, Warehouse, column_kind, is_integer_type
+from backend.warehouse.snowflake_deploy import SCHEDULES
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +99,32 @@ def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
 
 
 def load_bundle(registry: Registry, model_id: str) -> ModelBundle:
+    return _verified_bundle(registry, model_id)[0]
+
+
+def _verified_bundle(registry: Registry, model_id: str) -> tuple[ModelBundle, bytes, str]:
+    """The model's bundle, its file's bytes and their sha256, after the bytes were checked against it."""
     version = registry.get_model_version(model_id)
     content = registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256)
-    return ModelBundle.from_verified_bytes(content, version.sha256)
+    return ModelBundle.from_verified_bytes(content, version.sha256), content, version.sha256
+
+
+def _deployment_model(registry: Registry, function_name: str) -> str:
+    """The model id behind a deployed function. Raises DeploymentError for an unknown name."""
+    deployment = next((d for d in registry.list_deployments() if d.function_name == function_name), None)
+    if deployment is None:
+        raise DeploymentError(f"No deployed model is called {function_name!r}.", hint="Deploy the model first.")
+    return deployment.model_id
+
+
+def _probability_function(bundle: ModelBundle, function_name: str) -> str | None:
+    return f"{function_name}_proba" if bundle.is_classification else None
+
+
+def _output_columns(columns: set[str]) -> tuple[str, str]:
+    """Names for the prediction and probability columns that do not clash with the scored table's."""
+    prediction = _output_column(PREDICTION_COLUMN, columns)
+    return prediction, _output_column(PROBABILITY_COLUMN, columns | {prediction})
 
 
 def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name: str) -> DeployedFunctions:
@@ -109,9 +133,8 @@ def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name:
     # bundle does the reading), so SQL callers pass their columns unchanged.
     params = [_PARAMETER_TYPE.get(column_kind(f["sql_type"]), "VARCHAR") for f in bundle.features]
     warehouse.register_function(function_name, handlers["predict"], params, prediction_sql_type(bundle))
-    probability_name = None
-    if "probability" in handlers:
-        probability_name = f"{function_name}_proba"
+    probability_name = _probability_function(bundle, function_name)
+    if probability_name is not None:
         warehouse.register_function(probability_name, handlers["probability"], params, "DOUBLE")
     return DeployedFunctions(predict=function_name, probability=probability_name)
 
@@ -129,10 +152,8 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
         raise InvalidIdentifierError(f"The warehouse already has a function called {function_name!r}.",
                                      hint="Choose another name.")
     if warehouse.capabilities.staged_functions:
-        version = registry.get_model_version(model_id)
-        content = registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256)
-        bundle = ModelBundle.from_verified_bytes(content, version.sha256)
-        predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, version.sha256,
+        bundle, content, sha256 = _verified_bundle(registry, model_id)
+        predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, sha256,
                                                                 model_id, prediction_sql_type(bundle))
         functions = DeployedFunctions(predict=predict, probability=probability)
     else:
@@ -170,28 +191,24 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
 
     The output is written to a staging table and swapped in, so a failure leaves any old output intact.
     Raises DeploymentError when `output` exists and `overwrite` is false, or `output` is `source`."""
-    deployment = next((d for d in registry.list_deployments() if d.function_name == function_name), None)
-    if deployment is None:
-        raise DeploymentError(f"No deployed model is called {function_name!r}.", hint="Deploy the model first.")
+    model_id = _deployment_model(registry, function_name)
     if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
         raise DeploymentError("The scores cannot overwrite the table being scored.", hint="Choose a new table name.")
     if warehouse.table_exists(output) and not overwrite:
         raise DeploymentError(f"The table {output} already exists.",
                               hint="Choose another name, or tick 'Replace it' to overwrite it.")
-    bundle = load_bundle(registry, deployment.model_id)
+    bundle = load_bundle(registry, model_id)
     columns = [c.name for c in warehouse.describe(source)]
     missing = [f for f in bundle.feature_names if f not in columns]
     if missing:
         raise DeploymentError(f"The table {source} lacks the model's input column(s): {', '.join(missing)}.",
                               hint="Score a table with the same columns as the training table.")
-    pred_col = _output_column(PREDICTION_COLUMN, set(columns))
-    proba_col = _output_column(PROBABILITY_COLUMN, set(columns) | {pred_col})
+    pred_col, proba_col = _output_columns(set(columns))
     out_type = prediction_sql_type(bundle)
     if warehouse.capabilities.staged_functions:  # scored where the rows are, in one statement
         warehouse.ensure_schema(output.schema)
-        probability = f"{function_name}_proba" if bundle.is_classification else None
-        rows = warehouse.score_into(function_name, probability, bundle.feature_names, source, output, pred_col,
-                                    proba_col)
+        rows = warehouse.score_into(function_name, _probability_function(bundle, function_name),
+                                    bundle.feature_names, source, output, pred_col, proba_col)
         registry.record_scoring(function_name, output, rows)
         return ScoringResult(table=output, rows=rows)
 
@@ -211,6 +228,9 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     return ScoringResult(table=output, rows=rows)
 
 
+SCHEDULE_CHOICES = tuple(SCHEDULES)  # offered where the warehouse has a scheduler
+
+
 def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
                      output: TableRef, schedule: str) -> str:
     """Re-score `source` into `output` on a schedule inside the warehouse (Snowflake Tasks); the task's name.
@@ -218,13 +238,8 @@ def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: st
     if not warehouse.capabilities.staged_functions:
         raise DeploymentError("Scheduled scoring needs a warehouse with a scheduler (Snowflake).",
                               hint="Score the table from this page when you need fresh scores.")
-    deployment = next((d for d in registry.list_deployments() if d.function_name == function_name), None)
-    if deployment is None:
-        raise DeploymentError(f"No deployed model is called {function_name!r}.", hint="Deploy the model first.")
-    bundle = load_bundle(registry, deployment.model_id)
-    columns = {c.name for c in warehouse.describe(source)}
-    probability = f"{function_name}_proba" if bundle.is_classification else None
-    pred_col = _output_column(PREDICTION_COLUMN, columns)
-    proba_col = _output_column(PROBABILITY_COLUMN, columns | {pred_col})
-    return warehouse.schedule_scoring(f"{function_name}_rescore", function_name, probability, bundle.feature_names,
+    bundle = load_bundle(registry, _deployment_model(registry, function_name))
+    pred_col, proba_col = _output_columns({c.name for c in warehouse.describe(source)})
+    return warehouse.schedule_scoring(f"{function_name}_rescore", function_name,
+                                      _probability_function(bundle, function_name), bundle.feature_names,
                                       source, output, pred_col, proba_col, schedule)

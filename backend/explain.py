@@ -1,8 +1,8 @@
 """SHAP explanations in terms of the table's original columns.
 
 Tree models (and regression blends of tree models) use SHAP's exact TreeExplainer on the model's own input;
-anything else falls back to the
-model-agnostic permutation explainer over the original columns (text encoded as category codes).
+anything else falls back to the model-agnostic permutation explainer over the original columns (text encoded
+as category codes).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BACKGROUND_ROWS = 100
-# Permutation SHAP calls the model about twice per row explained (~50 ms each for a blend) for rows ×
-# evaluations × background predictions (≥ 2·features + 1 evaluations
-# per row). Global importance is estimated as well from a sample of rows, so the rows explained and the
-# evaluations per row are fitted to this many predictions (a few seconds for a blend of models here).
+# Permutation SHAP calls the model about twice per row explained (~50 ms each for a blend), for rows ×
+# evaluations × background predictions in all (at least 2·features + 1 evaluations per row). Global
+# importance is estimated as well from a sample of rows, so the rows explained and the evaluations per row
+# are fitted to this many predictions (a few seconds for a blend of models here).
 PERMUTATION_MAX_ROWS = 50
 PERMUTATION_MIN_ROWS = 10
 PERMUTATION_PREDICTIONS = 100_000

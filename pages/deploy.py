@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.deploy import DeployedFunctions, default_function_name, deploy, schedule_scoring, score_table
+from backend.deploy import (
+    SCHEDULE_CHOICES,
+    DeployedFunctions,
+    default_function_name,
+    deploy,
+    schedule_scoring,
+    score_table,
+)
 from backend.identifiers import validate_table_name
 from backend.warehouse.base import TableRef
-from backend.warehouse.snowflake_deploy import SCHEDULES
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
@@ -62,13 +68,14 @@ with user_errors("list tables to score"):
         st.success(f"Scored {result.rows:,} rows into {md(result.table)}.")
         st.dataframe(ws.warehouse.preview(result.table, 20), hide_index=True, width="stretch")
     if ws.warehouse.capabilities.staged_functions:
-        schedule = st.selectbox("Re-score it on a schedule", list(SCHEDULES), key="deploy.schedule",
+        schedule = st.selectbox("Re-score it on a schedule", SCHEDULE_CHOICES, key="deploy.schedule",
                                 help="A Snowflake Task re-creates the scored table on this schedule.")
         if st.button("Schedule re-scoring", key="deploy.schedule_start"):
-            output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
-            task = schedule_scoring(ws.warehouse, ws.registry, function, TableRef(source_schema, source_name),
-                                    output, schedule)
-            st.success(f"The task {md(task)} re-scores {md(output)} {schedule}.")
+            with user_errors("schedule re-scoring"):
+                output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
+                task = schedule_scoring(ws.warehouse, ws.registry, function, TableRef(source_schema, source_name),
+                                        output, schedule)
+                st.success(f"The task {md(task)} re-scores {md(output)} {schedule}.")
 
 st.subheader("3 · Share")
 st.page_link("pages/dashboard.py", label="Open this model's dashboard", icon=":material/dashboard:",

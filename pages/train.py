@@ -27,8 +27,9 @@ if table is None or target is None or task is None or not features:
 st.caption(f"Predicting **{md(target)}** in {md(table)} ({task.label.lower()}) from {len(features)} column(s).")
 date_columns: list[str] = []
 with user_errors("read the table"):
-    rows = min(calls.row_count(table), rows_cap(len(features) + 1))
-    date_columns = [c.name for c in calls.describe(table) if c.kind == "datetime" and c.name != target]
+    profile = calls.profile(calls.workspace().warehouse.identity, table)  # cached since the Target step
+    rows = min(profile.rows, rows_cap(len(features) + 1))
+    date_columns = [c.name for c in profile.columns if c.kind == "datetime" and c.name != target]
     st.caption(f"Rough guide: a table of this size ({rows:,} rows × {len(features)} columns) usually settles within "
                f"about {suggested_budget_s(rows, len(features)):,} seconds; a longer budget rarely helps much.")
 budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",

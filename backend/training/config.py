@@ -26,6 +26,8 @@ def rows_cap(n_columns: int) -> int:
     """The most rows a training sample may have: DEFAULT_MAX_ROWS, less for very wide tables."""
     by_memory = TRAINING_MEMORY_BYTES // (8 * max(1, n_columns) * TRAINING_COPIES)
     return int(max(MIN_TRAINING_ROWS * 100, min(DEFAULT_MAX_ROWS, by_memory)))
+
+
 VALIDATIONS = ("auto", "holdout", "cv")
 KNOWN_ESTIMATORS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree", "lrl1", "lrl2", "sgd")
 # Families offered only when their library is installed (FLAML's "auto" list adds them by itself then).

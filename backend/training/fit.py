@@ -20,10 +20,11 @@ from backend.errors import InvalidTargetError
 from backend.explain import explain_rows, global_importance
 from backend.metrics import METRICS, evaluate
 from backend.model_bundle import ModelBundle, prepare_features, to_model_frame
+from backend.registry import sha256_bytes
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.ensemble import BlendResult, blend, candidates_from_log
-from backend.training.job_files import read_complete_lines
+from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
 from backend.warehouse.base import column_kind
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ class TrainingResult:
     holdout_parquet: bytes
     train_rows: int
     holdout_rows: int
+
+
+def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any]:
+    """What a finished run reports to the app (local worker and Snowflake procedure alike): metrics, leaderboard,
+    importance, versions, row counts and the sha256 of the model and holdout files the app will verify."""
+    return {"metrics": result.metrics, "leaderboard": result.leaderboard, "importance": result.importance,
+            "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
+            "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
+            "sha256": {BUNDLE: sha256_bytes(bundle_bytes), HOLDOUT: sha256_bytes(result.holdout_parquet)}}
 
 
 def feature_specs(config: TrainConfig) -> list[dict[str, str]]:

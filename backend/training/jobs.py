@@ -224,16 +224,20 @@ class JobManager:
             if run.state is RunState.QUEUED:
                 self._launch_queued()
                 return
-            job_dir = Path(run.job_dir)
-            self._sync_trials(run, job_dir)
-            statuses = jf.read_complete_lines(job_dir / jf.STATUS)
-            final = next((s for s in reversed(statuses) if s.get("state") in ("SUCCEEDED", "FAILED")), None)
-            if final is not None and final["state"] == "SUCCEEDED":
-                self._collect_model(run, job_dir, stopped_early=bool(final.get("stopped_early")))
-            elif final is not None:
-                self._finish(run, RunState.FAILED, final.get("message") or "Training failed.")
-            elif not self._alive(run):
-                self._finish(run, RunState.FAILED, "The training process stopped unexpectedly before finishing.")
+            self._sync_running(run)
+
+    def _sync_running(self, run: Run) -> None:
+        """Fold a running job's news into the registry: trials, then its result or its disappearance."""
+        job_dir = Path(run.job_dir)
+        self._sync_trials(run, job_dir)
+        statuses = jf.read_complete_lines(job_dir / jf.STATUS)
+        final = next((s for s in reversed(statuses) if s.get("state") in ("SUCCEEDED", "FAILED")), None)
+        if final is not None and final["state"] == "SUCCEEDED":
+            self._collect_model(run, job_dir, stopped_early=bool(final.get("stopped_early")))
+        elif final is not None:
+            self._finish(run, RunState.FAILED, final.get("message") or "Training failed.")
+        elif not self._alive(run):
+            self._finish(run, RunState.FAILED, "The training process stopped unexpectedly before finishing.")
 
     def _alive(self, run: Run) -> bool:
         process = self._processes.get(run.run_id)
@@ -300,24 +304,29 @@ class JobManager:
             if run.state is RunState.QUEUED:
                 self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
                 return
-            process = self._processes.get(run_id)
-            pid = process.pid if process is not None else run.worker_pid
-            if pid and (process is not None or _process_alive(pid)):
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, 15)
-                if process is not None:
-                    try:
-                        process.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(pid, 9)
-                        process.wait(timeout=5)
-            self._processes.pop(run_id, None)
-            job_dir = Path(run.job_dir)
-            self._sync_trials(run, job_dir)
-            if keep_best and self.registry.events(run_id, "trial"):
-                self._launch(run, finalize=True)
-                return
-            self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
+            self._stop(run, keep_best=keep_best)
+
+    def _stop(self, run: Run, *, keep_best: bool) -> None:
+        """Stop a running job (its worker process), keeping the best model so far when asked and possible."""
+        run_id = run.run_id
+        process = self._processes.get(run_id)
+        pid = process.pid if process is not None else run.worker_pid
+        if pid and (process is not None or _process_alive(pid)):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, 15)
+            if process is not None:
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(pid, 9)
+                    process.wait(timeout=5)
+        self._processes.pop(run_id, None)
+        job_dir = Path(run.job_dir)
+        self._sync_trials(run, job_dir)
+        if keep_best and self.registry.events(run_id, "trial"):
+            self._launch(run, finalize=True)
+            return
+        self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
 
     def rerun(self, run_id: str) -> str:
         """Start a new run with the same configuration (table, columns, options and seed)."""

@@ -113,27 +113,21 @@ class ProcedureJobManager(JobManager):
         self.registry.set_run_state(run.run_id, RunState.RUNNING)
 
     # --- observe ---------------------------------------------------------------------------------
-    def sync(self, run_id: str) -> None:
+    def _sync_running(self, run: Run) -> None:
         from backend.warehouse.snowflake_training import RESULT_EVENT
 
-        with self._lock:
-            run = self.registry.get_run(run_id)
-            if run.state.is_final:
-                return
-            if run.state is RunState.QUEUED:
-                self._launch_queued()
-                return
-            launches = self.registry.events(run_id, LAUNCH_EVENT)
-            after = launches[-1].seq if launches else 0
-            # only what the latest call reported (a cancelled search's last words do not count)
-            results = [e for e in self.registry.events(run_id, RESULT_EVENT) if e.seq > after]
-            finalized = bool(launches and launches[-1].payload.get("finalize"))
-            if results and results[-1].payload.get("state") == RunState.SUCCEEDED.value:
-                self._collect_from_stage(run, results[-1].payload, stopped_early=finalized)
-            elif results:
-                self._finish(run, RunState.FAILED, results[-1].payload.get("message") or "Training failed.")
-            elif not self._alive(run):
-                self._finish(run, RunState.FAILED, "The training procedure stopped before reporting a result.")
+        run_id = run.run_id
+        launches = self.registry.events(run_id, LAUNCH_EVENT)
+        after = launches[-1].seq if launches else 0
+        # only what the latest call reported (a cancelled search's last words do not count)
+        results = [e for e in self.registry.events(run_id, RESULT_EVENT) if e.seq > after]
+        finalized = bool(launches and launches[-1].payload.get("finalize"))
+        if results and results[-1].payload.get("state") == RunState.SUCCEEDED.value:
+            self._collect_from_stage(run, results[-1].payload, stopped_early=finalized)
+        elif results:
+            self._finish(run, RunState.FAILED, results[-1].payload.get("message") or "Training failed.")
+        elif not self._alive(run):
+            self._finish(run, RunState.FAILED, "The training procedure stopped before reporting a result.")
 
     def _query_id(self, run: Run) -> str | None:
         launches = self.registry.events(run.run_id, LAUNCH_EVENT)
@@ -176,23 +170,17 @@ class ProcedureJobManager(JobManager):
         self._launch_queued()
 
     # --- control ---------------------------------------------------------------------------------
-    def cancel(self, run_id: str, *, keep_best: bool = False) -> None:
-        with self._lock:
-            run = self.registry.get_run(run_id)
-            if run.state.is_final:
-                return
-            if run.state is RunState.QUEUED:
-                self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
-                return
-            query_id = self._query_id(run)
-            if query_id:
-                with contextlib.suppress(Exception):  # it may have just finished; CANCELLED still holds
-                    self.wh.execute("SELECT SYSTEM$CANCEL_QUERY(?)", [query_id])
-            trials = self.registry.events(run_id, "trial")
-            if keep_best and any(t.payload.get("config") is not None for t in trials):
-                self._launch(run, finalize=True)  # the run ends SUCCEEDED with the best model found so far
-                return
-            self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
+    def _stop(self, run: Run, *, keep_best: bool) -> None:
+        run_id = run.run_id
+        query_id = self._query_id(run)
+        if query_id:
+            with contextlib.suppress(Exception):  # it may have just finished; CANCELLED still holds
+                self.wh.execute("SELECT SYSTEM$CANCEL_QUERY(?)", [query_id])
+        trials = self.registry.events(run_id, "trial")
+        if keep_best and any(t.payload.get("config") is not None for t in trials):
+            self._launch(run, finalize=True)  # the run ends SUCCEEDED with the best model found so far
+            return
+        self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
 
     def recover(self) -> list[str]:
         """At start-up: runs still executing in Snowflake carry on; finished ones are collected; the rest

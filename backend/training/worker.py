@@ -17,10 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from backend.errors import FlurryError
-from backend.registry import sha256_bytes
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
-from backend.training.fit import train
+from backend.training.fit import result_summary, train
 
 logger = logging.getLogger("flurry.worker")
 
@@ -39,13 +38,7 @@ def run_job(job_dir: Path, *, finalize: bool = False) -> int:
         bundle_bytes = result.bundle.to_bytes()
         jf.write_atomic(job_dir / jf.BUNDLE, bundle_bytes)
         jf.write_atomic(job_dir / jf.HOLDOUT, result.holdout_parquet)
-        summary = {
-            "metrics": result.metrics, "leaderboard": result.leaderboard, "importance": result.importance,
-            "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
-            "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
-            "sha256": {jf.BUNDLE: sha256_bytes(bundle_bytes), jf.HOLDOUT: sha256_bytes(result.holdout_parquet)},
-        }
-        jf.write_atomic(job_dir / jf.RESULT, json.dumps(summary).encode())
+        jf.write_atomic(job_dir / jf.RESULT, json.dumps(result_summary(result, bundle_bytes)).encode())
         jf.append_status(job_dir, {"state": "SUCCEEDED", "at": time.time(), "stopped_early": finalize})
         return 0
     except FlurryError as exc:

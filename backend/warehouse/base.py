@@ -193,6 +193,25 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def row_count(self, table: TableRef) -> int: ...
 
+    def _require(self, table: TableRef) -> None:
+        """Raise TableNotFoundError when `table` is gone."""
+        from backend.errors import TableNotFoundError
+
+        if not self.table_exists(table):
+            raise TableNotFoundError(f"The table {table} does not exist (it may have been dropped or renamed).",
+                                     hint="Go back to the Data step and pick a table that exists.")
+
+    def _columns_named(self, table: TableRef, columns: list[str]) -> dict[str, ColumnInfo]:
+        """`table`'s columns by name. Raises TableNotFoundError when one of `columns` is no longer there."""
+        from backend.errors import TableNotFoundError
+
+        by_name = {c.name: c for c in self.describe(table)}
+        missing = [c for c in columns if c not in by_name]
+        if missing:
+            raise TableNotFoundError(f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
+                                     hint="The table changed since you picked it; go back to the Target step.")
+        return by_name
+
     def column_stats(self, table: TableRef) -> list[ColumnStats]:
         """Non-null and distinct counts per column (from the warehouse-side profile)."""
         from backend.profiling import column_stats

@@ -170,12 +170,6 @@ class DuckDBWarehouse(Warehouse):
         )
         return int(frame["n"].iloc[0]) > 0
 
-    def _require(self, table: TableRef) -> None:
-        if not self.table_exists(table):
-            raise TableNotFoundError(
-                f"The table {table} does not exist (it may have been dropped or renamed).",
-                hint="Go back to the Data step and pick a table that exists.",
-            )
 
     def describe(self, table: TableRef) -> list[ColumnInfo]:
         self._require(table)
@@ -212,13 +206,7 @@ class DuckDBWarehouse(Warehouse):
         return self._guarded(table, f"SELECT * FROM {self.qualify(table)} LIMIT ?", [int(limit)])
 
     def _projection(self, table: TableRef, columns: list[str]) -> str:
-        by_name = {c.name: c for c in self.describe(table)}
-        missing = [c for c in columns if c not in by_name]
-        if missing:
-            raise TableNotFoundError(
-                f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
-                hint="The table changed since you picked it; go back to the Target step.",
-            )
+        by_name = self._columns_named(table, columns)
         return ", ".join(_select_expr(by_name[c]) for c in columns)
 
     def read_columns(

@@ -19,10 +19,10 @@ from typing import Any
 
 from backend.errors import FlurryError
 from backend.identifiers import quote_ident
-from backend.registry import Registry, RunState, sha256_bytes
+from backend.registry import Registry, RunState
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
-from backend.training.fit import train
+from backend.training.fit import result_summary, train
 from backend.training.progress import best_trial_log, train_with_events
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef
 
@@ -90,11 +90,8 @@ def run_procedure(session: Any, job_json: str, put_file: PutFile | None = None) 
         bundle, holdout = result.bundle.to_bytes(), result.holdout_parquet
         put(artifact_path(database, run_id, jf.BUNDLE), bundle)
         put(artifact_path(database, run_id, jf.HOLDOUT), holdout)
-        registry.add_events(run_id, RESULT_EVENT, [{
-            "state": RunState.SUCCEEDED.value, "metrics": result.metrics, "leaderboard": result.leaderboard,
-            "importance": result.importance, "best_estimator": result.bundle.best_estimator,
-            "versions": result.bundle.versions, "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
-            "sha256": {jf.BUNDLE: sha256_bytes(bundle), jf.HOLDOUT: sha256_bytes(holdout)}}])
+        registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.SUCCEEDED.value,
+                                                    **result_summary(result, bundle)}])
         return RunState.SUCCEEDED.value
     except FlurryError as exc:
         message = str(exc)
