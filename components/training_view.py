@@ -101,10 +101,12 @@ def show_result(progress: RunProgress) -> None:
             single = chosen_row.get("best_single_same_rows")
             versus = f" against {single:.4f} for the best single model" if single is not None else ""
             st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; the rest blended its best models. "
-                       f"Scored on the "
-                       f"same out-of-fold rows, the blend reaches {chosen_row['score']:.4f}{versus}. The families' "
-                       "scores come from the search's own validation and run higher, since it keeps the best of "
-                       "many tries.")
+                       f"Scored on the same out-of-fold rows, the blend reaches {chosen_row['score']:.4f}{versus}. "
+                       "The families' scores come from the search's own validation and run higher, since it keeps "
+                       "the best of many tries.")
+        elif run.config.get("ensemble") and "stopped early" not in (run.message or "").lower():
+            st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; blending its best models did not fit "
+                       "in the rest (or did not beat the best one), so the best single model stands.")
         board = pd.DataFrame(version.leaderboard).drop(columns=["best_single_same_rows"], errors="ignore")
         board = board.rename(columns={"score": metric.label})
         board.insert(0, "chosen", board["estimator"] == version.best_estimator)
