@@ -16,7 +16,16 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-test: $(INSTALLED)
+# The Snowflake CLI pins packages of its own, so it gets a virtualenv of its own (for the hosting tests).
+SNOWCLI_VENV := .venv-snowcli
+SNOWCLI_INSTALLED := $(SNOWCLI_VENV)/.installed
+
+$(SNOWCLI_INSTALLED): requirements-snowcli.txt
+	$(PYTHON) -m venv $(SNOWCLI_VENV)
+	$(SNOWCLI_VENV)/bin/python -m pip install --quiet -r requirements-snowcli.txt
+	touch $(SNOWCLI_INSTALLED)
+
+test: $(INSTALLED) $(SNOWCLI_INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -33,4 +42,4 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SNOWCLI_VENV) .pytest_cache .ruff_cache

@@ -1,14 +1,16 @@
 """Hosting Flurry in a Snowflake account: the project files, and the scoring UDF handler on pandas frames.
 
-The Snowflake CLI (whose own model would validate snowflake.yml) cannot be installed beside this project's
-pins (snowflake-cli 3.31 pins a pip release the registry lacks; 3.25 downgrades snowflake-snowpark-python),
-so snowflake.yml is checked structurally here.
+snowflake.yml is validated by the Snowflake CLI itself (its project-definition model and its bundler), which
+lives in a virtualenv of its own (`make test` builds .venv-snowcli; the CLI pins packages .venv cannot share).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,6 +71,50 @@ def test_snowflake_yml_is_a_v2_streamlit_project_whose_files_exist() -> None:
         if "<%" in str(value):  # templated values must have a default in env
             key = str(value).split("ctx.env.")[1].split()[0]
             assert key in project["env"]
+
+
+SNOWCLI_PYTHON = ROOT / ".venv-snowcli" / "bin" / "python"
+
+
+def snowcli_check(project: Path) -> subprocess.CompletedProcess[str]:
+    if not SNOWCLI_PYTHON.exists():
+        pytest.skip("the Snowflake CLI's virtualenv is missing: run `make test`, which builds .venv-snowcli")
+    return subprocess.run([str(SNOWCLI_PYTHON), str(ROOT / "tests" / "snowcli_project_check.py"), str(project)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def project_copy(destination: Path) -> Path:
+    """The files git tracks, as a fresh clone (and so `snow streamlit deploy`) sees them."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def test_the_snowflake_cli_accepts_snowflake_yml_and_bundles_every_module_the_app_runs(tmp_path: Path) -> None:
+    checked = snowcli_check(project_copy(tmp_path))
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    result = json.loads(checked.stdout.strip().splitlines()[-1])
+    assert result["type"] == "streamlit" and result["main_file"] == "app.py"
+    app_modules = {p.relative_to(ROOT).as_posix() for p in
+                   [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("backend/**/*.py")]
+                   if "__pycache__" not in p.parts}
+    assert app_modules <= set(result["files"]), sorted(app_modules - set(result["files"]))
+    assert {"environment.yml", "flurry.toml"} <= set(result["files"])
+    assert not [f for f in result["files"] if f.startswith(("tests/", "benchmarks/", ".venv"))]
+    assert "MAIN_FILE = 'app.py'" in result["sql"] and "QUERY_WAREHOUSE = COMPUTE_WH" in result["sql"]
+
+
+def test_the_snowflake_cli_rejects_a_broken_project_definition(tmp_path: Path) -> None:
+    """The check above can fail: a misspelt key is refused by the CLI's model."""
+    project = project_copy(tmp_path)
+    text = (project / "snowflake.yml").read_text(encoding="utf-8")
+    (project / "snowflake.yml").write_text(text.replace("main_file:", "main_fil:"), encoding="utf-8")
+    checked = snowcli_check(project)
+    assert checked.returncode != 0
+    assert "main_fil" in checked.stderr
 
 
 def test_a_model_trained_elsewhere_does_not_load_under_other_library_lines() -> None:
