@@ -9,11 +9,14 @@ from components import backend_calls as calls
 from components import state
 from components.formatting import md
 from components.shell import mark_shell
-from components.sidebar import active_runs_panel
+from components.sidebar import active_runs_panel, warehouse_picker
 
 st.set_page_config(page_title="Flurry", page_icon=":material/ac_unit:", layout="wide")
 mark_shell()
 
+with st.sidebar:
+    warehouse_picker()
+state.follow_warehouse(calls.chosen_warehouse())
 try:
     ws = calls.workspace()
 except FlurryError as exc:

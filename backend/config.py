@@ -77,7 +77,30 @@ def warehouse_config() -> WarehouseConfig:
 
     if active_session() is not None:
         return WarehouseConfig(kind="snowflake", location=ACTIVE)
+    return embedded_config()
+
+
+def embedded_config() -> WarehouseConfig:
     return WarehouseConfig(kind="duckdb", location=str(default_duckdb_path()))
+
+
+SECRETS_CONNECTION = "secrets"  # the Snowflake connection of Streamlit's `[connections.snowflake]` secrets
+
+
+def warehouse_choices(configured: WarehouseConfig, connection_names: list[str], has_secrets: bool,
+                      ) -> list[WarehouseConfig]:
+    """The warehouses the sidebar offers, the configured one first. Inside Snowflake only the app's own
+    account; elsewhere the embedded warehouse and each Snowflake connection (the secrets' one, which wins
+    over connections.toml when present, else every connection named in connections.toml)."""
+    from backend.warehouse.snowflake_session import ACTIVE
+
+    if configured.kind == "snowflake" and configured.location == ACTIVE:
+        return [configured]
+    names = sorted(connection_names)
+    if has_secrets:  # every snowflake:// setting opens the secrets' connection: offer it once
+        names = [] if configured.kind == "snowflake" else [SECRETS_CONNECTION]
+    choices = [configured, embedded_config(), *(WarehouseConfig("snowflake", name) for name in names)]
+    return list(dict.fromkeys(choices))
 
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "flurry.toml"

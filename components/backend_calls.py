@@ -7,6 +7,8 @@ go through `st.cache_data`, keyed by the workspace identity.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.checks import Finding
-from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_config
+from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_choices, warehouse_config
 from backend.dashboard import DashboardData, dashboard_data
 from backend.deploy import load_bundle
 from backend.explain import Explanation, explain_rows
@@ -23,12 +25,13 @@ from backend.profiling import TableProfile
 from backend.registry import ModelVersion
 from backend.task_detection import FeatureChoice, TargetSummary, Task
 from backend.warehouse.base import ColumnInfo, TableRef, TableSummary
-from backend.warehouse.snowflake_session import use_secrets
+from backend.warehouse.snowflake_session import connection_names, use_secrets
 from backend.workspace import Workspace, open_workspace
 
 
 @st.cache_resource(show_spinner="Opening the warehouse…")
-def _workspace_for(config: WarehouseConfig, allowed_schemas: str = "") -> Workspace:
+def _workspace_for(config: WarehouseConfig, allowed_schemas: str = "", secrets_digest: str = "") -> Workspace:
+    del secrets_digest  # part of the cache key only: edited secrets open a new connection
     return open_workspace(config, allowed_schemas=allowed_schemas)
 
 
@@ -48,10 +51,35 @@ def _plain(value: Any) -> Any:
     return value
 
 
+WAREHOUSE_CHOICE = "warehouse.choice"  # the sidebar picker's widget key: this session's warehouse
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _connection_names() -> list[str]:
+    return connection_names()
+
+
+def available_warehouses() -> list[WarehouseConfig]:
+    """What the sidebar offers: the configured warehouse first (only it inside Snowflake)."""
+    return warehouse_choices(warehouse_config(), _connection_names(), _snowflake_secrets() is not None)
+
+
+def chosen_warehouse() -> WarehouseConfig:
+    """This session's warehouse: the sidebar's choice when it is still on offer, else the configured one."""
+    choice = st.session_state.get(WAREHOUSE_CHOICE)  # the picker keeps a choice's display name
+    configured = warehouse_config()
+    if choice and choice != configured.display_name:
+        return next((c for c in available_warehouses() if c.display_name == choice), configured)
+    return configured
+
+
 def workspace() -> Workspace:
-    """The configured workspace, opened once per server process and shared by every session."""
+    """This session's workspace, opened once per server process and warehouse, shared by every session on it."""
     use_secrets(_snowflake_secrets)
-    return _workspace_for(warehouse_config(), allowed_schemas_setting())
+    chosen = chosen_warehouse()
+    secrets = _snowflake_secrets() if chosen.kind == "snowflake" else None
+    digest = hashlib.sha256(json.dumps(secrets, sort_keys=True, default=str).encode()).hexdigest() if secrets else ""
+    return _workspace_for(chosen, allowed_schemas_setting(), digest)
 
 
 def connection_details() -> list[tuple[str, str]]:

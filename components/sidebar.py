@@ -1,4 +1,4 @@
-"""The shared sidebar: what is training right now, kept fresh while anything runs."""
+"""The shared sidebar: which warehouse this session works in, and what is training right now."""
 
 from __future__ import annotations
 
@@ -6,8 +6,35 @@ from datetime import timedelta
 
 import streamlit as st
 
+from backend.config import SECRETS_CONNECTION, WarehouseConfig, default_duckdb_path
+from backend.warehouse.snowflake_session import ACTIVE
 from components import backend_calls as calls
 from components.formatting import md
+
+
+def warehouse_label(config: WarehouseConfig) -> str:
+    if config.kind == "duckdb":
+        same = config.location == str(default_duckdb_path())
+        return "Embedded (DuckDB)" if same else f"DuckDB · {config.location.rsplit('/', 1)[-1]}"
+    if config.location == ACTIVE:
+        return "Snowflake · this account"
+    if config.location == SECRETS_CONNECTION:
+        return "Snowflake · the app's secrets"
+    return f"Snowflake · {config.location}"
+
+
+def warehouse_picker() -> None:
+    """Choose the warehouse for this session (shown only when there is a choice, so never inside Snowflake).
+    Drawn before the warehouse is opened, so a connection that fails can be swapped for another."""
+    choices = calls.available_warehouses()
+    if len(choices) < 2:
+        return
+    names = [c.display_name for c in choices]  # plain strings: what the widget keeps between reruns
+    labels = dict(zip(names, map(warehouse_label, choices), strict=True))
+    st.selectbox("Warehouse", names, index=names.index(calls.chosen_warehouse().display_name),
+                 format_func=labels.__getitem__, key=calls.WAREHOUSE_CHOICE,
+                 help="Where tables are read, models trained and functions deployed. Snowflake connections "
+                      "come from connections.toml or the app's [connections.snowflake] secrets.")
 
 
 def active_runs_panel() -> None:

@@ -28,6 +28,7 @@ class Key(enum.StrEnum):
     EDITOR_VERSION = "wizard.editor_version"
     JUMP_TO_TABLE = "wizard.jump_to_table"
     IMBALANCED = "wizard.imbalanced"
+    WAREHOUSE = "wizard.warehouse"
 
 
 def get(key: Key, default: Any = None) -> Any:
@@ -41,6 +42,13 @@ def put(key: Key, value: Any) -> None:
 def clear(*keys: Key) -> None:
     for key in keys:
         st.session_state.pop(key.value, None)
+
+
+def follow_warehouse(current: object) -> None:
+    """The wizard's choices belong to one warehouse: forget them when this session moves to another."""
+    if get(Key.WAREHOUSE) not in (None, current):
+        clear(*Key)
+    put(Key.WAREHOUSE, current)
 
 
 def table() -> TableRef | None:

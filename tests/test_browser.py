@@ -57,9 +57,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
     yield from _serve(tmp_path, tmp_path / "browser.duckdb")
 
 
-def _serve(tmp_path: Path, db: Path) -> Iterator[Server]:
+def _serve(tmp_path: Path, db: Path, **extra_env: str) -> Iterator[Server]:
     port = _free_port()
-    env = {**os.environ, "FLURRY_WAREHOUSE": f"duckdb:///{db}", "FLURRY_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "FLURRY_WAREHOUSE": f"duckdb:///{db}", "FLURRY_DATA_DIR": str(tmp_path), **extra_env}
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -174,3 +174,33 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
     finally:
         ws.close()
 
+
+
+def test_the_sidebar_moves_the_session_to_another_warehouse_and_back(tmp_path: Path) -> None:
+    """A Snowflake connection of connections.toml that cannot connect: a plain message, no password, and the
+    sidebar still there to go back."""
+    from playwright.sync_api import sync_playwright
+
+    _chromium_or_skip()
+    home = tmp_path / "snowflake-home"
+    home.mkdir()
+    (home / "connections.toml").write_text(
+        '[offline]\naccount = "acme"\nuser = "ana"\npassword = "hunter2-in-a-file"\nhost = "127.0.0.1"\n'
+        'port = 1\nprotocol = "http"\nlogin_timeout = 2\n', encoding="utf-8")
+    (home / "connections.toml").chmod(0o600)
+    for server in _serve(tmp_path, tmp_path / "picker.duckdb", SNOWFLAKE_HOME=str(home)):
+        with sync_playwright() as p:
+            browser = _launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            with screenshot_on_failure(page, "browser-warehouse-picker.png"):
+                page.goto(server.url)
+                page.get_by_text("Pick the data to learn from").wait_for()
+                _pick(page, "Warehouse", "Snowflake · offline")
+                page.get_by_text("Could not connect to Snowflake with the connection 'offline'").wait_for()
+                assert "hunter2" not in page.content()
+                _pick(page, "Warehouse", "DuckDB · picker.duckdb")
+                page.get_by_text("Pick the data to learn from").wait_for()
+                _pick(page, "Table", "penguins")
+                page.get_by_text("344", exact=True).wait_for()
+            browser.close()

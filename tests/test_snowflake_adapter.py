@@ -20,8 +20,10 @@ import sqlglot
 from backend.errors import ConfigurationError, TableNotFoundError
 from backend.warehouse.base import SampleSpec, TableRef, is_integer_type
 from backend.warehouse.snowflake_profile import first_pass_sql, profile_columns, second_pass_sql
-from backend.warehouse.snowflake_session import identity, open_session, redact
+from backend.warehouse.snowflake_session import ACTIVE, identity, open_session, redact
 from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ODD = TableRef("Sales Data", 'orders "2024"')
 
@@ -176,7 +178,7 @@ def test_outside_snowflake_there_is_no_active_session_to_borrow() -> None:
     from snowflake.snowpark import Session
 
     from backend.config import warehouse_config
-    from backend.warehouse.snowflake_session import ACTIVE, active_session
+    from backend.warehouse.snowflake_session import active_session
 
     local = Session.builder.config("local_testing", True).create()  # a session, but not Snowflake's own
     try:
@@ -193,7 +195,6 @@ def test_outside_snowflake_there_is_no_active_session_to_borrow() -> None:
 
 def test_a_hosted_app_refuses_to_start_before_schemas_are_allowed(tmp_path: Path) -> None:
     from backend.config import WarehouseConfig, _settings_file_value
-    from backend.warehouse.snowflake_session import ACTIVE
     from backend.workspace import open_workspace
 
     with pytest.raises(ConfigurationError, match="no schemas are allowed yet"):
@@ -215,3 +216,39 @@ def test_snowflake_refusals_become_plain_messages(warehouse: SnowflakeWarehouse)
     with pytest.raises(WarehouseQueryError, match="Snowflake refused the request") as caught:
         warehouse.query("SELECT * FROM no_such_schema.no_such_table WHERE x = ?", ["secret-value-123"])
     assert "secret-value-123" not in str(caught.value)
+
+
+def test_the_sidebar_offers_the_embedded_warehouse_and_each_named_connection() -> None:
+    from backend.config import SECRETS_CONNECTION, WarehouseConfig, embedded_config, warehouse_choices
+
+    embedded, prod = embedded_config(), WarehouseConfig("snowflake", "prod")
+    assert warehouse_choices(embedded, ["prod", "dev"], has_secrets=False) == [
+        embedded, WarehouseConfig("snowflake", "dev"), prod]
+    assert warehouse_choices(prod, ["prod", "dev"], has_secrets=False)[:2] == [prod, embedded]  # configured first
+    # the secrets' connection wins over connections.toml, so it is offered once and alone
+    assert warehouse_choices(embedded, ["prod"], has_secrets=True) == [
+        embedded, WarehouseConfig("snowflake", SECRETS_CONNECTION)]
+    assert warehouse_choices(prod, ["prod"], has_secrets=True) == [prod, embedded]
+    hosted = WarehouseConfig("snowflake", ACTIVE)
+    assert warehouse_choices(hosted, ["prod"], has_secrets=True) == [hosted]  # inside Snowflake: no choice
+
+
+def test_connection_names_are_read_by_the_connector_and_nothing_else_leaves(tmp_path: Path) -> None:
+    """In a fresh process: the connector reads SNOWFLAKE_HOME once, when first imported."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "snowflake-home"
+    home.mkdir()
+    (home / "connections.toml").write_text('[prod]\naccount = "acme"\npassword = "hunter2-secret"\n\n'
+                                           '[dev]\naccount = "acme-dev"\n', encoding="utf-8")
+    (home / "connections.toml").chmod(0o600)
+    code = "from backend.warehouse.snowflake_session import connection_names; print(connection_names())"
+    env = dict(os.environ, SNOWFLAKE_HOME=str(home))
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert shown.stdout.strip() == "['dev', 'prod']", shown.stderr
+    assert "hunter2" not in shown.stdout + shown.stderr
+    (home / "connections.toml").write_text("[prod\n", encoding="utf-8")  # unreadable: nothing on offer, no crash
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert shown.stdout.strip() == "[]", shown.stderr

@@ -82,6 +82,18 @@ def active_session() -> Any | None:
     return None if "Mock" in type(getattr(session, "_conn", None)).__name__ else session
 
 
+def connection_names() -> list[str]:
+    """The connections named in connections.toml / config.toml, read by the Snowflake connector itself (so
+    the same files, in the same places, as `snow` and `Session.builder.config("connection_name", …)`).
+    Names only: nothing else of a connection leaves this function. Empty when the files are missing or bad."""
+    try:
+        from snowflake.connector.config_manager import CONFIG_MANAGER
+
+        return sorted(str(name) for name in CONFIG_MANAGER["connections"])
+    except Exception:  # no Snowflake configuration, or one the connector cannot read
+        return []
+
+
 def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None) -> Any:
     """A Snowpark session: from `secrets` when given, the one Snowflake gave the app for `ACTIVE`, else the
     named connection of connections.toml.
@@ -106,7 +118,7 @@ def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None)
         raise ConfigurationError(
             f"Could not connect to Snowflake with {source}: {reason}",
             hint="Check the account, user and authenticator in connections.toml or .streamlit/secrets.toml "
-                 "(run `snow connection test`), or unset FLURRY_WAREHOUSE to use the embedded warehouse.",
+                 "(run `snow connection test`), or choose the embedded warehouse in the sidebar.",
         ) from None
 
 
