@@ -16,16 +16,16 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-# The Snowflake CLI pins packages of its own, so it gets a virtualenv of its own (for the hosting tests).
-SNOWCLI_VENV := .venv-snowcli
-SNOWCLI_INSTALLED := $(SNOWCLI_VENV)/.installed
+# Tools whose pins clash with .venv get a virtualenv each, for the Snowflake hosting tests:
+# .venv-snowcli (the Snowflake CLI) and .venv-snowml (snowflake-ml-python, which needs pandas < 3).
+SIDE_VENVS := .venv-snowcli/.installed .venv-snowml/.installed
 
-$(SNOWCLI_INSTALLED): requirements-snowcli.txt
-	$(PYTHON) -m venv $(SNOWCLI_VENV)
-	$(SNOWCLI_VENV)/bin/python -m pip install --quiet -r requirements-snowcli.txt
-	touch $(SNOWCLI_INSTALLED)
+.venv-%/.installed: requirements-%.txt
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet -r requirements-$*.txt
+	touch $@
 
-test: $(INSTALLED) $(SNOWCLI_INSTALLED)
+test: $(INSTALLED) $(SIDE_VENVS)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -42,4 +42,4 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) $(SNOWCLI_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-snowcli .venv-snowml .pytest_cache .ruff_cache

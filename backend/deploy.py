@@ -34,6 +34,8 @@ _PARAMETER_TYPE = {"numeric": "DOUBLE", "text": "VARCHAR", "boolean": "BOOLEAN",
 class DeployedFunctions:
     predict: str
     probability: str | None
+    registry_version: str | None = None  # "MODEL VERSION" in the warehouse's model registry, when logged there
+    registry_note: str | None = None  # why it was not, when the warehouse has a registry
 
     def example_sql(self, bundle_features: list[str], table: TableRef) -> str:
         args = ", ".join(quote_ident(f) for f in bundle_features)
@@ -155,7 +157,11 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
         bundle, content, sha256 = _verified_bundle(registry, model_id)
         predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, sha256,
                                                                 model_id, prediction_sql_type(bundle))
-        functions = DeployedFunctions(predict=predict, probability=probability)
+        logged, note = warehouse.log_model_version(function_name, bundle, content, sha256, model_id,
+                                                   prediction_sql_type(bundle),
+                                                   registry.get_model_version(model_id).metrics)
+        functions = DeployedFunctions(predict=predict, probability=probability, registry_version=logged,
+                                      registry_note=note)
     else:
         functions = register_functions(warehouse, load_bundle(registry, model_id), function_name)
     registry.upsert_deployment(function_name, model_id)

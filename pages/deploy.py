@@ -39,6 +39,10 @@ if st.button("Deploy as a SQL function", type="primary", key="deploy.deploy"):
         functions = deploy(ws.warehouse, ws.registry, version.model_id, name.strip())
         state.put(state.Key.FUNCTION_NAME, functions.predict)
         st.success(f"Deployed. Call {md(functions.predict)}(…) from SQL in this warehouse.")
+        if functions.registry_version:
+            st.caption(f"Also logged to the Snowflake Model Registry as {md(functions.registry_version)}.")
+        elif functions.registry_note:
+            st.caption(md(functions.registry_note))
 
 deployed = ws.registry.list_deployments(version.model_id)
 if not deployed:

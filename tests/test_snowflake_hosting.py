@@ -1,7 +1,8 @@
 """Hosting Flurry in a Snowflake account: the project files, and the scoring UDF handler on pandas frames.
 
-snowflake.yml is validated by the Snowflake CLI itself (its project-definition model and its bundler), which
-lives in a virtualenv of its own (`make test` builds .venv-snowcli; the CLI pins packages .venv cannot share).
+snowflake.yml is validated by the Snowflake CLI itself (its project-definition model and its bundler), and the
+Model Registry model is packaged by snowflake-ml-python itself; each lives in a virtualenv of its own
+(`make test` builds .venv-snowcli and .venv-snowml: their pins clash with .venv's).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,14 +76,18 @@ def test_snowflake_yml_is_a_v2_streamlit_project_whose_files_exist() -> None:
             assert key in project["env"]
 
 
-SNOWCLI_PYTHON = ROOT / ".venv-snowcli" / "bin" / "python"
+def side_venv_run(venv: str, script: str, argument: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run tests/<script> under one of the side virtualenvs `make test` builds (tools whose pins clash with .venv)."""
+    python = ROOT / venv / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"{venv} is missing: run `make test`, which builds it")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([str(python), str(ROOT / "tests" / script), str(argument)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
 
 
 def snowcli_check(project: Path) -> subprocess.CompletedProcess[str]:
-    if not SNOWCLI_PYTHON.exists():
-        pytest.skip("the Snowflake CLI's virtualenv is missing: run `make test`, which builds .venv-snowcli")
-    return subprocess.run([str(SNOWCLI_PYTHON), str(ROOT / "tests" / "snowcli_project_check.py"), str(project)],
-                          capture_output=True, text=True, timeout=120)
+    return side_venv_run(".venv-snowcli", "snowcli_project_check.py", project)
 
 
 def project_copy(destination: Path) -> Path:
@@ -186,6 +193,56 @@ def test_deploying_stages_the_model_and_registers_both_functions(staged) -> None
     packages = sd.model_packages(bundle)
     assert f"lightgbm=={bundle.versions['lightgbm']}" in packages and "pandas" in packages
     session.close()
+
+
+def test_registry_inputs_get_plain_unique_identifiers_in_feature_order() -> None:
+    from backend.warehouse.snowflake_model_registry import registry_feature_names
+
+    names = registry_feature_names(["tenure months", "Tenure-Months", "2nd plan", "\"quoted\"", "été", "_", "a"])
+    assert names == ["TENURE_MONTHS", "TENURE_MONTHS_2", "F_2ND_PLAN", "QUOTED", "T", "FEATURE", "A"]
+    assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", n) for n in names) and len(set(names)) == len(names)
+
+
+def test_the_registry_model_scores_like_the_functions_it_sits_beside(staged) -> None:
+    from backend.warehouse.snowflake_model_registry import registry_feature_names, registry_scores
+
+    directory, sha, frame = staged
+    bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    inputs = frame[["tenure months", "plan"]].set_axis(registry_feature_names(bundle.feature_names), axis=1)
+    scores = registry_scores(bundle, inputs)
+    assert list(scores.columns) == ["PREDICTION", "PROBABILITY"]
+    assert scores["PREDICTION"].tolist() == predict_batch(bundle, inputs).tolist()
+    np.testing.assert_allclose(scores["PROBABILITY"], probability_batch(bundle, inputs))
+
+
+def test_the_registry_model_packages_and_scores_with_snowflake_ml_itself(tmp_path: Path) -> None:
+    """Under .venv-snowml: the model is packaged by the registry's own packager (what `log_model` uploads),
+    loaded back as the registry runtime loads it, and scores exactly like the bundle. Only the upload and
+    `CREATE MODEL` need an account."""
+    checked = side_venv_run(".venv-snowml", "snowml_registry_check.py", tmp_path, timeout=240)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    result = json.loads(checked.stdout.strip().splitlines()[-1])
+    assert result["inputs"] == ["TENURE_MONTHS", "PLAN"] and result["outputs"] == ["PREDICTION", "PROBABILITY"]
+    assert result["same_predictions"] and result["probability_max_error"] < 1e-12
+    conda = yaml.safe_load(result["conda"])
+    assert any(str(d).startswith("lightgbm==") for d in conda["dependencies"])  # pinned to the training version
+
+
+def test_without_snowflake_ml_the_registry_step_is_skipped_with_a_reason(staged) -> None:
+    """This environment cannot install snowflake-ml-python (it requires pandas < 3); the deployment stands and
+    the Deploy step says why the registry was skipped."""
+    from snowflake.snowpark import Session
+
+    from backend.warehouse.snowflake_model_registry import log_model_version, registry_installed
+
+    assert not registry_installed()
+    directory, sha, _ = staged
+    bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    session = Session.builder.config("local_testing", True).create()
+    outcome = log_model_version(session, "DB", "flurry_churn", "m1", bundle, (directory / "model.pkl").read_bytes(),
+                                sha, "VARCHAR", {"roc_auc": 0.9, "_rows": {"train": 3}})
+    session.close()
+    assert outcome.logged is None and "snowflake-ml-python is not installed" in (outcome.reason or "")
 
 
 def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> None:

@@ -295,6 +295,12 @@ class Warehouse(abc.ABC):
         """Create permanent scoring functions from the model file (staged_functions adapters only)."""
         raise NotImplementedError
 
+    def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+                          prediction_type: str, metrics: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Record a deployed model in the warehouse's own model registry, if it has one: (what was logged, or
+        why not). Never raises; warehouses without a registry have nothing to say."""
+        return None, None
+
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
                    output: TableRef, prediction_column: str, probability_column: str) -> int:
         """Score `source` into `output` inside the warehouse (staged_functions adapters only); rows written."""

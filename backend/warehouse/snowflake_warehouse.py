@@ -381,6 +381,15 @@ class SnowflakeWarehouse(Warehouse):
         staged = sd.stage_model(self._session, self.database, model_id, content, sha256)
         return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
 
+    def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+                          prediction_type: str, metrics: dict[str, Any]) -> tuple[str | None, str | None]:
+        from backend.warehouse.snowflake_model_registry import log_model_version
+
+        with self.session_lock():
+            outcome = log_model_version(self._session, self.database, name, model_id, bundle, content, sha256,
+                                        prediction_type, metrics)
+        return outcome.logged, outcome.reason
+
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
                    output: TableRef, prediction_column: str, probability_column: str) -> int:
         from backend.warehouse import snowflake_deploy as sd

@@ -1,0 +1,129 @@
+"""Logging a deployed model to the Snowflake Model Registry, when `snowflake-ml-python` is installed.
+
+The registry keeps a model version beside Flurry's own SQL functions, so teams that govern models there see
+it (lineage, metrics, `MODEL(...)!PREDICT`). It is a convenience on top of a deployment, never a condition of
+one: without the package, or when the account refuses, the functions stand and the reason is reported.
+
+The logged model is a registry `CustomModel` wrapping the same verified bundle the UDFs score with; its
+input columns are the model's features under plain upper-case names (the registry's signatures need SQL
+identifiers; the bundle's own names may hold spaces or quotes), mapped back by position, as the UDF does.
+"""
+
+# No `from __future__ import annotations`: the registry checks the inference method's annotations at run time
+# (they must be pandas.DataFrame itself, not the string "pd.DataFrame").
+import importlib.util
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.model_bundle import ModelBundle
+from backend.warehouse.base import METADATA_SCHEMA, column_kind
+from backend.warehouse.snowflake_deploy import BACKEND_DIR, BUNDLE_FILE, model_packages
+from backend.warehouse.snowflake_udf import as_feature_frame, load_staged_bundle
+
+PREDICTION_OUTPUT = "PREDICTION"
+PROBABILITY_OUTPUT = "PROBABILITY"
+_REGISTRY_TASK = {"binary": "TABULAR_BINARY_CLASSIFICATION", "multiclass": "TABULAR_MULTI_CLASSIFICATION",
+                  "regression": "TABULAR_REGRESSION"}
+
+
+@dataclass(frozen=True)
+class RegistryOutcome:
+    """What became of the registry step: `logged` names the model version, else `reason` says why not."""
+
+    logged: str | None = None
+    reason: str | None = None
+
+
+def registry_installed() -> bool:
+    return importlib.util.find_spec("snowflake.ml") is not None
+
+
+def registry_feature_names(features: list[str]) -> list[str]:
+    """Upper-case SQL identifiers standing for `features`, in order and unique (`tenure months` → TENURE_MONTHS)."""
+    names: list[str] = []
+    for feature in features:
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", feature).strip("_").upper() or "FEATURE"
+        base = f"F_{base}" if base[0].isdigit() else base
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def registry_scores(bundle: ModelBundle, inputs: pd.DataFrame) -> pd.DataFrame:
+    """The registry model's output for a batch of inputs (columns in feature order, registry names)."""
+    frame = as_feature_frame(bundle, inputs)
+    scores = pd.DataFrame({PREDICTION_OUTPUT: bundle.predict(frame)}, index=inputs.index)
+    if bundle.is_classification:
+        proba = np.asarray(bundle.predict_proba(frame))
+        scores[PROBABILITY_OUTPUT] = proba.max(axis=1) if len(proba) else np.zeros(0)
+    return scores
+
+
+def _signature(bundle: ModelBundle, prediction_type: str) -> Any:
+    from snowflake.ml.model import model_signature as ms
+
+    kinds = {"numeric": ms.DataType.DOUBLE, "boolean": ms.DataType.BOOL, "datetime": ms.DataType.TIMESTAMP_NTZ}
+    inputs = [ms.FeatureSpec(name, kinds.get(column_kind(f["sql_type"]), ms.DataType.STRING))
+              for name, f in zip(registry_feature_names(bundle.feature_names), bundle.features, strict=True)]
+    returned = {"VARCHAR": ms.DataType.STRING, "BOOLEAN": ms.DataType.BOOL, "BIGINT": ms.DataType.INT64,
+                "DOUBLE": ms.DataType.DOUBLE}[prediction_type]
+    outputs = [ms.FeatureSpec(PREDICTION_OUTPUT, returned)]
+    if bundle.is_classification:
+        outputs.append(ms.FeatureSpec(PROBABILITY_OUTPUT, ms.DataType.DOUBLE))
+    return ms.ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _custom_model(bundle_path: Path, sha256: str) -> Any:
+    """A registry CustomModel that loads the bundle only if its bytes match `sha256`, then scores batches."""
+    from snowflake.ml.model import custom_model
+
+    class FlurryModel(custom_model.CustomModel):
+        def __init__(self, context: custom_model.ModelContext) -> None:
+            super().__init__(context)
+            path = Path(self.context.path("bundle"))
+            self.bundle = load_staged_bundle(str(path.parent), path.name, sha256)
+
+        @custom_model.inference_api
+        def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+            return registry_scores(self.bundle, inputs)
+
+    return FlurryModel(custom_model.ModelContext(bundle=str(bundle_path)))
+
+
+def log_model_version(session: Any, database: str, model_name: str, model_id: str, bundle: ModelBundle,
+                      content: bytes, sha256: str, prediction_type: str, metrics: dict[str, Any]) -> RegistryOutcome:
+    """Log the model as version V_<model_id> of registry model `model_name` in DATABASE.FLURRY.
+
+    Never raises: the deployment it follows has already succeeded."""
+    if not registry_installed():
+        return RegistryOutcome(reason="snowflake-ml-python is not installed here, so the Model Registry was skipped.")
+    from snowflake.ml.model import task as registry_task
+    from snowflake.ml.registry import Registry
+
+    version = f"V_{model_id}".upper()
+    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / BUNDLE_FILE
+            path.write_bytes(content)
+            registry = Registry(session, database_name=database, schema_name=METADATA_SCHEMA)
+            registry.log_model(
+                _custom_model(path, sha256), model_name=model_name.upper(), version_name=version,
+                comment=f"Flurry model {model_id}: {bundle.best_estimator} predicting {bundle.target}",
+                metrics=numeric, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
+                signatures={"predict": _signature(bundle, prediction_type)}, code_paths=[str(BACKEND_DIR)],
+                task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")))
+    except Exception as exc:  # the registry's own reason (privileges, an existing version, a package) is the news
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "already exists" in reason.lower():
+            return RegistryOutcome(logged=f"{model_name.upper()} {version}")
+        return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")
+    return RegistryOutcome(logged=f"{model_name.upper()} {version}")
