@@ -51,7 +51,21 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB") -> list[list[
         [  # 2: how many rows were eligible before sampling ("a 1,000,000-row sample of 48,000,000 rows")
             f"ALTER TABLE {t('runs')} ADD COLUMN IF NOT EXISTS rows_eligible BIGINT",
         ],
+        [  # 3: artifacts in parts (Snowflake's BINARY holds 8 MB; a hosted app reads 32 MB per query at most)
+            f"ALTER TABLE {t('artifacts')} ADD COLUMN IF NOT EXISTS part INTEGER",
+        ],
     ]
+
+
+# Bytes per stored artifact row: under Snowflake's 8 MB BINARY, and one row per query keeps every read of a
+# Streamlit-in-Snowflake app under its 32 MB result limit, whatever the model's size.
+ARTIFACT_PART_BYTES = 4 * 1024 * 1024
+
+
+def artifact_parts(content: bytes, part_bytes: int | None = None) -> list[bytes]:
+    """`content` cut into consecutive parts of at most `part_bytes` (one empty part for empty content)."""
+    part_bytes = part_bytes or ARTIFACT_PART_BYTES
+    return [content[i:i + part_bytes] for i in range(0, len(content), part_bytes)] or [b""]
 
 
 class RunState(enum.StrEnum):
@@ -245,10 +259,12 @@ class Registry:
         artifact reads back with the checksum it was written with."""
         with self.wh.transaction():
             for name, content in artifacts.items():
-                self.wh.execute(
-                    f"INSERT INTO {self.t('artifacts')} VALUES (?, ?, ?, ?, ?, ?)",
-                    [version.model_id, name, sha256_bytes(content), len(content), content, now()],
-                )
+                digest, stamp = sha256_bytes(content), now()
+                for part, piece in enumerate(artifact_parts(content)):
+                    self.wh.execute(
+                        f"INSERT INTO {self.t('artifacts')} (model_id, name, sha256, size_bytes, content, created_at, "
+                        "part) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [version.model_id, name, digest, len(content), piece, stamp, part])
             for name, content in artifacts.items():
                 self.get_artifact(version.model_id, name, expected_sha256=sha256_bytes(content))
             self.wh.execute(
@@ -262,14 +278,7 @@ class Registry:
     def get_artifact(self, model_id: str, name: str, *, expected_sha256: str | None = None) -> bytes:
         """Return an artifact's bytes after checking them against the recorded sha256.
         Raises ArtifactIntegrityError when missing or altered."""
-        frame = self._query(
-            f"SELECT sha256, content FROM {self.t('artifacts')} WHERE model_id = ? AND name = ?", [model_id, name]
-        )
-        if frame.empty:
-            raise ArtifactIntegrityError(f"The model {model_id} has no stored {name!r} artifact.",
-                                         hint="Retrain the model.")
-        content = bytes(frame["content"].iloc[0])
-        recorded = str(frame["sha256"].iloc[0])
+        content, recorded = self._artifact_bytes(model_id, name)
         actual = sha256_bytes(content)
         if actual != recorded or (expected_sha256 is not None and actual != expected_sha256):
             raise ArtifactIntegrityError(
@@ -278,6 +287,22 @@ class Registry:
                 hint="Retrain the model.",
             )
         return content
+
+    def _artifact_bytes(self, model_id: str, name: str) -> tuple[bytes, str]:
+        """The artifact's parts joined in order, one part per query, and its recorded sha256 (rows written
+        before parts existed have no part number and hold the whole artifact)."""
+        where = f"FROM {self.t('artifacts')} WHERE model_id = ? AND name = ?"
+        first = self._query(f"SELECT sha256, size_bytes, content {where} AND coalesce(part, 0) = 0", [model_id, name])
+        if first.empty:
+            raise ArtifactIntegrityError(f"The model {model_id} has no stored {name!r} artifact.",
+                                         hint="Retrain the model.")
+        pieces, size = [bytes(first["content"].iloc[0])], int(first["size_bytes"].iloc[0])
+        while sum(map(len, pieces)) < size:
+            more = self._query(f"SELECT content {where} AND part = ?", [model_id, name, len(pieces)])
+            if more.empty:
+                break  # a part is missing: the checksum below says so
+            pieces.append(bytes(more["content"].iloc[0]))
+        return b"".join(pieces), str(first["sha256"].iloc[0])
 
     def get_model_version(self, model_id: str) -> ModelVersion:
         frame = self._query(

@@ -203,6 +203,14 @@ def test_registry_inputs_get_plain_unique_identifiers_in_feature_order() -> None
     assert all(re.fullmatch(r"[A-Z_][A-Z0-9_]*", n) for n in names) and len(set(names)) == len(names)
 
 
+def test_the_registry_gets_each_metric_s_holdout_score() -> None:
+    from backend.warehouse.snowflake_model_registry import registry_metrics
+
+    metrics = {"roc_auc": {"model": 0.91, "baseline": 0.5}, "log_loss": {"model": float("nan")}, "rmse": 2,
+               "_rows": {"train": 300, "holdout": 100}, "flag": True}
+    assert registry_metrics(metrics) == {"roc_auc": 0.91, "rmse": 2.0}
+
+
 def test_the_registry_model_scores_like_the_functions_it_sits_beside(staged) -> None:
     from backend.warehouse.snowflake_model_registry import registry_feature_names, registry_scores
 

@@ -132,6 +132,41 @@ def test_a_tampered_model_artifact_is_never_loaded(trained) -> None:
         load_bundle(ws.registry, progress.model_id)
 
 
+def test_a_model_stored_in_parts_loads_only_whole_and_unaltered(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Artifacts are stored in parts (Snowflake's BINARY holds 8 MB); small parts here make a model span many."""
+    from backend import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "ARTIFACT_PART_BYTES", 4096)
+    ws = make_workspace(tmp_path / "parts.duckdb")
+    try:
+        progress = train_and_wait(ws, PENGUINS, "species", budget=2)
+        parts = 'SELECT count(*) AS n FROM "FLURRY".artifacts WHERE model_id = ? AND name = ?'
+        stored = int(ws.warehouse.query(parts, [progress.model_id, "bundle"])["n"].iloc[0])
+        assert stored > 2
+        frame = ws.warehouse.read_columns(PENGUINS, load_bundle(ws.registry, progress.model_id).feature_names, limit=50)
+        expected = load_bundle(ws.registry, progress.model_id).predict(frame)
+        # written before parts existed: one row, no part number
+        whole = ws.registry.get_artifact(progress.model_id, "bundle")
+        ws.warehouse.execute('DELETE FROM "FLURRY".artifacts WHERE model_id = ? AND name = ?', [progress.model_id, "bundle"])
+        ws.warehouse.execute('INSERT INTO "FLURRY".artifacts (model_id, name, sha256, size_bytes, content, created_at) '
+                             "VALUES (?, ?, ?, ?, ?, now())",
+                             [progress.model_id, "bundle", registry_module.sha256_bytes(whole), len(whole), whole])
+        assert list(load_bundle(ws.registry, progress.model_id).predict(frame)) == list(expected)
+        # a part gone or altered: never loaded
+        ws.warehouse.execute('DELETE FROM "FLURRY".artifacts WHERE model_id = ? AND name = ?', [progress.model_id, "bundle"])
+        for part, piece in enumerate(registry_module.artifact_parts(whole)):
+            if part != 1:
+                ws.warehouse.execute(
+                    'INSERT INTO "FLURRY".artifacts (model_id, name, sha256, size_bytes, content, created_at, part) '
+                    "VALUES (?, ?, ?, ?, ?, now(), ?)",
+                    [progress.model_id, "bundle", registry_module.sha256_bytes(whole), len(whole), piece, part])
+        with pytest.raises(ArtifactIntegrityError):
+            ws.registry.get_artifact(progress.model_id, "bundle")
+    finally:
+        ws.close()
+
+
 def test_regression_with_text_columns(workspace: Workspace) -> None:
     progress = train_and_wait(workspace, TableRef("demo", "diamond_prices"), "price")
     version = workspace.registry.get_model_version(progress.model_id)

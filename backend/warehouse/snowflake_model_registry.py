@@ -67,6 +67,16 @@ def registry_scores(bundle: ModelBundle, inputs: pd.DataFrame) -> pd.DataFrame:
     return scores
 
 
+def registry_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The model's holdout score per metric ({"roc_auc": {"model": 0.91, "baseline": 0.5}} → {"roc_auc": 0.91})."""
+    flat: dict[str, float] = {}
+    for name, value in metrics.items():
+        score = value.get("model") if isinstance(value, dict) else value
+        if isinstance(score, int | float) and not isinstance(score, bool) and np.isfinite(score):
+            flat[name] = float(score)
+    return flat
+
+
 def _signature(bundle: ModelBundle, prediction_type: str) -> Any:
     from snowflake.ml.model import model_signature as ms
 
@@ -109,7 +119,7 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
     from snowflake.ml.registry import Registry
 
     version = f"V_{model_id}".upper()
-    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
+    numeric = registry_metrics(metrics)
     try:
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / BUNDLE_FILE

@@ -75,7 +75,7 @@ class SnowflakeWarehouse(Warehouse):
     kind = "snowflake"
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
     capabilities = Capabilities(python_udfs=False, local_worker=False, staged_functions=True)
-    binary_type = "BINARY"  # Snowflake has no BLOB; BINARY holds up to 8 MB (larger models: a stage, to come)
+    binary_type = "BINARY"  # Snowflake has no BLOB; BINARY holds 8 MB, so the registry stores artifacts in parts
 
     def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True) -> None:
         self._session = session
