@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.warehouse.base import TableRef, search_tables
+from backend.warehouse.base import PREVIEW_CELL_CHARS, PREVIEW_MAX_COLUMNS, TableRef, search_tables
 from components import backend_calls as calls
 from components import state
 from components.feedback import user_errors
@@ -67,5 +67,11 @@ with user_errors("list the warehouse's tables"):
     st.caption("Computed inside the warehouse; only these summaries come back.")
     show_profile(calls.profile(calls.workspace().warehouse.identity, chosen))
     st.subheader("First rows")
-    st.dataframe(calls.preview(chosen, 100), hide_index=True, width="stretch")
+    first_rows = calls.preview(chosen, 100)
+    st.dataframe(first_rows, hide_index=True, width="stretch")
+    if len(columns) > PREVIEW_MAX_COLUMNS:
+        st.caption(f"Showing the first {PREVIEW_MAX_COLUMNS:,} of {len(columns):,} columns.")
+    texts = first_rows.select_dtypes(exclude=["number", "bool", "datetime"])
+    if any(texts[c].astype(str).str.len().max() >= PREVIEW_CELL_CHARS for c in texts.columns if len(texts)):
+        st.caption(f"Values longer than {PREVIEW_CELL_CHARS:,} characters are cut short here (not in the table).")
     st.page_link("pages/target.py", label="Next: choose what to predict", icon=":material/arrow_forward:")

@@ -142,6 +142,18 @@ def test_bad_inputs_get_plain_messages(warehouse_file: Path) -> None:
     assert not at.exception
 
 
+def test_a_table_of_long_documents_previews_cut_short(warehouse_file: Path) -> None:
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "tickets", pd.DataFrame({"body": ["word " * 20_000, "short"], "priority": [1, 2]}))
+    ws.close()
+    at = new_app()
+    choose(at, "lab", "tickets")
+    assert not at.exception and not at.error, texts(at, "error")
+    (preview,) = [d.value for d in at.dataframe if "body" in d.value.columns]
+    assert preview["body"].str.len().max() == 500 and preview["priority"].tolist() == [1, 2]
+    assert "cut short here" in texts(at, "caption")
+
+
 def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
     ws = make_workspace(warehouse_file)
     rng = np.random.default_rng(0)

@@ -111,6 +111,26 @@ def test_reads_count_limit_filter_and_order(loaded: tuple[str, Warehouse]) -> No
     assert len(wh.sample(TABLE, ["amount"], 50, seed=1)) == 50
 
 
+def test_preview_is_bounded_for_display_inside_the_warehouse(adapter: tuple[str, Warehouse, Loader]) -> None:
+    """A column of documents and a very wide table: the preview cuts values and columns in SQL, so what
+    reaches the page stays far under a hosted app's 32 MB per query and per message."""
+    from backend.warehouse.base import PREVIEW_CELL_CHARS, PREVIEW_MAX_COLUMNS
+
+    _, wh, _ = adapter
+    wide = TableRef(SCHEMA, "wide docs")
+    wh.ensure_schema(SCHEMA)
+    names = ["doc text", *(f"c{i}" for i in range(PREVIEW_MAX_COLUMNS + 5))]
+    columns = ", ".join([f"{quote_ident(names[0])} VARCHAR", *(f"{quote_ident(n)} DOUBLE" for n in names[1:])])
+    wh.execute(f"CREATE TABLE {wh.qualify(wide)} ({columns})")
+    values = ", ".join(["?"] * len(names))
+    for i in range(3):
+        wh.execute(f"INSERT INTO {wh.qualify(wide)} VALUES ({values})", ["x" * 100_000, *([float(i)] * (len(names) - 1))])
+    frame = wh.preview(wide, 10)
+    assert len(frame) == 3 and list(frame.columns) == names[:PREVIEW_MAX_COLUMNS]
+    assert frame["doc text"].str.len().max() == PREVIEW_CELL_CHARS
+    assert frame["c0"].tolist() == [0.0, 1.0, 2.0]  # numbers come back as numbers
+
+
 def test_profile_is_computed_in_the_warehouse(loaded: tuple[str, Warehouse]) -> None:
     _, wh = loaded
     profile = wh.profile(TABLE)

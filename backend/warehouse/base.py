@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from backend.identifiers import quote_ident
 from backend.profiling import TableProfile
 
 METADATA_SCHEMA = "FLURRY"
@@ -134,6 +135,9 @@ def is_integer_type(sql_type: str) -> bool:
 
 ScalarFunction = Callable[..., pa.Array]
 
+PREVIEW_MAX_COLUMNS = 200
+PREVIEW_CELL_CHARS = 500
+
 
 class Warehouse(abc.ABC):
     """Abstract warehouse. Implementations: `DuckDBWarehouse` (embedded default)."""
@@ -222,8 +226,26 @@ class Warehouse(abc.ABC):
     def profile(self, table: TableRef) -> TableProfile:
         """Per-column statistics computed in the warehouse (see backend.profiling)."""
 
-    @abc.abstractmethod
-    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame: ...
+    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
+        """The first `limit` rows, bounded for display: at most PREVIEW_MAX_COLUMNS columns, and text or
+        other wide values cut to PREVIEW_CELL_CHARS characters inside the warehouse (a hosted app may
+        receive 32 MB per query and per message; a column of documents must not break the page)."""
+        self._require(table)
+        columns = self.describe(table)[:PREVIEW_MAX_COLUMNS]
+        shown = []
+        for column in columns:
+            ident = quote_ident(column.name)
+            plain = column.kind in ("numeric", "boolean", "datetime")
+            shown.append(ident if plain else f"{self._shortened_text(ident, PREVIEW_CELL_CHARS)} AS {ident}")
+        select = ", ".join(shown)
+        return self._preview_query(table, f"SELECT {select} FROM {self.qualify(table)} LIMIT ?", [int(limit)])
+
+    def _shortened_text(self, ident: str, chars: int) -> str:
+        """SQL for the value of `ident` as text of at most `chars` characters."""
+        return f"LEFT(CAST({ident} AS VARCHAR), {int(chars)})"
+
+    def _preview_query(self, table: TableRef, sql: str, params: list[Any]) -> pd.DataFrame:
+        return self.query(sql, params)
 
     @abc.abstractmethod
     def read_columns(

@@ -201,9 +201,8 @@ class DuckDBWarehouse(Warehouse):
         columns = self.describe(table)
         return profile_columns(columns, self.qualify(table), lambda sql, params: self._guarded(table, sql, params))
 
-    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
-        self._require(table)
-        return self._guarded(table, f"SELECT * FROM {self.qualify(table)} LIMIT ?", [int(limit)])
+    def _preview_query(self, table: TableRef, sql: str, params: list[Any]) -> pd.DataFrame:
+        return self._guarded(table, sql, params)
 
     def _projection(self, table: TableRef, columns: list[str]) -> str:
         by_name = self._columns_named(table, columns)

@@ -193,9 +193,8 @@ class SnowflakeWarehouse(Warehouse):
     def profile(self, table: TableRef) -> TableProfile:
         return profile_columns(self.describe(table), self.qualify(table), self.query, top_values=self._top_values)
 
-    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
-        self._require(table)
-        return self.query(f"SELECT * FROM {self.qualify(table)} LIMIT ?", [int(limit)])
+    def _shortened_text(self, ident: str, chars: int) -> str:
+        return f"LEFT(TO_VARCHAR({ident}), {int(chars)})"  # TO_VARCHAR also renders VARIANT, OBJECT and BINARY
 
     def _projection(self, table: TableRef, columns: list[str]) -> str:
         by_name = self._columns_named(table, columns)
