@@ -148,6 +148,10 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
             "This app runs inside Snowflake with its owner's rights, and no schemas are allowed yet.",
             hint="List the schemas viewers may use in flurry.toml ([access] allowed_schemas = [\"SALES\", "
                  "\"DEMO_*\"]) and deploy again.")
+    if config.kind == "snowflake" and config.location == ACTIVE and training_location(config.kind) == "local":
+        # the warehouse runtime reads 32 MB per query and has no room for a worker beside the app
+        raise ConfigurationError("An app hosted in Snowflake trains on the warehouse, not beside the app.",
+                                 hint="Remove `where = \"local\"` from [training] in flurry.toml and deploy again.")
     raw = open_warehouse(config)
     registry = Registry(raw)
     registry.migrate()

@@ -218,6 +218,15 @@ def test_snowflake_refusals_become_plain_messages(warehouse: SnowflakeWarehouse)
     assert "secret-value-123" not in str(caught.value)
 
 
+def test_a_hosted_app_refuses_to_train_beside_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.config import WarehouseConfig
+    from backend.workspace import open_workspace
+
+    monkeypatch.setenv("FLURRY_TRAINING", "local")
+    with pytest.raises(ConfigurationError, match="trains on the warehouse"):
+        open_workspace(WarehouseConfig("snowflake", ACTIVE), allowed_schemas="SALES")
+
+
 def test_the_sidebar_offers_the_embedded_warehouse_and_each_named_connection() -> None:
     from backend.config import SECRETS_CONNECTION, WarehouseConfig, embedded_config, warehouse_choices
 
