@@ -136,3 +136,19 @@ def test_training_in_the_warehouse_records_the_job_and_says_why_it_cannot_start_
     assert '"run_id"' in workspace.registry.events(run_id, JOB_EVENT)[0].payload["payload"]
     assert run.state is RunState.FAILED and run.message.startswith("Could not start training in Snowflake:")
     assert jobs.progress(run_id).run.state is RunState.FAILED
+
+
+def test_snowpark_accepts_the_training_procedure_from_the_backend_package() -> None:
+    """Snowpark's local testing mode registers procedures through the same client-side checks as an account
+    (types, imports, packages, and a first parameter annotated as Session: the check that failed here until
+    the entry point was annotated). Calling it is left out: local testing takes ~40 s to set up the call and
+    cannot run the body's SQL; the body itself runs against fakesnow above."""
+    from snowflake.snowpark import Session
+
+    from backend.warehouse.snowflake_training import procedure_name, register_procedure
+
+    session = Session.builder.config("local_testing", True).create()
+    try:
+        assert register_procedure(session, "FLURRY_WS", permanent=False) == procedure_name("FLURRY_WS")
+    finally:
+        session.close()

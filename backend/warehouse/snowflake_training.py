@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# At run time, not only for type checkers: Snowpark reads the entry's annotations when registering it.
+from snowflake.snowpark import Session
+
 from backend.errors import FlurryError
 from backend.identifiers import quote_ident
 from backend.registry import Registry, RunState
@@ -102,8 +105,9 @@ def run_procedure(session: Any, job_json: str, put_file: PutFile | None = None) 
     return RunState.FAILED.value
 
 
-def procedure_entry(session: Any, job_json: str) -> str:
-    """What Snowflake calls: (session, the job's JSON) → the final state."""
+def procedure_entry(session: Session, job_json: str) -> str:
+    """What Snowflake calls: (session, the job's JSON) → the final state. Snowpark refuses to register a
+    procedure whose first parameter is not annotated as Session."""
     return run_procedure(session, job_json)
 
 
