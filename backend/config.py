@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import platformdirs
-
 from backend.errors import ConfigurationError
 
 ENV_WAREHOUSE = "FLURRY_WAREHOUSE"
@@ -39,7 +37,12 @@ class WarehouseConfig:
 def data_dir() -> Path:
     """Return Flurry's per-user data directory (created if missing)."""
     configured = os.environ.get(ENV_DATA_DIR)
-    path = Path(configured) if configured else Path(platformdirs.user_data_dir("flurry", appauthor=False))
+    if configured:
+        path = Path(configured)
+    else:  # imported here: the scoring UDFs and the training procedure import this package without it
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir("flurry", appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

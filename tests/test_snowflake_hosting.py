@@ -124,6 +124,21 @@ def test_the_snowflake_cli_rejects_a_broken_project_definition(tmp_path: Path) -
     assert "main_fil" in checked.stderr
 
 
+def test_the_scoring_functions_import_only_what_their_packages_bring() -> None:
+    """A UDF gets only its listed packages (the model libraries, pandas, numpy, pyarrow) and their own
+    dependencies: importing its handler must not need anything else (it once needed platformdirs)."""
+    code = ("import sys; before = set(sys.modules); import backend.warehouse.snowflake_udf; "
+            "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                           check=True)
+    loaded = {m for m in ast.literal_eval(shown.stdout.strip())
+              if m not in sys.stdlib_module_names and not m.startswith("_")}
+    # pandas' own dependencies, and cloudpickle, which every Snowflake Python runtime has (Snowpark needs it)
+    provided = {"backend", "numpy", "pandas", "pyarrow", "dateutil", "pytz", "six", "tzdata", "cloudpickle",
+                "cython_runtime"}
+    assert loaded <= provided, sorted(loaded - provided)
+
+
 def test_a_model_trained_elsewhere_does_not_load_under_other_library_lines() -> None:
     trained = {"lightgbm": "4.7.0", "scikit-learn": "1.9.1", "flaml": "2.7.0", "pandas": "3.1.1"}
     assert incompatible_versions(trained, {**trained, "lightgbm": "4.7.3", "pandas": "2.0"}) == []
