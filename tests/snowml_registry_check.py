@@ -13,27 +13,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from snowflake.ml.model import task as registry_task
 from snowflake.ml.model._packager.model_packager import ModelPackager
 
-from backend.task_detection import Task
-from backend.training.config import TrainConfig
-from backend.training.fit import fit_bundle, training_rows
 from backend.warehouse import snowflake_model_registry as smr
-from backend.warehouse.base import TableRef
 from backend.warehouse.snowflake_deploy import BACKEND_DIR, model_packages
+from tests.churn_example import churn_frame, churn_model
 
 
 def main(work: Path) -> dict:
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"tenure months": rng.integers(1, 70, 400).astype(float),
-                          "plan": rng.choice(["basic", "pro"], 400)})
-    frame["churned"] = np.where((frame["tenure months"] < 20) ^ (rng.random(400) < 0.1), "yes", "no")
-    config = TrainConfig(table=TableRef("s", "t"), target="churned", target_sql_type="VARCHAR", task=Task.BINARY,
-                         features=(("tenure months", "DOUBLE"), ("plan", "VARCHAR")), metric="roc_auc",
-                         time_budget_s=2, ensemble=False)
-    bundle, _ = fit_bundle(training_rows(frame, config), config, work / "log.jsonl")
+    frame = churn_frame()
+    bundle = churn_model(frame, work)
     content = bundle.to_bytes()
     (work / "bundle.pkl").write_bytes(content)
     package = work / "package"

@@ -25,11 +25,8 @@ import yaml
 
 from backend.errors import ArtifactIntegrityError
 from backend.model_bundle import incompatible_versions
-from backend.task_detection import Task
-from backend.training.config import TrainConfig
-from backend.training.fit import fit_bundle, training_rows
-from backend.warehouse.base import TableRef
 from backend.warehouse.snowflake_udf import load_staged_bundle, predict_batch, probability_batch
+from tests.churn_example import churn_frame, churn_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # import name → package name in Snowflake's Anaconda channel
@@ -149,16 +146,9 @@ def test_a_model_trained_elsewhere_does_not_load_under_other_library_lines() -> 
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, pd.DataFrame]:
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"tenure months": rng.integers(1, 70, 400).astype(float),
-                          "plan": rng.choice(["basic", "pro"], 400)})
-    frame["churned"] = np.where((frame["tenure months"] < 20) ^ (rng.random(400) < 0.1), "yes", "no")
-    config = TrainConfig(table=TableRef("s", "t"), target="churned", target_sql_type="VARCHAR", task=Task.BINARY,
-                         features=(("tenure months", "DOUBLE"), ("plan", "VARCHAR")), metric="roc_auc",
-                         time_budget_s=2, ensemble=False)
+    frame = churn_frame()
     directory = tmp_path_factory.mktemp("imports")
-    bundle, _ = fit_bundle(training_rows(frame, config), config, directory / "log.jsonl")
-    content = bundle.to_bytes()
+    content = churn_model(frame, directory).to_bytes()
     (directory / "model.pkl").write_bytes(content)
     return directory, hashlib.sha256(content).hexdigest(), frame
 
