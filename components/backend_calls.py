@@ -73,6 +73,19 @@ def chosen_warehouse() -> WarehouseConfig:
     return configured
 
 
+WAREHOUSE_PARAM = "warehouse"  # a shared link's query parameter naming the warehouse its model lives in
+
+
+def link_params(model_id: str) -> dict[str, str]:
+    """Query parameters of a shareable link to `model_id`: the warehouse too when this session is not on the
+    configured one, and only a Snowflake connection's name (never a file path)."""
+    chosen = chosen_warehouse()
+    params = {"model": model_id}
+    if chosen != warehouse_config() and chosen.kind == "snowflake":
+        params[WAREHOUSE_PARAM] = chosen.display_name
+    return params
+
+
 def workspace() -> Workspace:
     """This session's workspace, opened once per server process and warehouse, shared by every session on it."""
     use_secrets(_snowflake_secrets)

@@ -31,8 +31,13 @@ def warehouse_picker() -> None:
         return
     names = [c.display_name for c in choices]  # plain strings: what the widget keeps between reruns
     labels = dict(zip(names, map(warehouse_label, choices), strict=True))
-    st.selectbox("Warehouse", names, index=names.index(calls.chosen_warehouse().display_name),
-                 format_func=labels.__getitem__, key=calls.WAREHOUSE_CHOICE,
+    current = calls.chosen_warehouse().display_name
+    requested = st.query_params.get(calls.WAREHOUSE_PARAM)  # a shared link opens where its model lives
+    if calls.WAREHOUSE_CHOICE not in st.session_state and requested in names:
+        current = requested
+    # the default goes through `index`: a value put into session state first does not survive a rerun here
+    st.selectbox("Warehouse", names, index=names.index(current), format_func=labels.__getitem__,
+                 key=calls.WAREHOUSE_CHOICE,
                  help="Where tables are read, models trained and functions deployed. Snowflake connections "
                       "come from connections.toml or the app's [connections.snowflake] secrets.")
 

@@ -25,7 +25,7 @@ with user_errors("open the dashboard"):
             st.info("No model has been deployed yet. Deploy one on the Deploy step to get its dashboard.")
             st.stop()
         choice = st.selectbox("Deployed model", versions, format_func=describe_version, key="dashboard.model")
-        st.query_params["model"] = choice.model_id
+        st.query_params.update(calls.link_params(choice.model_id))  # the address bar is the shareable link
         model_id = choice.model_id
 
     data = calls.dashboard(model_id)

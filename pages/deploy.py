@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from backend.deploy import (
@@ -82,6 +84,7 @@ with user_errors("list tables to score"):
                 st.success(f"The task {md(task)} re-scores {md(output)} {schedule}.")
 
 st.subheader("3 · Share")
+link = calls.link_params(version.model_id)
 st.page_link("pages/dashboard.py", label="Open this model's dashboard", icon=":material/dashboard:",
-             query_params={"model": version.model_id})
-st.caption(f"Shareable link: /dashboard?model={version.model_id}")
+             query_params=link)
+st.caption(f"Shareable link: /dashboard?{md(urlencode(link))}")

@@ -203,4 +203,8 @@ def test_the_sidebar_moves_the_session_to_another_warehouse_and_back(tmp_path: P
                 page.get_by_text("Pick the data to learn from").wait_for()
                 _pick(page, "Table", "penguins")
                 page.get_by_text("344", exact=True).wait_for()
+                # a shared link names its warehouse: a new visitor lands there (here: the offline one)
+                fresh = browser.new_page()
+                fresh.goto(f"{server.url}/dashboard?model=m0&warehouse=snowflake%3A%20offline")
+                fresh.get_by_text("Could not connect to Snowflake with the connection 'offline'").wait_for()
             browser.close()
