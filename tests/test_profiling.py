@@ -58,3 +58,22 @@ def test_profile_of_an_empty_table(empty_workspace: Workspace) -> None:
     table = put_table(empty_workspace, "p", frame().head(0))
     profile = empty_workspace.warehouse.profile(table)
     assert profile.rows == 0 and all(c.histogram == [] for c in profile.columns)
+
+
+def test_nested_and_interval_columns_are_profiled_as_other_and_left_out(empty_workspace: Workspace) -> None:
+    """BIGINT[] starts like BIGINT and INTERVAL like INT: neither may be treated as a number."""
+    from backend.warehouse.base import TableRef, column_kind
+
+    assert [column_kind(t) for t in ("BIGINT[]", "INTEGER[3]", "STRUCT(a INTEGER)", "MAP(VARCHAR, INTEGER)",
+                                     "INTERVAL", "INTEGER", "ARRAY", "VARIANT")] == [
+        "other", "other", "other", "other", "other", "numeric", "other", "other"]
+    wh = empty_workspace.warehouse
+    wh.execute('CREATE TABLE lab.nested AS SELECT i % 7 AS "n", [i, i + 1] AS "pair", {\'a\': i} AS "record", '
+               'INTERVAL (i) MINUTE AS "wait", i % 2 = 0 AS "even" FROM range(50) t(i)')
+    table = TableRef("lab", "nested")
+    profile = wh.profile(table)
+    kinds = {c.name: c.kind for c in profile.columns}
+    assert kinds == {"n": "numeric", "pair": "other", "record": "other", "wait": "other", "even": "boolean"}
+    _, choices = empty_workspace.target_summary(table, "even")
+    assert {c.name for c in choices if c.include} == {"n"}
+    assert len(wh.preview(table, 5)) == 5

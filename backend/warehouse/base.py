@@ -114,7 +114,10 @@ _NUMERIC_PREFIXES = (
 
 
 def column_kind(sql_type: str) -> str:
-    upper = sql_type.upper()
+    upper = sql_type.upper().strip()
+    # nested values (BIGINT[], STRUCT(…), MAP(…)) and INTERVAL (which starts like INT) are neither numbers nor text
+    if upper.endswith("]") or upper.startswith(("STRUCT", "MAP", "UNION", "INTERVAL")):
+        return "other"
     if upper.startswith("BOOL"):
         return "boolean"
     if upper.startswith(_NUMERIC_PREFIXES):
