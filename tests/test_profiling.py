@@ -61,19 +61,24 @@ def test_profile_of_an_empty_table(empty_workspace: Workspace) -> None:
 
 
 def test_nested_and_interval_columns_are_profiled_as_other_and_left_out(empty_workspace: Workspace) -> None:
-    """BIGINT[] starts like BIGINT and INTERVAL like INT: neither may be treated as a number."""
+    """BIGINT[] starts like BIGINT and INTERVAL like INT: neither may be treated as a number; TIME (a time of
+    day) is not a point in time (both warehouses refuse to cast it to TIMESTAMP)."""
     from backend.warehouse.base import TableRef, column_kind
 
     assert [column_kind(t) for t in ("BIGINT[]", "INTEGER[3]", "STRUCT(a INTEGER)", "MAP(VARCHAR, INTEGER)",
-                                     "INTERVAL", "INTEGER", "ARRAY", "VARIANT")] == [
-        "other", "other", "other", "other", "other", "numeric", "other", "other"]
+                                     "INTERVAL", "INTEGER", "ARRAY", "VARIANT", "TIME", "TIME WITH TIME ZONE",
+                                     "TIMESTAMP_TZ", "DATE")] == [
+        "other", "other", "other", "other", "other", "numeric", "other", "other", "other", "other", "datetime",
+        "datetime"]
     wh = empty_workspace.warehouse
     wh.execute('CREATE TABLE lab.nested AS SELECT i % 7 AS "n", [i, i + 1] AS "pair", {\'a\': i} AS "record", '
-               'INTERVAL (i) MINUTE AS "wait", i % 2 = 0 AS "even" FROM range(50) t(i)')
+               'INTERVAL (i) MINUTE AS "wait", TIME \'12:00:00\' + INTERVAL (i) MINUTE AS "clock", '
+               'i % 2 = 0 AS "even" FROM range(50) t(i)')
     table = TableRef("lab", "nested")
     profile = wh.profile(table)
     kinds = {c.name: c.kind for c in profile.columns}
-    assert kinds == {"n": "numeric", "pair": "other", "record": "other", "wait": "other", "even": "boolean"}
+    assert kinds == {"n": "numeric", "pair": "other", "record": "other", "wait": "other", "clock": "other",
+                     "even": "boolean"}
     _, choices = empty_workspace.target_summary(table, "even")
     assert {c.name for c in choices if c.include} == {"n"}
     assert len(wh.preview(table, 5)) == 5

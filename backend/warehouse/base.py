@@ -124,7 +124,7 @@ def column_kind(sql_type: str) -> str:
         return "numeric"
     if upper.startswith(("VARCHAR", "TEXT", "STRING", "CHAR", "ENUM")):
         return "text"
-    if upper.startswith(("DATE", "TIME", "TIMESTAMP")):
+    if upper.startswith(("DATE", "TIMESTAMP")):  # not TIME: a time of day is no point in time (and will not cast)
         return "datetime"
     return "other"
 
