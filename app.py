@@ -40,9 +40,12 @@ navigation = st.navigation(pages)
 with st.sidebar:
     for label, value in calls.connection_details():
         st.caption(f"{label} · {md(value)}")
-    table, target = state.table(), state.target()
-    if table is not None:
-        st.caption(f"Table · {md(table)}" + (f" → predicting **{md(target)}**" if target else ""))
+    choice_slot = st.empty()  # filled after the page ran, so it shows the choices the page just made
     active_runs_panel()
 
-navigation.run()
+try:
+    navigation.run()
+finally:  # also when a page stops early (st.stop)
+    table, target = state.table(), state.target()
+    if table is not None:
+        choice_slot.caption(f"Table · {md(table)}" + (f" → predicting **{md(target)}**" if target else ""))

@@ -141,6 +141,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_text("Pick the data to learn from").wait_for()
             _pick(page, "Table", "penguins")
             page.get_by_text("344", exact=True).wait_for()
+            page.get_by_text("Table · demo.penguins").wait_for()  # the sidebar follows the page's choice
 
             page.get_by_role("link", name="2 · Target").click()
             page.get_by_text("What should the model predict?").wait_for()
