@@ -101,14 +101,13 @@ def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
 
 
 def load_bundle(registry: Registry, model_id: str) -> ModelBundle:
-    return _verified_bundle(registry, model_id)[0]
+    return _verified_bundle(registry, registry.get_model_version(model_id))[0]
 
 
-def _verified_bundle(registry: Registry, model_id: str) -> tuple[ModelBundle, bytes, str]:
-    """The model's bundle, its file's bytes and their sha256, after the bytes were checked against it."""
-    version = registry.get_model_version(model_id)
-    content = registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256)
-    return ModelBundle.from_verified_bytes(content, version.sha256), content, version.sha256
+def _verified_bundle(registry: Registry, version: ModelVersion) -> tuple[ModelBundle, bytes]:
+    """The version's bundle and its file's bytes, after the bytes were checked against the recorded sha256."""
+    content = registry.get_artifact(version.model_id, "bundle", expected_sha256=version.sha256)
+    return ModelBundle.from_verified_bytes(content, version.sha256), content
 
 
 def _deployment_model(registry: Registry, function_name: str) -> str:
@@ -154,12 +153,13 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
         raise InvalidIdentifierError(f"The warehouse already has a function called {function_name!r}.",
                                      hint="Choose another name.")
     if warehouse.capabilities.staged_functions:
-        bundle, content, sha256 = _verified_bundle(registry, model_id)
-        predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, sha256,
-                                                                model_id, prediction_sql_type(bundle))
-        logged, note = warehouse.log_model_version(function_name, bundle, content, sha256, model_id,
-                                                   prediction_sql_type(bundle),
-                                                   registry.get_model_version(model_id).metrics)
+        version = registry.get_model_version(model_id)
+        bundle, content = _verified_bundle(registry, version)
+        prediction_type = prediction_sql_type(bundle)
+        predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, version.sha256,
+                                                                model_id, prediction_type)
+        logged, note = warehouse.log_model_version(function_name, bundle, content, version.sha256, model_id,
+                                                   prediction_type, version.metrics)
         functions = DeployedFunctions(predict=predict, probability=probability, registry_version=logged,
                                       registry_note=note)
     else:

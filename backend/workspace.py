@@ -142,13 +142,14 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     """Open and prepare a workspace. `allowed_schemas` defaults to the configured allow-list.
     Raises WarehouseLockedError / ConfigurationError."""
     allow = allowed_schemas if allowed_schemas is not None else allowed_schemas_setting()
-    if config.kind == "snowflake" and config.location == ACTIVE and not allow.strip():
+    hosted = config.kind == "snowflake" and config.location == ACTIVE
+    if hosted and not allow.strip():
         # hosted in the account, the app runs with its owner's rights: viewers must be fenced in first
         raise ConfigurationError(
             "This app runs inside Snowflake with its owner's rights, and no schemas are allowed yet.",
             hint="List the schemas viewers may use in flurry.toml ([access] allowed_schemas = [\"SALES\", "
                  "\"DEMO_*\"]) and deploy again.")
-    if config.kind == "snowflake" and config.location == ACTIVE and training_location(config.kind) == "local":
+    if hosted and training_location(config.kind) == "local":
         # the warehouse runtime reads 32 MB per query and has no room for a worker beside the app
         raise ConfigurationError("An app hosted in Snowflake trains on the warehouse, not beside the app.",
                                  hint="Remove `where = \"local\"` from [training] in flurry.toml and deploy again.")

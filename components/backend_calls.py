@@ -137,8 +137,8 @@ def table_size(table: TableRef) -> int | None:
     return workspace().warehouse.table_size_bytes(table)
 
 
-def preview(table: TableRef, rows: int = 100) -> pd.DataFrame:
-    return workspace().warehouse.preview(table, rows)
+def preview(table: TableRef, rows: int = 100, columns: list[ColumnInfo] | None = None) -> pd.DataFrame:
+    return workspace().warehouse.preview(table, rows, columns)
 
 
 @st.cache_data(ttl=60, max_entries=32, show_spinner="Profiling the table in the warehouse…")

@@ -67,7 +67,7 @@ with user_errors("list the warehouse's tables"):
     st.caption("Computed inside the warehouse; only these summaries come back.")
     show_profile(calls.profile(calls.workspace().warehouse.identity, chosen))
     st.subheader("First rows")
-    first_rows = calls.preview(chosen, 100)
+    first_rows = calls.preview(chosen, 100, columns)
     st.dataframe(first_rows, hide_index=True, width="stretch")
     if len(columns) > PREVIEW_MAX_COLUMNS:
         st.caption(f"Showing the first {PREVIEW_MAX_COLUMNS:,} of {len(columns):,} columns.")

@@ -92,6 +92,15 @@ def data_fingerprint(spec: SampleSpec, sample: SampleInfo, total_rows: int, data
             "sha256": digest.hexdigest()}
 
 
+def verified_model_files(files: dict[str, bytes], result: dict[str, Any], where: str) -> dict[str, bytes]:
+    """`files` (the bundle and holdout a run produced), once each matches the sha256 its result reported.
+    Raises ArtifactIntegrityError naming `where` the damaged file was found, KeyError for a result without one."""
+    for name, content in files.items():
+        if sha256_bytes(content) != result["sha256"][name]:
+            raise ArtifactIntegrityError(f"The trained model file {name}{where} is damaged.")
+    return files
+
+
 def _process_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -254,10 +263,8 @@ class JobManager:
     def _collect_model(self, run: Run, job_dir: Path, *, stopped_early: bool = False) -> None:
         try:
             result = json.loads((job_dir / jf.RESULT).read_text(encoding="utf-8"))
-            artifacts = {name: (job_dir / name).read_bytes() for name in (jf.BUNDLE, jf.HOLDOUT)}
-            for name, content in artifacts.items():
-                if sha256_bytes(content) != result["sha256"][name]:
-                    raise ArtifactIntegrityError(f"The trained model file {name} is damaged.")
+            artifacts = verified_model_files({name: (job_dir / name).read_bytes() for name in (jf.BUNDLE, jf.HOLDOUT)},
+                                             result, "")
         except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
             self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
             return

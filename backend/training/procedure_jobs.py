@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
-from backend.registry import Run, RunState, sha256_bytes
+from backend.registry import Run, RunState
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
-from backend.training.jobs import JobManager
+from backend.training.jobs import JobManager, verified_model_files
 from backend.warehouse.base import SampleSpec
 
 PROCEDURE_JOB_DIR = "snowflake-procedure"
@@ -146,11 +146,9 @@ class ProcedureJobManager(JobManager):
         from backend.warehouse.snowflake_training import artifact_path
 
         try:
-            files = {name: self._session.file.get_stream(artifact_path(self.wh.database, run.run_id, name)).read()
-                     for name in (jf.BUNDLE, jf.HOLDOUT)}
-            for name, content in files.items():
-                if sha256_bytes(content) != result["sha256"][name]:
-                    raise ArtifactIntegrityError(f"The trained model file {name} on the stage is damaged.")
+            files = verified_model_files(
+                {name: self._session.file.get_stream(artifact_path(self.wh.database, run.run_id, name)).read()
+                 for name in (jf.BUNDLE, jf.HOLDOUT)}, result, " on the stage")
         except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
             self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
             return

@@ -229,12 +229,13 @@ class Warehouse(abc.ABC):
     def profile(self, table: TableRef) -> TableProfile:
         """Per-column statistics computed in the warehouse (see backend.profiling)."""
 
-    def preview(self, table: TableRef, limit: int = 100) -> pd.DataFrame:
+    def preview(self, table: TableRef, limit: int = 100, columns: list[ColumnInfo] | None = None) -> pd.DataFrame:
         """The first `limit` rows, bounded for display: at most PREVIEW_MAX_COLUMNS columns, and text or
         other wide values cut to PREVIEW_CELL_CHARS characters inside the warehouse (a hosted app may
-        receive 32 MB per query and per message; a column of documents must not break the page)."""
+        receive 32 MB per query and per message; a column of documents must not break the page).
+        `columns`: the table's description when the caller already has it (saves a catalog query)."""
         self._require(table)
-        columns = self.describe(table)[:PREVIEW_MAX_COLUMNS]
+        columns = (columns if columns is not None else self.describe(table))[:PREVIEW_MAX_COLUMNS]
         shown = []
         for column in columns:
             ident = quote_ident(column.name)

@@ -6,61 +6,29 @@ column at once; pass 2 computes histograms (edges from pass 1) and the counts of
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pandas as pd
 
 from backend.identifiers import quote_ident
 from backend.profiling import (
     EXACT_DISTINCT_MAX_ROWS,
     HISTOGRAM_BINS,
-    TOP_VALUES,
-    ColumnProfile,
     TableProfile,
     equal_width_edges,
     histogram_from_counts,
     present,
 )
 from backend.warehouse.base import ColumnInfo
+from backend.warehouse.profile_sql import ProfileDialect, Query, column_profile, first_pass_sql, numeric_expr
 
-Query = Callable[[str, list[Any]], pd.DataFrame]
-
-
-def _numeric_expr(column: ColumnInfo) -> str | None:
-    ident = quote_ident(column.name)
-    if column.kind == "numeric":
-        return f"CAST({ident} AS DOUBLE)"
-    if column.kind == "datetime":
-        return f"epoch(CAST({ident} AS TIMESTAMP))"
-    return None
-
-
-
-
-def _first_pass(columns: list[ColumnInfo], source: str, query: Query, exact: bool) -> pd.Series:
-    parts = ["count(*) AS n_rows"]
-    for i, col in enumerate(columns):
-        ident = quote_ident(col.name)
-        distinct = f"count(DISTINCT {ident})" if exact else f"approx_count_distinct({ident})"
-        parts += [f"count({ident}) AS nn_{i}", f"{distinct} AS nd_{i}"]
-        number = _numeric_expr(col)
-        if number is not None:
-            parts += [f"min({number}) AS lo_{i}", f"max({number}) AS hi_{i}"]
-        if col.kind == "numeric":
-            parts += [f"avg({number}) AS mean_{i}", f"stddev_samp({number}) AS std_{i}"]
-        if col.kind in ("text", "boolean"):
-            parts.append(f"approx_top_k(CAST({ident} AS VARCHAR), {TOP_VALUES}) AS top_{i}")
-        if col.kind == "text":
-            parts.append(f"count(TRY_CAST({ident} AS DOUBLE)) AS numtext_{i}")
-    return query(f"SELECT {', '.join(parts)} FROM {source}", []).iloc[0]
+DUCKDB = ProfileDialect(epoch_seconds=lambda ident: f"epoch(CAST({ident} AS TIMESTAMP))",
+                        parses_as_number=lambda ident: f"TRY_CAST({ident} AS DOUBLE)")
 
 
 def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query: Query
                  ) -> tuple[pd.Series | None, dict[int, list[float]]]:
     parts, params, edges = [], [], {}
     for i, col in enumerate(columns):
-        number = _numeric_expr(col)
+        number = numeric_expr(col, DUCKDB)
         if number is not None and present(first, f"lo_{i}") is not None:
             low, high = float(first[f"lo_{i}"]), float(first[f"hi_{i}"])
             edges[i] = equal_width_edges(low, high, HISTOGRAM_BINS)
@@ -85,7 +53,7 @@ def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query
 def profile_columns(columns: list[ColumnInfo], source: str, query: Query) -> TableProfile:
     """Profile `columns` of the table `source` (an already-quoted name) using `query(sql, params)`."""
     rows = int(query(f"SELECT count(*) AS n FROM {source}", [])["n"].iloc[0])
-    first = _first_pass(columns, source, query, exact=rows <= EXACT_DISTINCT_MAX_ROWS)
+    first = query(first_pass_sql(columns, source, DUCKDB, exact=rows <= EXACT_DISTINCT_MAX_ROWS), []).iloc[0]
     second, edges = _second_pass(columns, first, source, query)
     profiles = []
     for i, col in enumerate(columns):
@@ -97,10 +65,5 @@ def profile_columns(columns: list[ColumnInfo], source: str, query: Query) -> Tab
             by_bin = {int(k): int(v) for k, v in dict(second[f"hist_{i}"]).items()}
             counts = {edge: by_bin.get(b + 1, 0) for b, edge in enumerate(edges[i])}
             histogram = histogram_from_counts(float(first[f"lo_{i}"]), edges[i], counts)
-        low, high = present(first, f"lo_{i}"), present(first, f"hi_{i}")
-        profiles.append(ColumnProfile(
-            name=col.name, sql_type=col.sql_type, kind=col.kind, rows=rows, non_null=int(first[f"nn_{i}"]),
-            distinct=int(first[f"nd_{i}"]), minimum=low, maximum=high, mean=present(first, f"mean_{i}"),
-            std=present(first, f"std_{i}"), top_values=top, histogram=histogram,
-            numeric_text=int(present(first, f"numtext_{i}") or 0)))
+        profiles.append(column_profile(col, i, rows, first, top, histogram))
     return TableProfile(rows=rows, columns=profiles)

@@ -8,7 +8,6 @@ histogram bins (edges from pass 1) and the exact counts of those candidates, as 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -17,44 +16,21 @@ from backend.identifiers import quote_ident
 from backend.profiling import (
     EXACT_DISTINCT_MAX_ROWS,
     HISTOGRAM_BINS,
-    TOP_VALUES,
-    ColumnProfile,
     TableProfile,
     equal_width_edges,
     histogram_from_counts,
     present,
 )
 from backend.warehouse.base import ColumnInfo
+from backend.warehouse.profile_sql import ProfileDialect, Query, column_profile, numeric_expr
+from backend.warehouse.profile_sql import first_pass_sql as shared_first_pass_sql
 
-Query = Callable[[str, list[Any]], pd.DataFrame]
-
-
-def numeric_expr(column: ColumnInfo) -> str | None:
-    ident = quote_ident(column.name)
-    if column.kind == "numeric":
-        return f"CAST({ident} AS DOUBLE)"
-    if column.kind == "datetime":
-        return f"DATE_PART(EPOCH_SECOND, CAST({ident} AS TIMESTAMP_NTZ))"
-    return None
+SNOWFLAKE = ProfileDialect(epoch_seconds=lambda ident: f"DATE_PART(EPOCH_SECOND, CAST({ident} AS TIMESTAMP_NTZ))",
+                           parses_as_number=lambda ident: f"TRY_TO_DOUBLE(CAST({ident} AS VARCHAR))")
 
 
 def first_pass_sql(columns: list[ColumnInfo], source: str, *, exact: bool, top_values: bool = True) -> str:
-    parts = ['COUNT(*) AS "n_rows"']
-    for i, col in enumerate(columns):
-        ident = quote_ident(col.name)
-        distinct = f"COUNT(DISTINCT {ident})" if exact else f"APPROX_COUNT_DISTINCT({ident})"
-        parts += [f'COUNT({ident}) AS "nn_{i}"', f'{distinct} AS "nd_{i}"']
-        number = numeric_expr(col)
-        if number is not None:
-            parts += [f'MIN({number}) AS "lo_{i}"', f'MAX({number}) AS "hi_{i}"']
-        if col.kind == "numeric":
-            parts += [f'AVG({number}) AS "mean_{i}"', f'STDDEV_SAMP({number}) AS "std_{i}"']
-        if col.kind in ("text", "boolean") and top_values:
-            parts.append(f'APPROX_TOP_K(CAST({ident} AS VARCHAR), {TOP_VALUES}) AS "top_{i}"')
-        if col.kind == "text":
-            parts.append(f'COUNT(TRY_TO_DOUBLE(CAST({ident} AS VARCHAR))) AS "numtext_{i}"')
-    return f"SELECT {', '.join(parts)} FROM {source}"
-
+    return shared_first_pass_sql(columns, source, SNOWFLAKE, exact=exact, top_values=top_values)
 
 
 def top_candidates(raw: Any) -> list[str]:
@@ -73,7 +49,7 @@ def second_pass_sql(columns: list[ColumnInfo], first: pd.Series, source: str
     edges: dict[int, list[float]] = {}
     tops: dict[int, list[str]] = {}
     for i, col in enumerate(columns):
-        number = numeric_expr(col)
+        number = numeric_expr(col, SNOWFLAKE)
         if number is not None and present(first, f"lo_{i}") is not None:
             low, high = float(first[f"lo_{i}"]), float(first[f"hi_{i}"])
             edges[i] = equal_width_edges(low, high, HISTOGRAM_BINS)
@@ -112,9 +88,5 @@ def profile_columns(columns: list[ColumnInfo], source: str, query: Query, *, top
             histogram = histogram_from_counts(float(first[f"lo_{i}"]), edges[i], counts)
         if second is not None and i in tops:
             top = sorted(((v, int(second[f"t_{i}_{k}"])) for k, v in enumerate(tops[i])), key=lambda kv: -kv[1])
-        profiles.append(ColumnProfile(
-            name=col.name, sql_type=col.sql_type, kind=col.kind, rows=rows, non_null=int(first[f"nn_{i}"]),
-            distinct=int(first[f"nd_{i}"]), minimum=present(first, f"lo_{i}"), maximum=present(first, f"hi_{i}"),
-            mean=present(first, f"mean_{i}"), std=present(first, f"std_{i}"), top_values=top, histogram=histogram,
-            numeric_text=int(present(first, f"numtext_{i}") or 0)))
+        profiles.append(column_profile(col, i, rows, first, top, histogram))
     return TableProfile(rows=rows, columns=profiles)
