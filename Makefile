@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean snowflake-app
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,18 +16,30 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-# Tools whose pins clash with .venv get a virtualenv each, for the Snowflake hosting tests:
-# .venv-snowcli (the Snowflake CLI) and .venv-snowml (snowflake-ml-python, which needs pandas < 3).
-SIDE_VENVS := .venv-snowcli/.installed .venv-snowml/.installed
-
-.venv-%/.installed: requirements-%.txt
-	$(PYTHON) -m venv .venv-$*
-	.venv-$*/bin/python -m pip install --quiet -r requirements-$*.txt
+# The Snowflake CLI pins its own Snowpark, so it gets a virtualenv of its own for the hosting tests.
+.venv-snowcli/.installed: requirements-snowcli.txt
+	$(PYTHON) -m venv .venv-snowcli
+	.venv-snowcli/bin/python -m pip install --quiet -r requirements-snowcli.txt
 	touch $@
 
-test: $(INSTALLED) $(SIDE_VENVS)
+# The Streamlit floor: .venv's packages with only Streamlit swapped for the newest version the warehouse
+# runtime offers (environment.yml), so the AppTest suite runs on both Streamlits.
+FLOOR := .venv-streamlit-floor
+FLOOR_STREAMLIT := $(shell sed -n 's/^ *- streamlit=\([0-9.]*\).*/\1/p' environment.yml)
+
+$(FLOOR)/.installed: $(INSTALLED) environment.yml
+	rm -rf $(FLOOR)
+	$(PYTHON) -m venv $(FLOOR)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > $$($(FLOOR)/bin/python -c 'import site; print(site.getsitepackages()[0])')/flurry-venv.pth
+	$(FLOOR)/bin/python -m pip install --quiet streamlit==$(FLOOR_STREAMLIT)  # and only what it needs beyond .venv
+	touch $@
+
+APPTEST_SUITE := tests/test_app.py tests/test_snowflake_app.py
+
+test: $(INSTALLED) .venv-snowcli/.installed $(FLOOR)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	$(FLOOR)/bin/python -m pytest -p no:cacheprovider $(APPTEST_SUITE)
 
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
@@ -38,8 +50,12 @@ $(BENCH_INSTALLED): $(INSTALLED) requirements-bench.txt
 bench: $(BENCH_INSTALLED)
 	$(PY) -m benchmarks
 
+# The files `snow streamlit deploy` publishes need the packages the warehouse runtime cannot install (FLAML).
+snowflake-app: $(INSTALLED)
+	$(PY) -m backend.warehouse.snowflake_packages
+
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .venv-snowcli .venv-snowml .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-snowcli $(FLOOR) .pytest_cache .ruff_cache

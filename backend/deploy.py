@@ -18,7 +18,7 @@ from backend.errors import DeploymentError, FlurryError, InvalidIdentifierError
 from backend.identifiers import quote_ident, slugify, validate_function_name
 from backend.model_bundle import ModelBundle
 from backend.registry import ModelVersion, Registry
-from backend.warehouse.base import TableRef, Warehouse, column_kind, is_integer_type
+from backend.warehouse.base import ScheduledScoring, TableRef, Warehouse, column_kind, is_integer_type
 from backend.warehouse.snowflake_deploy import SCHEDULES
 
 logger = logging.getLogger(__name__)
@@ -238,8 +238,9 @@ SCHEDULE_CHOICES = tuple(SCHEDULES)  # offered where the warehouse has a schedul
 
 
 def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
-                     output: TableRef, schedule: str) -> str:
-    """Re-score `source` into `output` on a schedule inside the warehouse (Snowflake Tasks); the task's name.
+                     output: TableRef, schedule: str) -> ScheduledScoring:
+    """Re-score `source` into `output` on a schedule inside the warehouse (Snowflake Tasks): the task, and
+    whether it runs or stays suspended (and why).
     Raises DeploymentError where the warehouse has no scheduler or the function is unknown."""
     if not warehouse.capabilities.staged_functions:
         raise DeploymentError("Scheduled scoring needs a warehouse with a scheduler (Snowflake).",

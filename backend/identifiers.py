@@ -56,3 +56,12 @@ def validate_table_name(name: str) -> str:
     cleaned = (name or "").strip()
     quote_ident(cleaned)  # raises on empty/NUL/too long
     return cleaned
+
+
+def limit_clause(rows: int) -> str:
+    """` LIMIT n` with n written as a literal: Snowflake documents LIMIT's argument as a non-negative integer
+    constant and some drivers refuse a bound one. `int()` and the range check keep user text out of it."""
+    count = int(rows)
+    if count < 0:
+        raise ValueError(f"a row limit cannot be negative (got {count})")
+    return f" LIMIT {count}"

@@ -9,6 +9,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,38 +24,46 @@ from backend.errors import ArtifactIntegrityError, ModelNotFoundError
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
 
-def migrations(t: Callable[[str], str], binary_type: str = "BLOB") -> list[list[str]]:
-    """Numbered schema versions; `t(name)` gives the fully qualified name of a metadata table and
-    `binary_type` the warehouse's type for bytes."""
+def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_type: str = "TIMESTAMP",
+               objects: list[str] | None = None) -> list[list[str]]:
+    """Numbered schema versions; `t(name)` gives the fully qualified name of a metadata table, `binary_type` and
+    `timestamp_type` the warehouse's types for bytes and for UTC times, `objects` the warehouse's own objects
+    beside the tables (Warehouse.metadata_objects_sql)."""
+    ts = timestamp_type
     return [
         [
-            f"CREATE TABLE IF NOT EXISTS {t('schema_migrations')} (version INTEGER, applied_at TIMESTAMP)",
+            f"CREATE TABLE IF NOT EXISTS {t('schema_migrations')} (version INTEGER, applied_at {ts})",
             f"""CREATE TABLE IF NOT EXISTS {t('runs')} (
                 run_id VARCHAR, state VARCHAR, source_schema VARCHAR, source_table VARCHAR, target VARCHAR,
-                task VARCHAR, metric VARCHAR, time_budget INTEGER, config_json VARCHAR, created_at TIMESTAMP,
-                updated_at TIMESTAMP, worker_pid INTEGER, job_dir VARCHAR, message VARCHAR,
+                task VARCHAR, metric VARCHAR, time_budget INTEGER, config_json VARCHAR, created_at {ts},
+                updated_at {ts}, worker_pid INTEGER, job_dir VARCHAR, message VARCHAR,
                 rows_used BIGINT, rows_dropped BIGINT)""",
             f"""CREATE TABLE IF NOT EXISTS {t('run_events')} (
-                run_id VARCHAR, seq INTEGER, event_at TIMESTAMP, kind VARCHAR, payload VARCHAR)""",
+                run_id VARCHAR, seq INTEGER, event_at {ts}, kind VARCHAR, payload VARCHAR)""",
             f"""CREATE TABLE IF NOT EXISTS {t('model_versions')} (
-                model_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP, name VARCHAR, source_schema VARCHAR,
+                model_id VARCHAR, run_id VARCHAR, created_at {ts}, name VARCHAR, source_schema VARCHAR,
                 source_table VARCHAR, target VARCHAR, task VARCHAR, metric VARCHAR, best_estimator VARCHAR,
                 features_json VARCHAR, metrics_json VARCHAR, leaderboard_json VARCHAR, importance_json VARCHAR,
                 versions_json VARCHAR, sha256 VARCHAR, status VARCHAR)""",
             f"""CREATE TABLE IF NOT EXISTS {t('artifacts')} (
                 model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content {binary_type},
-                created_at TIMESTAMP)""",
+                created_at {ts})""",
             f"""CREATE TABLE IF NOT EXISTS {t('deployments')} (
-                function_name VARCHAR, model_id VARCHAR, created_at TIMESTAMP, scored_schema VARCHAR,
-                scored_table VARCHAR, scored_at TIMESTAMP, scored_rows BIGINT)""",
+                function_name VARCHAR, model_id VARCHAR, created_at {ts}, scored_schema VARCHAR,
+                scored_table VARCHAR, scored_at {ts}, scored_rows BIGINT)""",
             f"""CREATE TABLE IF NOT EXISTS {t('seeded_tables')} (
-                table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at TIMESTAMP)""",
+                table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at {ts})""",
         ],
         [  # 2: how many rows were eligible before sampling ("a 1,000,000-row sample of 48,000,000 rows")
             f"ALTER TABLE {t('runs')} ADD COLUMN IF NOT EXISTS rows_eligible BIGINT",
         ],
         [  # 3: artifacts in parts (Snowflake's BINARY holds 8 MB; a hosted app reads 32 MB per query at most)
             f"ALTER TABLE {t('artifacts')} ADD COLUMN IF NOT EXISTS part INTEGER",
+        ],
+        [  # 4: event numbers that two writers (the app and a training procedure) cannot both take (event_seq),
+           # and the warehouse's own objects (Snowflake's stage) before anything is registered on them
+            f"ALTER TABLE {t('run_events')} ADD COLUMN IF NOT EXISTS event_seq BIGINT",
+            *(objects or []),
         ],
     ]
 
@@ -87,6 +98,22 @@ def now() -> datetime:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+_event_seq_lock = threading.Lock()
+_last_event_seq = 0
+
+
+def next_event_seq() -> int:
+    """A run event's number: microseconds since the epoch × 1000 plus a random draw below 1000, and always above
+    the last one this process gave. Two writers on different machines (the app and a training procedure)
+    would need the same microsecond and the same draw to collide, where max(seq) + 1 collides whenever they
+    write at once."""
+    global _last_event_seq
+    with _event_seq_lock:
+        candidate = time.time_ns() // 1000 * 1000 + secrets.randbelow(1000)
+        _last_event_seq = max(candidate, _last_event_seq + 1)
+        return _last_event_seq
 
 
 def sha256_bytes(content: bytes) -> str:
@@ -174,7 +201,8 @@ class Registry:
     def migrate(self) -> int:
         """Create or upgrade the FLURRY schema; return the schema version now in force."""
         self.wh.ensure_schema(METADATA_SCHEMA)
-        steps = migrations(self.t, self.wh.binary_type)
+        steps = migrations(self.t, self.wh.binary_type, self.wh.timestamp_type,
+                           self.wh.metadata_objects_sql(METADATA_SCHEMA))
         self.wh.execute(steps[0][0])
         done = self._query(f"SELECT coalesce(max(version), 0) AS v FROM {self.t('schema_migrations')}")
         current = int(done["v"].iloc[0])
@@ -221,9 +249,8 @@ class Registry:
 
     def _event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
         self.wh.execute(
-            f"INSERT INTO {self.t('run_events')} SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? "
-            f"FROM {self.t('run_events')} WHERE run_id = ?",
-            [run_id, now(), kind, json.dumps(payload), run_id],
+            f"INSERT INTO {self.t('run_events')} (run_id, event_seq, event_at, kind, payload) VALUES (?, ?, ?, ?, ?)",
+            [run_id, next_event_seq(), now(), kind, json.dumps(payload)],
         )
 
     def add_events(self, run_id: str, kind: str, payloads: list[dict[str, Any]]) -> None:
@@ -234,7 +261,8 @@ class Registry:
                 self._event(run_id, kind, payload)
 
     def events(self, run_id: str, kind: str | None = None) -> list[RunEvent]:
-        sql = f"SELECT seq, event_at, kind, payload FROM {self.t('run_events')} WHERE run_id = ?"
+        # events from before event_seq have a small per-run seq, which sorts before every event_seq
+        sql = f"SELECT coalesce(event_seq, seq) AS seq, event_at, kind, payload FROM {self.t('run_events')} WHERE run_id = ?"
         params: list[Any] = [run_id]
         if kind is not None:
             sql += " AND kind = ?"

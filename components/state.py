@@ -29,10 +29,16 @@ class Key(enum.StrEnum):
     JUMP_TO_TABLE = "wizard.jump_to_table"
     IMBALANCED = "wizard.imbalanced"
     WAREHOUSE = "wizard.warehouse"
+    OPEN_DASHBOARD = "wizard.open_dashboard"  # the model a page hands to the dashboard it switches to
 
 
 def get(key: Key, default: Any = None) -> Any:
     return st.session_state.get(key.value, default)
+
+
+def take(key: Key) -> Any:
+    """The value under `key`, removed (a hand-over read once)."""
+    return st.session_state.pop(key.value, None)
 
 
 def put(key: Key, value: Any) -> None:

@@ -7,16 +7,20 @@ import streamlit as st
 
 from backend.metrics import METRICS
 from components import backend_calls as calls
-from components import charts
+from components import charts, state
 from components.feedback import user_errors
 from components.formatting import md
 from components.pickers import describe_version
 from components.shell import require_shell
+from components.state import Key
 
 require_shell()
 
 st.title("Model dashboard")
 with user_errors("open the dashboard"):
+    handed_over = state.take(Key.OPEN_DASHBOARD)  # from Deploy's "Open this model's dashboard"
+    if handed_over:
+        st.query_params.update(calls.link_params(handed_over))  # the address bar is the shareable link
     model_id = st.query_params.get("model")
     if not model_id:
         deployed = {d.model_id for d in calls.workspace().registry.list_deployments()}
@@ -37,8 +41,8 @@ with user_errors("open the dashboard"):
     report = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
     cols = st.columns(len(report))
     for col, (name, values) in zip(cols, report.items(), strict=True):
-        col.metric(METRICS[name].label, f"{values['model']:.4f}", f"baseline {values['baseline']:.4f}",
-                   delta_color="off", delta_arrow="off", help=METRICS[name].explanation)
+        col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
+        col.caption(f"baseline {values['baseline']:.4f}")  # not a delta: it has no direction to point
 
     st.subheader("Top drivers")
     if version.importance:

@@ -22,6 +22,7 @@ from components.feedback import user_errors
 from components.formatting import md
 from components.pickers import pick_model
 from components.shell import require_shell
+from components.state import Key
 
 require_shell()
 
@@ -79,12 +80,17 @@ with user_errors("list tables to score"):
         if st.button("Schedule re-scoring", key="deploy.schedule_start"):
             with user_errors("schedule re-scoring"):
                 output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
-                task = schedule_scoring(ws.warehouse, ws.registry, function, TableRef(source_schema, source_name),
-                                        output, schedule)
-                st.success(f"The task {md(task)} re-scores {md(output)} {schedule}.")
+                scheduled = schedule_scoring(ws.warehouse, ws.registry, function,
+                                             TableRef(source_schema, source_name), output, schedule)
+                if scheduled.resumed:
+                    st.success(f"The task {md(scheduled.task)} re-scores {md(output)} {schedule}.")
+                else:
+                    st.warning(md(scheduled.reason or f"The task {scheduled.task} is suspended."))
 
 st.subheader("3 · Share")
 link = calls.link_params(version.model_id)
-st.page_link("pages/dashboard.py", label="Open this model's dashboard", icon=":material/dashboard:",
-             query_params=link)
+# a button, not st.page_link(query_params=…): Streamlit 1.51, the warehouse runtime's newest, has no such argument
+if st.button("Open this model's dashboard", icon=":material/dashboard:", key="deploy.open_dashboard"):
+    state.put(Key.OPEN_DASHBOARD, version.model_id)
+    st.switch_page("pages/dashboard.py")
 st.caption(f"Shareable link: /dashboard?{md(urlencode(link))}")

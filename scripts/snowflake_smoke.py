@@ -96,10 +96,12 @@ def main(argv: list[str]) -> int:
         bundle = load_bundle(registry, version.model_id)
         back = wh.read_columns(scored, [*bundle.feature_names, "prediction"], limit=200)
         checks["sql_matches_bundle"] = bool((back["prediction"].to_numpy() == bundle.predict(back)).all())
-        task = schedule_scoring(wh, registry, function, table, scored, "daily")
-        checks["task_created"] = task
+        scheduled = schedule_scoring(wh, registry, function, table, scored, "daily")
+        checks["task_created"], checks["task_resumed"] = scheduled.task, scheduled.resumed
+        if scheduled.reason:
+            checks["task_suspended_because"] = scheduled.reason
         if not args.keep:
-            wh.execute(f'DROP TASK IF EXISTS {wh.qualify(TableRef("FLURRY", task))}')
+            wh.execute(f'DROP TASK IF EXISTS {wh.qualify(TableRef("FLURRY", scheduled.task))}')
     finally:
         if not args.keep:
             for name in (function, f"{function}_proba"):

@@ -1,5 +1,5 @@
-"""Run by tests/test_snowflake_hosting.py under .venv-snowml (snowflake-ml-python, which needs pandas < 3 and
-so cannot share .venv), never by pytest itself.
+"""Run by tests/test_snowflake_hosting.py in a fresh Python process (the registry's packager imports the
+bundle's code anew), never by pytest itself.
 
 Packages Flurry's registry model exactly as `Registry.log_model` does before uploading it (the registry's own
 ModelPackager, offline), loads it back as the registry runtime would, scores with it, and prints one JSON
@@ -17,7 +17,7 @@ from snowflake.ml.model import task as registry_task
 from snowflake.ml.model._packager.model_packager import ModelPackager
 
 from backend.warehouse import snowflake_model_registry as smr
-from backend.warehouse.snowflake_deploy import BACKEND_DIR, model_packages
+from backend.warehouse.snowflake_deploy import model_packages
 from tests.churn_example import churn_frame, churn_model
 
 
@@ -30,7 +30,7 @@ def main(work: Path) -> dict:
     ModelPackager(str(package)).save(
         name="FLURRY_CHURN", model=smr._custom_model(work / "bundle.pkl", hashlib.sha256(content).hexdigest()),
         signatures={"predict": smr._signature(bundle, "VARCHAR")}, conda_dependencies=model_packages(bundle),
-        code_paths=[str(BACKEND_DIR)], options={}, task=registry_task.Task.TABULAR_BINARY_CLASSIFICATION,
+        code_paths=smr.registry_code_paths(), options={}, task=registry_task.Task.TABULAR_BINARY_CLASSIFICATION,
         target_platforms=["WAREHOUSE"])
     loaded = ModelPackager(str(package))
     meta = loaded.load(as_custom_model=True)
@@ -40,6 +40,7 @@ def main(work: Path) -> dict:
     return {"inputs": [f.name for f in signature.inputs], "outputs": [f.name for f in signature.outputs],
             "same_predictions": scored["PREDICTION"].tolist() == list(bundle.predict(frame)),
             "probability_max_error": float(np.abs(scored["PROBABILITY"] - bundle.predict_proba(frame).max(axis=1)).max()),
+            "code": sorted(p.name for p in (package / "code").iterdir()),
             "conda": (package / "runtimes" / "cpu" / "env" / "conda.yml").read_text(encoding="utf-8")}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,17 @@ def test_events_arrive_while_training_runs_not_only_at_the_end(tmp_path: Path) -
     config = TrainConfig(table=TableRef("s", "t"), target="y", target_sql_type="DOUBLE", task=Task.REGRESSION,
                          features=(("x", "DOUBLE"), ("z", "DOUBLE")), metric="r2", time_budget_s=4)
     emitted: list[tuple[float, str, list[dict[str, Any]]]] = []
-    result = train_with_events(frame, config, tmp_path / "log.jsonl",
-                               lambda kind, payloads: emitted.append((time.monotonic(), kind, payloads)),
-                               interval=0.2)
+    threads: set[str] = set()
+    before = set(threading.enumerate())
+
+    def emit(kind: str, payloads: list[dict[str, Any]]) -> None:
+        threads.add(threading.current_thread().name)
+        emitted.append((time.monotonic(), kind, payloads))
+
+    result = train_with_events(frame, config, tmp_path / "log.jsonl", emit, interval=0.2)
+    # a Snowflake procedure may not query from a second thread: every event comes from the training thread
+    assert threads == {threading.current_thread().name}
+    assert not [t.name for t in set(threading.enumerate()) - before if t.name.startswith("flurry")]
     finished = time.monotonic()
     trials = [p for _, kind, payloads in emitted if kind == "trial" for p in payloads]
     logged = [r for r in read_complete_lines(tmp_path / "log.jsonl") if "validation_loss" in r]

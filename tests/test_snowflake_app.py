@@ -12,7 +12,10 @@ from tests.test_app import goto, texts, wait_for_model
 
 
 @pytest.fixture
-def snowflake_app(fakesnow_server: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+def snowflake_app(fakesnow_server: dict, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[dict]:
+    # the sidebar's embedded choice gets a warehouse file of its own: a second workspace on the file another
+    # test deployed functions into would collide with them in this process's DuckDB catalog
+    monkeypatch.setenv("FLURRY_DATA_DIR", str(tmp_path))
     params = dict(fakesnow_server, database="FLURRY_APP", schema="PUBLIC")
     setup = open_session("unused", secrets=params)
     setup.sql("CREATE DATABASE IF NOT EXISTS FLURRY_APP").collect()

@@ -1,8 +1,8 @@
 """Hosting Flurry in a Snowflake account: the project files, and the scoring UDF handler on pandas frames.
 
 snowflake.yml is validated by the Snowflake CLI itself (its project-definition model and its bundler), and the
-Model Registry model is packaged by snowflake-ml-python itself; each lives in a virtualenv of its own
-(`make test` builds .venv-snowcli and .venv-snowml: their pins clash with .venv's).
+Model Registry model is packaged by snowflake-ml-python itself (in .venv, on the same library versions as
+the rest; the CLI lives in .venv-snowcli, which `make test` builds, since it pins its own Snowpark).
 """
 
 from __future__ import annotations
@@ -48,13 +48,48 @@ def third_party_imports() -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n not in local and n != "__future__"}
 
 
-def test_environment_yml_lists_every_package_the_account_needs_from_the_snowflake_channel() -> None:
+def channel_pins() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     assert env["channels"] == ["snowflake"]
-    declared = {str(d).split("=")[0].split(">")[0].split("<")[0].strip() for d in env["dependencies"]}
-    assert "python" in declared
-    needed = {PACKAGE_OF.get(n, n) for n in third_party_imports() - NOT_IN_SNOWFLAKE}
+    pins = {}
+    for dependency in env["dependencies"]:
+        name, _, version = str(dependency).partition("=")
+        assert version and not version.startswith(("=", ">", "<")), f"{dependency}: pin one version, conda style"
+        pins[name.strip()] = version.strip()
+    return pins
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[re.sub(r"\[.*\]", "", name).strip()] = version.strip()
+    return pins
+
+
+def test_environment_yml_lists_every_package_the_account_needs_from_the_snowflake_channel() -> None:
+    from backend.warehouse.snowflake_packages import SHIPPED_PACKAGES
+
+    declared = set(channel_pins())
+    assert "python" in declared and "streamlit" in declared
+    needed = {PACKAGE_OF.get(n, n) for n in third_party_imports() - NOT_IN_SNOWFLAKE} - set(SHIPPED_PACKAGES)
     assert needed <= declared, f"missing from environment.yml: {sorted(needed - declared)}"
+    assert not set(SHIPPED_PACKAGES) & declared, "a shipped package must not be asked of the channel"
+
+
+def test_the_account_and_the_app_run_one_set_of_library_versions() -> None:
+    """Every channel package is pinned to the version requirements.txt installs here (and so the version the
+    tests ran on), Python is the channel's 3.11, and Streamlit is the warehouse runtime's floor."""
+    from backend.warehouse.snowflake_packages import installed_version
+
+    channel, local = channel_pins(), requirement_pins()
+    assert channel.pop("python") == "3.11"
+    floor = channel.pop("streamlit")
+    assert tuple(map(int, floor.split("."))) < tuple(map(int, local["streamlit"].split(".")))
+    assert {name: local.get(name) for name in channel} == channel
+    assert {name: installed_version(name) for name in channel} == channel
+    assert int(local["pandas"].split(".")[0]) < 3  # what Snowpark's and the connector's pandas extras require
 
 
 def test_snowflake_yml_is_a_v2_streamlit_project_whose_files_exist() -> None:
@@ -64,9 +99,14 @@ def test_snowflake_yml_is_a_v2_streamlit_project_whose_files_exist() -> None:
     assert entity["type"] == "streamlit" and entity["query_warehouse"]
     assert (ROOT / entity["main_file"]).is_file() and entity["main_file"] == "app.py"
     assert (ROOT / entity["pages_dir"]).is_dir()
-    for artifact in entity["artifacts"]:
+    plain = [a for a in entity["artifacts"] if isinstance(a, str)]
+    for artifact in plain:
         assert (ROOT / artifact).exists(), artifact
-    assert {"backend", "components", "pages", "environment.yml"} <= set(entity["artifacts"])
+    assert {"backend", "components", "pages", "environment.yml"} <= set(plain)
+    from backend.warehouse.snowflake_packages import SHIPPED_PACKAGES, VENDOR_DIR
+
+    mapped = {a["dest"]: a["src"] for a in entity["artifacts"] if isinstance(a, dict)}
+    assert mapped == {name: (VENDOR_DIR / name).as_posix() for name in SHIPPED_PACKAGES.values()}
     for value in [entity["query_warehouse"], *entity["identifier"].values()]:
         if "<%" in str(value):  # templated values must have a default in env
             key = str(value).split("ctx.env.")[1].split()[0]
@@ -88,7 +128,11 @@ def snowcli_check(project: Path) -> subprocess.CompletedProcess[str]:
 
 
 def project_copy(destination: Path) -> Path:
-    """The files git tracks, as a fresh clone (and so `snow streamlit deploy`) sees them."""
+    """The files git tracks, as a fresh clone sees them, after `make snowflake-app` (what `snow streamlit
+    deploy` then publishes)."""
+    from backend.warehouse.snowflake_packages import VENDOR_DIR, vendor_shipped_packages
+
+    vendor_shipped_packages(destination / VENDOR_DIR)
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, tracked.decode().split("\0")):
         if (ROOT / name).is_file():
@@ -106,7 +150,7 @@ def test_the_snowflake_cli_accepts_snowflake_yml_and_bundles_every_module_the_ap
                    [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("backend/**/*.py")]
                    if "__pycache__" not in p.parts}
     assert app_modules <= set(result["files"]), sorted(app_modules - set(result["files"]))
-    assert {"environment.yml", "flurry.toml"} <= set(result["files"])
+    assert {"environment.yml", "flurry.toml", "flaml/__init__.py", "flaml/automl/automl.py"} <= set(result["files"])
     assert not [f for f in result["files"] if f.startswith(("tests/", "benchmarks/", ".venv"))]
     assert "MAIN_FILE = 'app.py'" in result["sql"] and "QUERY_WAREHOUSE = COMPUTE_WH" in result["sql"]
 
@@ -196,7 +240,9 @@ def test_deploying_stages_the_model_and_registers_both_functions(staged) -> None
     names = sd.register_model_functions(session, "DB", "flurry_churn", bundle, model, "VARCHAR", permanent=False)
     assert names == ("flurry_churn", "flurry_churn_proba")
     packages = sd.model_packages(bundle)
-    assert f"lightgbm=={bundle.versions['lightgbm']}" in packages and "pandas" in packages
+    assert f"lightgbm=={bundle.versions['lightgbm']}" in packages and f"pandas=={pd.__version__}" in packages
+    assert not [p for p in packages if p.startswith("flaml")]  # shipped through the stage instead:
+    assert ("flaml" in {name for _, name in sd.shipped_imports()}) and sd.model_imports(model)[0] == path
     session.close()
 
 
@@ -229,33 +275,37 @@ def test_the_registry_model_scores_like_the_functions_it_sits_beside(staged) -> 
 
 
 def test_the_registry_model_packages_and_scores_with_snowflake_ml_itself(tmp_path: Path) -> None:
-    """Under .venv-snowml: the model is packaged by the registry's own packager (what `log_model` uploads),
-    loaded back as the registry runtime loads it, and scores exactly like the bundle. Only the upload and
-    `CREATE MODEL` need an account."""
-    checked = side_venv_run(".venv-snowml", "snowml_registry_check.py", tmp_path, timeout=240)
+    """The model is packaged by the registry's own packager (what `log_model` uploads), loaded back as the
+    registry runtime loads it, and scores exactly like the bundle. Only the upload and `CREATE MODEL` need an
+    account."""
+    checked = subprocess.run([sys.executable, str(ROOT / "tests" / "snowml_registry_check.py"), str(tmp_path)],
+                             capture_output=True, text=True, timeout=240, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert checked.returncode == 0, checked.stderr[-3000:]
     result = json.loads(checked.stdout.strip().splitlines()[-1])
     assert result["inputs"] == ["TENURE_MONTHS", "PLAN"] and result["outputs"] == ["PREDICTION", "PROBABILITY"]
     assert result["same_predictions"] and result["probability_max_error"] < 1e-12
     conda = yaml.safe_load(result["conda"])
     assert any(str(d).startswith("lightgbm==") for d in conda["dependencies"])  # pinned to the training version
+    assert not any("flaml" in str(d) for d in conda["dependencies"])  # not in the channel: it is carried as code
+    assert {"backend", "flaml"} <= set(result["code"])
 
 
-def test_without_snowflake_ml_the_registry_step_is_skipped_with_a_reason(staged) -> None:
-    """This environment cannot install snowflake-ml-python (it requires pandas < 3); the deployment stands and
-    the Deploy step says why the registry was skipped."""
+def test_a_registry_that_refuses_the_model_gives_its_reason_and_never_raises(staged) -> None:
+    """Snowpark's local testing cannot host a registry, so log_model is refused there: the deployment it
+    follows stands, and the Deploy step shows the registry's own reason."""
     from snowflake.snowpark import Session
 
     from backend.warehouse.snowflake_model_registry import log_model_version, registry_installed
 
-    assert not registry_installed()
+    assert registry_installed()
     directory, sha, _ = staged
     bundle = load_staged_bundle(str(directory), "model.pkl", sha)
     session = Session.builder.config("local_testing", True).create()
     outcome = log_model_version(session, "DB", "flurry_churn", "m1", bundle, (directory / "model.pkl").read_bytes(),
                                 sha, "VARCHAR", {"roc_auc": 0.9, "_rows": {"train": 3}})
     session.close()
-    assert outcome.logged is None and "snowflake-ml-python is not installed" in (outcome.reason or "")
+    assert outcome.logged is None and (outcome.reason or "").startswith("The Model Registry refused the model: ")
 
 
 def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> None:

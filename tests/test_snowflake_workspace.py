@@ -8,6 +8,7 @@ so the connection turns top values off (`flurry_top_values = false`).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -76,45 +77,83 @@ def test_a_model_trains_on_a_warehouse_sample_and_is_stored_verified(workspace: 
     assert len(workspace.holdout_frame(progress.model_id)) == 60
 
 
-def test_the_training_procedure_reports_trials_and_a_verified_result(workspace: Workspace, fakesnow_server: dict,
-                                                                     tmp_path) -> None:
-    """The stored procedure's body, run here on a fakesnow session (no procedure is created: fakesnow cannot
-    host one). Files it would put on the stage go to a local directory instead; the stage itself is
-    exercised only by scripts/snowflake_smoke.py."""
-    import hashlib
+def test_the_training_procedure_records_its_own_verified_model_version(workspace: Workspace, fakesnow_server: dict
+                                                                       ) -> None:
+    """The stored procedure's body, run here on a fakesnow session (fakesnow cannot host a procedure): it
+    reports trials while it trains, from its own thread only, then leaves a READY model version and a
+    SUCCEEDED run with no app-side collection step; the model then deploys and scores from the app."""
+    import threading
 
+    from snowflake.snowpark import Session
+
+    from backend.deploy import load_bundle
     from backend.training.config import TrainConfig
+    from backend.warehouse import snowflake_deploy as sd
     from backend.warehouse.base import SampleSpec
     from backend.warehouse.snowflake_training import RESULT_EVENT, job_payload, run_procedure
+    from backend.warehouse.snowflake_udf import predict_batch
 
     session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
+    queried_from: set[str] = set()
+    original_sql = session.sql
+
+    def sql(*args, **kwargs):  # the real session's sql, noting which thread issued each statement
+        queried_from.add(threading.current_thread().name)
+        return original_sql(*args, **kwargs)
+
+    session.sql = sql
     config = workspace.train_config(CHURN, "churned", Task.BINARY, ["tenure", "plan"], "roc_auc", 4)
     run_id = workspace.registry.create_run(table=CHURN, target="churned", task="binary", metric="roc_auc",
                                            time_budget=4, config=config.to_dict(), job_dir="snowflake")
+    workspace.registry.set_run_state(run_id, RunState.RUNNING)
     spec = SampleSpec(table=CHURN, columns=config.exported_columns, target="churned", max_rows=config.max_rows,
                       stratify=True)
-    written: dict[str, bytes] = {}
-    state = run_procedure(session, job_payload(run_id, "FLURRY_WS", config, spec),
-                          put_file=lambda path, content: written.__setitem__(path.rsplit("/", 1)[-1], content))
-    assert state == "SUCCEEDED"
+    payload = json.loads(job_payload(run_id, "FLURRY_WS", config, spec))
+    state = run_procedure(session, json.dumps({**payload, "attempt": "a1"}))
+    assert state == "SUCCEEDED" and queried_from == {threading.current_thread().name}
+    run = workspace.registry.get_run(run_id)
+    assert run.state is RunState.SUCCEEDED  # recorded by the procedure itself
+    version = workspace.registry.model_for_run(run_id)
+    assert version is not None and version.metrics["roc_auc"]["model"] > 0.9
     trials = workspace.registry.events(run_id, "trial")
     assert trials and [e.payload["trial"] for e in trials] == list(range(1, len(trials) + 1))
     (result,) = workspace.registry.events(run_id, RESULT_EVENT)
-    assert result.payload["metrics"]["roc_auc"]["model"] > 0.9
-    assert {name: hashlib.sha256(content).hexdigest() for name, content in written.items()} == result.payload["sha256"]
+    assert result.payload["attempt"] == "a1" and result.payload["model_id"] == version.model_id
+    bundle = load_bundle(workspace.registry, version.model_id)  # verified against the stored sha256
+    assert bundle.versions == version.versions
+    # trained in the warehouse, deployed from the app (Snowpark local testing accepts the UDFs over the staged
+    # file; fakesnow cannot PUT) and scored by the UDFs' handler: one set of library versions everywhere
+    content = workspace.registry.get_artifact(version.model_id, "bundle", expected_sha256=version.sha256)
+    local = Session.builder.config("local_testing", True).create()
+    try:
+        staged = sd.stage_model(local, "FLURRY_WS", version.model_id, content, version.sha256)
+        assert sd.register_model_functions(local, "FLURRY_WS", "flurry_wh_trained", bundle, staged, "VARCHAR",
+                                           permanent=False) == ("flurry_wh_trained", "flurry_wh_trained_proba")
+    finally:
+        local.close()
+    frame = workspace.warehouse.read_columns(CHURN, ["tenure", "plan"], limit=50)
+    scored = predict_batch(bundle, frame.set_axis(["ARG1", "ARG2"], axis=1))
+    assert scored.tolist() == list(bundle.predict(frame)) and set(scored) <= {"yes", "no"}
     # stopped early: the procedure retrains the best trial reported so far, without searching
-    trials = [e.payload for e in workspace.registry.events(run_id, "trial")]
-    state = run_procedure(session, job_payload(run_id, "FLURRY_WS", config, spec, finalize=trials),
-                          put_file=lambda path, content: written.__setitem__(path.rsplit("/", 1)[-1], content))
-    kept = workspace.registry.events(run_id, RESULT_EVENT)[-1].payload
-    best = min(trials, key=lambda t: t["loss"])
-    assert state == "SUCCEEDED" and kept["best_estimator"] == best["estimator"]
-    assert len(workspace.registry.events(run_id, "trial")) == len(trials)  # no new search
+    trials_so_far = [e.payload for e in workspace.registry.events(run_id, "trial")]
+    again = workspace.registry.create_run(table=CHURN, target="churned", task="binary", metric="roc_auc",
+                                          time_budget=4, config=config.to_dict(), job_dir="snowflake")
+    workspace.registry.set_run_state(again, RunState.RUNNING)
+    job = json.loads(job_payload(again, "FLURRY_WS", config, spec, finalize=trials_so_far))
+    assert run_procedure(session, json.dumps(job)) == "SUCCEEDED"
+    kept = workspace.registry.get_run(again)
+    best = min(trials_so_far, key=lambda t: t["loss"])
+    assert kept.state is RunState.SUCCEEDED and "Stopped early" in kept.message
+    assert workspace.registry.model_for_run(again).best_estimator == best["estimator"]
+    assert not workspace.registry.events(again, "trial")  # no new search
     broken = TrainConfig.from_dict({**config.to_dict(), "target": "no such column"})
-    failed = run_procedure(session, job_payload(run_id, "FLURRY_WS", broken, SampleSpec(
-        table=CHURN, columns=("tenure", "no such column"), target="no such column", max_rows=100)), put_file=None)
+    failing = workspace.registry.create_run(table=CHURN, target="churned", task="binary", metric="roc_auc",
+                                            time_budget=4, config=config.to_dict(), job_dir="snowflake")
+    failed = run_procedure(session, job_payload(failing, "FLURRY_WS", broken, SampleSpec(
+        table=CHURN, columns=("tenure", "no such column"), target="no such column", max_rows=100)))
     assert failed == "FAILED"
-    assert "no longer has the column" in workspace.registry.events(run_id, RESULT_EVENT)[-1].payload["message"]
+    run = workspace.registry.get_run(failing)
+    assert run.state is RunState.FAILED and "no longer has the column" in run.message
 
 
 def test_training_in_the_warehouse_records_the_job_and_says_why_it_cannot_start_here(

@@ -5,9 +5,11 @@ Used by the local worker process and (later) by the Snowflake stored procedure a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,14 +103,16 @@ def check_training_frame(frame: pd.DataFrame, config: TrainConfig) -> None:
                                  hint="Pick a target whose values vary.")
 
 
-def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False) -> TrainingResult:
+def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
+          on_iteration: Callable[[], None] | None = None) -> TrainingResult:
     """Fit FLAML on `frame` within the config's budget and report on a holdout kept aside; FLAML writes one
     JSON line per trial to `log_path`.
 
     With `from_log`, no search runs: the best configuration already in `log_path` is retrained (what
-    "stop and keep the best model so far" does after the search was interrupted)."""
+    "stop and keep the best model so far" does after the search was interrupted). `on_iteration` is called in
+    this thread as each search iteration starts (after the previous trial's line is in the log)."""
     train_frame, holdout = _split(training_rows(frame, config), config)
-    bundle, leaderboard = fit_bundle(train_frame, config, log_path, from_log=from_log)
+    bundle, leaderboard = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
     return _report(bundle, leaderboard, config, train_frame, holdout)
 
 
@@ -123,8 +127,39 @@ def training_rows(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     return frame.assign(**{config.target: _target_series(frame, config)})
 
 
-def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False
-               ) -> tuple[ModelBundle, list[dict[str, Any]]]:
+class _IterationHandler(logging.Handler):
+    """Calls back on FLAML's "iteration N, current learner …" record, which FLAML logs in the searching
+    thread as each iteration starts."""
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        super().__init__(logging.INFO)
+        self._callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("iteration "):
+            self._callback()
+
+
+@contextlib.contextmanager
+def _iteration_hook(callback: Callable[[], None] | None) -> Iterator[int]:
+    """FLAML's verbosity for the search: silent, or (with a callback) INFO records delivered to our handler
+    only. FLAML adds its own console handler only to a logger that has none."""
+    if callback is None:
+        yield 0
+        return
+    flaml_logger = logging.getLogger("flaml.automl.logger")
+    handler, propagate = _IterationHandler(callback), flaml_logger.propagate
+    flaml_logger.addHandler(handler)
+    flaml_logger.propagate = False
+    try:
+        yield 3
+    finally:
+        flaml_logger.removeHandler(handler)
+        flaml_logger.propagate = propagate
+
+
+def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
+               on_iteration: Callable[[], None] | None = None) -> tuple[ModelBundle, list[dict[str, Any]]]:
     """The search itself on rows already prepared (target present and typed): the fitted bundle and the
     leaderboard. Used by `train` and by the quality benchmark, which keeps its own holdout."""
     from flaml import AutoML
@@ -149,14 +184,15 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     else:
         estimators = list(config.estimators) if config.estimators else "auto"
         starts = {"lgbm": LGBM_DEFAULTS} if estimators == "auto" or "lgbm" in estimators else {}
-        automl.fit(
-            x_train, y_train, task=task,
-            metric=config.metric, time_budget=_search_budget(config), seed=config.seed,
-            log_file_name=str(log_path), log_type="all", verbose=0,
-            n_jobs=-1, retrain_full=True, force_cancel=True, estimator_list=estimators, starting_points=starts,
-            eval_method=config.validation, n_splits=config.cv_folds, split_ratio=config.split_ratio,
-            split_type=split_type or "auto", **extra,
-        )
+        with _iteration_hook(on_iteration) as verbose:
+            automl.fit(
+                x_train, y_train, task=task,
+                metric=config.metric, time_budget=_search_budget(config), seed=config.seed,
+                log_file_name=str(log_path), log_type="all", verbose=verbose,
+                n_jobs=-1, retrain_full=True, force_cancel=True, estimator_list=estimators, starting_points=starts,
+                eval_method=config.validation, n_splits=config.cv_folds, split_ratio=config.split_ratio,
+                split_type=split_type or "auto", **extra,
+            )
     if getattr(automl, "_trained_estimator", None) is None:
         raise InvalidTargetError("No model could be trained within the time budget.",
                                  hint="Give training more time, or use fewer rows.")

@@ -2,10 +2,9 @@
 
 The same states, queue and live view as local jobs (it is a JobManager); what differs is where the work
 happens. Start draws nothing locally: it counts the eligible rows and records the job; launching calls the
-procedure asynchronously and records its query id; the procedure writes trial events and a final result
-event itself, so syncing only reads events, and collecting fetches the model files from the stage and
-verifies their sha256 before a model version is written. A run keeps going in Snowflake when the app
-restarts, and is picked up again.
+procedure asynchronously and records its query id; the procedure writes trial events, its verified model
+version and the run's final state itself, so a run finishes with no app session open and syncing only
+notices a call that died without saying so. A run keeps going in Snowflake when the app restarts.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
-from backend.registry import Run, RunState
-from backend.training import job_files as jf
+from backend.errors import FlurryError, InvalidTargetError
+from backend.registry import Run, RunState, new_id
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
-from backend.training.jobs import JobManager, verified_model_files
+from backend.training.jobs import JobManager
 from backend.warehouse.base import SampleSpec
+from backend.warehouse.snowflake_session import snowflake_reason
 
 PROCEDURE_JOB_DIR = "snowflake-procedure"
 JOB_EVENT, LAUNCH_EVENT = "job", "launch"
@@ -90,13 +89,15 @@ class ProcedureJobManager(JobManager):
 
         try:
             if not self._procedure_ready:
-                register_procedure(self._session, self.wh.database)
+                with self.wh.session_lock():
+                    register_procedure(self._session, self.wh.database)
                 self._procedure_ready = True
-            payload = self.registry.events(run.run_id, JOB_EVENT)[-1].payload["payload"]
+            job = json.loads(self.registry.events(run.run_id, JOB_EVENT)[-1].payload["payload"])
+            # the procedure's result names its call, so results of an earlier call (a cancelled search) never count
+            job["attempt"] = attempt = new_id("a")
             if finalize:  # retrain the best trial so far instead of searching
-                job = json.loads(payload)
                 job["finalize"] = [e.payload for e in self.registry.events(run.run_id, "trial")]
-                payload = json.dumps(job)
+            payload = json.dumps(job)
             with self.wh.session_lock():  # nobody else uses the session while its warehouse is switched
                 previous = self._session.get_current_warehouse()
                 if self.training_warehouse:
@@ -107,27 +108,41 @@ class ProcedureJobManager(JobManager):
                     if self.training_warehouse and previous:
                         self._session.use_warehouse(previous)
         except Exception as exc:
-            self._finish(run, RunState.FAILED, f"Could not start training in Snowflake: {str(exc).splitlines()[0]}")
+            self._finish(run, RunState.FAILED, f"Could not start training in Snowflake: {snowflake_reason(exc)}")
             return
-        self.registry.add_events(run.run_id, LAUNCH_EVENT, [{"query_id": call.query_id, "finalize": finalize}])
+        self.registry.add_events(run.run_id, LAUNCH_EVENT, [{"query_id": call.query_id, "finalize": finalize,
+                                                             "attempt": attempt}])
         self.registry.set_run_state(run.run_id, RunState.RUNNING)
 
     # --- observe ---------------------------------------------------------------------------------
     def _sync_running(self, run: Run) -> None:
+        """The procedure records its own outcome (model version and final state); here only a call that ended
+        without doing so is noticed, with the call's own error as the reason."""
         from backend.warehouse.snowflake_training import RESULT_EVENT
 
-        run_id = run.run_id
-        launches = self.registry.events(run_id, LAUNCH_EVENT)
-        after = launches[-1].seq if launches else 0
-        # only what the latest call reported (a cancelled search's last words do not count)
-        results = [e for e in self.registry.events(run_id, RESULT_EVENT) if e.seq > after]
-        finalized = bool(launches and launches[-1].payload.get("finalize"))
-        if results and results[-1].payload.get("state") == RunState.SUCCEEDED.value:
-            self._collect_from_stage(run, results[-1].payload, stopped_early=finalized)
-        elif results:
+        launches = self.registry.events(run.run_id, LAUNCH_EVENT)
+        attempt = launches[-1].payload.get("attempt") if launches else None
+        results = [e for e in self.registry.events(run.run_id, RESULT_EVENT) if e.payload.get("attempt") == attempt]
+        if results and results[-1].payload.get("state") == RunState.FAILED.value:
             self._finish(run, RunState.FAILED, results[-1].payload.get("message") or "Training failed.")
-        elif not self._alive(run):
-            self._finish(run, RunState.FAILED, "The training procedure stopped before reporting a result.")
+        elif not results and not self._alive(run):
+            if self.registry.get_run(run.run_id).state.is_final:  # it recorded its outcome just now
+                return
+            reason = self._call_error(run)
+            self._finish(run, RunState.FAILED, f"The training procedure failed in Snowflake: {reason}" if reason
+                         else "The training procedure stopped before reporting a result.")
+
+    def _call_error(self, run: Run) -> str | None:
+        """Snowflake's own error for the run's last call, if it failed (e.g. a package the channel lacks)."""
+        query_id = self._query_id(run)
+        if query_id is None:
+            return None
+        try:
+            with self.wh.session_lock():
+                self._session.create_async_job(query_id).result()
+        except Exception as exc:
+            return snowflake_reason(exc)
+        return None
 
     def _query_id(self, run: Run) -> str | None:
         launches = self.registry.events(run.run_id, LAUNCH_EVENT)
@@ -138,42 +153,23 @@ class ProcedureJobManager(JobManager):
         if query_id is None:
             return False
         try:
-            return not self._session.create_async_job(query_id).is_done()
+            with self.wh.session_lock():
+                return not self._session.create_async_job(query_id).is_done()
         except Exception:  # the query is unknown to this account (or no longer visible)
             return False
 
-    def _collect_from_stage(self, run: Run, result: dict[str, Any], *, stopped_early: bool = False) -> None:
-        from backend.warehouse.snowflake_training import artifact_path
-
-        try:
-            files = verified_model_files(
-                {name: self._session.file.get_stream(artifact_path(self.wh.database, run.run_id, name)).read()
-                 for name in (jf.BUNDLE, jf.HOLDOUT)}, result, " on the stage")
-        except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
-            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
-            return
-        except Exception as exc:
-            self._finish(run, RunState.FAILED, f"The trained model could not be read from the stage: {exc}")
-            return
-        self._record_model(run, result, files[jf.BUNDLE], files[jf.HOLDOUT], stopped_early=stopped_early)
-        self._cleanup(run.run_id, Path(PROCEDURE_JOB_DIR))
-
     def _cleanup(self, run_id: str, job_dir: Path) -> None:
-        from backend.warehouse.snowflake_training import artifact_path
-
-        # the model now lives in the registry, so the stage copy of the run's files goes (there may be none:
-        # a failed or cancelled run staged nothing)
-        with contextlib.suppress(Exception):
-            self.wh.execute(f"REMOVE {artifact_path(self.wh.database, run_id, '')}")
-        self._launch_queued()
+        self._launch_queued()  # nothing of a procedure run lives outside the registry
 
     # --- control ---------------------------------------------------------------------------------
     def _stop(self, run: Run, *, keep_best: bool) -> None:
         run_id = run.run_id
         query_id = self._query_id(run)
         if query_id:
-            with contextlib.suppress(Exception):  # it may have just finished; CANCELLED still holds
+            with contextlib.suppress(Exception):  # it may have just finished
                 self.wh.execute("SELECT SYSTEM$CANCEL_QUERY(?)", [query_id])
+        if self.registry.get_run(run_id).state.is_final:  # it recorded its outcome before the cancel arrived
+            return
         trials = self.registry.events(run_id, "trial")
         if keep_best and any(t.payload.get("config") is not None for t in trials):
             self._launch(run, finalize=True)  # the run ends SUCCEEDED with the best model found so far

@@ -1,13 +1,13 @@
 """Training progress as run events: FLAML's per-trial log turned into the "trial" events the live view reads.
 
-Shared by the app (reading a local worker's log) and the Snowflake stored procedure (tailing its own log
-while FLAML runs and writing the events straight into Flurry's events table).
+Shared by the app (reading a local worker's log) and the Snowflake stored procedure (reading its own log
+as FLAML starts each iteration, in the training thread, and writing the events into Flurry's events table).
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,35 +38,27 @@ def trial_payloads(records: list[dict[str, Any]], metric_name: str, known: int) 
 
 
 class LogTail:
-    """Emits "trial" events for new lines of a FLAML log every `interval` seconds, in a background thread."""
+    """Emits "trial" events for the lines a FLAML log gained since the last call, at most every `interval`
+    seconds (and always on `flush(force=True)`). Called from the training thread itself: a Snowflake
+    procedure may not run queries from a second thread."""
 
     def __init__(self, log_path: Path, metric: str, emit: Emit, interval: float = 1.0) -> None:
         self._path, self._metric, self._emit, self._interval = log_path, metric, emit, interval
         self._sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flurry-log-tail", daemon=True)
+        self._last = 0.0
 
-    def flush(self) -> None:
-        payloads = trial_payloads(read_complete_lines(self._path), self._metric, self._sent)
-        if payloads:
-            self._emit("trial", payloads)
-            self._sent += len(payloads)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.flush()
-            except Exception:  # progress is best effort; the training itself must go on
-                continue
-
-    def __enter__(self) -> LogTail:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.flush()  # the last trials, after FLAML finished writing
+    def flush(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last < self._interval:
+            return
+        self._last = time.monotonic()
+        try:
+            payloads = trial_payloads(read_complete_lines(self._path), self._metric, self._sent)
+            if payloads:
+                self._emit("trial", payloads)
+                self._sent += len(payloads)
+        except Exception:  # progress is best effort; the training itself must go on
+            if force:
+                raise
 
 
 def best_trial_log(trials: list[dict[str, Any]]) -> str:
@@ -84,6 +76,9 @@ def best_trial_log(trials: list[dict[str, Any]]) -> str:
 
 def train_with_events(frame: Any, config: TrainConfig, log_path: Path, emit: Emit, *, interval: float = 1.0
                       ) -> TrainingResult:
-    """`train`, emitting "trial" events as FLAML logs each trial (what a stored procedure runs)."""
-    with LogTail(log_path, config.metric, emit, interval):
-        return train(frame, config, log_path)
+    """`train`, emitting "trial" events as FLAML logs each trial (what a stored procedure runs). Every event is
+    emitted from the calling thread: as each search iteration starts, and once more at the end."""
+    tail = LogTail(log_path, config.metric, emit, interval)
+    result = train(frame, config, log_path, on_iteration=tail.flush)
+    tail.flush(force=True)  # the last trials, after FLAML finished writing
+    return result

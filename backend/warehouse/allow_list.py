@@ -57,8 +57,9 @@ class GuardedWarehouse:
     def list_schemas(self) -> list[str]:
         return [s for s in self._inner.list_schemas() if self._allow.allows(s)]
 
-    def table_summaries(self) -> list[TableSummary]:
-        return [t for t in self._inner.table_summaries() if self._allow.allows(t.schema)]
+    def table_summaries(self, schemas: list[str] | None = None) -> list[TableSummary]:
+        allowed = [s for s in (schemas if schemas is not None else self.list_schemas()) if self._allow.allows(s)]
+        return self._inner.table_summaries(allowed)  # the catalog is asked about allowed schemas only
 
     def check(self, table: TableRef) -> None:
         if not self._allow.allows(table.schema):

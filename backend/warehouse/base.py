@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from backend.identifiers import quote_ident
+from backend.identifiers import limit_clause, quote_ident
 from backend.profiling import TableProfile
 
 METADATA_SCHEMA = "FLURRY"
@@ -43,6 +43,16 @@ class ColumnInfo:
     def kind(self) -> str:
         """A coarse kind: 'numeric', 'boolean', 'text', 'datetime' or 'other'."""
         return column_kind(self.sql_type)
+
+
+@dataclass(frozen=True)
+class ScheduledScoring:
+    """A re-scoring schedule as created: `resumed` False means it exists but is suspended, and `reason` says
+    why and what would resume it (e.g. the EXECUTE TASK privilege the role lacks)."""
+
+    task: str
+    resumed: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,14 @@ class Warehouse(abc.ABC):
     kind: str
     capabilities: Capabilities
     binary_type: str = "BLOB"  # the SQL type Flurry's registry stores bytes in
+    # the SQL type of Flurry's timestamps (UTC wall times without a zone); Snowflake's bare TIMESTAMP follows
+    # the account's TIMESTAMP_TYPE_MAPPING, so it names TIMESTAMP_NTZ
+    timestamp_type: str = "TIMESTAMP"
+
+    def metadata_objects_sql(self, schema: str) -> list[str]:
+        """Statements creating the warehouse's own objects in Flurry's metadata schema besides its tables
+        (e.g. Snowflake's stage for model files); run by the registry's migrations, idempotent."""
+        return []
 
     # --- identity -------------------------------------------------------------------------------
     @property
@@ -182,8 +200,9 @@ class Warehouse(abc.ABC):
         """Tables and views in `schema`, sorted by name."""
 
     @abc.abstractmethod
-    def table_summaries(self) -> list[TableSummary]:
-        """Every table and view the connection can read (metadata schema excluded), from the catalog."""
+    def table_summaries(self, schemas: list[str] | None = None) -> list[TableSummary]:
+        """Every table and view the connection can read in `schemas` (default: every schema of
+        `list_schemas`; the metadata schema never), from the catalog."""
 
     @abc.abstractmethod
     def table_size_bytes(self, table: TableRef) -> int | None:
@@ -242,7 +261,7 @@ class Warehouse(abc.ABC):
             plain = column.kind in ("numeric", "boolean", "datetime")
             shown.append(ident if plain else f"{self._shortened_text(ident, PREVIEW_CELL_CHARS)} AS {ident}")
         select = ", ".join(shown)
-        return self._preview_query(table, f"SELECT {select} FROM {self.qualify(table)} LIMIT ?", [int(limit)])
+        return self._preview_query(table, f"SELECT {select} FROM {self.qualify(table)}{limit_clause(limit)}", [])
 
     def _shortened_text(self, ident: str, chars: int) -> str:
         """SQL for the value of `ident` as text of at most `chars` characters."""
@@ -334,7 +353,7 @@ class Warehouse(abc.ABC):
 
     def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
                          source: TableRef, output: TableRef, prediction_column: str, probability_column: str,
-                         schedule: str) -> str:
+                         schedule: str) -> ScheduledScoring:
         """Re-score on a schedule inside the warehouse (staged_functions adapters only)."""
         raise NotImplementedError
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend.errors import EmptyTableError, TableNotFoundError, WarehouseLockedError
-from backend.identifiers import qualified, quote_ident
+from backend.identifiers import limit_clause, qualified, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
     METADATA_SCHEMA,
@@ -140,7 +140,7 @@ class DuckDBWarehouse(Warehouse):
         )
         return frame["table_name"].tolist()
 
-    def table_summaries(self) -> list[TableSummary]:
+    def table_summaries(self, schemas: list[str] | None = None) -> list[TableSummary]:
         frame = self.query(
             "SELECT schema_name, table_name, 'table' AS kind, estimated_size AS n_rows, column_count "
             "FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal "
@@ -149,7 +149,8 @@ class DuckDBWarehouse(Warehouse):
         return [TableSummary(schema=r.schema_name, name=r.table_name, kind=r.kind,
                              rows=None if pd.isna(r.n_rows) else int(r.n_rows),
                              columns=None if pd.isna(r.column_count) else int(r.column_count))
-                for r in frame.itertuples() if r.schema_name not in _HIDDEN_SCHEMAS]
+                for r in frame.itertuples()
+                if r.schema_name not in _HIDDEN_SCHEMAS and (schemas is None or r.schema_name in schemas)]
 
     def table_size_bytes(self, table: TableRef) -> int | None:
         if not self._has_rowid(table):
@@ -216,8 +217,7 @@ class DuckDBWarehouse(Warehouse):
             sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
         params: list[Any] = []
         if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+            sql += limit_clause(limit)
         return self._guarded(table, sql, params)
 
     def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
@@ -228,7 +228,7 @@ class DuckDBWarehouse(Warehouse):
     def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
         ident = quote_ident(column)
         return self._guarded(table, f"SELECT {ident} AS value, count(*) AS count FROM {self.qualify(table)} "
-                                    f"WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", [int(limit)])
+                                    f"WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1{limit_clause(limit)}", [])
 
     def duplicate_rows(self, table: TableRef) -> int:
         source = self.qualify(table)
@@ -309,8 +309,8 @@ class DuckDBWarehouse(Warehouse):
             return self._guarded(
                 table,
                 f"SELECT CAST({ident} AS VARCHAR) AS value, count(*) AS count FROM {source} "
-                f"GROUP BY 1 ORDER BY count DESC LIMIT ?",
-                [int(bins)],
+                f"GROUP BY 1 ORDER BY count DESC{limit_clause(bins)}",
+                [],
             )
         return self._guarded(
             table,

@@ -16,6 +16,8 @@ from backend.errors import DeploymentError
 from backend.identifiers import quote_ident
 from backend.model_bundle import MODEL_LIBRARIES, ModelBundle
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, column_kind
+from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
+from backend.warehouse.snowflake_session import snowflake_reason
 from backend.warehouse.snowflake_udf import staged_handler
 
 MODEL_STAGE = "MODELS"
@@ -45,13 +47,20 @@ def function_name(database: str, name: str) -> str:
 
 
 def model_packages(bundle: ModelBundle) -> list[str]:
-    """The UDF's packages: the model libraries at exactly the versions the bundle was trained with."""
-    pinned = [f"{name}=={bundle.versions[name]}" for name in MODEL_LIBRARIES if name in bundle.versions]
-    return [*pinned, *UDF_PACKAGES]
+    """The UDF's channel packages: the model libraries at exactly the versions the bundle was trained with
+    (FLAML, shipped through the stage, is an import instead: `model_imports`), then pandas, numpy and pyarrow
+    at this installation's versions."""
+    trained = [name for name in MODEL_LIBRARIES if name in bundle.versions]
+    return [*channel_packages(trained, bundle.versions), *channel_packages(UDF_PACKAGES)]
+
+
+def model_imports(staged: StagedModel) -> list[str | tuple[str, str]]:
+    """The UDF's imports: the staged model file, Flurry's backend package and the shipped packages."""
+    return [staged.path, (str(BACKEND_DIR), "backend"), *shipped_imports()]
 
 
 def stage_model(session: Any, database: str, model_id: str, content: bytes, sha256: str) -> StagedModel:
-    session.sql(f"CREATE STAGE IF NOT EXISTS {stage_name(database)}").collect()
+    """Put the model file on Flurry's stage (which the registry's migrations created)."""
     path = f"@{stage_name(database)}/{model_id}/{BUNDLE_FILE}"
     session.file.put_stream(io.BytesIO(content), path, auto_compress=False, overwrite=True)
     return StagedModel(path=path, file_name=BUNDLE_FILE, sha256=sha256)
@@ -80,7 +89,7 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
     inputs = [PandasDataFrameType([_snowpark_type(column_kind(f["sql_type"])) for f in bundle.features])]
     common = {"input_types": inputs, "is_permanent": permanent, "replace": True,
               "stage_location": f"@{stage_name(database)}/functions",
-              "imports": [staged.path, (str(BACKEND_DIR), "backend")], "packages": model_packages(bundle)}
+              "imports": model_imports(staged), "packages": model_packages(bundle)}
     try:
         session.udf.register(staged_handler(staged.file_name, staged.sha256, "predict"),
                              return_type=PandasSeriesType(_return_type(prediction_type)),
@@ -92,7 +101,7 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
                                  return_type=PandasSeriesType(_return_type("DOUBLE")),
                                  name=function_name(database, probability), **common)
     except Exception as exc:  # the account's message (e.g. a package version the channel lacks) is the reason
-        raise DeploymentError(f"Snowflake could not create the function {name!r}: {str(exc).splitlines()[0]}",
+        raise DeploymentError(f"Snowflake could not create the function {name!r}: {snowflake_reason(exc)}",
                               hint="If a package version is missing from the account's Anaconda channel, retrain "
                                    "the model in the account so it uses the versions there.") from exc
     return name, probability

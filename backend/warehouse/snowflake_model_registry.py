@@ -24,6 +24,8 @@ import pandas as pd
 from backend.model_bundle import ModelBundle
 from backend.warehouse.base import METADATA_SCHEMA, column_kind
 from backend.warehouse.snowflake_deploy import BACKEND_DIR, BUNDLE_FILE, model_packages
+from backend.warehouse.snowflake_packages import shipped_imports
+from backend.warehouse.snowflake_session import snowflake_reason
 from backend.warehouse.snowflake_udf import as_feature_frame, load_staged_bundle
 
 PREDICTION_OUTPUT = "PREDICTION"
@@ -75,6 +77,12 @@ def registry_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         if isinstance(score, int | float) and not isinstance(score, bool) and np.isfinite(score):
             flat[name] = float(score)
     return flat
+
+
+def registry_code_paths() -> list[str]:
+    """Code the registry model carries: Flurry's backend and the packages shipped rather than taken from the
+    channel (FLAML), each from this installation."""
+    return [str(BACKEND_DIR), *(directory for directory, _ in shipped_imports())]
 
 
 def _signature(bundle: ModelBundle, prediction_type: str) -> Any:
@@ -129,10 +137,10 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
                 _custom_model(path, sha256), model_name=model_name.upper(), version_name=version,
                 comment=f"Flurry model {model_id}: {bundle.best_estimator} predicting {bundle.target}",
                 metrics=numeric, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
-                signatures={"predict": _signature(bundle, prediction_type)}, code_paths=[str(BACKEND_DIR)],
+                signatures={"predict": _signature(bundle, prediction_type)}, code_paths=registry_code_paths(),
                 task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")))
     except Exception as exc:  # the registry's own reason (privileges, an existing version, a package) is the news
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = snowflake_reason(exc)
         if "already exists" in reason.lower():
             return RegistryOutcome(logged=f"{model_name.upper()} {version}")
         return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")

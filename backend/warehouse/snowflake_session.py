@@ -63,6 +63,19 @@ def redact(text: str, parameters: Mapping[str, Any] | None) -> str:
     return text
 
 
+MAX_REASON_CHARS = 2000
+
+
+def snowflake_reason(exc: BaseException, parameters: Mapping[str, Any] | None = None) -> str:
+    """Snowflake's whole message for `exc` on one line, any secret value blanked out (of `parameters`, else of
+    the configured secrets). Snowflake puts the reason after the first line ("SQL compilation error:" then
+    "Object 'X' does not exist or not authorized."), so nothing may be cut at a line break."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = " ".join(lines) or type(exc).__name__
+    text = redact(text, parameters if parameters is not None else configured_secrets())
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS - 1] + "…"
+
+
 ACTIVE = "active"  # the connection name meaning "the session Snowflake gave this process"
 
 
@@ -79,7 +92,19 @@ def active_session() -> Any | None:
         session = get_active_session()
     except Exception:  # no active session: not running inside Snowflake
         return None
-    return None if "Mock" in type(getattr(session, "_conn", None)).__name__ else session
+    if "Mock" in type(getattr(session, "_conn", None)).__name__ or id(session) in _opened_here:
+        return None
+    return session
+
+
+# Sessions this process opened itself (from secrets or connections.toml): Snowpark counts them as active too,
+# but they are not the one Snowflake gives a hosted app, so they must not make the app think it is hosted.
+_opened_here: set[int] = set()
+
+
+def _remember(session: Any) -> Any:
+    _opened_here.add(id(session))
+    return session
 
 
 def connection_names() -> list[str]:
@@ -109,12 +134,12 @@ def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None)
 
     try:
         if secrets:
-            return Session.builder.configs(dict(secrets)).create()
-        return Session.builder.config("connection_name", connection_name).create()
+            return _remember(Session.builder.configs(dict(secrets)).create())
+        return _remember(Session.builder.config("connection_name", connection_name).create())
     except Exception as exc:
         source = "the [connections.snowflake] secrets" if secrets else f"the connection {connection_name!r}"
-        # the driver's own text can echo parameters; only a redacted first line is kept, and nothing is logged
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, secrets)
+        # the driver's own text can echo parameters: they are blanked out, and nothing is logged
+        reason = snowflake_reason(exc, secrets or {})
         raise ConfigurationError(
             f"Could not connect to Snowflake with {source}: {reason}",
             hint="Check the account, user and authenticator in connections.toml or .streamlit/secrets.toml "

@@ -1,19 +1,17 @@
 """Training on Snowflake's compute: a stored procedure registered from the `backend` package.
 
-The app starts it asynchronously (`session.call(..., block=False)`), then follows it exactly as it follows
-a local worker: through run events. Inside the procedure the training sample is read by warehouse SQL,
-FLAML's trials go to Flurry's events table as they happen (backend.training.progress), the model file and
-holdout go to the stage FLURRY.MODELS, and a last "result" event carries the metrics and the files'
-sha256, which the app checks before it records a model version.
+The app starts it asynchronously (`session.call(..., block=False)`) and then only reads. Inside the
+procedure the training sample is read by warehouse SQL, FLAML's trials go to Flurry's events table as they
+happen (backend.training.progress), and at the end the procedure writes the model version itself (artifact
+parts, checksums verified as they are read back, metrics) and marks the run SUCCEEDED or FAILED, so nothing
+waits for an app session: on the warehouse runtime each viewer's app instance is short-lived.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +21,19 @@ from snowflake.snowpark import Session
 from backend.errors import FlurryError
 from backend.identifiers import quote_ident
 from backend.registry import Registry, RunState
-from backend.training import job_files as jf
 from backend.training.config import TrainConfig
 from backend.training.fit import result_summary, train
+from backend.training.jobs import record_model_version
 from backend.training.progress import best_trial_log, train_with_events
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef
+from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
 
 PROCEDURE = "FLURRY_TRAIN"
 BACKEND_DIR = Path(__file__).resolve().parents[1]
-PROCEDURE_PACKAGES = ("snowflake-snowpark-python", "flaml", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas",
-                      "numpy", "pyarrow")
+# From the channel at this installation's versions; FLAML comes through the stage (snowflake_packages)
+PROCEDURE_PACKAGES = ("snowflake-snowpark-python", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy",
+                      "pyarrow", "scipy")
 RESULT_EVENT = "result"
-
-PutFile = Callable[[str, bytes], None]
-
 
 def job_payload(run_id: str, database: str, config: TrainConfig, spec: SampleSpec,
                 finalize: list[dict[str, Any]] | None = None) -> str:
@@ -56,30 +53,21 @@ def _spec(data: dict[str, Any]) -> SampleSpec:
                       exclude_target_values=tuple(data["exclude_target_values"]))
 
 
-def artifact_path(database: str, run_id: str, name: str) -> str:
-    return f"@{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.MODELS/runs/{run_id}/{name}"
+def run_procedure(session: Any, job_json: str) -> str:
+    """The procedure's body: train the job, then record its verified model version and the run's final state
+    in Flurry's registry itself, so a run finishes and is usable whether or not any app session is open; the
+    app only reads. Returns the final state.
 
-
-def stage_writer(session: Any) -> PutFile:
-    def put(path: str, content: bytes) -> None:
-        session.file.put_stream(io.BytesIO(content), path, auto_compress=False, overwrite=True)
-
-    return put
-
-
-def run_procedure(session: Any, job_json: str, put_file: PutFile | None = None) -> str:
-    """The procedure's body: train the job and report through run events; returns the final state.
-
-    Never raises for a training failure: the reason goes into the "result" event, where the app reads it."""
+    Never raises for a training failure: the run is marked FAILED with the reason, which the app shows. All its
+    queries are issued from this one thread (Snowflake procedures do not support concurrent queries)."""
     from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
     job = json.loads(job_json)
-    run_id, database = job["run_id"], job["database"]
-    registry = Registry(SnowflakeWarehouse(session, database))
-    put = put_file or stage_writer(session)
+    run_id, database, attempt = job["run_id"], job["database"], job.get("attempt")
+    warehouse = SnowflakeWarehouse(session, database)
+    registry = Registry(warehouse)
     try:
         config = TrainConfig.from_dict(job["config"])
-        warehouse = SnowflakeWarehouse(session, database)
         sql, params, _, _ = warehouse.training_sample_sql(_spec(job["spec"]))
         frame = session.sql(sql, params=params).to_pandas()
         with tempfile.TemporaryDirectory() as tmp:
@@ -90,18 +78,24 @@ def run_procedure(session: Any, job_json: str, put_file: PutFile | None = None) 
             else:
                 result = train_with_events(frame, config, log,
                                            lambda kind, payloads: registry.add_events(run_id, kind, payloads))
-        bundle, holdout = result.bundle.to_bytes(), result.holdout_parquet
-        put(artifact_path(database, run_id, jf.BUNDLE), bundle)
-        put(artifact_path(database, run_id, jf.HOLDOUT), holdout)
-        registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.SUCCEEDED.value,
-                                                    **result_summary(result, bundle)}])
+        bundle = result.bundle.to_bytes()
+        summary = result_summary(result, bundle)
+        if registry.get_run(run_id).state.is_final:  # cancelled meanwhile: the user's word stands
+            return registry.get_run(run_id).state.value
+        model_id = record_model_version(warehouse, registry, run_id, config, summary, bundle,
+                                        result.holdout_parquet, stopped_early=bool(job.get("finalize")))
+        registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.SUCCEEDED.value, "attempt": attempt,
+                                                    "model_id": model_id, **summary}])
         return RunState.SUCCEEDED.value
     except FlurryError as exc:
         message = str(exc)
     except Exception as exc:  # the app shows the reason; the traceback stays in the procedure's log
         traceback.print_exc()
-        message = f"Training failed in Snowflake: {type(exc).__name__}: {exc}"[:500]
-    registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.FAILED.value, "message": message}])
+        message = f"Training failed in Snowflake: {type(exc).__name__}: {exc}"[:2000]
+    registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.FAILED.value, "message": message,
+                                                "attempt": attempt}])
+    if not registry.get_run(run_id).state.is_final:
+        registry.set_run_state(run_id, RunState.FAILED, message=message)
     return RunState.FAILED.value
 
 
@@ -115,6 +109,13 @@ def procedure_name(database: str) -> str:
     return f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.{PROCEDURE}"
 
 
+def procedure_stage(database: str) -> str:
+    """Where a permanent procedure's code goes: on the stage the registry's migrations create."""
+    from backend.warehouse.snowflake_deploy import stage_name
+
+    return f"@{stage_name(database)}/procedures"
+
+
 def register_procedure(session: Any, database: str, *, permanent: bool = True) -> str:
     """Create (or replace) the training procedure from this installation's `backend` package."""
     from snowflake.snowpark.types import StringType
@@ -122,6 +123,6 @@ def register_procedure(session: Any, database: str, *, permanent: bool = True) -
     session.sproc.register(
         procedure_entry, name=procedure_name(database), return_type=StringType(), input_types=[StringType()],
         is_permanent=permanent, replace=True,
-        stage_location=f"@{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.MODELS/procedures",
-        imports=[(str(BACKEND_DIR), "backend")], packages=list(PROCEDURE_PACKAGES))
+        stage_location=procedure_stage(database),
+        imports=[(str(BACKEND_DIR), "backend"), *shipped_imports()], packages=channel_packages(PROCEDURE_PACKAGES))
     return procedure_name(database)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend.errors import DeploymentError, EmptyTableError, FlurryError, TableNotFoundError, WarehouseQueryError
-from backend.identifiers import quote_ident
+from backend.identifiers import limit_clause, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
     METADATA_SCHEMA,
@@ -29,6 +29,7 @@ from backend.warehouse.base import (
     SampleInfo,
     SampleSpec,
     ScalarFunction,
+    ScheduledScoring,
     TableRef,
     TableSummary,
     Warehouse,
@@ -52,8 +53,8 @@ def snowflake_type(data_type: str, scale: Any) -> str:
 
 @contextlib.contextmanager
 def _snowflake_errors() -> Iterator[None]:
-    """Snowflake's refusals as WarehouseQueryError with Snowflake's own first line (e.g. "Insufficient
-    privileges to operate on schema 'SALES'"), which the pages show; bound values never appear in it."""
+    """Snowflake's refusals as WarehouseQueryError with Snowflake's whole message (e.g. "SQL compilation error:
+    Insufficient privileges to operate on schema 'SALES'"), which the pages show; bound values never appear in it."""
     try:
         yield
     except FlurryError:
@@ -61,7 +62,9 @@ def _snowflake_errors() -> Iterator[None]:
     except Exception as exc:
         if not type(exc).__module__.startswith("snowflake"):
             raise
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        from backend.warehouse.snowflake_session import snowflake_reason
+
+        reason = snowflake_reason(exc)
         raise WarehouseQueryError(f"Snowflake refused the request: {reason}",
                                   hint="Check that the app's role may use this database, schema and warehouse.") from exc
 
@@ -76,6 +79,14 @@ class SnowflakeWarehouse(Warehouse):
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
     capabilities = Capabilities(python_udfs=False, local_worker=False, staged_functions=True)
     binary_type = "BINARY"  # Snowflake has no BLOB; BINARY holds 8 MB, so the registry stores artifacts in parts
+    timestamp_type = "TIMESTAMP_NTZ"
+
+    def metadata_objects_sql(self, schema: str) -> list[str]:
+        from backend.warehouse.snowflake_deploy import stage_name
+
+        # the stage holds the procedure's and the functions' code and the deployed model files; it must exist
+        # before anything is registered with stage_location on it or put there
+        return [f"CREATE STAGE IF NOT EXISTS {stage_name(self.database)}"]
 
     def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True) -> None:
         self._session = session
@@ -116,13 +127,22 @@ class SnowflakeWarehouse(Warehouse):
         return identity(self._session).lines()
 
     # --- raw SQL ---------------------------------------------------------------------------------
+    # Every statement holds the session's lock: one Snowpark session serves every thread of the app, a
+    # transaction belongs to the session, and a statement of another thread must not land inside it.
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        with _snowflake_errors():
+        with self._transaction_lock, _snowflake_errors():
             self._session.sql(sql, params=params or None).collect()
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        with _snowflake_errors():
+        with self._transaction_lock, _snowflake_errors():
             return self._session.sql(sql, params=params or None).to_pandas()
+
+    def _batches(self, sql: str, params: list[Any] | None = None) -> Iterator[pd.DataFrame]:
+        """The result of `sql` in pandas batches; the statement runs under the session's lock, the batches
+        are then fetched from its result without it."""
+        with self._transaction_lock, _snowflake_errors():
+            batches = self._session.sql(sql, params=params or None).to_pandas_batches()
+        return batches
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -147,7 +167,7 @@ class SnowflakeWarehouse(Warehouse):
 
     # --- catalog ---------------------------------------------------------------------------------
     def list_schemas(self) -> list[str]:
-        frame = self.query(f'SELECT DISTINCT table_schema AS "s" FROM {self._info}.TABLES ORDER BY 1')
+        frame = self.query(f'SELECT schema_name AS "s" FROM {self._info}.SCHEMATA ORDER BY 1')
         return [s for s in frame["s"].tolist() if s.upper() not in _HIDDEN_SCHEMAS]
 
     def list_tables(self, schema: str) -> list[str]:
@@ -155,15 +175,21 @@ class SnowflakeWarehouse(Warehouse):
                            [schema])
         return frame["t"].tolist()
 
-    def table_summaries(self) -> list[TableSummary]:
-        frame = self.query(
-            f'SELECT t.table_schema AS "s", t.table_name AS "t", t.table_type AS "k", t.row_count AS "r", '
-            f'COUNT(c.column_name) AS "c" FROM {self._info}.TABLES t LEFT JOIN {self._info}.COLUMNS c '
-            f'ON c.table_schema = t.table_schema AND c.table_name = t.table_name '
-            f'GROUP BY 1, 2, 3, 4 ORDER BY 1, 2')
-        return [TableSummary(schema=r.s, name=r.t, kind="view" if "VIEW" in str(r.k).upper() else "table",
-                             rows=None if pd.isna(r.r) else int(r.r), columns=int(r.c))
-                for r in frame.itertuples() if str(r.s).upper() not in _HIDDEN_SCHEMAS]
+    def table_summaries(self, schemas: list[str] | None = None) -> list[TableSummary]:
+        # One query per schema, each filtered on it: an unfiltered TABLES × COLUMNS query fails with
+        # "Information schema query returned too much data" on a large database.
+        summaries = []
+        for schema in self.list_schemas() if schemas is None else schemas:
+            if schema.upper() in _HIDDEN_SCHEMAS:
+                continue
+            frame = self.query(
+                f'SELECT t.table_name AS "t", t.table_type AS "k", t.row_count AS "r", COUNT(c.column_name) AS "c" '
+                f'FROM {self._info}.TABLES t LEFT JOIN {self._info}.COLUMNS c ON c.table_schema = ? '
+                f'AND c.table_name = t.table_name WHERE t.table_schema = ? GROUP BY 1, 2, 3 ORDER BY 1', [schema, schema])
+            summaries += [TableSummary(schema=schema, name=r.t, kind="view" if "VIEW" in str(r.k).upper() else "table",
+                                       rows=None if pd.isna(r.r) else int(r.r), columns=int(r.c))
+                          for r in frame.itertuples()]
+        return summaries
 
     def table_size_bytes(self, table: TableRef) -> int | None:
         frame = self.query(f'SELECT bytes AS "b" FROM {self._info}.TABLES WHERE table_schema = ? AND table_name = ?',
@@ -213,8 +239,7 @@ class SnowflakeWarehouse(Warehouse):
             sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
         params: list[Any] = []
         if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+            sql += limit_clause(limit)
         return self.query(sql, params)
 
     def _draw(self, columns: list[str]) -> str:
@@ -223,12 +248,12 @@ class SnowflakeWarehouse(Warehouse):
 
     def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
         return self.query(f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)} "
-                          f"ORDER BY {self._draw(columns)} LIMIT ?", [int(seed), int(rows)])
+                          f"ORDER BY {self._draw(columns)}{limit_clause(rows)}", [int(seed)])
 
     def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
         ident = quote_ident(column)
         return self.query(f'SELECT {ident} AS "value", COUNT(*) AS "count" FROM {self.qualify(table)} '
-                          f'WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?', [int(limit)])
+                          f'WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1{limit_clause(limit)}')
 
     def duplicate_rows(self, table: TableRef) -> int:
         source = self.qualify(table)
@@ -270,7 +295,7 @@ class SnowflakeWarehouse(Warehouse):
         written = 0
         writer: pq.ParquetWriter | None = None
         try:
-            for chunk in self._session.sql(sql, params=params).to_pandas_batches():
+            for chunk in self._batches(sql, params):
                 batch = pa.Table.from_pandas(chunk, preserve_index=False)
                 writer = writer or pq.ParquetWriter(destination, batch.schema)
                 writer.write_table(batch.cast(writer.schema))
@@ -282,7 +307,7 @@ class SnowflakeWarehouse(Warehouse):
 
     def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
-        for chunk in self._session.sql(sql).to_pandas_batches():
+        for chunk in self._batches(sql):
             yield from pa.Table.from_pandas(chunk, preserve_index=False).to_batches(max_chunksize=batch_rows)
 
     def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
@@ -292,7 +317,7 @@ class SnowflakeWarehouse(Warehouse):
         ident, source = quote_ident(column), self.qualify(table)
         if column_kind(columns[column].sql_type) != "numeric":
             return self.query(f'SELECT CAST({ident} AS VARCHAR) AS "value", COUNT(*) AS "count" FROM {source} '
-                              f'GROUP BY 1 ORDER BY 2 DESC LIMIT ?', [int(bins)])
+                              f'GROUP BY 1 ORDER BY 2 DESC{limit_clause(bins)}')
         return self.query(
             f'WITH v AS (SELECT CAST({ident} AS DOUBLE) AS x FROM {source} WHERE {ident} IS NOT NULL), '
             f'r AS (SELECT MIN(x) AS lo, MAX(x) AS hi, IFF(MAX(x) > MIN(x), (MAX(x) - MIN(x)) / ?, 1) AS w FROM v), '
@@ -306,8 +331,9 @@ class SnowflakeWarehouse(Warehouse):
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.database)}.{quote_ident(schema)}")
 
     def _save(self, table: TableRef, frame: pd.DataFrame) -> None:
-        self._session.create_dataframe(frame).write.save_as_table(
-            [quote_ident(self.database), quote_ident(table.schema), quote_ident(table.name)], mode="errorifexists")
+        with self._transaction_lock:
+            self._session.create_dataframe(frame).write.save_as_table(
+                [quote_ident(self.database), quote_ident(table.schema), quote_ident(table.name)], mode="errorifexists")
 
     def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
         if replace:
@@ -333,8 +359,9 @@ class SnowflakeWarehouse(Warehouse):
         written = 0
         for batch in batches:
             mode = "errorifexists" if written == 0 else "append"
-            self._session.create_dataframe(batch.to_pandas()).write.save_as_table(
-                [quote_ident(self.database), quote_ident(staging.schema), quote_ident(staging.name)], mode=mode)
+            with self._transaction_lock:
+                self._session.create_dataframe(batch.to_pandas()).write.save_as_table(
+                    [quote_ident(self.database), quote_ident(staging.schema), quote_ident(staging.name)], mode=mode)
             written += batch.num_rows
         return written
 
@@ -377,8 +404,9 @@ class SnowflakeWarehouse(Warehouse):
                                prediction_type: str) -> tuple[str, str | None]:
         from backend.warehouse import snowflake_deploy as sd
 
-        staged = sd.stage_model(self._session, self.database, model_id, content, sha256)
-        return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
+        with self._transaction_lock:
+            staged = sd.stage_model(self._session, self.database, model_id, content, sha256)
+            return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                           prediction_type: str, metrics: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -400,9 +428,12 @@ class SnowflakeWarehouse(Warehouse):
 
     def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
                          source: TableRef, output: TableRef, prediction_column: str, probability_column: str,
-                         schedule: str) -> str:
-        """A Task re-creating `output` on `schedule` with the session's warehouse; returns the task's name."""
+                         schedule: str) -> ScheduledScoring:
+        """A Task re-creating `output` on `schedule` with the session's warehouse, created suspended, then
+        resumed. Resuming needs the EXECUTE TASK privilege (SYSADMIN lacks it by default): without it the
+        task stays created and suspended, and the result says so and names the privilege."""
         from backend.warehouse import snowflake_deploy as sd
+        from backend.warehouse.snowflake_session import snowflake_reason
 
         body = sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
                               self.qualify(output), prediction_column=prediction_column,
@@ -411,9 +442,19 @@ class SnowflakeWarehouse(Warehouse):
         if not compute:
             raise DeploymentError("The Snowflake connection has no warehouse to run the schedule on.",
                                   hint="Set `warehouse` in the connection.")
-        for statement in sd.task_sql(self.database, task, compute, schedule, body):
-            self.execute(statement)
-        return task
+        create, resume = sd.task_sql(self.database, task, compute, schedule, body)
+        self.execute(create)
+        try:
+            with self._transaction_lock, _snowflake_errors():
+                self._session.sql(resume).collect()
+        except WarehouseQueryError as exc:
+            role = str(self._session.get_current_role() or "the app's role").strip('"')
+            return ScheduledScoring(task, resumed=False, reason=(
+                f"The task was created but stays suspended: Snowflake refused to resume it "
+                f"({snowflake_reason(exc.__cause__ or exc)}). Resuming a task needs the EXECUTE TASK privilege: an "
+                f"administrator can run `GRANT EXECUTE TASK ON ACCOUNT TO ROLE {quote_ident(role)}`, then "
+                f"`{resume}`."))
+        return ScheduledScoring(task, resumed=True)
 
     def _function_signatures(self, name: str) -> list[str]:
         frame = self.query(f'SELECT argument_signature AS "s" FROM {self._info}.FUNCTIONS '

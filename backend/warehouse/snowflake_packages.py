@@ -1,0 +1,71 @@
+"""Which packages Flurry's code inside Snowflake gets, and from where: one set of versions everywhere.
+
+The training procedure, the scoring UDFs and the registry model run on packages from Snowflake's Anaconda
+channel, pinned to exactly the versions this installation runs (requirements.txt chose them from what the
+channel carries), so a model pickled in the procedure loads in the app and the other way round. FLAML is pure
+Python and not known to be in the channel: it travels through the stage as an import, taken from this
+installation, never named as a channel package.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+
+# Pure-Python packages that go through the stage (IMPORTS), keyed by distribution → import name.
+SHIPPED_PACKAGES = {"flaml": "flaml"}
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def channel_packages(names: tuple[str, ...] | list[str], versions: dict[str, str] | None = None) -> list[str]:
+    """`names` as Anaconda-channel requirements pinned to `versions` (default: this installation's), shipped
+    packages left out (they are imports, see `shipped_imports`)."""
+    pins = []
+    for name in names:
+        if name in SHIPPED_PACKAGES:
+            continue
+        version = (versions or {}).get(name) or installed_version(name)
+        pins.append(f"{name}=={version}" if version else name)
+    return pins
+
+
+def package_directory(import_name: str) -> Path:
+    """The installed package's directory (what a stage import of it uploads)."""
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{import_name} is not installed here")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def shipped_imports() -> list[tuple[str, str]]:
+    """Snowpark `imports` entries for the shipped packages: (their directory here, their import name)."""
+    return [(str(package_directory(name)), name) for name in SHIPPED_PACKAGES.values()]
+
+
+VENDOR_DIR = Path("build") / "snowflake-app"
+
+
+def vendor_shipped_packages(destination: Path) -> list[Path]:
+    """Copy the shipped packages from this installation into `destination` (what snowflake.yml adds to the
+    hosted app's files, since the warehouse runtime installs only from the channel); returns their folders."""
+    import shutil
+
+    copied = []
+    for name in SHIPPED_PACKAGES.values():
+        target = destination / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(package_directory(name), target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        copied.append(target)
+    return copied
+
+
+if __name__ == "__main__":  # `python -m backend.warehouse.snowflake_packages`: what `make snowflake-app` runs
+    for folder in vendor_shipped_packages(VENDOR_DIR):
+        print(f"copied {folder}")

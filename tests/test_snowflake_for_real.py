@@ -1,0 +1,119 @@
+"""What a real Snowflake account does differently from its emulators, checked offline: whole error texts,
+the stage before anything is registered on it, TIMESTAMP_NTZ, literal LIMITs, catalog queries filtered by
+schema, event numbers two writers cannot share, and the permanent registration path."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from snowflake.connector.errors import ProgrammingError
+
+from backend.registry import migrations, next_event_seq
+from backend.warehouse.snowflake_session import snowflake_reason, use_secrets
+from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+# What Snowflake sends for a missing table: the reason is on the second line.
+TWO_LINES = "SQL compilation error:\nObject 'DB.SALES.ORDERS' does not exist or not authorized."
+
+
+@pytest.fixture
+def secret_password() -> Iterator[str]:
+    use_secrets(lambda: {"user": "ana", "password": "hunter2-secret"})
+    yield "hunter2-secret"
+    use_secrets(lambda: None)
+
+
+def test_snowflake_s_whole_message_is_kept_on_one_line_with_secrets_blanked(secret_password: str) -> None:
+    error = ProgrammingError(f"{TWO_LINES}\nlogin with {secret_password} refused", errno=2003, sqlstate="02000")
+    reason = snowflake_reason(error)
+    assert "SQL compilation error: Object 'DB.SALES.ORDERS' does not exist or not authorized." in reason
+    assert secret_password not in reason and "***" in reason and "\n" not in reason
+    assert snowflake_reason(ProgrammingError("x" * 5000)).endswith("…")
+
+
+def _page_that_reads_a_missing_table() -> None:
+    from snowflake.connector.errors import ProgrammingError
+
+    from backend.warehouse.snowflake_warehouse import _snowflake_errors
+    from components.feedback import user_errors
+
+    with user_errors("read the table"), _snowflake_errors():
+        raise ProgrammingError("SQL compilation error:\nObject 'DB.SALES.ORDERS' does not exist or not authorized.",
+                               errno=2003, sqlstate="02000")
+
+
+def test_a_multi_line_snowflake_error_reaches_the_page_whole() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_page_that_reads_a_missing_table).run()
+    assert not at.exception
+    (shown,) = [e.value for e in at.error]
+    shown = shown.replace("\\", "")  # markdown escapes
+    assert shown.startswith("Snowflake refused the request: ")
+    assert "SQL compilation error: Object 'DB.SALES.ORDERS' does not exist or not authorized." in shown
+
+
+def test_every_migration_writes_timestamp_ntz_on_snowflake_and_creates_the_stage_first() -> None:
+    steps = migrations(lambda name: f"DB.FLURRY.{name}", SnowflakeWarehouse.binary_type,
+                       SnowflakeWarehouse.timestamp_type, ['CREATE STAGE IF NOT EXISTS "DB"."FLURRY"."MODELS"'])
+    statements = [s for step in steps for s in step]
+    assert not [s for s in statements if re.search(r"\bTIMESTAMP\b(?!_)", s)]
+    assert sum("TIMESTAMP_NTZ" in s for s in statements) >= 7
+    assert any(s.startswith("CREATE STAGE IF NOT EXISTS") for s in statements)
+
+
+def test_limits_are_literals_never_bound_values() -> None:
+    """Snowflake documents LIMIT's argument as a constant and some drivers refuse `LIMIT ?`."""
+    from backend.identifiers import limit_clause
+
+    sources = [p for p in (ROOT / "backend").rglob("*.py") if "__pycache__" not in p.parts]
+    bound = [f"{p.name}:{n}" for p in sources for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r"LIMIT\s+\?", line, re.IGNORECASE)]
+    assert not bound
+    assert limit_clause(200) == " LIMIT 200"
+    with pytest.raises(ValueError):
+        limit_clause(-1)
+    with pytest.raises(ValueError):
+        limit_clause("5; DROP TABLE x")  # type: ignore[arg-type]
+
+
+def test_event_numbers_from_many_writers_at_once_never_collide() -> None:
+    numbers: list[int] = []
+
+    def writer() -> None:
+        numbers.extend(next_event_seq() for _ in range(2000))
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(numbers)) == len(numbers) == 8000
+    assert max(numbers) < 2**63  # a BIGINT
+
+
+def test_permanent_registrations_use_the_stage_the_migrations_create() -> None:
+    """Snowpark's local testing refuses permanent procedures ("not currently supported"), so the permanent
+    path is checked by what it names: its stage_location is on the stage that migration 4 creates, which
+    every workspace runs before it registers anything (the session-scoped registration is tested in
+    test_snowflake_workspace)."""
+    from snowflake.snowpark import Session
+
+    from backend.warehouse.snowflake_deploy import stage_name
+    from backend.warehouse.snowflake_training import procedure_stage, register_procedure
+
+    warehouse = SnowflakeWarehouse.__new__(SnowflakeWarehouse)
+    warehouse.database = "FLURRY_WS"
+    assert warehouse.metadata_objects_sql("FLURRY") == [f"CREATE STAGE IF NOT EXISTS {stage_name('FLURRY_WS')}"]
+    assert procedure_stage("FLURRY_WS").startswith(f"@{stage_name('FLURRY_WS')}/")
+    session = Session.builder.config("local_testing", True).create()
+    try:
+        with pytest.raises(NotImplementedError, match="permanent"):
+            register_procedure(session, "FLURRY_WS", permanent=True)
+    finally:
+        session.close()
