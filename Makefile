@@ -52,7 +52,7 @@ bench: $(BENCH_INSTALLED)
 
 # The files `snow streamlit deploy` publishes need the packages the warehouse runtime cannot install (FLAML).
 snowflake-app: $(INSTALLED)
-	$(PY) -m backend.warehouse.snowflake_packages
+	$(PY) -m scripts.snowflake_app
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .

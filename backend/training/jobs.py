@@ -104,8 +104,8 @@ def verified_model_files(files: dict[str, bytes], result: dict[str, Any], where:
 STOPPED_EARLY_NOTE = "Stopped early by the user; this is the best model found before that."
 
 
-def record_model_version(warehouse: Warehouse, registry: Registry, run_id: str, config: TrainConfig,
-                         result: dict[str, Any], bundle: bytes, holdout: bytes, *, stopped_early: bool = False) -> str:
+def record_model_version(registry: Registry, run_id: str, config: TrainConfig, result: dict[str, Any],
+                         bundle: bytes, holdout: bytes, *, stopped_early: bool = False) -> str:
     """Write the verified model version of a finished run and mark the run SUCCEEDED, in one transaction;
     returns the model id. Where the run was trained does not matter: the app does this for a local worker, the
     Snowflake training procedure for itself (so a run is usable with no app session open)."""
@@ -117,7 +117,7 @@ def record_model_version(warehouse: Warehouse, registry: Registry, run_id: str, 
             "train": result["train_rows"], "holdout": result["holdout_rows"]}},
         leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
         sha256=result["sha256"][jf.BUNDLE])
-    with warehouse.transaction():
+    with registry.wh.transaction():
         registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
         registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "")
     return version.model_id
@@ -295,8 +295,8 @@ class JobManager:
 
     def _record_model(self, run: Run, result: dict[str, Any], bundle: bytes, holdout: bytes, *,
                       stopped_early: bool = False) -> None:
-        record_model_version(self.wh, self.registry, run.run_id, TrainConfig.from_dict(run.config), result,
-                             bundle, holdout, stopped_early=stopped_early)
+        record_model_version(self.registry, run.run_id, TrainConfig.from_dict(run.config), result, bundle, holdout,
+                             stopped_early=stopped_early)
 
     def _finish(self, run: Run, state: RunState, message: str) -> None:
         self.registry.set_run_state(run.run_id, state, message=message)

@@ -65,7 +65,3 @@ def vendor_shipped_packages(destination: Path) -> list[Path]:
         copied.append(target)
     return copied
 
-
-if __name__ == "__main__":  # `python -m backend.warehouse.snowflake_packages`: what `make snowflake-app` runs
-    for folder in vendor_shipped_packages(VENDOR_DIR):
-        print(f"copied {folder}")

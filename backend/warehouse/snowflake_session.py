@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,18 +93,18 @@ def active_session() -> Any | None:
         session = get_active_session()
     except Exception:  # no active session: not running inside Snowflake
         return None
-    if "Mock" in type(getattr(session, "_conn", None)).__name__ or id(session) in _opened_here:
+    if "Mock" in type(getattr(session, "_conn", None)).__name__ or session in _opened_here:
         return None
     return session
 
 
 # Sessions this process opened itself (from secrets or connections.toml): Snowpark counts them as active too,
 # but they are not the one Snowflake gives a hosted app, so they must not make the app think it is hosted.
-_opened_here: set[int] = set()
+_opened_here: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _remember(session: Any) -> Any:
-    _opened_here.add(id(session))
+    _opened_here.add(session)
     return session
 
 

@@ -26,6 +26,7 @@ from backend.training.fit import result_summary, train
 from backend.training.jobs import record_model_version
 from backend.training.progress import best_trial_log, train_with_events
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef
+from backend.warehouse.snowflake_deploy import stage_name
 from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
 
 PROCEDURE = "FLURRY_TRAIN"
@@ -69,7 +70,7 @@ def run_procedure(session: Any, job_json: str) -> str:
     try:
         config = TrainConfig.from_dict(job["config"])
         sql, params, _, _ = warehouse.training_sample_sql(_spec(job["spec"]))
-        frame = session.sql(sql, params=params).to_pandas()
+        frame = warehouse.query(sql, params)
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "flaml.jsonl"
             if job.get("finalize"):  # stopped by the user: retrain the best trial so far, no search
@@ -80,9 +81,10 @@ def run_procedure(session: Any, job_json: str) -> str:
                                            lambda kind, payloads: registry.add_events(run_id, kind, payloads))
         bundle = result.bundle.to_bytes()
         summary = result_summary(result, bundle)
-        if registry.get_run(run_id).state.is_final:  # cancelled meanwhile: the user's word stands
-            return registry.get_run(run_id).state.value
-        model_id = record_model_version(warehouse, registry, run_id, config, summary, bundle,
+        current = registry.get_run(run_id).state
+        if current.is_final:  # cancelled meanwhile: the user's word stands
+            return current.value
+        model_id = record_model_version(registry, run_id, config, summary, bundle,
                                         result.holdout_parquet, stopped_early=bool(job.get("finalize")))
         registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.SUCCEEDED.value, "attempt": attempt,
                                                     "model_id": model_id, **summary}])
@@ -111,8 +113,6 @@ def procedure_name(database: str) -> str:
 
 def procedure_stage(database: str) -> str:
     """Where a permanent procedure's code goes: on the stage the registry's migrations create."""
-    from backend.warehouse.snowflake_deploy import stage_name
-
     return f"@{stage_name(database)}/procedures"
 
 

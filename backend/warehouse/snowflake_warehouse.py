@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from backend.errors import DeploymentError, EmptyTableError, FlurryError, TableNotFoundError, WarehouseQueryError
 from backend.identifiers import limit_clause, quote_ident
 from backend.profiling import TableProfile
+from backend.warehouse import snowflake_deploy as sd
 from backend.warehouse.base import (
     METADATA_SCHEMA,
     Capabilities,
@@ -37,6 +38,7 @@ from backend.warehouse.base import (
     stratified_quota,
 )
 from backend.warehouse.snowflake_profile import profile_columns
+from backend.warehouse.snowflake_session import identity, snowflake_reason
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +64,6 @@ def _snowflake_errors() -> Iterator[None]:
     except Exception as exc:
         if not type(exc).__module__.startswith("snowflake"):
             raise
-        from backend.warehouse.snowflake_session import snowflake_reason
-
         reason = snowflake_reason(exc)
         raise WarehouseQueryError(f"Snowflake refused the request: {reason}",
                                   hint="Check that the app's role may use this database, schema and warehouse.") from exc
@@ -82,11 +82,9 @@ class SnowflakeWarehouse(Warehouse):
     timestamp_type = "TIMESTAMP_NTZ"
 
     def metadata_objects_sql(self, schema: str) -> list[str]:
-        from backend.warehouse.snowflake_deploy import stage_name
-
         # the stage holds the procedure's and the functions' code and the deployed model files; it must exist
         # before anything is registered with stage_location on it or put there
-        return [f"CREATE STAGE IF NOT EXISTS {stage_name(self.database)}"]
+        return [f"CREATE STAGE IF NOT EXISTS {sd.stage_name(self.database)}"]
 
     def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True) -> None:
         self._session = session
@@ -122,8 +120,6 @@ class SnowflakeWarehouse(Warehouse):
         return f"{quote_ident(self.database)}.INFORMATION_SCHEMA"
 
     def connection_details(self) -> list[tuple[str, str]]:
-        from backend.warehouse.snowflake_session import identity
-
         return identity(self._session).lines()
 
     # --- raw SQL ---------------------------------------------------------------------------------
@@ -402,8 +398,6 @@ class SnowflakeWarehouse(Warehouse):
 
     def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                                prediction_type: str) -> tuple[str, str | None]:
-        from backend.warehouse import snowflake_deploy as sd
-
         with self._transaction_lock:
             staged = sd.stage_model(self._session, self.database, model_id, content, sha256)
             return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
@@ -419,8 +413,6 @@ class SnowflakeWarehouse(Warehouse):
 
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
                    output: TableRef, prediction_column: str, probability_column: str) -> int:
-        from backend.warehouse import snowflake_deploy as sd
-
         self.execute(sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
                                     self.qualify(output), prediction_column=prediction_column,
                                     probability_column=probability_column))
@@ -432,9 +424,6 @@ class SnowflakeWarehouse(Warehouse):
         """A Task re-creating `output` on `schedule` with the session's warehouse, created suspended, then
         resumed. Resuming needs the EXECUTE TASK privilege (SYSADMIN lacks it by default): without it the
         task stays created and suspended, and the result says so and names the privilege."""
-        from backend.warehouse import snowflake_deploy as sd
-        from backend.warehouse.snowflake_session import snowflake_reason
-
         body = sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
                               self.qualify(output), prediction_column=prediction_column,
                               probability_column=probability_column)
@@ -445,8 +434,7 @@ class SnowflakeWarehouse(Warehouse):
         create, resume = sd.task_sql(self.database, task, compute, schedule, body)
         self.execute(create)
         try:
-            with self._transaction_lock, _snowflake_errors():
-                self._session.sql(resume).collect()
+            self.execute(resume)
         except WarehouseQueryError as exc:
             role = str(self._session.get_current_role() or "the app's role").strip('"')
             return ScheduledScoring(task, resumed=False, reason=(
@@ -465,10 +453,8 @@ class SnowflakeWarehouse(Warehouse):
         return bool(self._function_signatures(name))
 
     def drop_function(self, name: str) -> None:
-        from backend.warehouse.snowflake_deploy import function_name
-
         for signature in self._function_signatures(name):
-            self.execute(f"DROP FUNCTION IF EXISTS {function_name(self.database, name)}({argument_types(signature)})")
+            self.execute(f"DROP FUNCTION IF EXISTS {sd.function_name(self.database, name)}({argument_types(signature)})")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
