@@ -71,14 +71,14 @@ def parse_warehouse_url(url: str) -> WarehouseConfig:
 
 
 def warehouse_config() -> WarehouseConfig:
-    """Return the configured warehouse: inside Snowflake (Streamlit in Snowflake, where no environment can be
-    set) the account the app runs in; otherwise the embedded DuckDB file when nothing is set."""
+    """Return the configured warehouse: inside Snowflake (Streamlit in Snowflake, either runtime, where no
+    environment can be set) the account the app runs in; otherwise the embedded DuckDB file when nothing is set."""
     url = os.environ.get(ENV_WAREHOUSE, "").strip()
     if url:
         return parse_warehouse_url(url)
-    from backend.warehouse.snowflake_session import ACTIVE, active_session
+    from backend.warehouse.snowflake_session import ACTIVE, inside_snowflake
 
-    if active_session() is not None:
+    if inside_snowflake():
         return WarehouseConfig(kind="snowflake", location=ACTIVE)
     return embedded_config()
 

@@ -1,13 +1,16 @@
 """Smoke test of Flurry's Snowflake path against a real account (needs credentials; nothing here runs in CI).
 
-    .venv/bin/python -m scripts.snowflake_smoke --connection <name in connections.toml> [--keep]
+    .venv/bin/python -m scripts.snowflake_smoke --connection <name in connections.toml> [--keep] [--hosted]
 
-Creates a scratch schema FLURRY_SMOKE_<random> in the connection's current database, then exercises
-catalog → profile → training in the stored procedure (through the wizard's own job manager) → deploy
-(staged model, permanent UDFs) → batch scoring in the warehouse → a scheduled re-scoring Task → drop.
-Flurry's own FLURRY schema (registry, stage) is created if missing and kept; everything else it made is
-dropped unless --keep. Prints one JSON line with what was checked. Credentials are never printed: only
-the account, role and warehouse names.
+First checks that the account's Anaconda channel offers every version environment.yml pins (and stops,
+naming what is missing, when it does not). Then creates a scratch schema FLURRY_SMOKE_<random> in the
+connection's current database and exercises catalog → profile → training in the stored procedure (through
+the wizard's own job manager) → deploy (staged model, permanent UDFs) → batch scoring in the warehouse → a
+scheduled re-scoring Task → drop. Flurry's own FLURRY schema (registry, stage) is created if missing and
+kept; everything else it made is dropped unless --keep. With --hosted it also deploys the app itself into
+the scratch schema with the Snowflake CLI (`snow streamlit deploy flurry`, from .venv-snowcli), checks that
+SHOW STREAMLITS lists it, and drops it with the schema. Prints one JSON line with what was checked.
+Credentials are never printed: only the account, role and warehouse names.
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from backend.warehouse.base import TableRef
+from backend.warehouse.snowflake_packages import channel_pins, missing_from_channel, offered_packages_sql
+
+if TYPE_CHECKING:
+    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
 
 def demo_frame(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -33,10 +43,32 @@ def demo_frame(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def deploy_hosted_app(wh: SnowflakeWarehouse, connection: str, schema: str) -> bool:
+    """`snow streamlit deploy flurry` into `schema` with the project's own snowflake.yml; True when SHOW
+    STREAMLITS then lists the app (it goes with the scratch schema)."""
+    import os
+    import subprocess
+
+    from backend.warehouse.snowflake_packages import VENDOR_DIR, vendor_shipped_packages
+
+    vendor_shipped_packages(ROOT / VENDOR_DIR)
+    snow = ROOT / ".venv-snowcli" / "bin" / "snow"
+    env = {**os.environ, "FLURRY_DATABASE": wh.database, "FLURRY_SCHEMA": schema,
+           "FLURRY_WAREHOUSE_NAME": str(wh.session.get_current_warehouse() or "").strip('"')}
+    subprocess.run([str(snow), "streamlit", "deploy", "flurry", "--replace", "--connection", connection], cwd=ROOT,
+                   env=env, check=True, timeout=600)
+    listed = wh.query(f"SHOW STREAMLITS IN SCHEMA {wh.qualify(TableRef(schema, 'x')).rsplit('.', 1)[0]}")
+    return "FLURRY" in {str(name).upper() for name in listed.iloc[:, 1]}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connection", required=True, help="a connection name from connections.toml")
     parser.add_argument("--keep", action="store_true", help="leave the scratch schema, functions and task")
+    parser.add_argument("--hosted", action="store_true", help="also deploy the Streamlit app into the scratch schema")
     parser.add_argument("--training-warehouse", help="a warehouse for the training procedure (e.g. Snowpark-optimized)")
     args = parser.parse_args(argv)
 
@@ -46,7 +78,6 @@ def main(argv: list[str]) -> int:
     from backend.task_detection import Task
     from backend.training.config import TrainConfig
     from backend.training.procedure_jobs import ProcedureJobManager
-    from backend.warehouse.base import TableRef
     from backend.warehouse.snowflake_session import identity, open_session
     from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
@@ -59,6 +90,15 @@ def main(argv: list[str]) -> int:
     who = dict(identity(session).lines())
     checks["connected_to"] = {k: who[k] for k in ("Account", "Role", "Warehouse", "Database")}
     wh = SnowflakeWarehouse(session)
+    pins = channel_pins(ROOT / "environment.yml")
+    sql, names = offered_packages_sql([name for name in pins if name != "python"])
+    offered = [(str(r.n), str(r.v)) for r in wh.query(sql, names).itertuples()]
+    checks["channel_missing"] = missing = missing_from_channel(pins, offered)
+    if missing:
+        sys.stderr.write("This account's Anaconda channel lacks these pinned packages: " + ", ".join(missing)
+                         + "\nChoose versions it offers (requirements.txt and environment.yml) and retry.\n")
+        sys.stdout.write(json.dumps(checks, default=str) + "\n")
+        return 1
     schema = f"FLURRY_SMOKE_{uuid.uuid4().hex[:6].upper()}"
     table = TableRef(schema, "Churn smoke")
     scored = TableRef(schema, "Churn smoke scored")
@@ -102,6 +142,8 @@ def main(argv: list[str]) -> int:
             checks["task_suspended_because"] = scheduled.reason
         if not args.keep:
             wh.execute(f'DROP TASK IF EXISTS {wh.qualify(TableRef("FLURRY", scheduled.task))}')
+        if args.hosted:
+            checks["hosted_app_listed"] = deploy_hosted_app(wh, args.connection, schema)
     finally:
         if not args.keep:
             for name in (function, f"{function}_proba"):

@@ -117,3 +117,56 @@ def test_permanent_registrations_use_the_stage_the_migrations_create() -> None:
             register_procedure(session, "FLURRY_WS", permanent=True)
     finally:
         session.close()
+
+
+def test_the_container_runtime_s_own_session_comes_from_its_service_token(tmp_path: Path) -> None:
+    from backend.warehouse.snowflake_session import container_parameters
+
+    token = tmp_path / "token"
+    environ = {"SNOWFLAKE_ACCOUNT": "xy12345", "SNOWFLAKE_HOST": "xy12345.snowflakecomputing.com",
+               "SNOWFLAKE_DATABASE": "SALES_DB", "SNOWFLAKE_SCHEMA": "PUBLIC"}
+    assert container_parameters(environ, token) is None  # no mounted token: not in a container
+    token.write_text("service-token-value\n", encoding="utf-8")
+    assert container_parameters(environ, token) == {
+        "account": "xy12345", "host": "xy12345.snowflakecomputing.com", "authenticator": "oauth",
+        "token": "service-token-value", "database": "SALES_DB", "schema": "PUBLIC"}
+    assert container_parameters({"SNOWFLAKE_HOST": "h"}, token) is None
+
+
+def test_an_app_in_the_container_runtime_is_hosted_and_fenced_in_like_the_warehouse_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the container runtime the configured warehouse is the account itself (no environment to set), and
+    the owner's-rights app refuses to open before flurry.toml allows schemas, without connecting first."""
+    from backend.config import warehouse_config
+    from backend.errors import ConfigurationError
+    from backend.warehouse import snowflake_session
+    from backend.warehouse.snowflake_session import ACTIVE
+    from backend.workspace import open_workspace
+
+    token = tmp_path / "token"
+    token.write_text("service-token-value", encoding="utf-8")
+    monkeypatch.setattr(snowflake_session, "SPCS_TOKEN_FILE", token)
+    monkeypatch.setenv("SNOWFLAKE_ACCOUNT", "xy12345")
+    monkeypatch.setenv("SNOWFLAKE_HOST", "127.0.0.1")
+    monkeypatch.delenv("FLURRY_WAREHOUSE", raising=False)
+    config = warehouse_config()
+    assert (config.kind, config.location) == ("snowflake", ACTIVE)
+    with pytest.raises(ConfigurationError, match="no schemas are allowed yet"):
+        open_workspace(config, allowed_schemas="")
+
+
+def test_the_smoke_script_names_each_pinned_package_an_account_does_not_offer() -> None:
+    """What `scripts.snowflake_smoke` checks first against INFORMATION_SCHEMA.PACKAGES (it cannot run here)."""
+    from backend.warehouse.snowflake_packages import channel_pins, missing_from_channel, offered_packages_sql
+
+    pins = channel_pins(ROOT / "environment.yml")
+    assert pins["python"] == "3.11" and "flaml" not in pins and pins["pandas"].startswith("2.")
+    everything = [(name, version) for name, version in pins.items() if name != "python"]
+    assert missing_from_channel(pins, everything) == []
+    older = [(n, "0.1" if n == "lightgbm" else v) for n, v in everything if n != "shap"]
+    assert missing_from_channel(pins, older) == [f"lightgbm=={pins['lightgbm']}", f"shap=={pins['shap']}"]
+    sql, params = offered_packages_sql(["pandas", "shap"])
+    assert params == ["pandas", "shap"] and "IN (?, ?)" in sql and "runtime_version = '3.11'" in sql
+    import sqlglot
+
+    assert sqlglot.parse_one(sql, read="snowflake").key == "select"

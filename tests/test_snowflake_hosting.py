@@ -95,7 +95,8 @@ def test_the_account_and_the_app_run_one_set_of_library_versions() -> None:
 def test_snowflake_yml_is_a_v2_streamlit_project_whose_files_exist() -> None:
     project = yaml.safe_load((ROOT / "snowflake.yml").read_text(encoding="utf-8"))
     assert project["definition_version"] == 2
-    (entity,) = project["entities"].values()
+    assert set(project["entities"]) == {"flurry", "flurry_container"}
+    entity = project["entities"]["flurry"]  # the warehouse runtime; the container one is checked below
     assert entity["type"] == "streamlit" and entity["query_warehouse"]
     assert (ROOT / entity["main_file"]).is_file() and entity["main_file"] == "app.py"
     assert (ROOT / entity["pages_dir"]).is_dir()
@@ -144,15 +145,28 @@ def project_copy(destination: Path) -> Path:
 def test_the_snowflake_cli_accepts_snowflake_yml_and_bundles_every_module_the_app_runs(tmp_path: Path) -> None:
     checked = snowcli_check(project_copy(tmp_path))
     assert checked.returncode == 0, checked.stderr[-2000:]
-    result = json.loads(checked.stdout.strip().splitlines()[-1])
-    assert result["type"] == "streamlit" and result["main_file"] == "app.py"
+    entities = json.loads(checked.stdout.strip().splitlines()[-1])
     app_modules = {p.relative_to(ROOT).as_posix() for p in
                    [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("components/*.py"), *ROOT.glob("backend/**/*.py")]
                    if "__pycache__" not in p.parts}
-    assert app_modules <= set(result["files"]), sorted(app_modules - set(result["files"]))
-    assert {"environment.yml", "flurry.toml", "flaml/__init__.py", "flaml/automl/automl.py"} <= set(result["files"])
-    assert not [f for f in result["files"] if f.startswith(("tests/", "benchmarks/", ".venv"))]
-    assert "MAIN_FILE = 'app.py'" in result["sql"] and "QUERY_WAREHOUSE = COMPUTE_WH" in result["sql"]
+    for result in entities.values():
+        assert result["type"] == "streamlit" and result["main_file"] == "app.py"
+        assert app_modules <= set(result["files"]), sorted(app_modules - set(result["files"]))
+        assert "flurry.toml" in result["files"]
+        assert not [f for f in result["files"] if f.startswith(("tests/", "benchmarks/", ".venv", ".streamlit"))]
+        assert "MAIN_FILE = 'app.py'" in result["sql"] and "QUERY_WAREHOUSE = COMPUTE_WH" in result["sql"]
+    warehouse, container = entities["flurry"], entities["flurry_container"]
+    # the warehouse runtime: packages from the channel (environment.yml), FLAML carried as files
+    assert {"environment.yml", "flaml/__init__.py", "flaml/automl/automl.py"} <= set(warehouse["files"])
+    assert "requirements.txt" not in warehouse["files"] and "RUNTIME_NAME" not in warehouse["sql"]
+    # the container runtime: packages from PyPI (requirements.txt, FLAML among them) through external access
+    # (the CLI adds a project's environment.yml to every streamlit bundle by itself; the container runtime
+    # installs from requirements.txt)
+    assert "requirements.txt" in container["files"]
+    assert not [f for f in container["files"] if f.startswith("flaml/")]
+    assert "RUNTIME_NAME = 'SYSTEM$ST_CONTAINER_RUNTIME_PY3_11'" in container["sql"]
+    assert "COMPUTE_POOL = 'FLURRY_POOL'" in container["sql"]
+    assert "external_access_integrations=(flurry_pypi_access)" in container["sql"].lower()
 
 
 def test_the_snowflake_cli_rejects_a_broken_project_definition(tmp_path: Path) -> None:

@@ -65,3 +65,29 @@ def vendor_shipped_packages(destination: Path) -> list[Path]:
         copied.append(target)
     return copied
 
+
+
+def channel_pins(environment_yml: Path) -> dict[str, str]:
+    """The `name=version` pins of an environment.yml's dependencies (python included)."""
+    pins = {}
+    for line in environment_yml.read_text(encoding="utf-8").splitlines():
+        item = line.split("#", 1)[0].strip()
+        if item.startswith("- ") and "=" in item:
+            name, _, version = item[2:].partition("=")
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def missing_from_channel(pins: dict[str, str], offered: list[tuple[str, str]]) -> list[str]:
+    """The pinned `name==version`s that are not among the (name, version) pairs an account offers (its
+    INFORMATION_SCHEMA.PACKAGES for Python 3.11), in pin order; Python itself is not a package there."""
+    available = {(name.lower(), version) for name, version in offered}
+    return [f"{name}=={version}" for name, version in pins.items()
+            if name != "python" and (name.lower(), version) not in available]
+
+
+def offered_packages_sql(names: list[str]) -> tuple[str, list[str]]:
+    """The query listing which versions of `names` the account offers for Python 3.11, and its parameters."""
+    marks = ", ".join("?" for _ in names)
+    return ("SELECT package_name AS \"n\", version AS \"v\" FROM INFORMATION_SCHEMA.PACKAGES "
+            f"WHERE language = 'python' AND runtime_version = '3.11' AND package_name IN ({marks})", list(names))

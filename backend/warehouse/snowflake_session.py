@@ -8,10 +8,12 @@ otherwise the named connection from `connections.toml` (`snowflake://<name>` in 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from backend.errors import ConfigurationError
@@ -108,6 +110,32 @@ def _remember(session: Any) -> Any:
     return session
 
 
+# Snowpark Container Services (Streamlit's container runtime) mounts the service's OAuth token here and names
+# the account in the environment; the app's own session is opened from them (there is no get_active_session).
+SPCS_TOKEN_FILE = Path("/snowflake/session/token")
+_SPCS_OPTIONAL = (("database", "SNOWFLAKE_DATABASE"), ("schema", "SNOWFLAKE_SCHEMA"),
+                  ("warehouse", "SNOWFLAKE_WAREHOUSE"), ("port", "SNOWFLAKE_PORT"), ("protocol", "SNOWFLAKE_PROTOCOL"))
+
+
+def container_parameters(environ: Mapping[str, str] | None = None, token_file: Path | None = None
+                         ) -> dict[str, str] | None:
+    """The connection parameters of the app's own session in Snowflake's container runtime (the service
+    token, the account and host from the environment), or None anywhere else. Holds the token: never log it."""
+    environ = os.environ if environ is None else environ
+    token_file = token_file or SPCS_TOKEN_FILE
+    if not (environ.get("SNOWFLAKE_ACCOUNT") and environ.get("SNOWFLAKE_HOST") and token_file.is_file()):
+        return None
+    parameters = {"account": environ["SNOWFLAKE_ACCOUNT"], "host": environ["SNOWFLAKE_HOST"],
+                  "authenticator": "oauth", "token": token_file.read_text(encoding="utf-8").strip()}
+    parameters.update({key: environ[name] for key, name in _SPCS_OPTIONAL if environ.get(name)})
+    return parameters
+
+
+def inside_snowflake() -> bool:
+    """Whether Snowflake hosts this app: the warehouse runtime's active session, or the container runtime."""
+    return active_session() is not None or container_parameters() is not None
+
+
 def connection_names() -> list[str]:
     """The connections named in connections.toml / config.toml, read by the Snowflake connector itself (so
     the same files, in the same places, as `snow` and `Session.builder.config("connection_name", …)`).
@@ -127,10 +155,12 @@ def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None)
     Raises ConfigurationError with a message free of credentials when it cannot connect."""
     if connection_name == ACTIVE and not secrets:
         session = active_session()
-        if session is None:
+        if session is not None:
+            return session
+        secrets = container_parameters()
+        if secrets is None:
             raise ConfigurationError("There is no active Snowflake session: the app is not running inside Snowflake.",
                                      hint="Name a connection instead: FLURRY_WAREHOUSE=snowflake://<connection name>.")
-        return session
     from snowflake.snowpark import Session
 
     try:
@@ -138,7 +168,8 @@ def open_session(connection_name: str, secrets: Mapping[str, Any] | None = None)
             return _remember(Session.builder.configs(dict(secrets)).create())
         return _remember(Session.builder.config("connection_name", connection_name).create())
     except Exception as exc:
-        source = "the [connections.snowflake] secrets" if secrets else f"the connection {connection_name!r}"
+        source = ("the container runtime's own session" if connection_name == ACTIVE else
+                  "the [connections.snowflake] secrets" if secrets else f"the connection {connection_name!r}")
         # the driver's own text can echo parameters: they are blanked out, and nothing is logged
         reason = snowflake_reason(exc, secrets or {})
         raise ConfigurationError(
