@@ -170,3 +170,20 @@ def test_the_smoke_script_names_each_pinned_package_an_account_does_not_offer() 
     import sqlglot
 
     assert sqlglot.parse_one(sql, read="snowflake").key == "select"
+
+
+def test_a_task_snowflake_will_not_resume_is_reported_suspended_with_the_grant_that_would_resume_it() -> None:
+    """The words Deploy shows when ALTER TASK … RESUME is refused (fakesnow has no Tasks, so the refusal
+    itself only happens in an account)."""
+    from backend.warehouse.snowflake_deploy import task_sql
+    from backend.warehouse.snowflake_warehouse import suspended_task
+
+    _, resume = task_sql("DB", "flurry_churn_rescore", "WH", "daily", "SELECT 1")
+    refusal = snowflake_reason(ProgrammingError("SQL access control error:\nInsufficient privileges to operate on "
+                                                "task 'FLURRY_CHURN_RESCORE'", errno=3001, sqlstate="42501"))
+    scheduled = suspended_task("flurry_churn_rescore", "SYSADMIN", refusal, resume)
+    assert not scheduled.resumed and scheduled.task == "flurry_churn_rescore"
+    reason = scheduled.reason or ""
+    assert "stays suspended" in reason and "Insufficient privileges to operate on task" in reason
+    assert 'GRANT EXECUTE TASK ON ACCOUNT TO ROLE "SYSADMIN"' in reason
+    assert f"`{resume}`" in reason and resume == 'ALTER TASK "DB"."FLURRY"."flurry_churn_rescore" RESUME'

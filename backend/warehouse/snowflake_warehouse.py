@@ -74,6 +74,15 @@ def argument_types(signature: str) -> str:
     return ", ".join(part.strip().split(" ", 1)[-1] for part in signature.strip().strip("()").split(",") if part.strip())
 
 
+def suspended_task(task: str, role: str, refusal: str, resume_sql: str) -> ScheduledScoring:
+    """A re-scoring Task that exists but stays suspended because Snowflake refused to resume it: the reason
+    names the privilege resuming needs (EXECUTE TASK, which SYSADMIN lacks by default) and what to run."""
+    return ScheduledScoring(task, resumed=False, reason=(
+        f"The task was created but stays suspended: Snowflake refused to resume it ({refusal}). Resuming a task "
+        f"needs the EXECUTE TASK privilege: an administrator can run `GRANT EXECUTE TASK ON ACCOUNT TO ROLE "
+        f"{quote_ident(role)}`, then `{resume_sql}`."))
+
+
 class SnowflakeWarehouse(Warehouse):
     kind = "snowflake"
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
@@ -436,12 +445,8 @@ class SnowflakeWarehouse(Warehouse):
         try:
             self.execute(resume)
         except WarehouseQueryError as exc:
-            role = str(self._session.get_current_role() or "the app's role").strip('"')
-            return ScheduledScoring(task, resumed=False, reason=(
-                f"The task was created but stays suspended: Snowflake refused to resume it "
-                f"({snowflake_reason(exc.__cause__ or exc)}). Resuming a task needs the EXECUTE TASK privilege: an "
-                f"administrator can run `GRANT EXECUTE TASK ON ACCOUNT TO ROLE {quote_ident(role)}`, then "
-                f"`{resume}`."))
+            role = str(self._session.get_current_role() or "").strip('"') or "PUBLIC"
+            return suspended_task(task, role, snowflake_reason(exc.__cause__ or exc), resume)
         return ScheduledScoring(task, resumed=True)
 
     def _function_signatures(self, name: str) -> list[str]:
