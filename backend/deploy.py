@@ -7,6 +7,7 @@ warehouse returns exactly what the model's own `predict` returns.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -77,7 +78,9 @@ def predictions_to_arrow(values: np.ndarray, sql_type: str) -> pa.Array:
 
 
 def predicted_class_probability(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
-    return np.asarray(bundle.predict_proba(frame)).max(axis=1) if len(frame) else np.array([], dtype=float)
+    """What the probability function and column hold: the outcome of interest's (binary) or the predicted
+    class's (multiclass)."""
+    return bundle.output_probability(frame) if len(frame) else np.array([], dtype=float)
 
 
 def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
@@ -101,7 +104,15 @@ def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
 
 
 def load_bundle(registry: Registry, model_id: str) -> ModelBundle:
-    return _verified_bundle(registry, registry.get_model_version(model_id))[0]
+    """The version's verified bundle, labelling at the decision threshold in force (binary models)."""
+    return _with_current_threshold(registry, model_id, _verified_bundle(registry, registry.get_model_version(model_id))[0])
+
+
+def _with_current_threshold(registry: Registry, model_id: str, bundle: ModelBundle) -> ModelBundle:
+    threshold = registry.threshold(model_id)
+    if threshold is None or threshold.how == "legacy":
+        return bundle
+    return bundle.with_threshold(threshold.threshold)
 
 
 def _verified_bundle(registry: Registry, version: ModelVersion) -> tuple[ModelBundle, bytes]:
@@ -122,10 +133,18 @@ def _probability_function(bundle: ModelBundle, function_name: str) -> str | None
     return f"{function_name}_proba" if bundle.is_classification else None
 
 
-def _output_columns(columns: set[str]) -> tuple[str, str]:
+def probability_column(bundle: ModelBundle) -> str:
+    """The probability column's name: whose probability it is, for binary models ("probability_yes")."""
+    if not bundle.is_binary:
+        return PROBABILITY_COLUMN
+    slug = re.sub(r"[^a-z0-9]+", "_", str(bundle.outcome_of_interest).lower()).strip("_")[:30]
+    return f"{PROBABILITY_COLUMN}_{slug}" if slug else PROBABILITY_COLUMN
+
+
+def _output_columns(columns: set[str], bundle: ModelBundle) -> tuple[str, str]:
     """Names for the prediction and probability columns that do not clash with the scored table's."""
     prediction = _output_column(PREDICTION_COLUMN, columns)
-    return prediction, _output_column(PROBABILITY_COLUMN, columns | {prediction})
+    return prediction, _output_column(probability_column(bundle), columns | {prediction})
 
 
 def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name: str) -> DeployedFunctions:
@@ -155,6 +174,7 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
     if warehouse.capabilities.staged_functions:
         version = registry.get_model_version(model_id)
         bundle, content = _verified_bundle(registry, version)
+        bundle = _with_current_threshold(registry, model_id, bundle)
         prediction_type = prediction_sql_type(bundle)
         predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, version.sha256,
                                                                 model_id, prediction_type)
@@ -166,6 +186,19 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
         functions = register_functions(warehouse, load_bundle(registry, model_id), function_name)
     registry.upsert_deployment(function_name, model_id)
     return functions
+
+
+def change_threshold(warehouse: Warehouse, registry: Registry, model_id: str, threshold: float, how: str,
+                     detail: dict[str, object] | None = None) -> list[str]:
+    """Put a new decision threshold in force for a binary version and re-create every SQL function deployed
+    from it, so they label at the new threshold; return those functions' names.
+    Raises InvalidTrainingOptionError for a version without thresholds or a value outside [0, 1]."""
+    registry.set_threshold(model_id, threshold, how, dict(detail or {}))
+    redeployed = []
+    for deployment in registry.list_deployments(model_id):
+        deploy(warehouse, registry, model_id, deployment.function_name)
+        redeployed.append(deployment.function_name)
+    return redeployed
 
 
 def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
@@ -209,7 +242,7 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     if missing:
         raise DeploymentError(f"The table {source} lacks the model's input column(s): {', '.join(missing)}.",
                               hint="Score a table with the same columns as the training table.")
-    pred_col, proba_col = _output_columns(set(columns))
+    pred_col, proba_col = _output_columns(set(columns), bundle)
     out_type = prediction_sql_type(bundle)
     if warehouse.capabilities.staged_functions:  # scored where the rows are, in one statement
         warehouse.ensure_schema(output.schema)
@@ -246,7 +279,7 @@ def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: st
         raise DeploymentError("Scheduled scoring needs a warehouse with a scheduler (Snowflake).",
                               hint="Score the table from this page when you need fresh scores.")
     bundle = load_bundle(registry, _deployment_model(registry, function_name))
-    pred_col, proba_col = _output_columns({c.name for c in warehouse.describe(source)})
+    pred_col, proba_col = _output_columns({c.name for c in warehouse.describe(source)}, bundle)
     return warehouse.schedule_scoring(f"{function_name}_rescore", function_name,
                                       _probability_function(bundle, function_name), bundle.feature_names,
                                       source, output, pred_col, proba_col, schedule)

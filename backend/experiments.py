@@ -53,7 +53,8 @@ def runs_table(summaries: list[RunSummary]) -> pd.DataFrame:
 
 _CONFIG_ROWS = [("time budget (s)", "time_budget_s"), ("metric", "metric"), ("seed", "seed"),
                 ("validation", "validation"), ("model families", "estimators"), ("class weighting", "class_weight"),
-                ("distinct rows only", "deduplicate"), ("read as numbers", "casts")]
+                ("distinct rows only", "deduplicate"), ("read as numbers", "casts"),
+               ("outcome of interest", "positive_class")]
 
 
 def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
@@ -76,4 +77,5 @@ def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
             for entry in s.version.leaderboard:
                 column[f"validation · {entry['estimator']}"] = entry["score"]
         columns[s.run.run_id] = column
-    return pd.DataFrame(columns).astype(object).where(lambda f: f.notna(), "—")
+    # one column per run mixes numbers and text: shown as text, so Arrow takes it as it is
+    return pd.DataFrame(columns).astype(object).where(lambda f: f.notna(), "—").astype(str)

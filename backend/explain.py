@@ -44,12 +44,15 @@ class Explanation:
     """Per-row contributions (rows × original columns) toward the explained output, plus its base value.
 
     For classification the explained output is the probability (or margin) of each row's predicted class;
-    for binary models it is the positive class (the last in `classes`).
+    for binary models it is the outcome of interest. `output` names that scale ("log-odds", "probability",
+    "value") and `method` how the values were found.
     """
 
     values: pd.DataFrame
     base_values: np.ndarray
     explained_class: list[object] | None
+    output: str = "value"
+    method: str = "exact TreeSHAP"
 
 
 def _select_class(values: np.ndarray, base: np.ndarray, class_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,9 +61,16 @@ def _select_class(values: np.ndarray, base: np.ndarray, class_index: np.ndarray)
 
 
 def _class_indices(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
-    if bundle.task == "binary":
-        return np.full(len(frame), len(bundle.classes) - 1)
+    if bundle.is_binary:
+        return np.full(len(frame), bundle.positive_index)
     return np.asarray(bundle.predict_proba(frame)).argmax(axis=1)
+
+
+def _tree_output(estimator: object) -> str:
+    """The scale TreeExplainer explains a classifier on: sklearn's forests average probabilities, boosting
+    models add log-odds."""
+    name = type(getattr(estimator, "estimator", estimator)).__name__
+    return "probability" if "Forest" in name or "ExtraTrees" in name else "log-odds"
 
 
 def _tree_shap(estimator: object, model_input: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -76,30 +86,65 @@ def _tree_shap(estimator: object, model_input: pd.DataFrame) -> tuple[np.ndarray
     return np.asarray(raw, dtype=float), base, [str(c) for c in learner_input.columns]
 
 
-def _blend_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
-    """A regression blend's SHAP values are the weighted sum of its members' (Shapley values are linear in
-    the model, and every member explains the same output: the predicted value). Classification members
-    explain different outputs (log-odds for boosting, probability for forests), so they are not summed."""
+def _blend_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None) -> Explanation:
+    """A blend's SHAP values are the weighted sum of its members' (Shapley values are linear in the model), once
+    every member explains the blend's own output: the predicted value for regression; for a yes/no model the
+    probability of the outcome of interest, which boosting members give only through interventional TreeSHAP
+    against background rows (exact with respect to them). Values plus base value add up to the blend's output.
+    Multiclass blends are explained sample-based."""
     ensemble = bundle.estimator
-    if bundle.is_classification:
-        raise TypeError("classification blends are explained model-agnostically")
+    if bundle.is_classification and not bundle.is_binary:
+        raise TypeError("multiclass blends are explained model-agnostically")
     model_input = bundle.model_input(frame)
+    reference = None
+    if bundle.is_classification:
+        rows = frame if background is None else background
+        reference = bundle.model_input(rows.sample(min(len(rows), BACKGROUND_ROWS), random_state=0))
     total = pd.DataFrame(0.0, index=frame.index, columns=bundle.feature_names)
     base_total = 0.0
     for member, weight in zip(ensemble.members, ensemble.weights, strict=True):
-        values, base, columns = _tree_shap(member, model_input)
+        if reference is None:
+            values, base, columns = _tree_shap(member, model_input)
+            base_value = float(base[-1])
+        else:
+            values, base, columns = _tree_shap_probability(member, model_input, reference)
+            if bundle.positive_index == 0:  # explained: the last class's probability; the other's is 1 − it
+                values, base = -values, 1.0 - base
+            base_value = float(base)
         total += weight * _fold_to_originals(bundle, values, columns, frame.index)
-        base_total += weight * float(base[-1])
-    return Explanation(total, np.full(len(frame), base_total), None)
+        base_total += weight * base_value
+    if reference is None:
+        return Explanation(total, np.full(len(frame), base_total), None, "value", "weighted sum of exact TreeSHAP")
+    return Explanation(total, np.full(len(frame), base_total), [bundle.outcome_of_interest] * len(frame),
+                       "probability", f"weighted sum of members' interventional TreeSHAP ({len(reference)} "
+                                      "background rows)")
 
 
-def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
+def _tree_shap_probability(estimator: object, model_input: pd.DataFrame, reference: pd.DataFrame
+                           ) -> tuple[np.ndarray, float, list[str]]:
+    """A binary tree model's SHAP values for the probability of its last class (interventional TreeSHAP)."""
+    import shap
+
+    learner_input = estimator._preprocess(model_input)  # type: ignore[attr-defined]
+    explainer = shap.TreeExplainer(estimator.estimator, data=estimator._preprocess(reference),  # type: ignore[attr-defined]
+                                   model_output="probability", feature_perturbation="interventional")
+    raw = explainer.shap_values(learner_input, check_additivity=False)
+    values = np.asarray(raw[-1] if isinstance(raw, list) else raw, dtype=float)
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    if values.ndim == 3:  # one slice per class (sklearn forests)
+        values = values[:, :, -1]
+    return values, float(base[-1]), [str(c) for c in learner_input.columns]
+
+
+def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None
+                      ) -> Explanation:
     from backend.training.ensemble import WeightedEnsemble
 
     if isinstance(bundle.estimator, WeightedEnsemble):
-        return _blend_explanation(bundle, frame)
+        return _blend_explanation(bundle, frame, background)
     values, base, columns = _tree_shap(bundle.estimator, bundle.model_input(frame))
     explained: list[object] | None = None
+    output = _tree_output(bundle.estimator) if bundle.is_classification else "value"
     if values.ndim == 3:
         idx = _class_indices(bundle, frame)
         values, base_rows = _select_class(values, base, idx)
@@ -107,8 +152,11 @@ def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame) -> Explanation:
     else:
         base_rows = np.full(len(frame), base[-1])
         if bundle.is_classification:
-            explained = [bundle.classes[-1]] * len(frame)
-    return Explanation(_fold_to_originals(bundle, values, columns, frame.index), base_rows, explained)
+            # one output: the margin of the last class; the other class's is its negative
+            if bundle.is_binary and bundle.positive_index == 0:
+                values, base_rows = -values, -base_rows
+            explained = [bundle.outcome_of_interest if bundle.is_binary else bundle.classes[-1]] * len(frame)
+    return Explanation(_fold_to_originals(bundle, values, columns, frame.index), base_rows, explained, output)
 
 
 def _fold_to_originals(bundle: ModelBundle, values: np.ndarray, columns: list[str], index: pd.Index) -> pd.DataFrame:
@@ -174,7 +222,9 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
     if values.ndim == 3 and idx is not None:
         values, base = _select_class(values, base, idx)
         explained = [bundle.classes[i] for i in idx]
-    return Explanation(pd.DataFrame(values, index=frame.index, columns=names), np.atleast_1d(base), explained)
+    return Explanation(pd.DataFrame(values, index=frame.index, columns=names), np.atleast_1d(base), explained,
+                       "probability" if bundle.is_classification else "value",
+                       f"sample-based (permutation SHAP, {len(frame)} rows, {evals} evaluations each)")
 
 
 def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
@@ -183,7 +233,7 @@ def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFr
     Non-tree models are explained on a sample of at most PERMUTATION_MAX_ROWS rows (the result's index says which).
     """
     try:
-        return _tree_explanation(bundle, frame)
+        return _tree_explanation(bundle, frame, background)
     except Exception as exc:
         logger.info("TreeExplainer unavailable for %s (%s); using permutation SHAP", bundle.best_estimator, exc)
     bg = frame if background is None else background

@@ -54,38 +54,44 @@ def default_metric(task: Task) -> str:
 
 
 def metric_value(name: str, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None,
-             classes: list[object]) -> float:
+                 classes: list[object], positive: object = None) -> float:
+    """One metric; binary metrics (F1, ROC AUC) are about `positive` (default: the last class)."""
+    positive = positive_class(classes) if positive is None and classes else positive
     if name == "r2":
         return float(skm.r2_score(y_true, y_pred))
     if name == "rmse":
         return float(np.sqrt(skm.mean_squared_error(y_true, y_pred)))
     if name == "mae":
         return float(skm.mean_absolute_error(y_true, y_pred))
-    if name == "accuracy":
-        return float(skm.accuracy_score(y_true, y_pred))
-    if name == "macro_f1":
-        return float(skm.f1_score(y_true, y_pred, average="macro"))
+    if name in ("accuracy", "macro_f1"):
+        # compared as text: labels may arrive as numpy bools/ints or as objects holding them
+        truth, predicted = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
+        if name == "accuracy":
+            return float(skm.accuracy_score(truth, predicted))
+        return float(skm.f1_score(truth, predicted, average="macro", labels=[str(c) for c in classes] or None))
     if name == "f1":
-        return float(skm.f1_score(y_true, y_pred, pos_label=positive_class(classes)))
+        return float(skm.f1_score(np.asarray(y_true == positive, dtype=bool),
+                                  np.asarray(np.asarray(y_pred, dtype=object) == positive, dtype=bool)))
     assert proba is not None
     if name == "log_loss":
         return float(skm.log_loss(y_true, proba, labels=classes))
     if name == "roc_auc":
         if y_true.nunique() < 2:
             return float("nan")
-        return float(skm.roc_auc_score((y_true == positive_class(classes)).astype(int), proba[:, -1]))
+        return float(skm.roc_auc_score((y_true == positive).astype(int), proba[:, classes.index(positive)]))
     if name == "roc_auc_ovr":
         return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
     raise KeyError(name)
 
 
 def positive_class(classes: list[object]) -> object:
-    """The class binary metrics (F1, ROC AUC) treat as positive: the last in sorted order, as FLAML does."""
+    """The class binary metrics treat as positive when none was chosen: the last in sorted order, as FLAML
+    does (models trained before the outcome of interest was asked for)."""
     return classes[-1]
 
 
 def evaluate(task: Task, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None,
-             y_train: pd.Series, classes: list[object]) -> dict[str, dict[str, float]]:
+             y_train: pd.Series, classes: list[object], positive: object = None) -> dict[str, dict[str, float]]:
     """Holdout metrics for the model and for the naive baseline (majority class / training mean).
 
     Returns {metric name: {"model": value, "baseline": value}}.
@@ -101,7 +107,7 @@ def evaluate(task: Task, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarra
     report: dict[str, dict[str, float]] = {}
     for name in REPORTED[task]:
         report[name] = {
-            "model": metric_value(name, y_true, y_pred, proba, classes),
-            "baseline": metric_value(name, y_true, base_pred, base_proba, classes),
+            "model": metric_value(name, y_true, y_pred, proba, classes, positive),
+            "baseline": metric_value(name, y_true, base_pred, base_proba, classes, positive),
         }
     return report

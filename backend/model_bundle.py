@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pickle
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from backend.digests import sha256_bytes
 from backend.errors import ArtifactIntegrityError
-from backend.registry import sha256_bytes
 from backend.warehouse.base import column_kind
 
 TRACKED_LIBRARIES = ("flaml", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy", "pyarrow", "duckdb")
@@ -78,6 +78,17 @@ def to_model_frame(prepared: pd.DataFrame) -> pd.DataFrame:
     return renamed
 
 
+def _typed(labels: np.ndarray, classes: list[Any]) -> np.ndarray:
+    """Labels in the classes' own numpy type (bool, int, float), object for text, as FLAML returns them."""
+    if all(isinstance(c, bool | np.bool_) for c in classes):
+        return labels.astype(bool)
+    if all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in classes):
+        return labels.astype(np.int64)
+    if all(isinstance(c, float | np.floating) for c in classes):
+        return labels.astype(float)
+    return labels
+
+
 @dataclass
 class ModelBundle:
     """A fitted FLAML pipeline with everything needed to score, explain and reproduce it."""
@@ -95,6 +106,11 @@ class ModelBundle:
     config: dict[str, Any] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=library_versions)
+    # Binary models: the class the user looks for, and the probability of it from which a row is labelled
+    # with it. Bundles pickled before these existed read the class defaults: the last class, the most
+    # probable class (0.5).
+    positive_class: Any = None
+    threshold: float | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -103,6 +119,43 @@ class ModelBundle:
     @property
     def is_classification(self) -> bool:
         return self.task != "regression"
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task == "binary" and len(self.classes) == 2
+
+    @property
+    def outcome_of_interest(self) -> Any:
+        """The binary class every metric, threshold and probability column is about."""
+        return self.classes[-1] if self.positive_class is None else self.positive_class
+
+    @property
+    def positive_index(self) -> int:
+        return self.classes.index(self.outcome_of_interest)
+
+    def with_threshold(self, threshold: float | None) -> ModelBundle:
+        """The same fitted model labelling binary rows at `threshold` (None: the most probable class)."""
+        return replace(self, threshold=threshold)
+
+    def positive_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """Binary models: the probability of the outcome of interest per row."""
+        proba = self.predict_proba(frame)
+        return proba[:, self.positive_index] if len(proba) else np.zeros(0)
+
+    def output_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """The probability a scorer writes beside each label: of the outcome of interest for binary models,
+        of the predicted class for multiclass ones."""
+        if self.is_binary:
+            return self.positive_probability(frame)
+        proba = self.predict_proba(frame)
+        return proba.max(axis=1) if len(proba) else np.zeros(0)
+
+    def labels_from_probability(self, probability: np.ndarray) -> np.ndarray:
+        """Binary labels from probabilities of the outcome of interest, at this bundle's threshold."""
+        cut = 0.5 if self.threshold is None else self.threshold
+        flagged = probability >= cut if self.threshold is not None else probability > cut
+        index = np.where(flagged, self.positive_index, 1 - self.positive_index)
+        return _typed(np.asarray(self.classes, dtype=object)[index], self.classes)
 
     def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The frame as FLAML's trained estimator expects it (after our coercion and FLAML's transform)."""
@@ -121,6 +174,8 @@ class ModelBundle:
         """Predicted label (classification) or value (regression) per row."""
         if len(frame) == 0:
             return np.array([], dtype=float if not self.is_classification else object)
+        if self.is_binary and (self.threshold is not None or self.positive_class is not None):
+            return self.labels_from_probability(self.positive_probability(frame))
         raw = np.asarray(self.estimator.predict(self.model_input(frame)))
         if raw.ndim > 1:
             raw = raw.ravel()

@@ -7,7 +7,6 @@ so every warehouse adapter can host it.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import secrets
 import threading
@@ -20,7 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from backend.errors import ArtifactIntegrityError, ModelNotFoundError
+from backend.digests import sha256_bytes
+from backend.errors import ArtifactIntegrityError, InvalidTrainingOptionError, ModelNotFoundError
+from backend.evaluation.report import HoldoutReport
+from backend.evaluation.thresholds import DEFAULT_RULE, DecisionThreshold
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
 
@@ -64,6 +66,14 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_typ
            # and the warehouse's own objects (Snowflake's stage) before anything is registered on them
             f"ALTER TABLE {t('run_events')} ADD COLUMN IF NOT EXISTS event_seq BIGINT",
             *(objects or []),
+        ],
+        [  # 5: the holdout report stored with each version; the decision threshold beside it (it may change:
+           # every choice is a row, the latest in force)
+            f"ALTER TABLE {t('model_versions')} ADD COLUMN IF NOT EXISTS report_json VARCHAR",
+            f"""CREATE TABLE IF NOT EXISTS {t('decision_thresholds')} (
+                model_id VARCHAR, seq BIGINT, threshold DOUBLE, how VARCHAR, detail_json VARCHAR, chosen_at {ts})""",
+            f"""CREATE TABLE IF NOT EXISTS {t('model_notes')} (
+                model_id VARCHAR, seq BIGINT, intended_use VARCHAR, out_of_scope VARCHAR, written_at {ts})""",
         ],
     ]
 
@@ -116,10 +126,6 @@ def next_event_seq() -> int:
         return _last_event_seq
 
 
-def sha256_bytes(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
 @dataclass(frozen=True)
 class Run:
     run_id: str
@@ -157,10 +163,25 @@ class ModelVersion:
     importance: list[dict[str, Any]]
     versions: dict[str, str]
     sha256: str
+    report: HoldoutReport | None = None  # None: trained before Flurry kept holdout reports
 
     @property
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.features]
+
+    @property
+    def has_threshold(self) -> bool:
+        """Whether the version's labels come from a chosen decision threshold (binary, trained with one)."""
+        return self.report is not None and self.report.default_threshold is not None
+
+
+@dataclass(frozen=True)
+class ModelNotes:
+    """What a model is meant for and not meant for, in its owner's words (the model card)."""
+
+    intended_use: str
+    out_of_scope: str
+    written_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -296,12 +317,20 @@ class Registry:
             for name, content in artifacts.items():
                 self.get_artifact(version.model_id, name, expected_sha256=sha256_bytes(content))
             self.wh.execute(
-                f"INSERT INTO {self.t('model_versions')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY')",
+                f"INSERT INTO {self.t('model_versions')} (model_id, run_id, created_at, name, source_schema, "
+                "source_table, target, task, metric, best_estimator, features_json, metrics_json, leaderboard_json, "
+                "importance_json, versions_json, sha256, status, report_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY', ?)",
                 [version.model_id, version.run_id, version.created_at, version.name, version.table.schema,
                  version.table.name, version.target, version.task, version.metric, version.best_estimator,
                  json.dumps(version.features), json.dumps(version.metrics), json.dumps(version.leaderboard),
-                 json.dumps(version.importance), json.dumps(version.versions), version.sha256],
+                 json.dumps(version.importance), json.dumps(version.versions), version.sha256,
+                 json.dumps(version.report.to_dict()) if version.report is not None else None],
             )
+            if version.has_threshold:
+                assert version.report is not None and version.report.default_threshold is not None
+                self._insert_threshold(version.model_id, version.report.default_threshold, "max_f1", {},
+                                       version.created_at)
 
     def get_artifact(self, model_id: str, name: str, *, expected_sha256: str | None = None) -> bytes:
         """Return an artifact's bytes after checking them against the recorded sha256.
@@ -349,6 +378,57 @@ class Registry:
         frame = self._query(f"SELECT * FROM {self.t('model_versions')} WHERE status = 'READY' ORDER BY created_at DESC")
         return [_version_from_row(row) for _, row in frame.iterrows()]
 
+    # --- decision thresholds ----------------------------------------------------------------------
+    def _insert_threshold(self, model_id: str, threshold: float, how: str, detail: dict[str, Any],
+                          at: datetime) -> None:
+        self.wh.execute(
+            f"INSERT INTO {self.t('decision_thresholds')} (model_id, seq, threshold, how, detail_json, chosen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", [model_id, next_event_seq(), float(threshold), how, json.dumps(detail), at])
+
+    def set_threshold(self, model_id: str, threshold: float, how: str, detail: dict[str, Any] | None = None
+                      ) -> DecisionThreshold:
+        """Record a new decision threshold for a binary version (earlier choices stay, for the record).
+        Raises ModelNotFoundError, InvalidTrainingOptionError for a version without thresholds or a value
+        outside [0, 1]."""
+        version = self.get_model_version(model_id)
+        if not version.has_threshold:
+            raise InvalidTrainingOptionError("This model has no decision threshold to change.",
+                                             hint="Only yes/no models trained with Flurry's thresholds have one; "
+                                                  "retrain to get one.")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise InvalidTrainingOptionError(f"A threshold is a probability between 0 and 1 (got {threshold}).")
+        self._insert_threshold(model_id, threshold, how, detail or {}, now())
+        return self.threshold(model_id)  # type: ignore[return-value]
+
+    def threshold(self, model_id: str) -> DecisionThreshold | None:
+        """The threshold in force for a binary version: the latest chosen, or the 0.5 rule ("legacy") for one
+        trained before thresholds existed; None for other tasks."""
+        version = self.get_model_version(model_id)
+        if version.task != "binary":
+            return None
+        frame = self._query(f"SELECT threshold, how, detail_json, chosen_at FROM {self.t('decision_thresholds')} "
+                            "WHERE model_id = ? ORDER BY seq DESC LIMIT 1", [model_id])
+        if frame.empty:
+            return DecisionThreshold(DEFAULT_RULE, version.created_at, "legacy", {})
+        row = frame.iloc[0]
+        return DecisionThreshold(float(row["threshold"]), row["chosen_at"], str(row["how"]),
+                                 json.loads(row["detail_json"] or "{}"))
+
+    # --- the model card's words ------------------------------------------------------------------
+    def set_notes(self, model_id: str, intended_use: str, out_of_scope: str) -> None:
+        """Save what the model is for and not for (the model card's text); the latest is shown."""
+        self.get_model_version(model_id)
+        self.wh.execute(f"INSERT INTO {self.t('model_notes')} (model_id, seq, intended_use, out_of_scope, written_at) "
+                        "VALUES (?, ?, ?, ?, ?)", [model_id, next_event_seq(), intended_use, out_of_scope, now()])
+
+    def notes(self, model_id: str) -> ModelNotes:
+        frame = self._query(f"SELECT intended_use, out_of_scope, written_at FROM {self.t('model_notes')} "
+                            "WHERE model_id = ? ORDER BY seq DESC LIMIT 1", [model_id])
+        if frame.empty:
+            return ModelNotes("", "", None)
+        row = frame.iloc[0]
+        return ModelNotes(str(row["intended_use"] or ""), str(row["out_of_scope"] or ""), row["written_at"])
+
     def delete_run(self, run_id: str) -> list[str]:
         """Delete a finished run with its events, model version, artifacts and deployments, in one
         transaction; return the names of the SQL functions that were deployed from it."""
@@ -356,7 +436,7 @@ class Registry:
         functions = [d.function_name for d in self.list_deployments(version.model_id)] if version else []
         with self.wh.transaction():
             if version is not None:
-                for table in ("deployments", "artifacts", "model_versions"):
+                for table in ("deployments", "artifacts", "decision_thresholds", "model_notes", "model_versions"):
                     self.wh.execute(f"DELETE FROM {self.t(table)} WHERE model_id = ?", [version.model_id])
             self.wh.execute(f"DELETE FROM {self.t('run_events')} WHERE run_id = ?", [run_id])
             self.wh.execute(f"DELETE FROM {self.t('runs')} WHERE run_id = ?", [run_id])
@@ -431,8 +511,13 @@ def _version_from_row(row: Any) -> ModelVersion:
         metric=row["metric"], best_estimator=row["best_estimator"], features=json.loads(row["features_json"]),
         metrics=json.loads(row["metrics_json"]), leaderboard=json.loads(row["leaderboard_json"]),
         importance=json.loads(row["importance_json"]), versions=json.loads(row["versions_json"]),
-        sha256=row["sha256"],
+        sha256=row["sha256"], report=_report_or_none(row.get("report_json")),
     )
+
+
+def _report_or_none(value: Any) -> HoldoutReport | None:
+    value = _none_if_na(value)
+    return HoldoutReport.from_dict(json.loads(value)) if value else None
 
 
 def _deployment_from_row(row: Any) -> Deployment:

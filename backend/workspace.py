@@ -24,8 +24,9 @@ from backend.config import (
     training_warehouse,
 )
 from backend.demo_data import seed_demo_tables
-from backend.deploy import restore_deployments
+from backend.deploy import load_bundle, restore_deployments
 from backend.errors import ConfigurationError, InvalidTargetError, TableNotFoundError, TrainingFailedError
+from backend.evaluation.rows import RowExplanation, edited_row, explain_row
 from backend.profiling import TableProfile, column_stats
 from backend.registry import Registry
 from backend.task_detection import (
@@ -48,6 +49,18 @@ logger = logging.getLogger(__name__)
 
 # Counting exact duplicate rows hashes every column of every row; past this size it is skipped (and said so).
 DUPLICATE_CHECK_MAX_ROWS = 5_000_000
+# Columns the model does not use kept beside the holdout rows (keys to find a row by, segments to judge by).
+MAX_EXTRA_COLUMNS = 10
+
+
+@dataclass(frozen=True)
+class OutcomeChoices:
+    values: list[str]  # smaller class first
+    rows: list[int]
+
+    @property
+    def default(self) -> str | None:
+        return self.values[0] if self.values else None
 
 
 @dataclass
@@ -84,6 +97,14 @@ class Workspace:
                 *leakage_findings(sample, target, task, features),
                 *column_findings(profile, target)]
 
+    def outcome_choices(self, table: TableRef, target: str) -> OutcomeChoices:
+        """The two values of a yes/no target as text, with their row counts, the smaller first (the default
+        outcome of interest: the event users look for is usually the rarer one)."""
+        counts = self.warehouse.value_counts(table, target, limit=MAX_CLASSES + 1)
+        pairs = sorted(((str(v), int(n)) for v, n in zip(counts["value"], counts["count"], strict=True)),
+                       key=lambda pair: (pair[1], pair[0]))
+        return OutcomeChoices([v for v, _ in pairs], [n for _, n in pairs])
+
     def rare_classes(self, table: TableRef, target: str) -> list[str]:
         """Target values with too few rows to learn or validate; their rows are left out of training.
         Raises InvalidTargetError when fewer than two classes would remain."""
@@ -108,13 +129,19 @@ class Workspace:
             raise TableNotFoundError(
                 f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
                 hint="The table changed since you picked it; go back to the Target step.")
+        # not beside a distinct-rows sample: a key column would make every row distinct
+        extra = () if deduplicate else tuple(c for c in types if c not in features and c != target)[:MAX_EXTRA_COLUMNS]
         config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
                              features=tuple((f, types[f]) for f in features), metric=metric,
                              time_budget_s=int(time_budget_s), casts=tuple(c for c in casts if c in features),
-                             deduplicate=deduplicate, max_rows=rows_cap(len(features) + 1), **advanced)
+                             deduplicate=deduplicate, max_rows=rows_cap(len(features) + 1 + len(extra)),
+                             extra_columns=extra, **advanced)
         config.validate()
         if task.is_classification:
             config = replace(config, drop_classes=tuple(self.rare_classes(table, target)))
+        if config.positive_class is not None and config.positive_class not in self.outcome_choices(table, target).values:
+            raise InvalidTargetError(f"{target!r} has no value {config.positive_class!r} any more.",
+                                     hint="Choose the outcome of interest again on the Target step.")
         return config
 
     def delete_run(self, run_id: str) -> list[str]:
@@ -129,9 +156,23 @@ class Workspace:
         return functions
 
     def holdout_frame(self, model_id: str) -> pd.DataFrame:
+        """The stored holdout rows (the first HOLDOUT_SAMPLE_ROWS of the holdout, all exported columns)."""
         version = self.registry.get_model_version(model_id)
         content = self.registry.get_artifact(version.model_id, "holdout")
         return pd.read_parquet(io.BytesIO(content))
+
+    def explain_holdout_row(self, model_id: str, position: int, edits: dict[str, Any] | None = None
+                            ) -> RowExplanation:
+        """Prediction and SHAP explanation of one stored holdout row, with `edits` applied to its inputs
+        (what-if). Raises InvalidTargetError for a position out of range or an edit the model cannot take."""
+        frame = self.holdout_frame(model_id)
+        if not 0 <= position < len(frame):
+            raise InvalidTargetError(f"There is no holdout row {position}; the stored rows are 0 to {len(frame) - 1}.")
+        bundle = load_bundle(self.registry, model_id)
+        row = frame.iloc[[position]]
+        if edits:
+            row = edited_row(bundle, row, edits)
+        return explain_row(bundle, row, frame)
 
     def close(self) -> None:
         self.warehouse.close()

@@ -87,7 +87,7 @@ def run_flurry(d: Dataset, train: pd.DataFrame, test: pd.DataFrame, budget: int,
                          task=d.task, features=features, metric=default_metric(d.task), time_budget_s=budget,
                          seed=SEED)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle, _ = fit_bundle(training_rows(train, config), config, Path(tmp) / "log.jsonl")
+        bundle = fit_bundle(training_rows(train, config), config, Path(tmp) / "log.jsonl").bundle
     if d.task.is_classification:
         return score(d.task, test[d.target], bundle.predict_proba(test), classes)
     return score(d.task, test[d.target], bundle.predict(test), classes)

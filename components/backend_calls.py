@@ -18,15 +18,18 @@ import streamlit as st
 from backend.checks import Finding
 from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_choices, warehouse_config
 from backend.dashboard import DashboardData, dashboard_data
+from backend.deploy import change_threshold as change_model_threshold
 from backend.deploy import load_bundle
-from backend.explain import Explanation, explain_rows
+from backend.evaluation.card import model_card_data
+from backend.evaluation.rows import RowExplanation
 from backend.model_bundle import ModelBundle
 from backend.profiling import TableProfile
 from backend.registry import ModelVersion
 from backend.task_detection import FeatureChoice, TargetSummary, Task
 from backend.warehouse.base import ColumnInfo, TableRef, TableSummary
 from backend.warehouse.snowflake_session import connection_names, use_secrets
-from backend.workspace import Workspace, open_workspace
+from backend.workspace import OutcomeChoices, Workspace, open_workspace
+from components.model_card import render_model_card
 
 
 @st.cache_resource(show_spinner="Opening the warehouse…")
@@ -157,9 +160,26 @@ def checks(identity: str, table: TableRef, target: str, task: Task, features: li
     return workspace().checks(table, target, task, features, profile(identity, table))
 
 
+@st.cache_data(ttl=60, max_entries=32, show_spinner=False)
+def outcome_choices(identity: str, table: TableRef, target: str) -> OutcomeChoices:
+    del identity  # part of the cache key only
+    return workspace().outcome_choices(table, target)
+
+
 @st.cache_resource(max_entries=16)
-def bundle(model_id: str) -> ModelBundle:
+def _bundle(model_id: str, threshold: float | None) -> ModelBundle:
     return load_bundle(workspace().registry, model_id)
+
+
+def forget_bundles() -> None:
+    """Drop cached bundles (after a version was deleted)."""
+    _bundle.clear()
+
+
+def bundle(model_id: str) -> ModelBundle:
+    """The verified bundle, labelling at the threshold in force now (a change of threshold is a new entry)."""
+    current = workspace().registry.threshold(model_id)
+    return _bundle(model_id, None if current is None else current.threshold)
 
 
 def model_version(model_id: str) -> ModelVersion:
@@ -176,9 +196,32 @@ def holdout(model_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=64, show_spinner="Explaining this prediction with SHAP…")
-def explain_holdout_row(model_id: str, row: int) -> Explanation:
-    frame = holdout(model_id)
-    return explain_rows(bundle(model_id), frame.iloc[[row]], background=frame)
+def explain_holdout_row(model_id: str, position: int, threshold: float | None,
+                        edits: tuple[tuple[str, Any], ...] = ()) -> RowExplanation:
+    del threshold  # part of the cache key only: the label depends on it
+    return workspace().explain_holdout_row(model_id, position, dict(edits))
+
+
+@st.cache_data(max_entries=8, show_spinner="Writing the model card…")
+def _model_card(model_id: str, threshold: float | None, notes_at: object) -> bytes:
+    del threshold, notes_at  # part of the cache key only: the card changes with them
+    return render_model_card(model_card_data(workspace().registry, model_id)).encode("utf-8")
+
+
+def model_card(model_id: str) -> bytes:
+    """The model card as a self-contained HTML file."""
+    registry = workspace().registry
+    current = registry.threshold(model_id)
+    return _model_card(model_id, None if current is None else current.threshold, registry.notes(model_id).written_at)
+
+
+def save_notes(model_id: str, intended_use: str, out_of_scope: str) -> None:
+    workspace().registry.set_notes(model_id, intended_use.strip(), out_of_scope.strip())
+
+
+def change_threshold(model_id: str, threshold: float, how: str, detail: dict[str, Any]) -> list[str]:
+    ws = workspace()
+    return change_model_threshold(ws.warehouse, ws.registry, model_id, threshold, how, detail)
 
 
 def dashboard(model_id: str) -> DashboardData:

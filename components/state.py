@@ -30,6 +30,7 @@ class Key(enum.StrEnum):
     IMBALANCED = "wizard.imbalanced"
     WAREHOUSE = "wizard.warehouse"
     OPEN_DASHBOARD = "wizard.open_dashboard"  # the model a page hands to the dashboard it switches to
+    POSITIVE = "wizard.positive"  # binary targets: the outcome of interest, as text
 
 
 def get(key: Key, default: Any = None) -> Any:
@@ -66,7 +67,7 @@ def select_table(ref: TableRef) -> None:
     """Choose a table; choices downstream of it no longer apply."""
     if table() != ref:
         put(Key.TABLE, ref)
-        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.IMBALANCED)
+        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.IMBALANCED, Key.POSITIVE)
 
 
 def target() -> str | None:
@@ -76,6 +77,10 @@ def target() -> str | None:
 def task() -> Task | None:
     value = get(Key.TASK)
     return Task(value) if value else None
+
+
+def positive() -> str | None:
+    return get(Key.POSITIVE)
 
 
 def features() -> list[str]:

@@ -13,6 +13,7 @@ from backend.training.fit import SEARCH_SHARE
 from backend.training.jobs import RunProgress
 from components import backend_calls as calls
 from components import charts, state
+from components.evaluation_view import model_warnings
 from components.feedback import user_errors
 from components.formatting import md
 
@@ -93,8 +94,14 @@ def show_result(progress: RunProgress) -> None:
         chosen_row = next((e for e in version.leaderboard if e["estimator"] == version.best_estimator), {})
         blend = chosen_row.get("blend")
         chosen = f"a blend of {blend}" if blend else version.best_estimator
-        st.success(f"Training finished: the best model is **{chosen}** "
-                   f"after {len(progress.trials)} trials." + (f" {md(run.message)}" if run.message else ""))
+        finished = (f"Training finished: the best model is **{chosen}** after {len(progress.trials)} trials."
+                    + (f" {md(run.message)}" if run.message else ""))
+        useless = next((w for w in model_warnings(version) if w.kind == "useless"), None)
+        if useless is not None:  # never a green banner for a model that is no better than guessing
+            st.warning(finished, icon=":material/info:")
+            st.error(md(useless.text), icon=":material/block:")
+        else:
+            st.success(finished)
         _progress_body(progress, chosen=version.best_estimator)
         st.subheader("Leaderboard (best validation score per model family)")
         if blend:

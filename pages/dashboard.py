@@ -5,9 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from backend.evaluation import summary as words
+from backend.evaluation.summary import Severity
 from backend.metrics import METRICS
 from components import backend_calls as calls
 from components import charts, state
+from components import evaluation_view as view
 from components.feedback import user_errors
 from components.formatting import md
 from components.pickers import describe_version
@@ -37,12 +40,28 @@ with user_errors("open the dashboard"):
     st.caption(f"{md(version.name)} · {version.task} · best model {version.best_estimator} · "
                f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
 
-    st.subheader("Quality on holdout rows")
-    report = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
-    cols = st.columns(len(report))
-    for col, (name, values) in zip(cols, report.items(), strict=True):
-        col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
-        col.caption(f"baseline {values['baseline']:.4f}")  # not a delta: it has no direction to point
+    report = version.report
+    if report is not None:
+        view.show_warnings([w for w in words.warnings(report) if w.severity is Severity.BLOCKER])
+        current = calls.workspace().registry.threshold(version.model_id)
+        row = report.holdout_table.at(current.threshold) if current and report.holdout_table else None
+        for line in words.summary(report, row, version.target):
+            st.markdown(md(line))
+        if current is not None:
+            st.caption(f"Rows are labelled {md(repr(report.positive_class))} when the probability is at least "
+                       f"{md(current.description)}.")
+        st.subheader("Quality on holdout rows")
+        view.show_metrics(report)
+    else:
+        st.subheader("Quality on holdout rows")
+        legacy = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
+        cols = st.columns(len(legacy))
+        for col, (name, values) in zip(cols, legacy.items(), strict=True):
+            col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
+            col.caption(f"baseline {values['baseline']:.4f}")  # not a delta: it has no direction to point
+    st.download_button("Model card (HTML)", calls.model_card(version.model_id),
+                       file_name=f"model-card-{version.model_id}.html", mime="text/html",
+                       key="dashboard.card", icon=":material/description:")
 
     st.subheader("Top drivers")
     if version.importance:

@@ -14,9 +14,11 @@ from backend.deploy import (
     schedule_scoring,
     score_table,
 )
+from backend.evaluation.summary import Severity
 from backend.identifiers import validate_table_name
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
+from components import evaluation_view as view
 from components import state
 from components.feedback import user_errors
 from components.formatting import md
@@ -33,6 +35,14 @@ if version is None:
 ws = calls.workspace()
 
 st.subheader("1 · A SQL function")
+view.show_warnings([w for w in view.model_warnings(version) if w.severity is Severity.BLOCKER])
+current = ws.registry.threshold(version.model_id)
+if current is not None and version.report is not None:
+    st.caption(f"Labels rows {md(repr(version.report.positive_class))} when their probability is at least "
+               f"{md(current.description)}. The probability function returns the probability of "
+               f"{md(repr(version.report.positive_class))}; change the threshold on the Evaluate step.")
+elif current is not None:
+    st.caption(md(f"Labels rows with the 0.5 rule: {current.description}."))
 deployed = ws.registry.list_deployments(version.model_id)
 name = st.text_input("Function name", value=deployed[0].function_name if deployed else default_function_name(version),
                      key=f"deploy.function.{version.model_id}", max_chars=63,

@@ -1,16 +1,17 @@
-"""Step 4 · Evaluate & explain: holdout quality against a naive baseline, global drivers, one row explained."""
+"""Step 4 · Evaluate & explain: what the model is worth, the decision threshold, the holdout views, segments,
+drivers, and one row explained with what-if. Everything drawn comes from the version's stored report."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from backend.metrics import METRICS, positive_class
+from backend.evaluation import summary as words
 from components import backend_calls as calls
-from components import charts
+from components import evaluation_view as view
 from components.feedback import user_errors
-from components.formatting import human
+from components.formatting import md
 from components.pickers import pick_model
+from components.row_explainer import explain_one_row
 from components.shell import require_shell
 
 require_shell()
@@ -21,43 +22,51 @@ if version is None:
     st.stop()
 
 with user_errors("evaluate the model"):
-    report = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
-    rows = version.metrics.get("_rows", {})
-    st.caption(f"Measured on {rows.get('holdout', '?'):,} holdout rows the model never saw in training "
-               f"(trained on {rows.get('train', '?'):,}).")
-    cols = st.columns(len(report))
-    for col, (name, values) in zip(cols, report.items(), strict=True):
-        metric = METRICS[name]
-        col.metric(metric.label, f"{values['model']:.4f}", f"{values['model'] - values['baseline']:+.4f} vs baseline",
-                   delta_color="normal" if metric.greater_is_better else "inverse", help=metric.explanation)
-    baseline = "the most frequent class" if version.task != "regression" else "the average training value"
-    note = f"The baseline always predicts {baseline}; a useful model beats it clearly."
-    if version.task == "binary":
-        note += f" ROC AUC and F1 treat {positive_class(calls.bundle(version.model_id).classes)!r} as the positive outcome."
-    st.caption(note)
-    st.plotly_chart(charts.metric_comparison(report, {k: METRICS[k].label for k in report}), width="stretch")
+    report = version.report
+    if report is None:
+        st.warning("This model was trained before Flurry kept evaluation reports, so it has no curves, threshold, "
+                   "segments or summary here, and it labels rows with the most probable class (0.5). Retrain it "
+                   "(Experiments → run again) to get them.", icon=":material/history:")
+        st.stop()
+    view.show_warnings(words.warnings(report))
+    current = calls.workspace().registry.threshold(version.model_id)
+    if report.task == "binary" and report.validation_table is None:
+        st.caption("No validation predictions could be made for this model, so it keeps the 0.5 threshold.")
+    st.subheader("In a sentence")
+    threshold_row = (report.holdout_table.at(current.threshold)
+                     if current is not None and report.holdout_table is not None else None)
+    for line in words.summary(report, threshold_row, version.target):
+        st.markdown(md(line))
+    view.show_metrics(report)
 
+    if report.task == "binary" and report.holdout_table is not None and report.validation_table is not None \
+            and current is not None:
+        st.subheader(f"When to flag a row as {md(repr(report.positive_class))}")
+        st.caption(f"In force: {md(current.description)}; since {current.chosen_at:%Y-%m-%d %H:%M} UTC.")
+        row, how, detail = view.threshold_picker(report, current, f"evaluate.{version.model_id}")
+        view.show_threshold_effect(report, row)
+        if row.threshold != current.threshold and st.button(
+                f"Use {row.threshold:.3g} for this model", type="primary", key="evaluate.save_threshold",
+                help="Every label from now on (SQL functions, batch scores, dashboards) uses it."):
+            redeployed = calls.change_threshold(version.model_id, row.threshold, how, detail)
+            st.success(f"Threshold {row.threshold:.3g} saved." + (
+                f" Re-created {md(', '.join(redeployed))} with it." if redeployed else ""))
+            st.rerun()
+        view.show_binary_views(report, row)
+    elif report.task == "multiclass":
+        st.subheader("Which classes it gets right")
+        view.show_multiclass_views(report)
+    elif report.task == "regression":
+        st.subheader("How far off it is")
+        view.show_regression_views(report, version.target)
+
+    st.subheader("Performance by segment")
+    view.show_segments(report)
     st.subheader("What drives the predictions")
-    if version.importance:
-        st.plotly_chart(charts.importance_bar(pd.DataFrame(version.importance)), width="stretch")
-    else:
-        st.info("SHAP importance could not be computed for this model.")
-
+    view.show_drivers(report)
     st.subheader("Explain one prediction")
-    holdout = calls.holdout(version.model_id)
-    row = st.number_input(f"Holdout row (0 – {len(holdout) - 1})", min_value=0, max_value=len(holdout) - 1,
-                          value=0, step=1, key="evaluate.row")
-    model = calls.bundle(version.model_id)
-    record = holdout.iloc[[int(row)]]
-    predicted = model.predict(record)[0]
-    actual = record[version.target].iloc[0]
-    left, middle, right = st.columns(3)
-    left.metric("Predicted", human(predicted))  # data values go in plain widgets, never markdown
-    middle.metric("Actual", human(actual))
-    if model.is_classification:
-        right.metric("Confidence", f"{model.predict_proba(record).max():.1%}")
-    explanation = calls.explain_holdout_row(version.model_id, int(row))
-    st.plotly_chart(charts.row_contributions(explanation.values.iloc[0], record.iloc[0]), width="stretch")
-    with st.expander("All drivers, averaged over sampled holdout rows"):
-        st.dataframe(pd.DataFrame(version.importance), hide_index=True, width="stretch")
+    explain_one_row(version)
+    st.subheader("Model card")
+    notes = calls.workspace().registry.notes(version.model_id)
+    view.model_card_section(version, notes.intended_use, notes.out_of_scope)
     st.page_link("pages/deploy.py", label="Next: deploy", icon=":material/arrow_forward:")

@@ -46,6 +46,6 @@ with user_errors("list the training runs"):
         if st.button("Delete", key="experiments.delete", disabled=not confirm, type="primary",
                      icon=":material/delete:"):
             removed = ws.delete_run(run_id)
-            calls.bundle.clear()  # cached model bundles of the deleted version
+            calls.forget_bundles()  # cached model bundles of the deleted version
             st.toast(f"Deleted run {md(run_id)}" + (f" and functions {md(', '.join(removed))}" if removed else ""))
             st.rerun()

@@ -34,7 +34,7 @@ with user_errors("read the table's columns"):
         st.stop()
     if target != saved:
         state.put(state.Key.TARGET, target)
-        state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE)
+        state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE, state.Key.POSITIVE)
 
     summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
     if summary.null_rows:
@@ -46,6 +46,18 @@ with user_errors("read the table's columns"):
                     format_func=lambda t: t.label + (" · detected" if t is summary.detected_task else ""))
     check_task_override(summary, next(c for c in columns if c.name == target), task)
     state.put(state.Key.TASK, task.value)
+    if task is Task.BINARY:
+        outcomes = calls.outcome_choices(calls.workspace().warehouse.identity, table, target)
+        saved_outcome = state.positive()
+        counts = dict(zip(outcomes.values, outcomes.rows, strict=True))
+        outcome = st.radio("Which outcome are you looking for?", outcomes.values, key="target.positive",
+                           index=outcomes.values.index(saved_outcome) if saved_outcome in counts else 0,
+                           format_func=lambda v: f"{v} ({counts[v]:,} rows)", horizontal=True,
+                           help="The event the model should find (a churner, a default, a buyer). Every score, "
+                                "chart and probability is about it. Flurry proposes the rarer value.")
+        state.put(state.Key.POSITIVE, outcome)
+    else:
+        state.clear(state.Key.POSITIVE)
 
     ws = calls.workspace()
     candidates = [(c.name, c.include, c.reason) for c in choices]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.metrics import METRICS, METRICS_BY_TASK, default_metric
+from backend.task_detection import Task
 from backend.training.config import DEFAULT_TIME_BUDGET_S, rows_cap, suggested_budget_s
 from components import backend_calls as calls
 from components import state
@@ -24,7 +25,8 @@ if table is None or target is None or task is None or not features:
     st.page_link("pages/target.py", label="Go to Target", icon=":material/target:")
     st.stop()
 
-st.caption(f"Predicting **{md(target)}** in {md(table)} ({task.label.lower()}) from {len(features)} column(s).")
+outcome = f", looking for {md(repr(state.positive()))}" if task is Task.BINARY and state.positive() else ""
+st.caption(f"Predicting **{md(target)}** in {md(table)} ({task.label.lower()}{outcome}) from {len(features)} column(s).")
 date_columns: list[str] = []
 with user_errors("read the table"):
     profile = calls.profile(calls.workspace().warehouse.identity, table)  # cached since the Target step
@@ -50,6 +52,7 @@ if st.button("Start training", type="primary", key="train.start", disabled=busy,
     with user_errors("start training"):
         config = calls.workspace().train_config(table, target, task, features, metric, int(budget),
                                                 casts=tuple(state.casts()), deduplicate=state.deduplicate(),
+                                                positive_class=state.positive() if task is Task.BINARY else None,
                                                 **advanced)
         state.put(state.Key.RUN_ID, calls.workspace().jobs.start(config))
         state.clear(state.Key.MODEL_ID)

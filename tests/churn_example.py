@@ -28,5 +28,5 @@ def churn_model(frame: pd.DataFrame, directory: Path) -> ModelBundle:
     config = TrainConfig(table=TableRef("s", "t"), target="churned", target_sql_type="VARCHAR", task=Task.BINARY,
                          features=(("tenure months", "DOUBLE"), ("plan", "VARCHAR")), metric="roc_auc",
                          time_budget_s=2, ensemble=False)
-    bundle, _ = fit_bundle(training_rows(frame, config), config, directory / "log.jsonl")
+    bundle = fit_bundle(training_rows(frame, config), config, directory / "log.jsonl").bundle
     return bundle

@@ -39,7 +39,7 @@ def main(work: Path) -> dict:
     signature = meta.signatures["predict"]
     return {"inputs": [f.name for f in signature.inputs], "outputs": [f.name for f in signature.outputs],
             "same_predictions": scored["PREDICTION"].tolist() == list(bundle.predict(frame)),
-            "probability_max_error": float(np.abs(scored["PROBABILITY"] - bundle.predict_proba(frame).max(axis=1)).max()),
+            "probability_max_error": float(np.abs(scored["PROBABILITY"] - bundle.output_probability(frame)).max()),
             "code": sorted(p.name for p in (package / "code").iterdir()),
             "conda": (package / "runtimes" / "cpu" / "env" / "conda.yml").read_text(encoding="utf-8")}
 

@@ -353,3 +353,36 @@ def test_two_sessions_see_the_same_run(warehouse_file: Path) -> None:
     second.run()
     assert second.dataframe[0].value["state"].tolist() == ["SUCCEEDED"]
     assert not first.exception and not second.exception
+
+
+def test_outcome_of_interest_threshold_and_what_if(warehouse_file: Path) -> None:
+    at = new_app()
+    choose(at, "demo", "credit_default", "Status")
+    assert not at.exception and not at.error, texts(at, "error")
+    assert at.radio(key="target.positive").value == "bad"  # the rarer value is proposed
+    start_training(at, FAST_BUDGET_S)
+    wait_for_model(at, 90)
+    model_id = at.session_state["wizard.model_id"]
+
+    goto(at, "pages/evaluate.py")
+    assert not at.exception and not at.error, texts(at, "error")
+    assert any("When to flag a row as 'bad'" in s.value for s in at.subheader)
+    assert "Of every 100 rows it flags" in texts(at, "markdown")
+    flagged_before = next(m.value for m in at.metric if m.label == "Flagged")
+    slider = at.select_slider(key=f"evaluate.{model_id}.threshold")
+    higher = next(v for v in slider.options if float(v) >= 0.9)
+    slider.set_value(float(higher)).run()
+    assert not at.exception
+    assert next(m.value for m in at.metric if m.label == "Flagged") != flagged_before
+    at.button(key="evaluate.save_threshold").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    from components.backend_calls import _workspace_for
+
+    current = _workspace_for(WarehouseConfig("duckdb", str(warehouse_file))).registry.threshold(model_id)
+    assert current is not None and current.how == "manual" and current.threshold == pytest.approx(float(higher))
+
+    number = next(n for n in at.number_input if n.key and n.key.startswith(f"evaluate.{model_id}.0.edit"))
+    number.set_value((number.value or 0) * 10 + 1000)
+    next(b for b in at.button if b.label == "Update").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert any(m.label.startswith("Predicted (what-if)") for m in at.metric)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from pathlib import Path
@@ -84,7 +85,7 @@ def _config(frame: pd.DataFrame, target: str, task: Task, metric: str) -> TrainC
 def _blended_bundle(frame: pd.DataFrame, config: TrainConfig, tmp_path: Path) -> ModelBundle:
     """A bundle from a real (short) search whose model is then replaced by a blend of real learners."""
     rows = training_rows(frame, config)
-    bundle, _ = fit_bundle(rows, config, tmp_path / "log.jsonl")
+    bundle = fit_bundle(rows, config, tmp_path / "log.jsonl").bundle
     x = bundle.model_input(rows)
     y_original = rows[config.target]
     y = (np.asarray(bundle.label_transformer.transform(y_original)) if bundle.label_transformer is not None
@@ -132,6 +133,24 @@ def test_a_classification_blend_gives_probabilities_and_labels(tmp_path: Path) -
     assert list(labels) == [bundle.classes[i] for i in proba.argmax(axis=1)]
     explanation = explain_rows(bundle, frame.head(5), background=frame)  # model-agnostic, but it must work
     assert explanation.values.shape == (5, 3)
+
+
+def test_a_yes_no_blend_is_explained_exactly_in_its_own_probability(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 600
+    # numbers only: shap's interventional TreeSHAP cannot follow LightGBM's categorical splits (such blends are
+    # explained sample-based, and say so)
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)})
+    frame["status"] = np.where(frame["a"] + 0.5 * frame["b"] ** 2 + rng.normal(0, 0.7, n) > 1, "bad", "good")
+    config = dataclasses.replace(_config(frame, "status", Task.BINARY, "roc_auc"), positive_class="bad")
+    bundle = _blended_bundle(frame, config, tmp_path)
+    assert bundle.outcome_of_interest == "bad" and bundle.positive_index == 0  # explained: the first class
+    rows = frame.head(60)
+    explanation = explain_rows(bundle, rows, background=frame)
+    assert explanation.output == "probability" and "interventional TreeSHAP" in explanation.method
+    # values plus the base value add up to the blend's own probability of 'bad', row by row
+    np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values,
+                               bundle.positive_probability(rows), atol=1e-6)
 
 
 def test_no_blend_when_the_time_is_already_up() -> None:

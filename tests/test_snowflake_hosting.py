@@ -220,8 +220,10 @@ def test_the_udf_handler_scores_positional_arguments_like_the_bundle(staged) -> 
     assert predicted.tolist() == list(bundle.predict(frame))
     assert predicted.index.equals(arguments.index)
     proba = probability_batch(bundle, arguments)
-    np.testing.assert_allclose(proba, bundle.predict_proba(frame).max(axis=1))
-    assert proba.between(0.5, 1.0).all()
+    # a yes/no model's probability is the outcome of interest's, beside labels at its decision threshold
+    np.testing.assert_allclose(proba, bundle.predict_proba(frame)[:, bundle.positive_index])
+    assert proba.between(0.0, 1.0).all()
+    assert (predicted == bundle.outcome_of_interest).tolist() == (proba >= bundle.threshold).tolist()
     with pytest.raises(ValueError, match="expected 2 arguments"):
         predict_batch(bundle, arguments[["ARG1"]])
 

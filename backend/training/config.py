@@ -62,12 +62,17 @@ class TrainConfig:
     split_ratio: float = 0.1  # share of training rows FLAML holds out to score candidates ("holdout")
     time_column: str | None = None  # order rows by it: validate and evaluate on the latest rows
     ensemble: bool = True  # blend the search's best models when the budget allows (backend.training.ensemble)
+    positive_class: str | None = None  # binary: the outcome of interest, as text (None: the smaller class)
+    # other columns of the table kept beside the holdout rows (never given to the model): to find a row by its
+    # key (a customer id) and to judge the model by segments of columns it does not use
+    extra_columns: tuple[str, ...] = ()
 
     @property
     def exported_columns(self) -> tuple[str, ...]:
         """What the training sample holds: the features, the target and the time column if it is not one."""
         names = [name for name, _ in self.features]
         extra = [self.time_column] if self.time_column and self.time_column not in names else []
+        extra += [c for c in self.extra_columns if c not in names and c not in extra and c != self.target]
         return (*names, *extra, self.target)
 
     def validate(self) -> None:
@@ -110,6 +115,8 @@ class TrainConfig:
         if unknown:
             raise InvalidTrainingOptionError(f"Unknown model families: {', '.join(sorted(unknown))}.",
                                              hint=f"Choose from {', '.join(available_estimators())}.")
+        if self.positive_class is not None and self.task is not Task.BINARY:
+            raise InvalidTrainingOptionError("An outcome of interest only applies to a yes/no (binary) target.")
         if not 0.05 <= self.holdout_ratio <= 0.5:
             raise InvalidTrainingOptionError("The holdout share must be between 5% and 50%.")
 
@@ -121,6 +128,7 @@ class TrainConfig:
         data["estimators"] = list(self.estimators)
         data["casts"] = list(self.casts)
         data["drop_classes"] = list(self.drop_classes)
+        data["extra_columns"] = list(self.extra_columns)
         return data
 
     @staticmethod
@@ -138,6 +146,8 @@ class TrainConfig:
             time_column=data.get("time_column"),
             # runs recorded before blending existed were single models; a rerun repeats them as they were
             ensemble=bool(data.get("ensemble", False)),
+            positive_class=None if data.get("positive_class") is None else str(data["positive_class"]),
+            extra_columns=tuple(data.get("extra_columns") or ()),
         )
 
 

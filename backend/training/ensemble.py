@@ -112,21 +112,56 @@ class BlendResult:
     ensemble: WeightedEnsemble
     score: float  # the chosen metric on the held-out predictions, as users read it
     best_single_score: float
+    held_out_rows: np.ndarray | None = None  # positions in the training rows of the blend's held-out predictions
+    held_out_predictions: np.ndarray | None = None  # the blend's own predictions for those rows
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A model's predictions for training rows it was not fitted on (out-of-fold, or one validation split)."""
+
+    rows: np.ndarray  # positions in the training rows
+    predictions: np.ndarray  # class probabilities (classification) or values, one row per position
 
 
 class OutOfTime(Exception):
     pass
 
 
+def _uses_cv(validation: str, rows: int, time_ordered: bool) -> bool:
+    return validation == "cv" or (validation == "auto" and rows <= CV_MAX_ROWS and not time_ordered)
+
+
+def out_of_fold(learner_class: type, flaml_task: Any, candidate: Candidate, x: pd.DataFrame, y: np.ndarray,
+                task: Task, *, deadline: float, seed: int, folds: int, validation: str, split_ratio: float,
+                time_ordered: bool, fit_kwargs: dict[str, Any]) -> HeldOut:
+    """`candidate`'s predictions for every training row from fits that did not see it (the search's own
+    validation scheme: folds, or one split). When folds do not fit before `deadline`, one validation split is
+    fitted regardless: a decision threshold must come from rows the model did not learn from."""
+    use_cv = _uses_cv(validation, len(x), time_ordered)
+    for cv, limit in ((use_cv, deadline), (False, float("inf"))):
+        splits = _splits(x, y, task, cv, folds, split_ratio, time_ordered, seed)
+        try:
+            predictions, _ = _held_out_predictions(learner_class, flaml_task, candidate, x, y, splits, task, limit,
+                                                   fit_kwargs)
+        except OutOfTime:
+            logger.info("validation predictions: folds do not fit the time left; using one split")
+            continue
+        rows = np.concatenate([valid for _, valid in splits])
+        return HeldOut(rows, predictions[rows])
+    raise AssertionError("unreachable: the last attempt has no deadline")
+
+
 def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray, y_original: pd.Series,
           candidates: list[Candidate], task: Task, metric: str, *, deadline: float, seed: int, folds: int,
-          validation: str, split_ratio: float, time_ordered: bool, fit_kwargs: dict[str, Any]) -> BlendResult | None:
+          validation: str, split_ratio: float, time_ordered: bool, fit_kwargs: dict[str, Any],
+          positive: object = None) -> BlendResult | None:
     """Fit candidates on folds, choose weights on their held-out predictions, return the blend.
 
     `x` is already transformed for the learners and `y` encoded as they expect; `y_original` holds the labels
     the metric reads. None when fewer than two candidates fit the time left or the blend is a single model.
     """
-    use_cv = validation == "cv" or (validation == "auto" and len(x) <= CV_MAX_ROWS and not time_ordered)
+    use_cv = _uses_cv(validation, len(x), time_ordered)
     splits = _splits(x, y, task, use_cv, folds, split_ratio, time_ordered, seed)
     fits = len(splits) + (1 if use_cv else 0)  # CV refits each chosen member on every row; holdout keeps its fit
     affordable = _affordable(candidates, fits, deadline)
@@ -158,7 +193,7 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
     metric_info = METRICS[metric]
 
     def loss(pred: np.ndarray) -> float:
-        value = _metric_on(metric, task, truth, pred, classes)
+        value = _metric_on(metric, task, truth, pred, classes, positive)
         return -value if metric_info.greater_is_better else value
 
     weights = select_weights(predictions, loss)
@@ -181,14 +216,15 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
                                 task.is_classification)
     best_single = min(loss(p) for p in predictions)
     sign = -1 if metric_info.greater_is_better else 1
-    return BlendResult(ensemble, sign * loss(blended), sign * best_single)
+    return BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended)
 
 
-def _metric_on(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object]) -> float:
+def _metric_on(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object],
+               positive: object = None) -> float:
     if task.is_classification:
         proba = np.clip(pred, 1e-15, 1.0)
         labels = np.asarray(classes, dtype=object)[pred.argmax(axis=1)]
-        return metric_value(metric, truth, labels, proba, classes)
+        return metric_value(metric, truth, labels, proba, classes, positive)
     return metric_value(metric, truth, pred, None, classes)
 
 

@@ -18,14 +18,18 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from backend.digests import sha256_bytes
 from backend.errors import InvalidTargetError
+from backend.evaluation.report import HoldoutReport, ShapSummary, build_report
+from backend.evaluation.segments import segment_views
+from backend.evaluation.shap_summary import shap_summary
+from backend.evaluation.thresholds import ThresholdTable, best_f1_threshold, cutoff_grid, threshold_table
 from backend.explain import explain_rows, global_importance
-from backend.metrics import METRICS, evaluate
+from backend.metrics import METRICS
 from backend.model_bundle import ModelBundle, prepare_features, to_model_frame
-from backend.registry import sha256_bytes
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
-from backend.training.ensemble import BlendResult, blend, candidates_from_log
+from backend.training.ensemble import BlendResult, HeldOut, blend, candidates_from_log, out_of_fold
 from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
 from backend.warehouse.base import column_kind
 
@@ -42,6 +46,23 @@ LGBM_DEFAULTS = {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
                  "log_max_bin": 8, "colsample_bytree": 1.0, "reg_alpha": 1 / 1024, "reg_lambda": 1 / 1024}
 
 
+# Validation predictions for the decision threshold may take this share of the budget beyond it (at least
+# VALIDATION_MIN_S); past that one validation split is fitted instead of folds.
+VALIDATION_SHARE = 0.25
+VALIDATION_MIN_S = 5.0
+
+
+@dataclass
+class FittedModel:
+    """What the search produced: the bundle (its outcome of interest and threshold set, for binary models),
+    the leaderboard, and the threshold table of the validation rows the threshold was chosen on."""
+
+    bundle: ModelBundle
+    leaderboard: list[dict[str, Any]]
+    validation: ThresholdTable | None = None
+    validation_rows: int | None = None
+
+
 @dataclass
 class TrainingResult:
     bundle: ModelBundle
@@ -51,15 +72,33 @@ class TrainingResult:
     holdout_parquet: bytes
     train_rows: int
     holdout_rows: int
+    report: HoldoutReport | None = None
 
 
 def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any]:
     """What a finished run reports to the app (local worker and Snowflake procedure alike): metrics, leaderboard,
-    importance, versions, row counts and the sha256 of the model and holdout files the app will verify."""
+    importance, the holdout report and threshold, versions, row counts and the sha256 of the model and holdout
+    files the app will verify."""
     return {"metrics": result.metrics, "leaderboard": result.leaderboard, "importance": result.importance,
             "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
             "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
+            "report": result.report.to_dict() if result.report is not None else None,
+            "threshold": result.bundle.threshold,
             "sha256": {BUNDLE: sha256_bytes(bundle_bytes), HOLDOUT: sha256_bytes(result.holdout_parquet)}}
+
+
+def outcome_of_interest(classes: list[Any], y_train: pd.Series, chosen: str | None) -> Any:
+    """The class named `chosen` (compared as text, as the Target step shows it), else the smaller class in
+    the training rows (the last in sorted order on a tie)."""
+    if chosen is not None:
+        for value in classes:
+            if str(value) == chosen:
+                return value
+        raise InvalidTargetError(f"The outcome of interest {chosen!r} is not among the target's values in the "
+                                 f"training rows ({', '.join(map(str, classes))}).",
+                                 hint="Choose the outcome again on the Target step.")
+    counts = y_train.value_counts()
+    return min(reversed(classes), key=lambda value: int(counts.get(value, 0)))
 
 
 def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
@@ -112,8 +151,8 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
     "stop and keep the best model so far" does after the search was interrupted). `on_iteration` is called in
     this thread as each search iteration starts (after the previous trial's line is in the log)."""
     train_frame, holdout = _split(training_rows(frame, config), config)
-    bundle, leaderboard = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
-    return _report(bundle, leaderboard, config, train_frame, holdout)
+    fitted = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
+    return _report(fitted, config, train_frame, holdout)
 
 
 def training_rows(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
@@ -159,9 +198,10 @@ def _iteration_hook(callback: Callable[[], None] | None) -> Iterator[int]:
 
 
 def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
-               on_iteration: Callable[[], None] | None = None) -> tuple[ModelBundle, list[dict[str, Any]]]:
-    """The search itself on rows already prepared (target present and typed): the fitted bundle and the
-    leaderboard. Used by `train` and by the quality benchmark, which keeps its own holdout."""
+               on_iteration: Callable[[], None] | None = None) -> FittedModel:
+    """The search itself on rows already prepared (target present and typed): the fitted bundle, the
+    leaderboard and (binary) the decision threshold chosen on validation rows. Used by `train` and by the
+    quality benchmark, which keeps its own holdout."""
     from flaml import AutoML
 
     features = feature_specs(config)
@@ -208,13 +248,58 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
         leaderboard.insert(0, {"estimator": "ensemble", "score": blended.score, "blend": blended.ensemble.describe(),
                                "best_single_same_rows": blended.best_single_score})
     classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
+    binary = config.task is Task.BINARY and len(classes) == 2
     bundle = ModelBundle(
         task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
         classes=classes, best_estimator=best, flaml_task=automl._state.task,
         transformer=automl._transformer, estimator=estimator,
         label_transformer=automl._label_transformer, config=config.to_dict(),
+        positive_class=outcome_of_interest(classes, y_train, config.positive_class) if binary else None,
     )
-    return bundle, leaderboard
+    if not binary:
+        return FittedModel(bundle, leaderboard)
+    held = _validation_predictions(automl, x_train, y_train, config, log_path, blended, fit_kwargs=extra)
+    if held is None:
+        return FittedModel(bundle, leaderboard)
+    truth = (y_train.iloc[held.rows] == bundle.positive_class).to_numpy()
+    probability = held.predictions[:, bundle.positive_index]
+    table = threshold_table(truth, probability, cutoff_grid(probability))
+    bundle.threshold = best_f1_threshold(table)
+    return FittedModel(bundle, leaderboard, table, len(held.rows))
+
+
+def _learner_data(automl: Any, x_train: pd.DataFrame, y_train: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
+    """The training rows as FLAML's learners take them: transformed input, encoded labels."""
+    x = automl._state.task.preprocess(x_train, automl._transformer)
+    y = (np.asarray(automl._label_transformer.transform(y_train)) if automl._label_transformer is not None
+         else y_train.to_numpy())
+    return x, y
+
+
+def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: TrainConfig,
+                            log_path: Path, blended: BlendResult | None, *, fit_kwargs: dict[str, Any]
+                            ) -> HeldOut | None:
+    """Predictions of the chosen model for training rows it did not learn from: the blend's own held-out
+    predictions, else the best configuration refitted out-of-fold. None (logged) when neither can be made."""
+    if blended is not None and blended.held_out_rows is not None and blended.held_out_predictions is not None:
+        return HeldOut(blended.held_out_rows, blended.held_out_predictions)
+    state = automl._state
+    cv = getattr(state, "eval_method", "holdout") == "cv"
+    candidates = candidates_from_log(read_complete_lines(log_path), len(x_train),
+                                     fits_per_trial=config.cv_folds if cv else 1, limit=1)
+    if not candidates:
+        return None
+    x, y = _learner_data(automl, x_train, y_train)
+    try:
+        return out_of_fold(state.learner_classes[candidates[0].learner], state.task, candidates[0], x, y,
+                           config.task, deadline=time.monotonic() + max(VALIDATION_MIN_S,
+                                                                          VALIDATION_SHARE * config.time_budget_s),
+                           seed=config.seed, folds=config.cv_folds, validation=config.validation,
+                           split_ratio=config.split_ratio, time_ordered=config.time_column is not None,
+                           fit_kwargs=fit_kwargs)
+    except Exception:  # a threshold must never cost the user the model: it keeps the most probable class
+        logger.exception("validation predictions failed; the model keeps the 0.5 threshold")
+        return None
 
 
 def _search_budget(config: TrainConfig) -> float:
@@ -228,14 +313,15 @@ def _blend(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: Train
     cv = getattr(state, "eval_method", "holdout") == "cv"
     candidates = candidates_from_log(read_complete_lines(log_path), len(x_train),
                                      fits_per_trial=config.cv_folds if cv else 1)
-    x = state.task.preprocess(x_train, automl._transformer)
-    y = (np.asarray(automl._label_transformer.transform(y_train)) if automl._label_transformer is not None
-         else y_train.to_numpy())
+    x, y = _learner_data(automl, x_train, y_train)
+    classes = sorted(pd.unique(y_train).tolist())
+    positive = (outcome_of_interest(classes, y_train, config.positive_class)
+                if config.task is Task.BINARY and len(classes) == 2 else None)
     try:
         return blend(state.learner_classes, state.task, x, y, y_train.reset_index(drop=True), candidates,
                      config.task, config.metric, deadline=deadline, seed=config.seed, folds=config.cv_folds,
                      validation=config.validation, split_ratio=config.split_ratio,
-                     time_ordered=config.time_column is not None, fit_kwargs=fit_kwargs)
+                     time_ordered=config.time_column is not None, fit_kwargs=fit_kwargs, positive=positive)
     except Exception:  # a failed blend must never cost the user the model the search found
         logger.exception("blending failed; keeping the search's best model")
         return None
@@ -255,19 +341,37 @@ def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[dict[str, 
                   key=lambda row: row["score"], reverse=metric.greater_is_better)
 
 
-def _report(bundle: ModelBundle, leaderboard: list[dict[str, Any]], config: TrainConfig,
-            train_frame: pd.DataFrame, holdout: pd.DataFrame) -> TrainingResult:
+def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
+            holdout: pd.DataFrame) -> TrainingResult:
+    bundle = fitted.bundle
     y_holdout = holdout[config.target]
     proba = bundle.predict_proba(holdout) if bundle.is_classification else None
-    scores = evaluate(config.task, y_holdout, bundle.predict(holdout), proba, train_frame[config.target],
-                      bundle.classes)
+    positive = bundle.outcome_of_interest if bundle.is_binary else None
+    if bundle.is_binary and proba is not None:
+        positive_probability = proba[:, bundle.positive_index]
+        labels = bundle.labels_from_probability(positive_probability)
+    else:
+        positive_probability, labels = None, bundle.predict(holdout)
     sample = holdout.sample(min(len(holdout), EXPLAIN_ROWS), random_state=config.seed)
+    importance: list[dict[str, Any]] = []
+    summary: ShapSummary | None = None
     try:
-        importance = global_importance(explain_rows(bundle, sample, background=train_frame)).to_dict("records")
+        explanation = explain_rows(bundle, sample, background=train_frame)
+        importance = global_importance(explanation).to_dict("records")
+        summary = shap_summary(bundle, explanation, sample)
     except Exception:  # explanations must never cost the user a trained model
-        logger.exception("global SHAP importance failed")
-        importance = []
+        logger.exception("SHAP explanations failed")
+    by_importance = [row["feature"] for row in importance]
+    columns = by_importance + [f for f in bundle.feature_names if f not in by_importance]
+    columns += [c for c in config.extra_columns if c in holdout.columns and c not in columns]
+    segments = segment_views(config.task, holdout, columns, y_holdout, labels, positive_probability, positive)
+    report = build_report(config.task, y_true=y_holdout, labels=labels, proba=proba, y_train=train_frame[config.target],
+                          classes=bundle.classes, positive=positive, train_rows=len(train_frame),
+                          validation=fitted.validation, validation_rows=fitted.validation_rows,
+                          threshold=bundle.threshold, segments=segments, shap=summary, seed=config.seed)
+    scores = {m.name: {"model": m.model, "baseline": m.baseline} for m in report.metrics}
     buffer = io.BytesIO()
     holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
-    return TrainingResult(bundle=bundle, metrics=scores, leaderboard=leaderboard, importance=importance,
-                          holdout_parquet=buffer.getvalue(), train_rows=len(train_frame), holdout_rows=len(holdout))
+    return TrainingResult(bundle=bundle, metrics=scores, leaderboard=fitted.leaderboard, importance=importance,
+                          holdout_parquet=buffer.getvalue(), train_rows=len(train_frame), holdout_rows=len(holdout),
+                          report=report)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
+from backend.evaluation.report import HoldoutReport
 from backend.metrics import METRICS
 from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now, sha256_bytes
 from backend.training import job_files as jf
@@ -116,7 +117,8 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
         features=feature_specs(config), metrics={**result["metrics"], "_rows": {
             "train": result["train_rows"], "holdout": result["holdout_rows"]}},
         leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
-        sha256=result["sha256"][jf.BUNDLE])
+        sha256=result["sha256"][jf.BUNDLE],
+        report=HoldoutReport.from_dict(result["report"]) if result.get("report") else None)
     with registry.wh.transaction():
         registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
         registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "")

@@ -91,13 +91,13 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
               "stage_location": f"@{stage_name(database)}/functions",
               "imports": model_imports(staged), "packages": model_packages(bundle)}
     try:
-        session.udf.register(staged_handler(staged.file_name, staged.sha256, "predict"),
+        session.udf.register(staged_handler(staged.file_name, staged.sha256, "predict", bundle.threshold),
                              return_type=PandasSeriesType(_return_type(prediction_type)),
                              name=function_name(database, name), **common)
         probability = None
         if bundle.is_classification:
             probability = f"{name}_proba"
-            session.udf.register(staged_handler(staged.file_name, staged.sha256, "probability"),
+            session.udf.register(staged_handler(staged.file_name, staged.sha256, "probability", bundle.threshold),
                                  return_type=PandasSeriesType(_return_type("DOUBLE")),
                                  name=function_name(database, probability), **common)
     except Exception as exc:  # the account's message (e.g. a package version the channel lacks) is the reason

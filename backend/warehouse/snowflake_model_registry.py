@@ -64,8 +64,7 @@ def registry_scores(bundle: ModelBundle, inputs: pd.DataFrame) -> pd.DataFrame:
     frame = as_feature_frame(bundle, inputs)
     scores = pd.DataFrame({PREDICTION_OUTPUT: bundle.predict(frame)}, index=inputs.index)
     if bundle.is_classification:
-        proba = np.asarray(bundle.predict_proba(frame))
-        scores[PROBABILITY_OUTPUT] = proba.max(axis=1) if len(proba) else np.zeros(0)
+        scores[PROBABILITY_OUTPUT] = bundle.output_probability(frame) if len(frame) else np.zeros(0)
     return scores
 
 
@@ -99,15 +98,17 @@ def _signature(bundle: ModelBundle, prediction_type: str) -> Any:
     return ms.ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _custom_model(bundle_path: Path, sha256: str) -> Any:
-    """A registry CustomModel that loads the bundle only if its bytes match `sha256`, then scores batches."""
+def _custom_model(bundle_path: Path, sha256: str, threshold: float | None = None) -> Any:
+    """A registry CustomModel that loads the bundle only if its bytes match `sha256`, then scores batches
+    (binary labels at `threshold`, the version's decision threshold when it was logged)."""
     from snowflake.ml.model import custom_model
 
     class FlurryModel(custom_model.CustomModel):
         def __init__(self, context: custom_model.ModelContext) -> None:
             super().__init__(context)
             path = Path(self.context.path("bundle"))
-            self.bundle = load_staged_bundle(str(path.parent), path.name, sha256)
+            bundle = load_staged_bundle(str(path.parent), path.name, sha256)
+            self.bundle = bundle if threshold is None else bundle.with_threshold(threshold)
 
         @custom_model.inference_api
         def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +127,8 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
     from snowflake.ml.model import task as registry_task
     from snowflake.ml.registry import Registry
 
-    version = f"V_{model_id}".upper()
+    # a version's labels depend on its threshold: each threshold it is deployed at is a registry version
+    version = f"V_{model_id}".upper() + ("" if bundle.threshold is None else f"_T{round(bundle.threshold * 10000):05d}")
     numeric = registry_metrics(metrics)
     try:
         with tempfile.TemporaryDirectory() as directory:
@@ -134,7 +136,7 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
             path.write_bytes(content)
             registry = Registry(session, database_name=database, schema_name=METADATA_SCHEMA)
             registry.log_model(
-                _custom_model(path, sha256), model_name=model_name.upper(), version_name=version,
+                _custom_model(path, sha256, bundle.threshold), model_name=model_name.upper(), version_name=version,
                 comment=f"Flurry model {model_id}: {bundle.best_estimator} predicting {bundle.target}",
                 metrics=numeric, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
                 signatures={"predict": _signature(bundle, prediction_type)}, code_paths=registry_code_paths(),

@@ -54,17 +54,20 @@ def predict_batch(bundle: ModelBundle, arguments: pd.DataFrame) -> pd.Series:
 
 
 def probability_batch(bundle: ModelBundle, arguments: pd.DataFrame) -> pd.Series:
-    """The probability of the predicted class per row."""
-    proba = bundle.predict_proba(as_feature_frame(bundle, arguments))
-    return pd.Series(np.asarray(proba).max(axis=1) if len(proba) else np.zeros(0), index=arguments.index)
+    """The probability of the outcome of interest (binary) or of the predicted class (multiclass) per row."""
+    frame = as_feature_frame(bundle, arguments)
+    return pd.Series(bundle.output_probability(frame) if len(frame) else np.zeros(0), index=arguments.index)
 
 
-def staged_handler(file_name: str, sha256: str, kind: str) -> Callable[[pd.DataFrame], pd.Series]:
-    """The function Snowpark registers: loads the staged bundle on first call, then scores each batch."""
+def staged_handler(file_name: str, sha256: str, kind: str, threshold: float | None = None
+                   ) -> Callable[[pd.DataFrame], pd.Series]:
+    """The function Snowpark registers: loads the staged bundle on first call, then scores each batch,
+    labelling binary rows at `threshold` (the version's decision threshold when the function was made)."""
     score = predict_batch if kind == "predict" else probability_batch
 
     def handler(arguments: pd.DataFrame) -> pd.Series:
-        return score(load_staged_bundle(str(import_directory()), file_name, sha256), arguments)
+        bundle = load_staged_bundle(str(import_directory()), file_name, sha256)
+        return score(bundle if threshold is None else bundle.with_threshold(threshold), arguments)
 
     handler._sf_vectorized_input = pd.DataFrame  # type: ignore[attr-defined]  # Snowpark's vectorized marker
     return handler

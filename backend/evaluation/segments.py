@@ -1,0 +1,107 @@
+"""Performance by segment: the model's metric for each value (or quantile bin) of a column, on the holdout,
+with the segments where it does much worse than overall called out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from backend.evaluation.report import Segment, SegmentView
+from backend.task_detection import Task
+
+TOP_VALUES = 10
+NUMBER_BINS = 5
+MAX_COLUMNS = 50
+# A segment is called out only when it is big enough for its metric to mean something.
+MIN_SEGMENT_ROWS = 30
+MIN_SEGMENT_SHARE = 0.02
+WORSE_BY = {"roc_auc": 0.10, "accuracy": 0.10}  # absolute drop; MAE: WORSE_MAE_RATIO times overall
+WORSE_MAE_RATIO = 1.5
+KEY_LIKE_SHARE = 0.9
+SEGMENT_METRIC = {Task.BINARY: "roc_auc", Task.MULTICLASS: "accuracy", Task.REGRESSION: "mae"}
+
+
+def segment_keys(column: pd.Series) -> pd.Series:
+    """Each row's segment: its value among the column's TOP_VALUES most frequent (else "other"), or for
+    numbers with more distinct values than that, its quantile bin ("18 – 25")."""
+    missing = column.isna()
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if numeric and column.nunique() > TOP_VALUES:
+        bins = pd.qcut(column, NUMBER_BINS, duplicates="drop")
+        keys = _labelled(bins, lambda b: f"{_short(b.left)} – {_short(b.right)}")
+    elif pd.api.types.is_datetime64_any_dtype(column):
+        stamps = pd.Series(column.to_numpy(dtype="datetime64[ns]").astype("int64"), index=column.index)
+        bins = pd.qcut(stamps.where(~missing), NUMBER_BINS, duplicates="drop")
+        keys = _labelled(bins, lambda b: f"{pd.Timestamp(int(b.left)):%Y-%m-%d} – {pd.Timestamp(int(b.right)):%Y-%m-%d}")
+    else:
+        text = column.astype(str)
+        top = text[~missing].value_counts().head(TOP_VALUES).index
+        keys = text.where(text.isin(top), "other").astype(object)
+    return keys.where(~missing, "(missing)")
+
+
+def _labelled(bins: pd.Series, label: Callable[[pd.Interval], str]) -> pd.Series:
+    """Quantile bins as text labels (missing values stay missing)."""
+    named = bins.cat.rename_categories([label(b) for b in bins.cat.categories])
+    return named.astype(object).where(named.notna(), None)
+
+
+def _short(value: float) -> str:
+    return f"{value:,.4g}"
+
+
+def _segment_metric(metric: str, truth: np.ndarray, predicted: np.ndarray, score: np.ndarray | None) -> float:
+    if metric == "roc_auc":
+        if score is None or len(np.unique(truth)) < 2:
+            return float("nan")
+        return float(skm.roc_auc_score(truth, score))
+    if metric == "accuracy":
+        return float(np.mean(truth == predicted))
+    return float(np.mean(np.abs(predicted.astype(float) - truth.astype(float))))
+
+
+def _much_worse(metric: str, value: float, overall: float) -> bool:
+    if not np.isfinite(value):
+        return False
+    if metric == "mae":
+        return value >= WORSE_MAE_RATIO * overall and value > 0
+    return value <= overall - WORSE_BY[metric]
+
+
+def segment_views(task: Task, frame: pd.DataFrame, columns: list[str], y_true: pd.Series, labels: np.ndarray,
+                  positive_probability: np.ndarray | None, positive: Any) -> list[SegmentView]:
+    """One view per column of `frame` (at most MAX_COLUMNS, in the order given)."""
+    metric = SEGMENT_METRIC[task]
+    truth_raw = y_true.reset_index(drop=True)
+    if task is Task.BINARY:
+        truth = (truth_raw == positive).to_numpy()
+        predicted = (np.asarray(labels, dtype=object) == positive)
+    elif task is Task.MULTICLASS:
+        truth, predicted = truth_raw.astype(str).to_numpy(), np.asarray(labels).astype(str)
+    else:
+        truth, predicted = truth_raw.to_numpy(dtype=float), np.asarray(labels, dtype=float)
+    overall = _segment_metric(metric, truth, predicted, positive_probability)
+    floor = max(MIN_SEGMENT_ROWS, MIN_SEGMENT_SHARE * len(truth))
+    views = []
+    for column in columns[:MAX_COLUMNS]:
+        values = frame[column].reset_index(drop=True)
+        keyish = not pd.api.types.is_float_dtype(values) and not pd.api.types.is_datetime64_any_dtype(values)
+        if keyish and values.nunique() > KEY_LIKE_SHARE * len(values) and len(values) > TOP_VALUES:
+            continue  # a key (one value per row) has no segments
+        keys = segment_keys(values).to_numpy()
+        segments = []
+        for key in pd.unique(keys):
+            rows = keys == key
+            score = None if positive_probability is None else positive_probability[rows]
+            value = _segment_metric(metric, truth[rows], predicted[rows], score)
+            actual = float(np.mean(truth[rows])) if task is not Task.MULTICLASS else float(np.mean(
+                truth[rows] == predicted[rows]))
+            segments.append(Segment(str(key), int(rows.sum()), value, actual,
+                                    bool(rows.sum() >= floor and _much_worse(metric, value, overall))))
+        segments.sort(key=lambda s: -s.rows)
+        views.append(SegmentView(column, metric, overall, segments))
+    return views

@@ -1,0 +1,87 @@
+"""One holdout row explained, found by position or by a column's value, with a what-if form over its inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from backend.evaluation.rows import find_rows
+from backend.registry import ModelVersion
+from backend.warehouse.base import column_kind
+from components import backend_calls as calls
+from components import evaluation_charts as charts
+from components.formatting import human, md
+
+
+def _pick_position(version: ModelVersion, rows: int, key: str) -> int | None:
+    holdout = calls.holdout(version.model_id)
+    how = st.radio("Find the row", ["by position", "by a column's value"], horizontal=True, key="evaluate.row_how")
+    if how == "by position":
+        return int(st.number_input(f"Holdout row (0 – {rows - 1})", min_value=0, max_value=rows - 1, value=0, step=1,
+                                   key="evaluate.row"))
+    left, right = st.columns(2)
+    column = left.selectbox("Column", list(holdout.columns), key="evaluate.row_column")
+    value = right.text_input("Value", key="evaluate.row_value", placeholder="e.g. a customer id")
+    if not value:
+        return None
+    found = find_rows(holdout, column, value)
+    if not found:
+        st.info(f"No stored holdout row has {md(column)} = {md(value)} (Flurry keeps the first {rows:,} holdout rows).")
+        return None
+    if len(found) > 1:
+        st.caption(f"{len(found):,} rows match; showing the first.")
+    return found[0]
+
+
+def _edits_form(version: ModelVersion, values: dict[str, Any], key: str) -> dict[str, Any]:
+    """Inputs prefilled with the row's values; returns the ones the user changed."""
+    edits: dict[str, Any] = {}
+    with st.form(f"{key}.what_if"):
+        st.caption("What if? Change any input and press Update.")
+        columns = st.columns(3)
+        for i, feature in enumerate(version.features):
+            name, kind = feature["name"], feature.get("kind") or column_kind(feature["sql_type"])
+            original = values.get(name)
+            box = columns[i % 3]
+            if kind == "numeric":
+                new = box.number_input(name, value=None if original is None else float(original),
+                                       key=f"{key}.edit.{i}", format="%g")
+            elif kind == "boolean":
+                new = box.selectbox(name, [None, True, False], key=f"{key}.edit.{i}",
+                                    index=[None, True, False].index(bool(original) if original is not None else None))
+            else:
+                new = box.text_input(name, value="" if original is None else str(original), key=f"{key}.edit.{i}")
+                new = new or None
+            if new != original:
+                edits[name] = new
+        st.form_submit_button("Update")
+    return edits
+
+
+def explain_one_row(version: ModelVersion) -> None:
+    key = f"evaluate.{version.model_id}"
+    holdout = calls.holdout(version.model_id)
+    position = _pick_position(version, len(holdout), key)
+    if position is None:
+        return
+    current = calls.workspace().registry.threshold(version.model_id)
+    threshold = None if current is None else current.threshold
+    original = calls.explain_holdout_row(version.model_id, position, threshold)
+    edits = _edits_form(version, original.values, f"{key}.{position}")
+    explained = (calls.explain_holdout_row(version.model_id, position, threshold, tuple(sorted(edits.items())))
+                 if edits else original)
+    left, middle, right = st.columns(3)
+    changed = " (what-if)" if edits else ""
+    left.metric("Predicted" + changed, human(explained.prediction),
+                delta=None if not edits else f"was {human(original.prediction)}", delta_color="off")
+    middle.metric("Actual", human(holdout[version.target].iloc[position]))
+    if explained.probability is not None:
+        label = (f"Probability of {explained.explained_class!r}" if version.task == "binary"
+                 else "Probability of the predicted class")
+        right.metric(label + changed, f"{explained.probability:.1%}",
+                     delta=None if not edits or original.probability is None
+                     else f"{explained.probability - original.probability:+.1%}")
+    st.plotly_chart(charts.waterfall_figure(explained.contributions, explained.values, explained.base_value),
+                    width="stretch", key=f"{key}.waterfall")
+    st.caption(f"Contributions on the scale of the {md(explained.output)}, by {md(explained.method)}.")
