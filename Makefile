@@ -39,7 +39,7 @@ APPTEST_SUITE := tests/test_app.py tests/test_snowflake_app.py
 test: $(INSTALLED) .venv-snowcli/.installed $(FLOOR)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
-	$(FLOOR)/bin/python -m pytest -p no:cacheprovider $(APPTEST_SUITE)
+	$(FLOOR)/bin/python -m pytest -p no:cacheprovider -m floor $(APPTEST_SUITE)
 
 BENCH_INSTALLED := $(VENV)/.installed-bench
 

@@ -1,8 +1,8 @@
 """SHAP explanations in terms of the table's original columns.
 
-Tree models (and regression blends of tree models) use SHAP's exact TreeExplainer on the model's own input;
-anything else falls back to the model-agnostic permutation explainer over the original columns (text encoded
-as category codes).
+Tree models use SHAP's exact TreeExplainer on the model's own input; blends the weighted sum of their members'
+exact values in the blend's own output; anything else falls back to model-agnostic Kernel SHAP over the
+original columns (text encoded as category codes), on a bounded sample that the explanation states.
 """
 
 from __future__ import annotations
@@ -20,22 +20,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BACKGROUND_ROWS = 100
-# Permutation SHAP calls the model about twice per row explained (~50 ms each for a blend), for rows ×
-# evaluations × background predictions in all (at least 2·features + 1 evaluations per row). Global
-# importance is estimated as well from a sample of rows, so the rows explained and the evaluations per row
-# are fitted to this many predictions (a few seconds for a blend of models here).
-PERMUTATION_MAX_ROWS = 50
-PERMUTATION_MIN_ROWS = 10
-PERMUTATION_PREDICTIONS = 100_000
-PERMUTATION_MAX_EVALS = 500
+# Sample-based SHAP calls the model once per row explained with evaluations × background rows (at least
+# 2·features + 1 evaluations per row; ~50 ms per call for a blend). Global importance is estimated from a
+# sample of rows as well, so the rows explained and the evaluations per row are fitted to this many
+# predictions (a few seconds for a blend of models here).
+SAMPLED_MAX_ROWS = 50
+SAMPLED_MIN_ROWS = 10
+SAMPLED_PREDICTIONS = 100_000
+SAMPLED_MAX_EVALS = 500
 
 
-def permutation_plan(rows: int, features: int, background: int) -> tuple[int, int]:
-    """How many of `rows` to explain and how many evaluations each gets, within PERMUTATION_PREDICTIONS."""
+def sampling_plan(rows: int, features: int, background: int) -> tuple[int, int]:
+    """How many of `rows` to explain and how many evaluations each gets, within SAMPLED_PREDICTIONS."""
     min_evals = 2 * features + 1
-    explained = max(PERMUTATION_MIN_ROWS, min(PERMUTATION_MAX_ROWS, PERMUTATION_PREDICTIONS // (min_evals * background)))
+    explained = max(SAMPLED_MIN_ROWS, min(SAMPLED_MAX_ROWS, SAMPLED_PREDICTIONS // (min_evals * background)))
     explained = min(rows, explained)
-    evals = max(min_evals, min(PERMUTATION_MAX_EVALS, PERMUTATION_PREDICTIONS // (max(1, explained) * background)))
+    evals = max(min_evals, min(SAMPLED_MAX_EVALS, SAMPLED_PREDICTIONS // (max(1, explained) * background)))
     return explained, evals
 
 
@@ -168,13 +168,13 @@ def _fold_to_originals(bundle: ModelBundle, values: np.ndarray, columns: list[st
     return folded
 
 
-def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -> Explanation:
+def _sampled_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -> Explanation:
     import shap
 
     from backend.model_bundle import prepare_features
 
     names = bundle.feature_names
-    explained, evals = permutation_plan(len(frame), len(names), min(len(background), BACKGROUND_ROWS))
+    explained, evals = sampling_plan(len(frame), len(names), min(len(background), BACKGROUND_ROWS))
     if len(frame) > explained:
         frame = frame.sample(explained, random_state=0)
     prepared_bg = prepare_features(background, bundle.features)
@@ -213,31 +213,32 @@ def _permutation_explanation(bundle: ModelBundle, frame: pd.DataFrame, backgroun
             return bundle.predict_proba(decoded)
         return bundle.predict(decoded)
 
-    masker = shap.maskers.Independent(encode(prepared_bg), max_samples=BACKGROUND_ROWS)
-    explainer = shap.PermutationExplainer(model_output, masker)
-    result = explainer(encode(prepared), max_evals=evals, silent=True)
-    values = np.asarray(result.values, dtype=float)
-    base = np.asarray(result.base_values, dtype=float)
+    # Kernel SHAP rather than shap's permutation explainer: the same sampling budget, but no numba, whose
+    # just-in-time compilation of shap's maskers cost 10–15 s in every fresh process (each training worker)
+    explainer = shap.KernelExplainer(model_output, encode(prepared_bg))
+    raw = explainer.shap_values(encode(prepared), nsamples=evals, silent=True, l1_reg=False)
+    values = np.stack(raw, axis=-1) if isinstance(raw, list) else np.asarray(raw, dtype=float)
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
     explained: list[object] | None = None
     if values.ndim == 3 and idx is not None:
-        values, base = _select_class(values, base, idx)
+        values, base = _select_class(values, np.tile(base, (len(frame), 1)), idx)
         explained = [bundle.classes[i] for i in idx]
     return Explanation(pd.DataFrame(values, index=frame.index, columns=names), np.atleast_1d(base), explained,
                        "probability" if bundle.is_classification else "value",
-                       f"sample-based (permutation SHAP, {len(frame)} rows, {evals} evaluations each)")
+                       f"sample-based (Kernel SHAP, {len(frame)} rows, {evals} samples each)")
 
 
 def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
     """SHAP values for `frame`'s rows in terms of the bundle's original feature columns.
 
-    Non-tree models are explained on a sample of at most PERMUTATION_MAX_ROWS rows (the result's index says which).
+    Non-tree models are explained on a sample of at most SAMPLED_MAX_ROWS rows (the result's index says which).
     """
     try:
         return _tree_explanation(bundle, frame, background)
     except Exception as exc:
-        logger.info("TreeExplainer unavailable for %s (%s); using permutation SHAP", bundle.best_estimator, exc)
+        logger.info("TreeExplainer unavailable for %s (%s); using sample-based Kernel SHAP", bundle.best_estimator, exc)
     bg = frame if background is None else background
-    return _permutation_explanation(bundle, frame, bg.sample(min(len(bg), BACKGROUND_ROWS), random_state=0))
+    return _sampled_explanation(bundle, frame, bg.sample(min(len(bg), BACKGROUND_ROWS), random_state=0))
 
 
 def global_importance(explanation: Explanation) -> pd.DataFrame:

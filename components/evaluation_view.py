@@ -183,6 +183,18 @@ def model_card_section(version: ModelVersion, notes_intended: str, notes_out: st
         if st.form_submit_button("Save to the model card"):
             calls.save_notes(version.model_id, intended, out)
             st.success("Saved with this model version.")
-    st.download_button("Download the model card (HTML)", calls.model_card(version.model_id),
-                       file_name=f"model-card-{version.model_id}.html", mime="text/html",
-                       key="evaluate.card_download", icon=":material/description:")
+    model_card_download(version.model_id, "evaluate.card")
+
+
+def model_card_download(model_id: str, key: str) -> None:
+    """A button that writes the card, then its download (the card inlines plotly.js, some 4 MB: it is only
+    made, and sent to the browser, when asked for; Streamlit 1.51 cannot defer a download's data)."""
+    ready = f"{key}.ready.{model_id}"
+    if not st.session_state.get(ready):
+        if st.button("Prepare the model card", key=f"{key}.prepare", icon=":material/description:"):
+            st.session_state[ready] = True
+            st.rerun()
+        return
+    st.download_button("Download the model card (HTML)", calls.model_card(model_id),
+                       file_name=f"model-card-{model_id}.html", mime="text/html", key=f"{key}.download",
+                       icon=":material/download:")

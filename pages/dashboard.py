@@ -59,9 +59,7 @@ with user_errors("open the dashboard"):
         for col, (name, values) in zip(cols, legacy.items(), strict=True):
             col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
             col.caption(f"baseline {values['baseline']:.4f}")  # not a delta: it has no direction to point
-    st.download_button("Model card (HTML)", calls.model_card(version.model_id),
-                       file_name=f"model-card-{version.model_id}.html", mime="text/html",
-                       key="dashboard.card", icon=":material/description:")
+    view.model_card_download(version.model_id, "dashboard.card")
 
     st.subheader("Top drivers")
     if version.importance:

@@ -26,12 +26,10 @@ with user_errors("evaluate the model"):
     if report is None:
         st.warning("This model was trained before Flurry kept evaluation reports, so it has no curves, threshold, "
                    "segments or summary here, and it labels rows with the most probable class (0.5). Retrain it "
-                   "(Experiments → run again) to get them.", icon=":material/history:")
+                   "(Experiments → Rerun with the same data and options) to get them.", icon=":material/history:")
         st.stop()
     view.show_warnings(words.warnings(report))
     current = calls.workspace().registry.threshold(version.model_id)
-    if report.task == "binary" and report.validation_table is None:
-        st.caption("No validation predictions could be made for this model, so it keeps the 0.5 threshold.")
     st.subheader("In a sentence")
     threshold_row = (report.holdout_table.at(current.threshold)
                      if current is not None and report.holdout_table is not None else None)
@@ -39,17 +37,20 @@ with user_errors("evaluate the model"):
         st.markdown(md(line))
     view.show_metrics(report)
 
-    if report.task == "binary" and report.holdout_table is not None and report.validation_table is not None \
-            and current is not None:
+    if report.task == "binary" and report.holdout_table is not None and current is not None:
         st.subheader(f"When to flag a row as {md(repr(report.positive_class))}")
         st.caption(f"In force: {md(current.description)}; since {current.chosen_at:%Y-%m-%d %H:%M} UTC.")
-        row, how, detail = view.threshold_picker(report, current, f"evaluate.{version.model_id}")
+        if report.validation_table is None:
+            st.caption("No validation predictions could be made for this model, so it keeps the 0.5 threshold.")
+            row, how, detail = report.holdout_table.at(current.threshold), "manual", {}
+        else:
+            row, how, detail = view.threshold_picker(report, current, f"evaluate.{version.model_id}")
         view.show_threshold_effect(report, row)
         if row.threshold != current.threshold and st.button(
                 f"Use {row.threshold:.3g} for this model", type="primary", key="evaluate.save_threshold",
                 help="Every label from now on (SQL functions, batch scores, dashboards) uses it."):
             redeployed = calls.change_threshold(version.model_id, row.threshold, how, detail)
-            st.success(f"Threshold {row.threshold:.3g} saved." + (
+            st.toast(f"Threshold {row.threshold:.3g} saved." + (
                 f" Re-created {md(', '.join(redeployed))} with it." if redeployed else ""))
             st.rerun()
         view.show_binary_views(report, row)

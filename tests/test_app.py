@@ -72,6 +72,7 @@ def texts(at: AppTest, kind: str) -> str:
     return " ".join(str(e.value) for e in getattr(at, kind))
 
 
+@pytest.mark.floor
 @pytest.mark.usefixtures("warehouse_file")
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_opens_on_a_fresh_warehouse(page: str) -> None:
@@ -80,6 +81,7 @@ def test_every_page_opens_on_a_fresh_warehouse(page: str) -> None:
     assert not at.error, texts(at, "error")
 
 
+@pytest.mark.floor
 @pytest.mark.usefixtures("warehouse_file")
 def test_every_streamlit_call_exists_in_the_streamlit_running_the_tests() -> None:
     """`make test` runs this file under the warehouse runtime's Streamlit too: a keyword argument that only a
@@ -112,6 +114,7 @@ def test_every_streamlit_call_exists_in_the_streamlit_running_the_tests() -> Non
     assert not unknown, f"not in Streamlit {st.__version__}: {unknown}"
 
 
+@pytest.mark.floor
 def test_main_path_from_table_to_dashboard() -> None:
     at = new_app()
     assert "demo" in at.selectbox(key="data.schema").options
@@ -153,6 +156,7 @@ def test_main_path_from_table_to_dashboard() -> None:
     assert model_id in at.query_params["model"]  # the address bar is the shareable link (a str, or a list on 1.51)
 
 
+@pytest.mark.floor
 def test_bad_inputs_get_plain_messages(warehouse_file: Path) -> None:
     ws = make_workspace(warehouse_file)
     put_table(ws, "flat", pd.DataFrame({"x": range(20), "same": ["only"] * 20, "nothing": [None] * 20}))
@@ -205,6 +209,7 @@ def test_budget_out_of_range_and_dropped_table(warehouse_file: Path) -> None:
     assert not at.exception
 
 
+@pytest.mark.floor
 def test_checks_propose_remedies_that_reach_training(warehouse_file: Path) -> None:
     rng = np.random.default_rng(1)
     n = 400
@@ -291,6 +296,7 @@ def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
     assert "Scored 300 rows" in texts(at, "success")
 
 
+@pytest.mark.floor
 def test_advanced_options_experiments_compare_and_delete(warehouse_file: Path) -> None:
     at = new_app()
     choose(at, "demo", "penguins", "species")
@@ -355,6 +361,7 @@ def test_two_sessions_see_the_same_run(warehouse_file: Path) -> None:
     assert not first.exception and not second.exception
 
 
+@pytest.mark.floor
 def test_outcome_of_interest_threshold_and_what_if(warehouse_file: Path) -> None:
     at = new_app()
     choose(at, "demo", "credit_default", "Status")
@@ -386,3 +393,25 @@ def test_outcome_of_interest_threshold_and_what_if(warehouse_file: Path) -> None
     next(b for b in at.button if b.label == "Update").click().run()
     assert not at.exception and not at.error, texts(at, "error")
     assert any(m.label.startswith("Predicted (what-if)") for m in at.metric)
+    at.button(key="evaluate.card.prepare").click().run()  # the card is written only when asked for
+    assert not at.exception and not at.error, texts(at, "error")
+    assert not [b for b in at.button if b.key == "evaluate.card.prepare"]
+
+
+def test_a_model_no_better_than_guessing_is_called_so_before_anyone_deploys(warehouse_file: Path) -> None:
+    rng = np.random.default_rng(11)
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "coin flips", pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600),
+                                              "heads": rng.choice(["yes", "no"], 600)}))
+    ws.close()
+    at = new_app()
+    choose(at, "lab", "coin flips", "heads")
+    start_training(at, 2)
+    wait_for_model(at, 90)
+    at.run()
+    assert "Training finished" not in texts(at, "success")  # no green banner
+    assert "barely better than the naive baseline" in texts(at, "error")
+    goto(at, "pages/evaluate.py")
+    assert "barely better than the naive baseline" in texts(at, "error")
+    goto(at, "pages/deploy.py")
+    assert "barely better than the naive baseline" in texts(at, "error")

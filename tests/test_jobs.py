@@ -86,8 +86,10 @@ def test_rerun_repeats_the_configuration_and_records_the_data_fingerprint(worksp
     from tests.conftest import wait_for
 
     table = TableRef("demo", "penguins")
+    # single models (ensemble=False): these tests are about the job's life, and a multiclass blend's
+    # sample-based SHAP summary would add seconds to every run
     config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
-                                    seed=7, validation="cv", cv_folds=3)
+                                    seed=7, validation="cv", cv_folds=3, ensemble=False)
     first = wait_for(workspace, workspace.jobs.start(config))
     second = wait_for(workspace, workspace.jobs.rerun(first.run.run_id))
     assert first.run.state is second.run.state is RunState.SUCCEEDED
@@ -129,7 +131,8 @@ def test_runs_queue_in_order_behind_the_concurrency_limit(workspace: Workspace) 
     from tests.conftest import wait_for
 
     table = TableRef("demo", "penguins")
-    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2)
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
+                                    ensemble=False)
     first, second, third, dropped = (workspace.jobs.start(config) for _ in range(4))
     assert workspace.registry.get_run(first).state is RunState.RUNNING
     assert [workspace.jobs.queue_position(r) for r in (first, second, third, dropped)] == [None, 1, 2, 3]
@@ -155,7 +158,8 @@ def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(wor
     from tests.conftest import wait_for
 
     table = TableRef("demo", "penguins")
-    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2)
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
+                                    ensemble=False)
     chance = random.Random(1234)
     outcomes = []
     for _ in range(10):

@@ -37,6 +37,7 @@ def snowflake_app(fakesnow_server: dict, monkeypatch: pytest.MonkeyPatch, tmp_pa
     use_secrets(lambda: None)
 
 
+@pytest.mark.floor
 def test_the_wizard_runs_unchanged_on_snowflake(snowflake_app: dict) -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -66,6 +67,7 @@ def test_the_wizard_runs_unchanged_on_snowflake(snowflake_app: dict) -> None:
     assert any("ROC AUC" in str(m.label) for m in at.metric)
 
 
+@pytest.mark.floor
 def test_the_sidebar_switches_this_session_between_the_embedded_warehouse_and_snowflake(
         snowflake_app: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest

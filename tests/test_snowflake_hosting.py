@@ -228,6 +228,25 @@ def test_the_udf_handler_scores_positional_arguments_like_the_bundle(staged) -> 
         predict_batch(bundle, arguments[["ARG1"]])
 
 
+def test_the_deployed_udf_labels_at_the_threshold_it_was_created_with(staged, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staged file is the trained bundle; the decision threshold in force travels in the handler, so
+    re-creating the function (what a threshold change does) changes its labels and only its labels."""
+    from backend.warehouse import snowflake_udf
+
+    directory, sha, frame = staged
+    monkeypatch.setattr(snowflake_udf, "import_directory", lambda: directory)
+    arguments = frame[["tenure months", "plan"]].set_axis(["ARG1", "ARG2"], axis=1)
+    bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    counts, probabilities = {}, {}
+    for threshold in (0.2, 0.8):
+        labels = snowflake_udf.staged_handler("model.pkl", sha, "predict", threshold)(arguments)
+        probabilities[threshold] = snowflake_udf.staged_handler("model.pkl", sha, "probability", threshold)(arguments)
+        counts[threshold] = int((labels == bundle.outcome_of_interest).sum())
+        assert counts[threshold] == int((probabilities[threshold] >= threshold).sum())
+    assert counts[0.2] > counts[0.8]
+    pd.testing.assert_series_equal(probabilities[0.2], probabilities[0.8])
+
+
 def test_the_udf_handler_refuses_a_tampered_model_file(staged, tmp_path: Path) -> None:
     directory, sha, _ = staged
     (tmp_path / "model.pkl").write_bytes((directory / "model.pkl").read_bytes() + b"x")

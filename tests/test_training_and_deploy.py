@@ -238,7 +238,7 @@ def test_classes_too_small_to_learn_are_refused_or_left_out(empty_workspace: Wor
     assert bundle.classes == ["down", "up"]
 
 
-def test_hostile_column_names_and_a_linear_model_explained_by_permutation(empty_workspace: Workspace) -> None:
+def test_hostile_column_names_and_a_linear_model_explained_by_sampling(empty_workspace: Workspace) -> None:
     rng = np.random.default_rng(7)
     n = 300
     signal = rng.normal(size=n)

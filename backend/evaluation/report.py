@@ -115,7 +115,7 @@ class FeatureEffect:
 
 @dataclass(frozen=True)
 class ShapSummary:
-    method: str  # "exact TreeSHAP", "blend of exact TreeSHAP", "sample-based (permutation)"
+    method: str  # "exact TreeSHAP", "blend of exact TreeSHAP", "sample-based (Kernel SHAP, …)"
     explained: str  # what the values explain: "the log-odds of 'Yes'", "the predicted price"
     rows: int  # rows explained (a sample of the holdout)
     base_value: float

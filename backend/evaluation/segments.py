@@ -25,29 +25,31 @@ KEY_LIKE_SHARE = 0.9
 SEGMENT_METRIC = {Task.BINARY: "roc_auc", Task.MULTICLASS: "accuracy", Task.REGRESSION: "mae"}
 
 
-def segment_keys(column: pd.Series) -> pd.Series:
+def segment_keys(column: pd.Series) -> tuple[pd.Series, list[str] | None]:
     """Each row's segment: its value among the column's TOP_VALUES most frequent (else "other"), or for
-    numbers with more distinct values than that, its quantile bin ("18 – 25")."""
+    numbers with more distinct values than that, its quantile bin ("18 – 25"); and, for bins, their order
+    from low to high (None: order segments by size)."""
     missing = column.isna()
     numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
     if numeric and column.nunique() > TOP_VALUES:
-        bins = pd.qcut(column, NUMBER_BINS, duplicates="drop")
-        keys = _labelled(bins, lambda b: f"{_short(b.left)} – {_short(b.right)}")
+        keys, order = _labelled(pd.qcut(column, NUMBER_BINS, duplicates="drop"), float(column.min()), _short)
     elif pd.api.types.is_datetime64_any_dtype(column):
-        stamps = pd.Series(column.to_numpy(dtype="datetime64[ns]").astype("int64"), index=column.index)
-        bins = pd.qcut(stamps.where(~missing), NUMBER_BINS, duplicates="drop")
-        keys = _labelled(bins, lambda b: f"{pd.Timestamp(int(b.left)):%Y-%m-%d} – {pd.Timestamp(int(b.right)):%Y-%m-%d}")
+        stamps = pd.Series(column.to_numpy(dtype="datetime64[ns]").astype("int64"), index=column.index).where(~missing)
+        keys, order = _labelled(pd.qcut(stamps, NUMBER_BINS, duplicates="drop"), float(stamps.min()),
+                                lambda v: f"{pd.Timestamp(int(v)):%Y-%m-%d}")
     else:
         text = column.astype(str)
         top = text[~missing].value_counts().head(TOP_VALUES).index
-        keys = text.where(text.isin(top), "other").astype(object)
-    return keys.where(~missing, "(missing)")
+        keys, order = text.where(text.isin(top), "other").astype(object), None
+    return keys.where(~missing, "(missing)"), order
 
 
-def _labelled(bins: pd.Series, label: Callable[[pd.Interval], str]) -> pd.Series:
-    """Quantile bins as text labels (missing values stay missing)."""
-    named = bins.cat.rename_categories([label(b) for b in bins.cat.categories])
-    return named.astype(object).where(named.notna(), None)
+def _labelled(bins: pd.Series, low: float, show: Callable[[float], str]) -> tuple[pd.Series, list[str]]:
+    """Quantile bins as text labels, the first starting at the column's own minimum (qcut nudges it lower);
+    missing values stay missing."""
+    labels = [f"{show(low if i == 0 else b.left)} – {show(b.right)}" for i, b in enumerate(bins.cat.categories)]
+    named = bins.cat.rename_categories(labels)
+    return named.astype(object).where(named.notna(), None), labels
 
 
 def _short(value: float) -> str:
@@ -92,7 +94,8 @@ def segment_views(task: Task, frame: pd.DataFrame, columns: list[str], y_true: p
         keyish = not pd.api.types.is_float_dtype(values) and not pd.api.types.is_datetime64_any_dtype(values)
         if keyish and values.nunique() > KEY_LIKE_SHARE * len(values) and len(values) > TOP_VALUES:
             continue  # a key (one value per row) has no segments
-        keys = segment_keys(values).to_numpy()
+        keyed, order = segment_keys(values)
+        keys = keyed.to_numpy()
         segments = []
         for key in pd.unique(keys):
             rows = keys == key
@@ -102,6 +105,7 @@ def segment_views(task: Task, frame: pd.DataFrame, columns: list[str], y_true: p
                 truth[rows] == predicted[rows]))
             segments.append(Segment(str(key), int(rows.sum()), value, actual,
                                     bool(rows.sum() >= floor and _much_worse(metric, value, overall))))
-        segments.sort(key=lambda s: -s.rows)
+        rank = {label: i for i, label in enumerate(order or [])}
+        segments.sort(key=lambda s: (rank.get(s.value, len(rank)), -s.rows) if order else (-s.rows,))
         views.append(SegmentView(column, metric, overall, segments))
     return views
