@@ -135,7 +135,7 @@ def _probability_function(bundle: ModelBundle, function_name: str) -> str | None
 
 def probability_column(bundle: ModelBundle) -> str:
     """The probability column's name: whose probability it is, for binary models ("probability_yes")."""
-    if not bundle.is_binary:
+    if not bundle.is_binary or bundle.positive_class is None:  # older yes/no models keep their column
         return PROBABILITY_COLUMN
     slug = re.sub(r"[^a-z0-9]+", "_", str(bundle.outcome_of_interest).lower()).strip("_")[:30]
     return f"{PROBABILITY_COLUMN}_{slug}" if slug else PROBABILITY_COLUMN
@@ -193,11 +193,21 @@ def change_threshold(warehouse: Warehouse, registry: Registry, model_id: str, th
     """Put a new decision threshold in force for a binary version and re-create every SQL function deployed
     from it, so they label at the new threshold; return those functions' names.
     Raises InvalidTrainingOptionError for a version without thresholds or a value outside [0, 1]."""
+    previous = registry.threshold(model_id)
     registry.set_threshold(model_id, threshold, how, dict(detail or {}))
-    redeployed = []
-    for deployment in registry.list_deployments(model_id):
-        deploy(warehouse, registry, model_id, deployment.function_name)
-        redeployed.append(deployment.function_name)
+    redeployed: list[str] = []
+    try:
+        for deployment in registry.list_deployments(model_id):
+            deploy(warehouse, registry, model_id, deployment.function_name)
+            redeployed.append(deployment.function_name)
+    except Exception:
+        # a function that could not be re-created still labels at the old threshold: put it back in force
+        # (and re-create those already changed), so what the registry says is what SQL does
+        if previous is not None and previous.how not in ("legacy", "unvalidated"):
+            registry.set_threshold(model_id, previous.threshold, previous.how, previous.detail)
+            for name in redeployed:
+                deploy(warehouse, registry, model_id, name)
+        raise
     return redeployed
 
 

@@ -7,9 +7,12 @@ original columns (text encoded as category codes), on a bounded sample that the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -73,12 +76,29 @@ def _tree_output(estimator: object) -> str:
     return "probability" if "Forest" in name or "ExtraTrees" in name else "log-odds"
 
 
-def _tree_shap(estimator: object, model_input: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Exact TreeExplainer values of one fitted FLAML estimator: values, base values, its input columns."""
+_EXPLAINERS: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
+_EXPLAINERS_LOCK = threading.Lock()
+
+
+def _tree_explainer(model: object) -> Any:
+    """One TreeExplainer per fitted model (building it parses every tree: most of explaining one row)."""
     import shap
 
+    with _EXPLAINERS_LOCK:
+        try:
+            return _EXPLAINERS[model]
+        except (KeyError, TypeError):
+            explainer = shap.TreeExplainer(model)
+            with contextlib.suppress(TypeError):  # not weak-referenceable: built each time
+                _EXPLAINERS[model] = explainer
+            return explainer
+
+
+def _tree_shap(estimator: object, model_input: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Exact TreeExplainer values of one fitted FLAML estimator: values, base values, its input columns."""
+
     learner_input = estimator._preprocess(model_input)  # type: ignore[attr-defined]
-    explainer = shap.TreeExplainer(estimator.estimator)  # type: ignore[attr-defined]
+    explainer = _tree_explainer(estimator.estimator)  # type: ignore[attr-defined]
     raw = explainer.shap_values(learner_input)
     if isinstance(raw, list):
         raw = np.stack(raw, axis=-1)

@@ -144,8 +144,9 @@ class ModelBundle:
 
     def output_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """The probability a scorer writes beside each label: of the outcome of interest for binary models,
-        of the predicted class for multiclass ones."""
-        if self.is_binary:
+        of the predicted class for multiclass ones (and for yes/no models trained before the outcome of interest
+        existed, whose SQL functions keep the meaning they were deployed with)."""
+        if self.is_binary and self.positive_class is not None:
             return self.positive_probability(frame)
         proba = self.predict_proba(frame)
         return proba.max(axis=1) if len(proba) else np.zeros(0)

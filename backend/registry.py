@@ -408,8 +408,9 @@ class Registry:
             return None
         frame = self._query(f"SELECT threshold, how, detail_json, chosen_at FROM {self.t('decision_thresholds')} "
                             "WHERE model_id = ? ORDER BY seq DESC LIMIT 1", [model_id])
-        if frame.empty:
-            return DecisionThreshold(DEFAULT_RULE, version.created_at, "legacy", {})
+        if frame.empty:  # trained before thresholds, or no validation predictions could be made
+            return DecisionThreshold(DEFAULT_RULE, version.created_at, "legacy" if version.report is None else "unvalidated",
+                                     {})
         row = frame.iloc[0]
         return DecisionThreshold(float(row["threshold"]), row["chosen_at"], str(row["how"]),
                                  json.loads(row["detail_json"] or "{}"))

@@ -42,7 +42,7 @@ from backend.training.jobs import JobManager
 from backend.training.procedure_jobs import ProcedureJobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.allow_list import AllowList, guard
-from backend.warehouse.base import TableRef, Warehouse
+from backend.warehouse.base import TableRef, Warehouse, column_kind
 from backend.warehouse.snowflake_session import ACTIVE
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,8 @@ class Workspace:
                 f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
                 hint="The table changed since you picked it; go back to the Target step.")
         # not beside a distinct-rows sample: a key column would make every row distinct
-        extra = () if deduplicate else tuple(c for c in types if c not in features and c != target)[:MAX_EXTRA_COLUMNS]
+        extra = () if deduplicate else tuple(c for c in types if c not in features and c != target
+                                             and column_kind(types[c]) != "other")[:MAX_EXTRA_COLUMNS]
         config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
                              features=tuple((f, types[f]) for f in features), metric=metric,
                              time_budget_s=int(time_budget_s), casts=tuple(c for c in casts if c in features),

@@ -41,6 +41,17 @@ def show_metrics(report: HoldoutReport) -> None:
                f"{report.train_rows:,}); intervals from resampling those rows.")
 
 
+def show_legacy_metrics(version: ModelVersion) -> None:
+    """Metrics and drivers of a version trained before holdout reports existed."""
+    scores = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
+    for col, (name, values) in zip(st.columns(max(1, len(scores))), scores.items(), strict=False):
+        col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
+        col.caption(f"baseline {values['baseline']:.4f}")
+    if version.importance:
+        st.plotly_chart(basic_charts.importance_bar(pd.DataFrame(version.importance)), width="stretch",
+                        key="evaluate.legacy_importance")
+
+
 def threshold_picker(report: HoldoutReport, current: DecisionThreshold, key: str) -> tuple[ThresholdRow, str, dict]:
     """The cut-off slider and the payoff form; returns the holdout row at the chosen cut-off, how it was
     chosen ("manual" or "value") and the payoff detail."""
@@ -86,12 +97,13 @@ def show_threshold_effect(report: HoldoutReport, row: ThresholdRow) -> None:
     a, b, c, d = st.columns(4)
     a.metric("Precision", "—" if row.flagged == 0 else f"{row.precision:.1%}",
              help="Of the rows flagged, the share that truly are the outcome.")
-    b.metric("Recall", f"{row.recall:.1%}", help="Of the rows that are the outcome, the share flagged.")
+    b.metric("Recall", "—" if row.tp + row.fn == 0 else f"{row.recall:.1%}",
+             help="Of the rows that are the outcome, the share flagged.")
     c.metric("F1", f"{row.f1:.3f}")
     d.metric("Flagged", f"{round(1000 * row.share_flagged):,} in 1,000")
-    st.info(words.worth_sentence(report, row), icon=":material/lightbulb:")
+    st.info(md(words.worth_sentence(report, row)), icon=":material/lightbulb:")
     st.plotly_chart(charts.binary_confusion(row, positive, other), width="stretch", key="evaluate.confusion")
-    st.caption(words.confusion_sentence(report, row))
+    st.caption(md(words.confusion_sentence(report, row)))
 
 
 def show_binary_views(report: HoldoutReport, row: ThresholdRow) -> None:
@@ -100,38 +112,38 @@ def show_binary_views(report: HoldoutReport, row: ThresholdRow) -> None:
         left, right = st.columns(2)
         if report.roc is not None:
             left.plotly_chart(charts.roc_figure(report.roc, row), width="stretch", key="evaluate.roc")
-            left.caption(words.roc_sentence(report))
+            left.caption(md(words.roc_sentence(report)))
         if report.pr is not None:
             right.plotly_chart(charts.pr_figure(report.pr, row, report.base_rate or 0.0), width="stretch",
                                key="evaluate.pr")
-            right.caption(words.pr_sentence(report, row))
+            right.caption(md(words.pr_sentence(report, row)))
     with gain:
         left, right = st.columns(2)
         left.plotly_chart(charts.gain_figure(report.gain), width="stretch", key="evaluate.gain")
         right.plotly_chart(charts.lift_figure(report.gain), width="stretch", key="evaluate.lift")
-        st.caption(words.gain_sentence(report))
+        st.caption(md(words.gain_sentence(report)))
     with calibration:
         st.plotly_chart(charts.calibration_figure(report.calibration), width="stretch", key="evaluate.calibration")
-        st.caption(words.calibration_sentence(report))
+        st.caption(md(words.calibration_sentence(report)))
 
 
 def show_multiclass_views(report: HoldoutReport) -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.confusion_figure(report.confusion, report.classes, "Confusion matrix (holdout)",
                                               row_shares=True), width="stretch", key="evaluate.confusion")
-    left.caption(words.multiclass_confusion_sentence(report))
+    left.caption(md(words.multiclass_confusion_sentence(report)))
     right.plotly_chart(charts.class_scores_figure(report.class_scores), width="stretch", key="evaluate.classes")
-    right.caption(words.class_scores_sentence(report))
+    right.caption(md(words.class_scores_sentence(report)))
 
 
 def show_regression_views(report: HoldoutReport, target: str) -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.predicted_vs_actual(report.actual_sample, report.predicted_sample, target),
                       width="stretch", key="evaluate.scatter")
-    left.caption(words.regression_sentence(report, target))
+    left.caption(md(words.regression_sentence(report, target)))
     right.plotly_chart(charts.residuals_figure(report.actual_sample, report.predicted_sample), width="stretch",
                        key="evaluate.residuals")
-    right.caption(words.residual_sentence(report))
+    right.caption(md(words.residual_sentence(report)))
     if report.errors is not None:
         st.plotly_chart(charts.error_histogram_figure(report.errors), width="stretch", key="evaluate.errors")
     if report.sampled_rows < report.rows:
@@ -150,7 +162,7 @@ def show_segments(report: HoldoutReport) -> None:
     view = report.segment_view(column)
     assert view is not None
     st.plotly_chart(charts.segment_figure(view), width="stretch", key="evaluate.segments")
-    st.caption(md(words.segment_sentence(view)))
+    st.caption(md(md(words.segment_sentence(view))))
 
 
 def show_drivers(report: HoldoutReport) -> None:
@@ -166,6 +178,7 @@ def show_drivers(report: HoldoutReport) -> None:
     importance = {"feature": [e.feature for e in shap.effects], "importance": [e.mean_abs for e in shap.effects]}
     left.plotly_chart(basic_charts.importance_bar(pd.DataFrame(importance)), width="stretch", key="evaluate.importance")
     right.plotly_chart(charts.beeswarm_figure(shap.effects), width="stretch", key="evaluate.beeswarm")
+    st.caption(md(words.importance_sentence(report)))
     names = [e.feature for e in shap.effects]
     chosen = st.selectbox("Dependence plot for", names, key="evaluate.dependence")
     effect = next(e for e in shap.effects if e.feature == chosen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from backend.evaluation.rows import find_rows
@@ -44,15 +45,17 @@ def _edits_form(version: ModelVersion, values: dict[str, Any], key: str) -> dict
             name, kind = feature["name"], feature.get("kind") or column_kind(feature["sql_type"])
             original = values.get(name)
             box = columns[i % 3]
-            if kind == "numeric":
-                new = box.number_input(name, value=None if original is None else float(original),
-                                       key=f"{key}.edit.{i}", format="%g")
+            label = md(name)
+            if kind == "numeric":  # a text column read as numbers holds raw text: what does not parse is missing
+                number = pd.to_numeric(pd.Series([original]), errors="coerce").iloc[0]
+                original = None if pd.isna(number) else float(number)
+                new = box.number_input(label, value=original, key=f"{key}.edit.{i}", format="%g")
             elif kind == "boolean":
-                new = box.selectbox(name, [None, True, False], key=f"{key}.edit.{i}",
+                new = box.selectbox(label, [None, True, False], key=f"{key}.edit.{i}",
                                     index=[None, True, False].index(bool(original) if original is not None else None))
-            else:
-                new = box.text_input(name, value="" if original is None else str(original), key=f"{key}.edit.{i}")
-                new = new or None
+            else:  # text, and dates as ISO text (compared as text, so an untouched date is no edit)
+                original = None if original is None else str(original)
+                new = box.text_input(label, value=original or "", key=f"{key}.edit.{i}") or None
             if new != original:
                 edits[name] = new
         st.form_submit_button("Update")
@@ -79,7 +82,7 @@ def explain_one_row(version: ModelVersion) -> None:
     if explained.probability is not None:
         label = (f"Probability of {explained.explained_class!r}" if version.task == "binary"
                  else "Probability of the predicted class")
-        right.metric(label + changed, f"{explained.probability:.1%}",
+        right.metric(md(label) + changed, f"{explained.probability:.1%}",
                      delta=None if not edits or original.probability is None
                      else f"{explained.probability - original.probability:+.1%}")
     st.plotly_chart(charts.waterfall_figure(explained.contributions, explained.values, explained.base_value),

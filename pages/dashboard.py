@@ -44,7 +44,7 @@ with user_errors("open the dashboard"):
     if report is not None:
         view.show_warnings([w for w in words.warnings(report) if w.severity is Severity.BLOCKER])
         current = calls.workspace().registry.threshold(version.model_id)
-        row = report.holdout_table.at(current.threshold) if current and report.holdout_table else None
+        row = report.outcome_at(current.threshold if current is not None else None)
         for line in words.summary(report, row, version.target):
             st.markdown(md(line))
         if current is not None:

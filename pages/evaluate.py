@@ -23,16 +23,18 @@ if version is None:
 
 with user_errors("evaluate the model"):
     report = version.report
-    if report is None:
+    if report is None:  # what an older version has: its metrics, drivers and rows explained
         st.warning("This model was trained before Flurry kept evaluation reports, so it has no curves, threshold, "
                    "segments or summary here, and it labels rows with the most probable class (0.5). Retrain it "
                    "(Experiments → Rerun with the same data and options) to get them.", icon=":material/history:")
+        view.show_legacy_metrics(version)
+        st.subheader("Explain one prediction")
+        explain_one_row(version)
         st.stop()
     view.show_warnings(words.warnings(report))
     current = calls.workspace().registry.threshold(version.model_id)
     st.subheader("In a sentence")
-    threshold_row = (report.holdout_table.at(current.threshold)
-                     if current is not None and report.holdout_table is not None else None)
+    threshold_row = report.outcome_at(current.threshold if current is not None else None)
     for line in words.summary(report, threshold_row, version.target):
         st.markdown(md(line))
     view.show_metrics(report)

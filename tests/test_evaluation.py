@@ -91,6 +91,24 @@ def test_threshold_table_counts_and_the_f1_best_cut_off() -> None:
     assert 0.3 < best <= 0.35
 
 
+def test_the_default_threshold_prefers_a_high_stretch_to_a_lone_spike() -> None:
+    from backend.evaluation.thresholds import ThresholdTable
+
+    cuts = [round(i / 100, 2) for i in range(101)]
+    # 100 positives, 900 negatives; F1 about 0.50 across cut-offs 0.60–0.80, one spike of 0.55 at 0.20
+    tp, fp = [], []
+    for c in cuts:
+        if 0.60 <= c <= 0.80:
+            tp.append(50), fp.append(50)
+        elif c == 0.20:
+            tp.append(60), fp.append(38)
+        else:
+            tp.append(30), fp.append(90)
+    table = ThresholdTable(cuts, tp, fp, [900 - f for f in fp], [100 - t for t in tp])
+    assert max(table.all_rows(), key=lambda r: r.f1).threshold == 0.20  # the spike is the single best
+    assert 0.60 <= best_f1_threshold(table) <= 0.80
+
+
 def test_value_maximising_threshold_on_a_crafted_payoff() -> None:
     truth = np.array([1, 1, 0, 0, 0, 1, 0, 0], dtype=bool)
     p = np.array([0.95, 0.7, 0.6, 0.5, 0.45, 0.3, 0.2, 0.1])
@@ -330,3 +348,34 @@ def test_the_model_card_opens_in_a_real_browser_whole_and_offline(trained, tmp_p
         assert page.get_by_text("Automatic refusals.").is_visible()
         browser.close()
     assert requests == [path.as_uri()], requests  # nothing but the file itself
+
+
+def test_f1_is_searched_for_the_outcome_of_interest_not_the_last_class() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from backend.training.fit import search_metric
+
+    assert search_metric("f1", ["bad", "good"], "good") == "f1"  # FLAML's own F1 is about the last class
+    assert search_metric("roc_auc", ["bad", "good"], "bad") == "roc_auc"
+    metric = search_metric("f1", ["bad", "good"], "bad")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] + rng.normal(0, 1, 400) > 1).astype(int)  # FLAML's encoding: 0 = 'bad' (sorts first)
+    model = LogisticRegression().fit(x, y)
+    loss, shown = metric(x, y, model)
+    assert shown["f1"] == pytest.approx(f1_score(y, model.predict(x), pos_label=0))
+    assert shown["f1"] != pytest.approx(f1_score(y, model.predict(x), pos_label=1))
+    assert loss == pytest.approx(1 - shown["f1"])
+
+
+def test_a_column_of_lists_has_no_segments_and_breaks_nothing() -> None:
+    from backend.evaluation.segments import segment_views
+
+    rng = np.random.default_rng(1)
+    n = 300
+    frame = pd.DataFrame({"tags": [[i % 3, i % 5] for i in range(n)], "region": rng.choice(["n", "s"], n)})
+    truth = pd.Series(rng.choice(["yes", "no"], n))
+    p = rng.random(n)
+    views = segment_views(Task.BINARY, frame, ["tags", "region"], truth, np.where(p >= 0.5, "yes", "no"), p, "yes")
+    assert [v.column for v in views] == ["region"]

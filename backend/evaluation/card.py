@@ -48,8 +48,7 @@ def model_card_data(registry: Registry, model_id: str) -> ModelCardData:
     run = registry.get_run(version.run_id)
     threshold = registry.threshold(model_id)
     report = version.report
-    row = (report.holdout_table.at(threshold.threshold)
-           if report is not None and report.holdout_table is not None and threshold is not None else None)
+    row = report.outcome_at(threshold.threshold if threshold is not None else None) if report is not None else None
     fingerprints = registry.events(version.run_id, "fingerprint")
     return ModelCardData(
         version=version, run=run, threshold=threshold, threshold_row=row, notes=registry.notes(model_id),

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from backend.evaluation.thresholds import ThresholdTable, threshold_table
+from backend.evaluation.thresholds import ThresholdRow, ThresholdTable, threshold_table
 from backend.metrics import REPORTED, metric_value
 from backend.task_detection import Task
 
@@ -157,6 +157,12 @@ class HoldoutReport:
     # every task
     segments: list[SegmentView] = field(default_factory=list)
     shap: ShapSummary | None = None
+
+    def outcome_at(self, threshold: float | None) -> ThresholdRow | None:
+        """The holdout counts at `threshold` (yes/no models), or None."""
+        if threshold is None or self.holdout_table is None:
+            return None
+        return self.holdout_table.at(threshold)
 
     def metric(self, name: str) -> MetricScore | None:
         return next((m for m in self.metrics if m.name == name), None)

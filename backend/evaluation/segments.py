@@ -3,6 +3,7 @@ with the segments where it does much worse than overall called out."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,15 @@ from sklearn import metrics as skm
 from backend.evaluation.report import Segment, SegmentView
 from backend.task_detection import Task
 
+logger = logging.getLogger(__name__)
+
 TOP_VALUES = 10
 NUMBER_BINS = 5
 MAX_COLUMNS = 50
 # A segment is called out only when it is big enough for its metric to mean something.
 MIN_SEGMENT_ROWS = 30
 MIN_SEGMENT_SHARE = 0.02
+MIN_SEGMENT_CLASS_ROWS = 10  # and, for ROC AUC, this many rows of each class
 WORSE_BY = {"roc_auc": 0.10, "accuracy": 0.10}  # absolute drop; MAE: WORSE_MAE_RATIO times overall
 WORSE_MAE_RATIO = 1.5
 KEY_LIKE_SHARE = 0.9
@@ -66,11 +70,14 @@ def _segment_metric(metric: str, truth: np.ndarray, predicted: np.ndarray, score
     return float(np.mean(np.abs(predicted.astype(float) - truth.astype(float))))
 
 
-def _much_worse(metric: str, value: float, overall: float) -> bool:
+def _much_worse(metric: str, value: float, overall: float, scale: float = 1.0, overall_scale: float = 1.0) -> bool:
+    """Whether a segment's metric is much worse than overall. MAE is compared relative to the size of the
+    values (`scale`: the segment's mean |target|), or bigger targets would always look worse."""
     if not np.isfinite(value):
         return False
     if metric == "mae":
-        return value >= WORSE_MAE_RATIO * overall and value > 0
+        relative, overall_relative = value / max(scale, 1e-12), overall / max(overall_scale, 1e-12)
+        return relative >= WORSE_MAE_RATIO * overall_relative and value > 0
     return value <= overall - WORSE_BY[metric]
 
 
@@ -90,22 +97,43 @@ def segment_views(task: Task, frame: pd.DataFrame, columns: list[str], y_true: p
     floor = max(MIN_SEGMENT_ROWS, MIN_SEGMENT_SHARE * len(truth))
     views = []
     for column in columns[:MAX_COLUMNS]:
-        values = frame[column].reset_index(drop=True)
-        keyish = not pd.api.types.is_float_dtype(values) and not pd.api.types.is_datetime64_any_dtype(values)
-        if keyish and values.nunique() > KEY_LIKE_SHARE * len(values) and len(values) > TOP_VALUES:
-            continue  # a key (one value per row) has no segments
-        keyed, order = segment_keys(values)
-        keys = keyed.to_numpy()
-        segments = []
-        for key in pd.unique(keys):
-            rows = keys == key
-            score = None if positive_probability is None else positive_probability[rows]
-            value = _segment_metric(metric, truth[rows], predicted[rows], score)
-            actual = float(np.mean(truth[rows])) if task is not Task.MULTICLASS else float(np.mean(
-                truth[rows] == predicted[rows]))
-            segments.append(Segment(str(key), int(rows.sum()), value, actual,
-                                    bool(rows.sum() >= floor and _much_worse(metric, value, overall))))
-        rank = {label: i for i, label in enumerate(order or [])}
-        segments.sort(key=lambda s: (rank.get(s.value, len(rank)), -s.rows) if order else (-s.rows,))
-        views.append(SegmentView(column, metric, overall, segments))
+        try:
+            view = _segment_view(task, column, frame[column].reset_index(drop=True), metric, overall, floor, truth,
+                                 predicted, positive_probability)
+        except (TypeError, ValueError):  # values that cannot be grouped (lists, maps): no segments for them
+            logger.info("no segments for column %s", column, exc_info=True)
+            continue
+        if view is not None:
+            views.append(view)
     return views
+
+
+def _segment_view(task: Task, column: str, values: pd.Series, metric: str, overall: float, floor: float,
+                  truth: np.ndarray, predicted: np.ndarray, positive_probability: np.ndarray | None
+                  ) -> SegmentView | None:
+    """One column's segments, or None for a key-like column (one value per row)."""
+    keyish = not pd.api.types.is_float_dtype(values) and not pd.api.types.is_datetime64_any_dtype(values)
+    if keyish and values.nunique() > KEY_LIKE_SHARE * len(values) and len(values) > TOP_VALUES:
+        return None  # a key (one value per row) has no segments
+    keyed, order = segment_keys(values)
+
+    def scales(rows: np.ndarray) -> tuple[float, float]:
+        if metric != "mae":
+            return 1.0, 1.0
+        return float(np.mean(np.abs(truth[rows]))), float(np.mean(np.abs(truth)))
+
+    keys = keyed.to_numpy()
+    segments = []
+    for key in pd.unique(keys):
+        rows = keys == key
+        score = None if positive_probability is None else positive_probability[rows]
+        value = _segment_metric(metric, truth[rows], predicted[rows], score)
+        actual = float(np.mean(truth[rows])) if task is not Task.MULTICLASS else float(np.mean(
+            truth[rows] == predicted[rows]))
+        enough = rows.sum() >= floor and (metric != "roc_auc" or min(truth[rows].sum(), (~truth[rows]).sum())
+                                           >= MIN_SEGMENT_CLASS_ROWS)
+        segments.append(Segment(str(key), int(rows.sum()), value, actual,
+                                bool(enough and _much_worse(metric, value, overall, *scales(rows)))))
+    rank = {label: i for i, label in enumerate(order or [])}
+    segments.sort(key=lambda s: (rank.get(s.value, len(rank)), -s.rows) if order else (-s.rows,))
+    return SegmentView(column, metric, overall, segments)

@@ -70,10 +70,6 @@ def worth_sentence(report: HoldoutReport, row: ThresholdRow) -> str:
             f"flagged would be {outcome}.")
 
 
-def flags_sentence(row: ThresholdRow) -> str:
-    return f"Flags {round(1000 * row.share_flagged):,} rows in 1,000."
-
-
 def confusion_sentence(report: HoldoutReport, row: ThresholdRow) -> str:
     return (f"On {row.rows:,} holdout rows at threshold {row.threshold:.3g}: {row.tp:,} {_outcome(report)} rows caught, "
             f"{row.fn:,} missed, {row.fp:,} false alarms and {row.tn:,} correctly passed.")
@@ -166,6 +162,17 @@ def segment_sentence(view: SegmentView) -> str:
 
 
 # --- the headline and warnings ---------------------------------------------------------------------------
+def importance_sentence(report: HoldoutReport) -> str:
+    """How concentrated the explanations are: "income and debt carry 71% of the model's explanations"."""
+    if report.shap is None or not report.shap.effects:
+        return ""
+    effects = report.shap.effects
+    total = sum(e.mean_abs for e in effects) or 1.0
+    top = effects[:2]
+    names = " and ".join(e.feature for e in top)
+    return f"{names} carry {sum(e.mean_abs for e in top) / total:.0%} of the model's explanations on the sampled rows."
+
+
 def drivers_sentence(report: HoldoutReport, top: int = 3) -> str:
     if report.shap is None or not report.shap.effects:
         return ""

@@ -98,7 +98,24 @@ def outcome_of_interest(classes: list[Any], y_train: pd.Series, chosen: str | No
                                  f"training rows ({', '.join(map(str, classes))}).",
                                  hint="Choose the outcome again on the Target step.")
     counts = y_train.value_counts()
-    return min(reversed(classes), key=lambda value: int(counts.get(value, 0)))
+    # the smaller class; on a tie the first as text, as the Target step proposes it
+    return min(classes, key=lambda value: (int(counts.get(value, 0)), str(value)))
+
+
+def search_metric(metric: str, classes: list[Any], positive: Any) -> Any:
+    """What FLAML optimises: its own metric by name, except F1 for an outcome of interest that is not the last
+    class (FLAML's F1 scores its label 1, the class that sorts last), given as F1 of that class."""
+    if metric != "f1" or positive is None or classes.index(positive) == len(classes) - 1:
+        return metric
+    encoded = classes.index(positive)  # FLAML label-encodes classification targets in sorted order
+
+    def f1_of_the_outcome(x_val: Any, y_val: Any, estimator: Any, *args: Any, **kwargs: Any) -> tuple[float, dict]:
+        from sklearn.metrics import f1_score
+
+        score = float(f1_score(np.asarray(y_val) == encoded, np.asarray(estimator.predict(x_val)) == encoded))
+        return 1.0 - score, {"f1": score}
+
+    return f1_of_the_outcome
 
 
 def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
@@ -206,6 +223,10 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
 
     features = feature_specs(config)
     x_train, y_train = to_model_frame(prepare_features(train_frame, features)), train_frame[config.target]
+    classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
+    binary = config.task is Task.BINARY and len(classes) == 2
+    # resolved before the search, so a name that matches no class fails at once, not after the budget
+    positive = outcome_of_interest(classes, y_train, config.positive_class) if binary else None
 
     started = time.monotonic()
     automl = AutoML()
@@ -227,7 +248,8 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
         with _iteration_hook(on_iteration) as verbose:
             automl.fit(
                 x_train, y_train, task=task,
-                metric=config.metric, time_budget=_search_budget(config), seed=config.seed,
+                metric=search_metric(config.metric, classes, positive), time_budget=_search_budget(config),
+                seed=config.seed,
                 log_file_name=str(log_path), log_type="all", verbose=verbose,
                 n_jobs=-1, retrain_full=True, force_cancel=True, estimator_list=estimators, starting_points=starts,
                 eval_method=config.validation, n_splits=config.cv_folds, split_ratio=config.split_ratio,
@@ -242,19 +264,17 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     estimator = automl._trained_estimator
     blended = None if from_log or not config.ensemble else _blend(automl, x_train, y_train, config, log_path,
                                                                   deadline=started + config.time_budget_s,
-                                                                  fit_kwargs=extra)
+                                                                  fit_kwargs=extra, positive=positive)
     if blended is not None:
         estimator, best = blended.ensemble, "ensemble"
         leaderboard.insert(0, {"estimator": "ensemble", "score": blended.score, "blend": blended.ensemble.describe(),
                                "best_single_same_rows": blended.best_single_score})
-    classes = sorted(pd.unique(y_train).tolist()) if config.task.is_classification else []
-    binary = config.task is Task.BINARY and len(classes) == 2
     bundle = ModelBundle(
         task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
         classes=classes, best_estimator=best, flaml_task=automl._state.task,
         transformer=automl._transformer, estimator=estimator,
         label_transformer=automl._label_transformer, config=config.to_dict(),
-        positive_class=outcome_of_interest(classes, y_train, config.positive_class) if binary else None,
+        positive_class=positive,
     )
     if not binary:
         return FittedModel(bundle, leaderboard)
@@ -307,16 +327,13 @@ def _search_budget(config: TrainConfig) -> float:
 
 
 def _blend(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: TrainConfig, log_path: Path, *,
-           deadline: float, fit_kwargs: dict[str, Any]) -> BlendResult | None:
+           deadline: float, fit_kwargs: dict[str, Any], positive: Any) -> BlendResult | None:
     """Blend the search's best models in the time left, or None (FLAML's single best model stands)."""
     state = automl._state
     cv = getattr(state, "eval_method", "holdout") == "cv"
     candidates = candidates_from_log(read_complete_lines(log_path), len(x_train),
                                      fits_per_trial=config.cv_folds if cv else 1)
     x, y = _learner_data(automl, x_train, y_train)
-    classes = sorted(pd.unique(y_train).tolist())
-    positive = (outcome_of_interest(classes, y_train, config.positive_class)
-                if config.task is Task.BINARY and len(classes) == 2 else None)
     try:
         return blend(state.learner_classes, state.task, x, y, y_train.reset_index(drop=True), candidates,
                      config.task, config.metric, deadline=deadline, seed=config.seed, folds=config.cv_folds,

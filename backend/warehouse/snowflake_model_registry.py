@@ -130,6 +130,7 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
     # a version's labels depend on its threshold: each threshold it is deployed at is a registry version
     version = f"V_{model_id}".upper() + ("" if bundle.threshold is None else f"_T{round(bundle.threshold * 10000):05d}")
     numeric = registry_metrics(metrics)
+    registry = None
     try:
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / BUNDLE_FILE
@@ -143,7 +144,11 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
                 task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")))
     except Exception as exc:  # the registry's own reason (privileges, an existing version, a package) is the news
         reason = snowflake_reason(exc)
-        if "already exists" in reason.lower():
-            return RegistryOutcome(logged=f"{model_name.upper()} {version}")
-        return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")
+        if "already exists" not in reason.lower():
+            return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")
+    try:  # MODEL(...)!PREDICT serves the default version: the one labelling at the threshold in force
+        registry.get_model(model_name.upper()).default = version
+    except Exception as exc:
+        return RegistryOutcome(logged=f"{model_name.upper()} {version}",
+                               reason=f"The Model Registry kept another default version: {snowflake_reason(exc)}")
     return RegistryOutcome(logged=f"{model_name.upper()} {version}")
