@@ -379,3 +379,18 @@ def test_a_column_of_lists_has_no_segments_and_breaks_nothing() -> None:
     p = rng.random(n)
     views = segment_views(Task.BINARY, frame, ["tags", "region"], truth, np.where(p >= 0.5, "yes", "no"), p, "yes")
     assert [v.column for v in views] == ["region"]
+
+
+def test_a_segment_of_one_class_says_why_it_has_no_score() -> None:
+    from backend.evaluation.segments import segment_views
+
+    rng = np.random.default_rng(2)
+    n = 400
+    group = np.where(np.arange(n) < 100, "quiet", rng.choice(["a", "b"], n))
+    truth = np.where(group == "quiet", "no", rng.choice(["yes", "no"], n))  # 'quiet' rows are all 'no'
+    p = rng.random(n)
+    (view,) = segment_views(Task.BINARY, pd.DataFrame({"group": group}), ["group"], pd.Series(truth),
+                            np.where(p >= 0.5, "yes", "no"), p, "yes")
+    quiet = next(s for s in view.segments if s.value == "quiet")
+    assert not np.isfinite(quiet.metric) and not quiet.much_worse
+    assert "No ROC AUC for quiet: those rows hold a single class." in words.segment_sentence(view)

@@ -155,10 +155,12 @@ def residual_sentence(report: HoldoutReport) -> str:
 def segment_sentence(view: SegmentView) -> str:
     label = METRICS[view.metric].label if view.metric in METRICS else view.metric
     worse = [s for s in view.segments if s.much_worse]
+    unjudged = [s.value for s in view.segments if not np.isfinite(s.metric)]
+    note = (f" No {label} for {', '.join(unjudged[:3])}: those rows hold a single class." if unjudged else "")
     if not worse:
-        return f"No value of {view.column} has a much worse {label} than overall ({view.overall:.3f})."
+        return f"No value of {view.column} has a much worse {label} than overall ({view.overall:.3f}).{note}"
     names = ", ".join(f"{s.value} ({s.metric:.3f}, {s.rows:,} rows)" for s in worse[:3])
-    return f"Much worse {label} than overall ({view.overall:.3f}) where {view.column} is {names}."
+    return f"Much worse {label} than overall ({view.overall:.3f}) where {view.column} is {names}.{note}"
 
 
 # --- the headline and warnings ---------------------------------------------------------------------------
