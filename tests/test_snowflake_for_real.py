@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from snowflake.connector.errors import ProgrammingError
 
-from backend.registry import migrations, next_event_seq
+from backend.registry import next_event_seq
+from backend.registry_migrations import migrations
 from backend.warehouse.snowflake_session import snowflake_reason, use_secrets
 from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 

@@ -55,7 +55,7 @@ def test_the_catalog_shows_only_allowed_schemas_and_never_flurrys_own(workspace:
     assert workspace.warehouse.list_schemas() == ["LAB"]
     with pytest.raises(NotAllowedError):
         workspace.warehouse.preview(TableRef("HR", "salaries"))
-    from backend.registry import migrations
+    from backend.registry_migrations import migrations
 
     # the registry lives in FLURRY_WS.FLURRY, migrated once to the newest version
     assert workspace.registry.migrate() == len(migrations(str))

@@ -1,0 +1,60 @@
+"""The numbered schema versions of Flurry's metadata tables (FLURRY), applied in order by Registry.migrate.
+
+Only portable SQL, so every warehouse adapter can host them; every statement is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_type: str = "TIMESTAMP",
+               objects: list[str] | None = None) -> list[list[str]]:
+    """Numbered schema versions; `t(name)` gives the fully qualified name of a metadata table, `binary_type` and
+    `timestamp_type` the warehouse's types for bytes and for UTC times, `objects` the warehouse's own objects
+    beside the tables (Warehouse.metadata_objects_sql)."""
+    ts = timestamp_type
+    return [
+        [
+            f"CREATE TABLE IF NOT EXISTS {t('schema_migrations')} (version INTEGER, applied_at {ts})",
+            f"""CREATE TABLE IF NOT EXISTS {t('runs')} (
+                run_id VARCHAR, state VARCHAR, source_schema VARCHAR, source_table VARCHAR, target VARCHAR,
+                task VARCHAR, metric VARCHAR, time_budget INTEGER, config_json VARCHAR, created_at {ts},
+                updated_at {ts}, worker_pid INTEGER, job_dir VARCHAR, message VARCHAR,
+                rows_used BIGINT, rows_dropped BIGINT)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('run_events')} (
+                run_id VARCHAR, seq INTEGER, event_at {ts}, kind VARCHAR, payload VARCHAR)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('model_versions')} (
+                model_id VARCHAR, run_id VARCHAR, created_at {ts}, name VARCHAR, source_schema VARCHAR,
+                source_table VARCHAR, target VARCHAR, task VARCHAR, metric VARCHAR, best_estimator VARCHAR,
+                features_json VARCHAR, metrics_json VARCHAR, leaderboard_json VARCHAR, importance_json VARCHAR,
+                versions_json VARCHAR, sha256 VARCHAR, status VARCHAR)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('artifacts')} (
+                model_id VARCHAR, name VARCHAR, sha256 VARCHAR, size_bytes BIGINT, content {binary_type},
+                created_at {ts})""",
+            f"""CREATE TABLE IF NOT EXISTS {t('deployments')} (
+                function_name VARCHAR, model_id VARCHAR, created_at {ts}, scored_schema VARCHAR,
+                scored_table VARCHAR, scored_at {ts}, scored_rows BIGINT)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('seeded_tables')} (
+                table_schema VARCHAR, table_name VARCHAR, source VARCHAR, created_at {ts})""",
+        ],
+        [  # 2: how many rows were eligible before sampling ("a 1,000,000-row sample of 48,000,000 rows")
+            f"ALTER TABLE {t('runs')} ADD COLUMN IF NOT EXISTS rows_eligible BIGINT",
+        ],
+        [  # 3: artifacts in parts (Snowflake's BINARY holds 8 MB; a hosted app reads 32 MB per query at most)
+            f"ALTER TABLE {t('artifacts')} ADD COLUMN IF NOT EXISTS part INTEGER",
+        ],
+        [  # 4: event numbers that two writers (the app and a training procedure) cannot both take (event_seq),
+           # and the warehouse's own objects (Snowflake's stage) before anything is registered on them
+            f"ALTER TABLE {t('run_events')} ADD COLUMN IF NOT EXISTS event_seq BIGINT",
+            *(objects or []),
+        ],
+        [  # 5: the holdout report stored with each version; the decision threshold beside it (it may change:
+           # every choice is a row, the latest in force)
+            f"ALTER TABLE {t('model_versions')} ADD COLUMN IF NOT EXISTS report_json VARCHAR",
+            f"""CREATE TABLE IF NOT EXISTS {t('decision_thresholds')} (
+                model_id VARCHAR, seq BIGINT, threshold DOUBLE, how VARCHAR, detail_json VARCHAR, chosen_at {ts})""",
+            f"""CREATE TABLE IF NOT EXISTS {t('model_notes')} (
+                model_id VARCHAR, seq BIGINT, intended_use VARCHAR, out_of_scope VARCHAR, written_at {ts})""",
+        ],
+    ]
