@@ -138,6 +138,17 @@ def segment_figure(view: SegmentView) -> go.Figure:
     return _layout(fig, f"{label} by {view.column} (dotted: overall; orange: much worse)", view.column, label)
 
 
+def column_errors_figure(view: SegmentView) -> go.Figure:
+    """Predicted − actual per value (or bin) of a column: boxes of the middle half, whiskers to 5% and 95%."""
+    shown = [s for s in view.segments if s.error_quantiles]
+    q = np.asarray([s.error_quantiles for s in shown], dtype=float).reshape(-1, 5)
+    fig = go.Figure(go.Box(x=[s.value for s in shown], lowerfence=q[:, 0], q1=q[:, 1], median=q[:, 2], q3=q[:, 3],
+                           upperfence=q[:, 4], marker_color=_MODEL, hoverinfo="x+y"))
+    fig.add_hline(y=0.0, line_dash="dot", line_color=_REFERENCE)
+    fig.update_xaxes(type="category")
+    return _layout(fig, f"Errors by {view.column}", view.column, "predicted − actual")
+
+
 def beeswarm_figure(effects: list[FeatureEffect], top: int = 10) -> go.Figure:
     """Each dot a holdout row: its SHAP value for the column, coloured by the column's value (numbers only)."""
     rng = np.random.default_rng(0)

@@ -146,6 +146,13 @@ def show_regression_views(report: HoldoutReport, target: str) -> None:
     right.caption(md(words.residual_sentence(report)))
     if report.errors is not None:
         st.plotly_chart(charts.error_histogram_figure(report.errors), width="stretch", key="evaluate.errors")
+    by_column = [view for view in report.segments if any(s.error_quantiles for s in view.segments)]
+    if by_column:
+        names = [view.column for view in by_column]
+        chosen = st.selectbox("Errors against a column", names, key="evaluate.error_column")
+        view = by_column[names.index(chosen)]
+        st.plotly_chart(charts.column_errors_figure(view), width="stretch", key="evaluate.column_errors")
+        st.caption(md(words.column_error_sentence(view)))
     if report.sampled_rows < report.rows:
         st.caption(f"The two scatter plots show {report.sampled_rows:,} of the {report.rows:,} holdout rows, drawn at "
                    "random; the error histogram and every figure above use all of them.")
@@ -162,7 +169,7 @@ def show_segments(report: HoldoutReport) -> None:
     view = report.segment_view(column)
     assert view is not None
     st.plotly_chart(charts.segment_figure(view), width="stretch", key="evaluate.segments")
-    st.caption(md(md(words.segment_sentence(view))))
+    st.caption(md(words.segment_sentence(view)))
 
 
 def show_drivers(report: HoldoutReport) -> None:

@@ -237,6 +237,25 @@ def test_segments_call_out_the_weak_group() -> None:
     assert "group is d" in words.segment_sentence(views[0])
 
 
+def test_errors_against_a_column_show_where_a_regression_is_biased() -> None:
+    from backend.evaluation.segments import segment_views
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    region = rng.choice(["north", "south", "east"], n)
+    actual = rng.normal(100, 10, n)
+    predicted = actual + rng.normal(0, 2, n) + np.where(region == "south", 25.0, 0.0)  # south over-predicted
+    view = segment_views(Task.REGRESSION, pd.DataFrame({"region": region}), ["region"], pd.Series(actual),
+                         predicted, None, None)[0]
+    medians = {s.value: s.error_quantiles[2] for s in view.segments}
+    assert medians["south"] == pytest.approx(25.0, abs=1.0) and abs(medians["north"]) < 1.0
+    south = next(s for s in view.segments if s.value == "south")
+    assert south.error_quantiles == sorted(south.error_quantiles)
+    sentence = words.column_error_sentence(view)
+    assert sentence.split(" to ")[1].startswith("+24.9") and "where it is south" in sentence
+    assert len(charts.column_errors_figure(view).data) == 1
+
+
 def test_every_chart_builds_for_every_task(trained) -> None:
     ws, models = trained
     for key in ("credit", "multiclass", "regression"):
@@ -259,8 +278,9 @@ def test_every_chart_builds_for_every_task(trained) -> None:
         else:
             figures += [charts.predicted_vs_actual(report.actual_sample, report.predicted_sample, "amount"),
                         charts.residuals_figure(report.actual_sample, report.predicted_sample),
-                        charts.error_histogram_figure(report.errors)]
+                        charts.error_histogram_figure(report.errors), charts.column_errors_figure(report.segments[0])]
             assert sum(report.errors.counts) == report.rows
+            assert all(s.error_quantiles for s in report.segments[0].segments)
             assert words.regression_sentence(report, "amount")
         assert all(len(f.data) >= 1 for f in figures)
 

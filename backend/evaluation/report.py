@@ -87,6 +87,8 @@ class Segment:
     metric: float  # the segment metric (see SegmentView.metric)
     actual: float  # share of the outcome of interest / mean of the target / share predicted right
     much_worse: bool
+    # regression: predicted − actual in this segment at the 5th, 25th, 50th, 75th and 95th percentile
+    error_quantiles: list[float] | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ MIN_SEGMENT_CLASS_ROWS = 10  # and, for ROC AUC, this many rows of each class
 WORSE_BY = {"roc_auc": 0.10, "accuracy": 0.10}  # absolute drop; MAE: WORSE_MAE_RATIO times overall
 WORSE_MAE_RATIO = 1.5
 KEY_LIKE_SHARE = 0.9
+ERROR_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 SEGMENT_METRIC = {Task.BINARY: "roc_auc", Task.MULTICLASS: "accuracy", Task.REGRESSION: "mae"}
 
 
@@ -68,6 +69,12 @@ def _segment_metric(metric: str, truth: np.ndarray, predicted: np.ndarray, score
     if metric == "accuracy":
         return float(np.mean(truth == predicted))
     return float(np.mean(np.abs(predicted.astype(float) - truth.astype(float))))
+
+
+def _error_quantiles(truth: np.ndarray, predicted: np.ndarray) -> list[float] | None:
+    errors = predicted.astype(float) - truth.astype(float)
+    errors = errors[np.isfinite(errors)]
+    return [float(q) for q in np.quantile(errors, ERROR_QUANTILES)] if len(errors) else None
 
 
 def _much_worse(metric: str, value: float, overall: float, scale: float = 1.0, overall_scale: float = 1.0) -> bool:
@@ -133,7 +140,8 @@ def _segment_view(task: Task, column: str, values: pd.Series, metric: str, overa
         enough = rows.sum() >= floor and (metric != "roc_auc" or min(truth[rows].sum(), (~truth[rows]).sum())
                                            >= MIN_SEGMENT_CLASS_ROWS)
         segments.append(Segment(str(key), int(rows.sum()), value, actual,
-                                bool(enough and _much_worse(metric, value, overall, *scales(rows)))))
+                                bool(enough and _much_worse(metric, value, overall, *scales(rows))),
+                                _error_quantiles(truth[rows], predicted[rows]) if metric == "mae" else None))
     rank = {label: i for i, label in enumerate(order or [])}
     segments.sort(key=lambda s: (rank.get(s.value, len(rank)), -s.rows) if order else (-s.rows,))
     return SegmentView(column, metric, overall, segments)

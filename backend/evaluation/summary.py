@@ -151,6 +151,18 @@ def residual_sentence(report: HoldoutReport) -> str:
             f"{'high' if bias > 0 else 'low'}.")
 
 
+def column_error_sentence(view: SegmentView) -> str:
+    """Where the typical (median) error of a regression model is lowest and highest across a column's values."""
+    spread = [(s.error_quantiles[2], s) for s in view.segments if s.error_quantiles]
+    if not spread:
+        return ""
+    (low, low_at), (high, high_at) = min(spread, key=lambda p: p[0]), max(spread, key=lambda p: p[0])
+    if len(spread) == 1:
+        return f"Where {view.column} is {low_at.value}, the typical error is {low:+,.4g}."
+    return (f"The typical (median) error runs from {low:+,.4g} where {view.column} is {low_at.value} to {high:+,.4g} "
+            f"where it is {high_at.value}; the boxes hold the middle half of the errors, the whiskers 90%.")
+
+
 # --- segments --------------------------------------------------------------------------------------------
 def segment_sentence(view: SegmentView) -> str:
     label = METRICS[view.metric].label if view.metric in METRICS else view.metric
