@@ -202,23 +202,26 @@ class Registry:
         return run_id
 
     def set_run_state(self, run_id: str, state: RunState, *, message: str | None = None,
-                      worker_pid: int | None = None) -> None:
+                      worker_pid: int | None = None, at: datetime | None = None) -> None:
+        """Move a run to `state`; `at` is when that happened when it was earlier than now (a worker's finish,
+        seen a moment later)."""
+        stamp = at if at is not None and at <= now() else now()
         with self.wh.transaction():
             self.wh.execute(
                 f"UPDATE {self.t('runs')} SET state = ?, updated_at = ?, message = coalesce(?, message), "
                 f"worker_pid = coalesce(?, worker_pid) WHERE run_id = ?",
-                [state.value, now(), message, worker_pid, run_id],
+                [state.value, stamp, message, worker_pid, run_id],
             )
-            self._event(run_id, "state", {"state": state.value, "message": message or ""})
+            self._event(run_id, "state", {"state": state.value, "message": message or ""}, at=stamp)
 
     def set_run_rows(self, run_id: str, *, used: int, dropped: int, eligible: int) -> None:
         self.wh.execute(f"UPDATE {self.t('runs')} SET rows_used = ?, rows_dropped = ?, rows_eligible = ? "
                         f"WHERE run_id = ?", [used, dropped, eligible, run_id])
 
-    def _event(self, run_id: str, kind: str, payload: dict[str, Any]) -> None:
+    def _event(self, run_id: str, kind: str, payload: dict[str, Any], *, at: datetime | None = None) -> None:
         self.wh.execute(
             f"INSERT INTO {self.t('run_events')} (run_id, event_seq, event_at, kind, payload) VALUES (?, ?, ?, ?, ?)",
-            [run_id, next_event_seq(), now(), kind, json.dumps(payload)],
+            [run_id, next_event_seq(), at or now(), kind, json.dumps(payload)],
         )
 
     def add_events(self, run_id: str, kind: str, payloads: list[dict[str, Any]]) -> None:

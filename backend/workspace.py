@@ -10,7 +10,7 @@ import io
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -45,6 +45,9 @@ from backend.warehouse.allow_list import AllowList, guard
 from backend.warehouse.base import TableRef, Warehouse, column_kind
 from backend.warehouse.snowflake_session import ACTIVE
 
+if TYPE_CHECKING:  # imported where used: APScheduler is for local workers, not for the app hosted in Snowflake
+    from backend.supervisor import Supervisor
+
 logger = logging.getLogger(__name__)
 
 # Counting exact duplicate rows hashes every column of every row; past this size it is skipped (and said so).
@@ -69,6 +72,7 @@ class Workspace:
     warehouse: Warehouse
     registry: Registry
     jobs: JobManager
+    supervisor: Supervisor | None = None  # advances local training jobs with no page open
 
     def target_summary(self, table: TableRef, target: str, profile: TableProfile | None = None
                        ) -> tuple[TargetSummary, list[FeatureChoice]]:
@@ -176,13 +180,16 @@ class Workspace:
         return explain_row(bundle, row, frame)
 
     def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         self.warehouse.close()
 
 
-def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_schemas: str | None = None
-                   ) -> Workspace:
-    """Open and prepare a workspace. `allowed_schemas` defaults to the configured allow-list.
-    Raises WarehouseLockedError / ConfigurationError."""
+def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_schemas: str | None = None,
+                   supervise: bool = False) -> Workspace:
+    """Open and prepare a workspace. `allowed_schemas` defaults to the configured allow-list. With `supervise`
+    (the app does this), a Supervisor collects and starts local training runs in the background; without it,
+    reading a run's progress advances it. Raises WarehouseLockedError / ConfigurationError."""
     allow = allowed_schemas if allowed_schemas is not None else allowed_schemas_setting()
     hosted = config.kind == "snowflake" and config.location == ACTIVE
     if hosted and not allow.strip():
@@ -212,7 +219,13 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
         jobs = JobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs())
     jobs.recover()
     restore_deployments(warehouse, registry)
-    return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs)
+    supervisor = None
+    if supervise and not isinstance(jobs, ProcedureJobManager):  # the procedure records its own result
+        from backend.supervisor import Supervisor
+
+        supervisor = Supervisor(jobs)
+        supervisor.start()
+    return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, supervisor=supervisor)
 
 
 def _jobs_root_for(config: WarehouseConfig) -> Path:

@@ -35,7 +35,7 @@ from components.model_card import render_model_card
 @st.cache_resource(show_spinner="Opening the warehouse…")
 def _workspace_for(config: WarehouseConfig, allowed_schemas: str = "", secrets_digest: str = "") -> Workspace:
     del secrets_digest  # part of the cache key only: edited secrets open a new connection
-    return open_workspace(config, allowed_schemas=allowed_schemas)
+    return open_workspace(config, allowed_schemas=allowed_schemas, supervise=True)
 
 
 def _snowflake_secrets() -> dict[str, Any] | None:

@@ -49,9 +49,9 @@ def active_runs_panel() -> None:
 
     @st.fragment(run_every=every)
     def panel() -> None:
-        active = jobs.active_runs()
-        for run in active:
-            jobs.sync(run.run_id)
+        if not jobs.supervised:  # on Snowflake, the page refreshes what the procedure recorded
+            for run in jobs.active_runs():
+                jobs.sync(run.run_id)
         still_active = jobs.active_runs()
         if every is not None and not still_active:
             st.rerun()  # a run just finished: redraw the page so it shows the result

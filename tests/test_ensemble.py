@@ -162,6 +162,21 @@ def test_no_blend_when_the_time_is_already_up() -> None:
     assert result is None
 
 
+def test_no_blend_without_the_searchs_best_model() -> None:
+    """On a busy machine the best model's refits may not fit the time left while cheaper ones do: a blend of
+    those alone once replaced an lgbm of ROC AUC 0.93 by a blend of linear models at 0.82."""
+    frame = _regression_rows(200)
+    x = pd.DataFrame({"size": frame["size"], "age": frame["age"]})
+    costly_best = [dataclasses.replace(CANDIDATES[0], seconds_per_full_fit=3600.0), *CANDIDATES[1:]]
+    kwargs = {"deadline": time.monotonic() + 60, "seed": 0, "folds": 3, "validation": "cv", "split_ratio": 0.1,
+              "time_ordered": False, "fit_kwargs": {}}
+    assert blend(LEARNERS, "regression", x, frame["price"].to_numpy(), frame["price"], costly_best, Task.REGRESSION,
+                 "r2", **kwargs) is None
+    with_best = blend(LEARNERS, "regression", x, frame["price"].to_numpy(), frame["price"], CANDIDATES,
+                      Task.REGRESSION, "r2", **kwargs)
+    assert with_best is not None and "lgbm" in with_best.ensemble.names
+
+
 def test_runs_recorded_before_blending_rerun_as_single_models() -> None:
     frame = _regression_rows(50)
     data = _config(frame, "price", Task.REGRESSION, "r2").to_dict()

@@ -27,6 +27,15 @@ def test_a_semicolon_csv_with_awkward_headers(empty_workspace: Workspace) -> Non
     assert frame["note"].tolist() == ["a; b", "plain", 'quoted "word"']
 
 
+def test_yes_no_columns_keep_the_files_own_words(empty_workspace: Workspace) -> None:
+    """DuckDB would read Yes/No as booleans; the model must then predict 'Yes', not 'True'."""
+    content = b"default,student,balance\nNo,Yes,10.5\nYes,No,700\nNo,No,3\n"
+    result = upload(empty_workspace, "defaults.csv", content)
+    frame = empty_workspace.warehouse.preview(result.table)
+    assert frame["default"].tolist() == ["No", "Yes", "No"] and frame["student"].tolist() == ["Yes", "No", "No"]
+    assert frame["balance"].tolist() == [10.5, 700.0, 3.0]
+
+
 def test_parquet_upload_and_replace_only_when_asked(empty_workspace: Workspace) -> None:
     buffer = io.BytesIO()
     pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}).to_parquet(buffer)

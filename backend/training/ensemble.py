@@ -165,8 +165,8 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
     splits = _splits(x, y, task, use_cv, folds, split_ratio, time_ordered, seed)
     fits = len(splits) + (1 if use_cv else 0)  # CV refits each chosen member on every row; holdout keeps its fit
     affordable = _affordable(candidates, fits, deadline)
-    if len(affordable) < 2:
-        return None
+    if len(affordable) < 2 or affordable[0] is not candidates[0]:
+        return None  # without the search's best model, a blend of the rest can be much worse than it alone
     classes = sorted(pd.unique(y_original).tolist()) if task.is_classification else []
     held_out = np.concatenate([valid for _, valid in splits])
     truth = y_original.iloc[held_out]
@@ -187,9 +187,9 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
         predictions.append(preds[held_out])
         fitted.append(models)
         kept.append(candidate)
-    affordable = kept
-    if len(predictions) < 2:
+    if len(predictions) < 2 or kept[0] is not candidates[0]:
         return None
+    affordable = kept
     metric_info = METRICS[metric]
 
     def loss(pred: np.ndarray) -> float:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +106,11 @@ STOPPED_EARLY_NOTE = "Stopped early by the user; this is the best model found be
 
 
 def record_model_version(registry: Registry, run_id: str, config: TrainConfig, result: dict[str, Any],
-                         bundle: bytes, holdout: bytes, *, stopped_early: bool = False) -> str:
+                         bundle: bytes, holdout: bytes, *, stopped_early: bool = False,
+                         ended: datetime | None = None) -> str:
     """Write the verified model version of a finished run and mark the run SUCCEEDED, in one transaction;
-    returns the model id. Where the run was trained does not matter: the app does this for a local worker, the
+    returns the model id. `ended` is when the worker finished (the run's duration ends there, not whenever it was
+    collected). Where the run was trained does not matter: the app does this for a local worker, the
     Snowflake training procedure for itself (so a run is usable with no app session open)."""
     version = ModelVersion(
         model_id=new_id("m"), run_id=run_id, created_at=now(),
@@ -121,8 +123,16 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
         report=HoldoutReport.from_dict(result["report"]) if result.get("report") else None)
     with registry.wh.transaction():
         registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
-        registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "")
+        registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "",
+                               at=ended)
     return version.model_id
+
+
+def _stamp(epoch_s: Any) -> datetime | None:
+    """A worker's `time.time()` as the registry's naive-UTC timestamp (None when absent)."""
+    if not isinstance(epoch_s, int | float):
+        return None
+    return datetime.fromtimestamp(float(epoch_s), UTC).replace(tzinfo=None)
 
 
 def _process_alive(pid: int | None) -> bool:
@@ -153,6 +163,8 @@ class JobManager:
         self.max_concurrent = max(1, max_concurrent)
         self._lock = threading.RLock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        # Set while a Supervisor advances the jobs: reading progress then only reads.
+        self.supervised = False
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, config: TrainConfig) -> str:
@@ -233,8 +245,9 @@ class JobManager:
 
     # --- observe ---------------------------------------------------------------------------------
     def progress(self, run_id: str) -> RunProgress:
-        """Sync the run from its job directory, then return its state and trials."""
-        self.sync(run_id)
+        """The run's state and trials (synced from its job directory first unless a supervisor does that)."""
+        if not self.supervised:
+            self.sync(run_id)
         run = self.registry.get_run(run_id)
         trials = [TrialEvent(**e.payload) for e in self.registry.events(run_id, "trial")]
         version = self.registry.model_for_run(run_id)
@@ -248,6 +261,12 @@ class JobManager:
     def sync_all(self) -> None:
         for run in self.active_runs():
             self.sync(run.run_id)
+
+    def advance(self) -> None:
+        """What the supervisor does on every tick: fold each active run's news into the registry (collecting a
+        finished one), then start queued runs while slots are free."""
+        self.sync_all()
+        self._launch_queued()
 
     def sync(self, run_id: str) -> None:
         with self._lock:
@@ -265,10 +284,11 @@ class JobManager:
         self._sync_trials(run, job_dir)
         statuses = jf.read_complete_lines(job_dir / jf.STATUS)
         final = next((s for s in reversed(statuses) if s.get("state") in ("SUCCEEDED", "FAILED")), None)
+        ended = _stamp(final.get("at")) if final is not None else None
         if final is not None and final["state"] == "SUCCEEDED":
-            self._collect_model(run, job_dir, stopped_early=bool(final.get("stopped_early")))
+            self._collect_model(run, job_dir, stopped_early=bool(final.get("stopped_early")), ended=ended)
         elif final is not None:
-            self._finish(run, RunState.FAILED, final.get("message") or "Training failed.")
+            self._finish(run, RunState.FAILED, final.get("message") or "Training failed.", at=ended)
         elif not self._alive(run):
             self._finish(run, RunState.FAILED, "The training process stopped unexpectedly before finishing.")
 
@@ -284,24 +304,26 @@ class JobManager:
         if payloads:
             self.registry.add_events(run.run_id, "trial", payloads)
 
-    def _collect_model(self, run: Run, job_dir: Path, *, stopped_early: bool = False) -> None:
+    def _collect_model(self, run: Run, job_dir: Path, *, stopped_early: bool = False,
+                       ended: datetime | None = None) -> None:
         try:
             result = json.loads((job_dir / jf.RESULT).read_text(encoding="utf-8"))
             artifacts = verified_model_files({name: (job_dir / name).read_bytes() for name in (jf.BUNDLE, jf.HOLDOUT)},
                                              result, "")
         except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
-            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}")
+            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}", at=ended)
             return
-        self._record_model(run, result, artifacts[jf.BUNDLE], artifacts[jf.HOLDOUT], stopped_early=stopped_early)
+        self._record_model(run, result, artifacts[jf.BUNDLE], artifacts[jf.HOLDOUT], stopped_early=stopped_early,
+                           ended=ended)
         self._cleanup(run.run_id, job_dir)
 
     def _record_model(self, run: Run, result: dict[str, Any], bundle: bytes, holdout: bytes, *,
-                      stopped_early: bool = False) -> None:
+                      stopped_early: bool = False, ended: datetime | None = None) -> None:
         record_model_version(self.registry, run.run_id, TrainConfig.from_dict(run.config), result, bundle, holdout,
-                             stopped_early=stopped_early)
+                             stopped_early=stopped_early, ended=ended)
 
-    def _finish(self, run: Run, state: RunState, message: str) -> None:
-        self.registry.set_run_state(run.run_id, state, message=message)
+    def _finish(self, run: Run, state: RunState, message: str, *, at: datetime | None = None) -> None:
+        self.registry.set_run_state(run.run_id, state, message=message, at=at)
         self._cleanup(run.run_id, Path(run.job_dir))
 
     def _cleanup(self, run_id: str, job_dir: Path) -> None:

@@ -380,7 +380,11 @@ class DuckDBWarehouse(Warehouse):
         from backend.uploads import UploadError
 
         if fmt == "csv":
-            reader, params = "read_csv(?, delim = ?, header = true, strict_mode = true)", [str(path), delimiter or ","]
+            # No BOOLEAN among the guessed types: DuckDB reads "Yes"/"No" as true/false, and the user's own labels
+            # ("Yes") must be the ones their model predicts.
+            reader = ("read_csv(?, delim = ?, header = true, strict_mode = true, auto_type_candidates = "
+                      "['BIGINT', 'DOUBLE', 'TIME', 'DATE', 'TIMESTAMP', 'VARCHAR'])")
+            params = [str(path), delimiter or ","]
         else:
             reader, params = "read_parquet(?)", [str(path)]
         self.ensure_schema(table.schema)
