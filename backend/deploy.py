@@ -105,7 +105,7 @@ def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
 
 def load_bundle(registry: Registry, model_id: str) -> ModelBundle:
     """The version's verified bundle, labelling at the decision threshold in force (binary models)."""
-    return _with_current_threshold(registry, model_id, _verified_bundle(registry, registry.get_model_version(model_id))[0])
+    return _with_current_threshold(registry, model_id, verified_bundle(registry, registry.get_model_version(model_id))[0])
 
 
 def _with_current_threshold(registry: Registry, model_id: str, bundle: ModelBundle) -> ModelBundle:
@@ -115,7 +115,7 @@ def _with_current_threshold(registry: Registry, model_id: str, bundle: ModelBund
     return bundle.with_threshold(threshold.threshold)
 
 
-def _verified_bundle(registry: Registry, version: ModelVersion) -> tuple[ModelBundle, bytes]:
+def verified_bundle(registry: Registry, version: ModelVersion) -> tuple[ModelBundle, bytes]:
     """The version's bundle and its file's bytes, after the bytes were checked against the recorded sha256."""
     content = registry.get_artifact(version.model_id, "bundle", expected_sha256=version.sha256)
     return ModelBundle.from_verified_bytes(content, version.sha256), content
@@ -173,7 +173,7 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
                                      hint="Choose another name.")
     if warehouse.capabilities.staged_functions:
         version = registry.get_model_version(model_id)
-        bundle, content = _verified_bundle(registry, version)
+        bundle, content = verified_bundle(registry, version)
         bundle = _with_current_threshold(registry, model_id, bundle)
         prediction_type = prediction_sql_type(bundle)
         predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, version.sha256,
@@ -213,7 +213,8 @@ def change_threshold(warehouse: Warehouse, registry: Registry, model_id: str, th
 
 def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
     """Register every recorded deployment on this connection (after a restart); return the names restored.
-    Permanent (staged) functions outlive the app, so there is nothing to restore for them."""
+    A deployment whose model cannot be loaded gets functions that refuse every call with the reason, rather
+    than vanishing. Permanent (staged) functions outlive the app, so there is nothing to restore for them."""
     if not warehouse.capabilities.python_udfs:
         return []
     restored = []
@@ -221,9 +222,30 @@ def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
         try:
             register_functions(warehouse, load_bundle(registry, deployment.model_id), deployment.function_name)
             restored.append(deployment.function_name)
-        except FlurryError:
-            logger.exception("could not restore deployed function %s", deployment.function_name)
+        except Exception as exc:  # a damaged or unloadable artifact: say so when the function is called
+            logger.warning("deployed function %s refuses calls: %s", deployment.function_name, exc)
+            register_refusing_functions(warehouse, registry, deployment.function_name, deployment.model_id,
+                                        str(exc))
     return restored
+
+
+def register_refusing_functions(warehouse: Warehouse, registry: Registry, function_name: str, model_id: str,
+                                reason: str) -> None:
+    """Functions under a deployment's names whose every call fails with `reason` (a broken model version)."""
+    try:
+        version = registry.get_model_version(model_id)
+    except FlurryError:
+        return
+    params = [_PARAMETER_TYPE.get(column_kind(f["sql_type"]), "VARCHAR") for f in version.features]
+    message = (f"Flurry will not score with model version {model_id}: {reason} Roll back to an earlier version "
+               "on the Deploy step, or retrain the model.")
+
+    def refuse(*arrays: pa.Array) -> pa.Array:
+        raise DeploymentError(message)
+
+    warehouse.register_function(function_name, refuse, params, "VARCHAR")
+    if version.task != "regression":
+        warehouse.register_function(f"{function_name}_proba", refuse, params, "DOUBLE")
 
 
 def _output_column(name: str, taken: set[str]) -> str:

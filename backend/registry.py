@@ -111,6 +111,13 @@ class ModelVersion:
     versions: dict[str, str]
     sha256: str
     report: HoldoutReport | None = None  # None: trained before Flurry kept holdout reports
+    model_key: str | None = None  # the named model it is a version of (model_catalog), once numbered
+    number: int | None = None  # its version number within that model
+
+    @property
+    def label(self) -> str:
+        """"v3", or the id of a version not numbered yet."""
+        return f"v{self.number}" if self.number is not None else self.model_id
 
     @property
     def feature_names(self) -> list[str]:
@@ -469,6 +476,8 @@ def _version_from_row(row: Any) -> ModelVersion:
         metrics=json.loads(row["metrics_json"]), leaderboard=json.loads(row["leaderboard_json"]),
         importance=json.loads(row["importance_json"]), versions=json.loads(row["versions_json"]),
         sha256=row["sha256"], report=_report_or_none(row.get("report_json")),
+        model_key=_none_if_na(row.get("model_key")),
+        number=int(number) if (number := _none_if_na(row.get("version_number"))) is not None else None,
     )
 
 

@@ -57,4 +57,15 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_typ
             f"""CREATE TABLE IF NOT EXISTS {t('model_notes')} (
                 model_id VARCHAR, seq BIGINT, intended_use VARCHAR, out_of_scope VARCHAR, written_at {ts})""",
         ],
+        [  # 6: named models holding numbered versions, and every change of a version's stage (candidate,
+           # production, archived) with who made it and when; the latest change per version is its stage
+            f"""CREATE TABLE IF NOT EXISTS {t('models')} (
+                model_key VARCHAR, display_name VARCHAR, source_schema VARCHAR, source_table VARCHAR,
+                target VARCHAR, task VARCHAR, created_at {ts})""",
+            f"ALTER TABLE {t('model_versions')} ADD COLUMN IF NOT EXISTS model_key VARCHAR",
+            f"ALTER TABLE {t('model_versions')} ADD COLUMN IF NOT EXISTS version_number INTEGER",
+            f"""CREATE TABLE IF NOT EXISTS {t('stage_changes')} (
+                model_key VARCHAR, model_id VARCHAR, seq BIGINT, stage VARCHAR, actor VARCHAR, note VARCHAR,
+                changed_at {ts})""",
+        ],
     ]

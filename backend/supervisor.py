@@ -1,6 +1,6 @@
 """The supervisor: one per open workspace with local training workers. It advances what must happen whether
 or not a page is open — collects a finished training run at once (with its true duration) and starts the
-next queued one — on APScheduler's background scheduler, which later issues' schedules share.
+next queued one, and checks deployed models' artifacts — on APScheduler's background scheduler.
 
 Pages only read once a supervisor runs (`JobManager.supervised`). On Snowflake, where the training procedure
 records its own result, there is no supervisor and pages refresh what they show.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.executors.debug import DebugExecutor
@@ -42,6 +43,17 @@ class Supervisor:
         self.scheduler.add_job(self.advance_jobs, IntervalTrigger(seconds=every_s, timezone=UTC),
                                id=ADVANCE_JOB_ID, next_run_time=datetime.now(UTC))
         self.last_error: str | None = None
+
+    def every(self, seconds: float, job: Callable[[], object], job_id: str) -> None:
+        """Also run `job` every `seconds` (first at once); a failing run is logged and retried next time."""
+        def guarded() -> None:
+            try:
+                job()
+            except Exception:  # the supervisor outlives any one failure
+                logger.exception("the supervisor's job %s failed", job_id)
+
+        self.scheduler.add_job(guarded, IntervalTrigger(seconds=seconds, timezone=UTC), id=job_id,
+                               next_run_time=datetime.now(UTC), replace_existing=True)
 
     @property
     def running(self) -> bool:

@@ -27,6 +27,8 @@ from backend.demo_data import seed_demo_tables
 from backend.deploy import load_bundle, restore_deployments
 from backend.errors import ConfigurationError, InvalidTargetError, TableNotFoundError, TrainingFailedError
 from backend.evaluation.rows import RowExplanation, edited_row, explain_row
+from backend.model_catalog import Catalog
+from backend.model_health import refuse_broken_deployments
 from backend.profiling import TableProfile, column_stats
 from backend.registry import Registry
 from backend.task_detection import (
@@ -52,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 # Counting exact duplicate rows hashes every column of every row; past this size it is skipped (and said so).
 DUPLICATE_CHECK_MAX_ROWS = 5_000_000
+# How often the supervisor re-checks deployed models' artifacts against their checksums.
+INTEGRITY_CHECK_EVERY_S = 60.0
 # Columns the model does not use kept beside the holdout rows (keys to find a row by, segments to judge by).
 MAX_EXTRA_COLUMNS = 10
 
@@ -73,6 +77,10 @@ class Workspace:
     registry: Registry
     jobs: JobManager
     supervisor: Supervisor | None = None  # advances local training jobs with no page open
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.registry)
 
     def target_summary(self, table: TableRef, target: str, profile: TableProfile | None = None
                        ) -> tuple[TargetSummary, list[FeatureChoice]]:
@@ -218,12 +226,16 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     else:
         jobs = JobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs())
     jobs.recover()
+    Catalog(registry).backfill()
     restore_deployments(warehouse, registry)
     supervisor = None
     if supervise and not isinstance(jobs, ProcedureJobManager):  # the procedure records its own result
         from backend.supervisor import Supervisor
 
         supervisor = Supervisor(jobs)
+        refusing: set[str] = set()
+        supervisor.every(INTEGRITY_CHECK_EVERY_S, lambda: refuse_broken_deployments(warehouse, registry, refusing),
+                         "flurry.integrity")
         supervisor.start()
     return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, supervisor=supervisor)
 

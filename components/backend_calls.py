@@ -23,6 +23,7 @@ from backend.deploy import load_bundle
 from backend.evaluation.card import model_card_data
 from backend.evaluation.rows import RowExplanation
 from backend.model_bundle import ModelBundle
+from backend.model_health import Health, version_health
 from backend.profiling import TableProfile
 from backend.registry import ModelVersion
 from backend.task_detection import FeatureChoice, TargetSummary, Task
@@ -180,6 +181,16 @@ def bundle(model_id: str) -> ModelBundle:
     """The verified bundle, labelling at the threshold in force now (a change of threshold is a new entry)."""
     current = workspace().registry.threshold(model_id)
     return _bundle(model_id, None if current is None else current.threshold)
+
+
+@st.cache_data(ttl=15, max_entries=256, show_spinner=False)
+def _health(identity: str, model_id: str) -> Health:
+    return version_health(workspace().registry, model_id)
+
+
+def health(model_id: str) -> Health:
+    """Whether the version can serve (its artifact verifies and loads), re-checked every 15 s at most."""
+    return _health(workspace().warehouse.identity, model_id)
 
 
 def model_version(model_id: str) -> ModelVersion:

@@ -10,7 +10,8 @@ from components import state
 
 
 def describe_version(version: ModelVersion) -> str:
-    return (f"{version.name} · {version.best_estimator} · {version.created_at:%Y-%m-%d %H:%M} · "
+    number = f" · v{version.number}" if version.number is not None else ""
+    return (f"{version.name}{number} · {version.best_estimator} · {version.created_at:%Y-%m-%d %H:%M} · "
             f"{version.model_id}")
 
 

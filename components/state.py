@@ -22,7 +22,6 @@ class Key(enum.StrEnum):
     FEATURES = "wizard.features"
     RUN_ID = "wizard.run_id"
     MODEL_ID = "wizard.model_id"
-    FUNCTION_NAME = "wizard.function_name"
     CASTS = "wizard.casts"
     DEDUPLICATE = "wizard.deduplicate"
     EDITOR_VERSION = "wizard.editor_version"

@@ -9,7 +9,7 @@ from backend.evaluation import summary as words
 from backend.evaluation.summary import Severity
 from backend.metrics import METRICS
 from components import backend_calls as calls
-from components import charts, state
+from components import charts, state, versions_view
 from components import evaluation_view as view
 from components.feedback import user_errors
 from components.formatting import md
@@ -37,8 +37,9 @@ with user_errors("open the dashboard"):
 
     data = calls.dashboard(model_id)
     version = data.version
-    st.caption(f"{md(version.name)} · {version.task} · best model {version.best_estimator} · "
+    st.caption(f"{md(version.name)} · {version.label} · {version.task} · best model {version.best_estimator} · "
                f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
+    versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
 
     report = version.report
     if report is not None:

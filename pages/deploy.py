@@ -1,4 +1,5 @@
-"""Step 5 · Deploy: make the model callable from SQL and score a table into a new table."""
+"""Step 5 · Deploy: the model's versions (promote, roll back), its SQL functions, scoring a table into a new
+table, and the dashboard link."""
 
 from __future__ import annotations
 
@@ -6,20 +7,13 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from backend.deploy import (
-    SCHEDULE_CHOICES,
-    DeployedFunctions,
-    default_function_name,
-    deploy,
-    schedule_scoring,
-    score_table,
-)
+from backend.deploy import SCHEDULE_CHOICES, DeployedFunctions, schedule_scoring, score_table
 from backend.evaluation.summary import Severity
 from backend.identifiers import validate_table_name
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import evaluation_view as view
-from components import state
+from components import state, versions_view
 from components.feedback import user_errors
 from components.formatting import md
 from components.pickers import pick_model
@@ -34,37 +28,44 @@ if version is None:
     st.stop()
 ws = calls.workspace()
 
-st.subheader("1 · A SQL function")
+catalog = ws.catalog
+with user_errors("read the model's versions"):
+    model = catalog.model_of(version.model_id)
+    this = catalog.version(version.model_id)
+    versions = catalog.versions(model.key)
+    production = catalog.production(model.key)
+if not versions:
+    st.stop()
+
+st.subheader(f"1 · {md(model.name)}: {len(versions)} version{'s' if len(versions) != 1 else ''}")
+versions_view.show_flash()
 view.show_warnings([w for w in view.model_warnings(version) if w.severity is Severity.BLOCKER])
+versions_view.show_broken(calls.health(version.model_id), this.label)
+if production is not None and production.model_id != version.model_id:
+    versions_view.show_broken(calls.health(production.model_id), f"The production version {production.label}")
 current = ws.registry.threshold(version.model_id)
 if current is not None and version.report is not None:
-    st.caption(f"Labels rows {md(repr(version.report.positive_class))} when their probability is at least "
-               f"{md(current.description)}. The probability function returns the probability of "
+    st.caption(f"{this.label} labels rows {md(repr(version.report.positive_class))} when their probability is at "
+               f"least {md(current.description)}. The probability function returns the probability of "
                f"{md(repr(version.report.positive_class))}; change the threshold on the Evaluate step.")
 elif current is not None:
-    st.caption(md(f"Labels rows with the 0.5 rule: {current.description}."))
-deployed = ws.registry.list_deployments(version.model_id)
-name = st.text_input("Function name", value=deployed[0].function_name if deployed else default_function_name(version),
-                     key=f"deploy.function.{version.model_id}", max_chars=63,
-                     help="Lower-case letters, digits and underscores.")
-if st.button("Deploy as a SQL function", type="primary", key="deploy.deploy"):
-    with user_errors("deploy the model"):
-        functions = deploy(ws.warehouse, ws.registry, version.model_id, name.strip())
-        state.put(state.Key.FUNCTION_NAME, functions.predict)
-        st.success(f"Deployed. Call {md(functions.predict)}(…) from SQL in this warehouse.")
-        if functions.registry_version:
-            st.caption(f"Also logged to the Snowflake Model Registry as {md(functions.registry_version)}.")
-        elif functions.registry_note:
-            st.caption(md(functions.registry_note))
+    st.caption(md(f"{this.label} labels rows with the 0.5 rule: {current.description}."))
+versions_view.versions_table(model, versions)
+versions_view.stage_actions(model, version, this, production)
+versions_view.history_table(model)
+versions_view.rename_form(model)
 
-deployed = ws.registry.list_deployments(version.model_id)
-if not deployed:
+production = catalog.production(model.key)
+if production is None:
     st.stop()
-function = deployed[0].function_name
+function = model.function_name
 with user_errors("show the SQL example"):
-    bundle = calls.bundle(version.model_id)
+    serving = calls.model_version(production.model_id)
+    bundle = calls.bundle(production.model_id)
     example = DeployedFunctions(function, f"{function}_proba" if bundle.is_classification else None)
-    st.code(example.example_sql(version.feature_names, version.table), language="sql")
+    st.code(example.example_sql(serving.feature_names, serving.table), language="sql")
+    st.caption(f"{md(function)} always serves the production version ({production.label}); each promoted version "
+               f"is also callable by its own name, e.g. {md(model.version_function(production.number))}.")
 
 st.subheader("2 · Score a table")
 with user_errors("list tables to score"):

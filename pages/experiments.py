@@ -6,7 +6,7 @@ import streamlit as st
 
 from backend.experiments import compare_runs, runs_table, summarize_runs
 from components import backend_calls as calls
-from components import state
+from components import state, versions_view
 from components.feedback import user_errors
 from components.formatting import md
 from components.shell import require_shell
@@ -21,7 +21,16 @@ with user_errors("list the training runs"):
         st.info("No model has been trained yet.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
-    st.dataframe(runs_table(summaries), hide_index=True, width="stretch",
+    table = runs_table(summaries)
+    healths = {s.version.model_id: calls.health(s.version.model_id) for s in summaries if s.version is not None}
+    table.insert(1, "version", [s.version.label if s.version else None for s in summaries])
+    table.insert(2, "health", [None if s.version is None else "ok" if healths[s.version.model_id].ok else "broken"
+                               for s in summaries])
+    for s in summaries:
+        if s.version is not None and not healths[s.version.model_id].ok:
+            versions_view.show_broken(healths[s.version.model_id],
+                                      f"{s.version.name} {s.version.label} (run {s.run.run_id})")
+    st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"holdout score": st.column_config.NumberColumn(format="%.4f"),
                                 "seconds": st.column_config.NumberColumn(format="%.0f")})
 

@@ -24,6 +24,7 @@ from typing import Any
 from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
 from backend.evaluation.report import HoldoutReport
 from backend.metrics import METRICS
+from backend.model_catalog import Catalog
 from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now, sha256_bytes
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
@@ -125,6 +126,9 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
         registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
         registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "",
                                at=ended)
+    # numbered after the commit, under the catalog's lock, so two versions collected at once cannot read the
+    # same highest number; a version left unnumbered by a crash here is numbered on the next read
+    Catalog(registry).assign(version)
     return version.model_id
 
 
