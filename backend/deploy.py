@@ -18,6 +18,7 @@ import pyarrow as pa
 from backend.errors import DeploymentError, FlurryError, InvalidIdentifierError
 from backend.identifiers import quote_ident, slugify, validate_function_name
 from backend.model_bundle import ModelBundle
+from backend.reasons import explain_batch, explain_function_name
 from backend.registry import ModelVersion, Registry
 from backend.warehouse.base import ScheduledScoring, TableRef, Warehouse, column_kind, is_integer_type
 from backend.warehouse.snowflake_deploy import SCHEDULES
@@ -37,6 +38,7 @@ class DeployedFunctions:
     probability: str | None
     registry_version: str | None = None  # "MODEL VERSION" in the warehouse's model registry, when logged there
     registry_note: str | None = None  # why it was not, when the warehouse has a registry
+    explain: str | None = None  # the reasons function, where the warehouse has one
 
     def example_sql(self, bundle_features: list[str], table: TableRef) -> str:
         args = ", ".join(quote_ident(f) for f in bundle_features)
@@ -44,6 +46,8 @@ class DeployedFunctions:
         cols = [f"{self.predict}({args}) AS {PREDICTION_COLUMN}"]
         if self.probability:
             cols.append(f"{self.probability}({args}) AS {PROBABILITY_COLUMN}")
+        if self.explain:
+            cols.append(f"{self.explain}({args}) AS reasons")
         return "SELECT *,\n       " + ",\n       ".join(cols) + f"\nFROM {source}\nLIMIT 10;"
 
 
@@ -83,8 +87,15 @@ def predicted_class_probability(bundle: ModelBundle, frame: pd.DataFrame) -> np.
     return bundle.output_probability(frame) if len(frame) else np.array([], dtype=float)
 
 
-def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
-    """Vectorised Arrow handlers: arguments arrive as one Arrow array per feature, in feature order."""
+def explain_sql_type(bundle: ModelBundle) -> str:
+    """What `flurry_explain_…` returns: the prediction, its probability (classifiers) and the top reasons."""
+    return f"STRUCT(prediction {prediction_sql_type(bundle)}, probability DOUBLE, reasons VARCHAR[])"
+
+
+def make_handlers(bundle: ModelBundle, background: pd.DataFrame | None = None) -> dict[str, Callable[..., pa.Array]]:
+    """Vectorised Arrow handlers: arguments arrive as one Arrow array per feature, in feature order.
+    `background` (stored holdout rows) is what explanations are measured against where the explainer needs
+    rows (blends, sample-based SHAP), the same rows the Evaluate page uses."""
     names = bundle.feature_names
     out_type = prediction_sql_type(bundle)
 
@@ -100,6 +111,16 @@ def make_handlers(bundle: ModelBundle) -> dict[str, Callable[..., pa.Array]]:
             return pa.array(predicted_class_probability(bundle, to_frame(arrays)), type=pa.float64())
 
         handlers["probability"] = probability
+
+    def explain(*arrays: pa.Array) -> pa.Array:
+        rows = explain_batch(bundle, to_frame(arrays), background, bundle.target)
+        return pa.StructArray.from_arrays(
+            [predictions_to_arrow(np.asarray([r.prediction for r in rows], dtype=object), out_type),
+             pa.array([r.probability for r in rows], type=pa.float64()),
+             pa.array([r.reasons for r in rows], type=pa.list_(pa.string()))],
+            names=["prediction", "probability", "reasons"])
+
+    handlers["explain"] = explain
     return handlers
 
 
@@ -121,7 +142,7 @@ def verified_bundle(registry: Registry, version: ModelVersion) -> tuple[ModelBun
     return ModelBundle.from_verified_bytes(content, version.sha256), content
 
 
-def _deployment_model(registry: Registry, function_name: str) -> str:
+def deployment_model(registry: Registry, function_name: str) -> str:
     """The model id behind a deployed function. Raises DeploymentError for an unknown name."""
     deployment = next((d for d in registry.list_deployments() if d.function_name == function_name), None)
     if deployment is None:
@@ -147,8 +168,9 @@ def _output_columns(columns: set[str], bundle: ModelBundle) -> tuple[str, str]:
     return prediction, _output_column(probability_column(bundle), columns | {prediction})
 
 
-def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name: str) -> DeployedFunctions:
-    handlers = make_handlers(bundle)
+def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name: str,
+                       background: pd.DataFrame | None = None) -> DeployedFunctions:
+    handlers = make_handlers(bundle, background)
     # Parameters take the column's own SQL type (a text column read as numbers still arrives as text; the
     # bundle does the reading), so SQL callers pass their columns unchanged.
     params = [_PARAMETER_TYPE.get(column_kind(f["sql_type"]), "VARCHAR") for f in bundle.features]
@@ -156,7 +178,33 @@ def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name:
     probability_name = _probability_function(bundle, function_name)
     if probability_name is not None:
         warehouse.register_function(probability_name, handlers["probability"], params, "DOUBLE")
-    return DeployedFunctions(predict=function_name, probability=probability_name)
+    explain_name = explain_function_name(function_name)
+    warehouse.register_function(explain_name, handlers["explain"], params, explain_sql_type(bundle))
+    return DeployedFunctions(predict=function_name, probability=probability_name, explain=explain_name)
+
+
+def _background_bytes(registry: Registry, model_id: str, bundle: ModelBundle) -> bytes | None:
+    """The background rows' model columns as Parquet, for a staged reasons function."""
+    import io
+
+    frame = explanation_background(registry, model_id)
+    if frame is None:
+        return None
+    buffer = io.BytesIO()
+    frame[[c for c in bundle.feature_names if c in frame.columns]].to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def explanation_background(registry: Registry, model_id: str) -> pd.DataFrame | None:
+    """The version's stored holdout rows (verified), which explanations are measured against; None for a
+    version stored without them."""
+    try:
+        content = registry.get_artifact(model_id, "holdout")
+    except FlurryError:
+        return None
+    import io
+
+    return pd.read_parquet(io.BytesIO(content))
 
 
 def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_name: str) -> DeployedFunctions:
@@ -176,14 +224,16 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
         bundle, content = verified_bundle(registry, version)
         bundle = _with_current_threshold(registry, model_id, bundle)
         prediction_type = prediction_sql_type(bundle)
+        background = _background_bytes(registry, model_id, bundle)
         predict, probability = warehouse.deploy_model_functions(function_name, bundle, content, version.sha256,
-                                                                model_id, prediction_type)
+                                                                model_id, prediction_type, background)
         logged, note = warehouse.log_model_version(function_name, bundle, content, version.sha256, model_id,
                                                    prediction_type, version.metrics)
         functions = DeployedFunctions(predict=predict, probability=probability, registry_version=logged,
-                                      registry_note=note)
+                                      registry_note=note, explain=explain_function_name(function_name))
     else:
-        functions = register_functions(warehouse, load_bundle(registry, model_id), function_name)
+        functions = register_functions(warehouse, load_bundle(registry, model_id), function_name,
+                                       explanation_background(registry, model_id))
     registry.upsert_deployment(function_name, model_id)
     return functions
 
@@ -220,7 +270,8 @@ def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
     restored = []
     for deployment in registry.list_deployments():
         try:
-            register_functions(warehouse, load_bundle(registry, deployment.model_id), deployment.function_name)
+            register_functions(warehouse, load_bundle(registry, deployment.model_id), deployment.function_name,
+                               explanation_background(registry, deployment.model_id))
             restored.append(deployment.function_name)
         except Exception as exc:  # a damaged or unloadable artifact: say so when the function is called
             logger.warning("deployed function %s refuses calls: %s", deployment.function_name, exc)
@@ -246,6 +297,7 @@ def register_refusing_functions(warehouse: Warehouse, registry: Registry, functi
     warehouse.register_function(function_name, refuse, params, "VARCHAR")
     if version.task != "regression":
         warehouse.register_function(f"{function_name}_proba", refuse, params, "DOUBLE")
+    warehouse.register_function(explain_function_name(function_name), refuse, params, "VARCHAR")
 
 
 def _output_column(name: str, taken: set[str]) -> str:
@@ -256,18 +308,34 @@ def _output_column(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def score_table(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
-                output: TableRef, *, overwrite: bool = False) -> ScoringResult:
-    """Score every row of `source` into `output` (its columns plus prediction and probability).
+class ScoringStopped(FlurryError):
+    """A batch score was stopped before it finished; the previous output is as it was."""
 
-    The output is written to a staging table and swapped in, so a failure leaves any old output intact.
-    Raises DeploymentError when `output` exists and `overwrite` is false, or `output` is `source`."""
-    model_id = _deployment_model(registry, function_name)
+
+MODEL_VERSION_COLUMN = "model_version"
+SCORED_AT_COLUMN = "scored_at"
+
+
+def score_table(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
+                output: TableRef, *, overwrite: bool = False, append: bool = False,
+                progress: Callable[[int, int], bool] | None = None) -> ScoringResult:
+    """Score every row of `source` into `output`: its columns, the prediction and probability, the model
+    version that scored it and when.
+
+    The output is written to a staging table first, then swapped in (or, with `append`, its rows added to
+    `output` in one transaction), so a failure or a stop leaves any old output intact. `progress(done,
+    total)` is told after each batch and stops the score by returning False (ScoringStopped).
+    Raises DeploymentError when `output` exists and neither `overwrite` nor `append` is set, or `output` is
+    `source`."""
+    model_id = deployment_model(registry, function_name)
     if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
         raise DeploymentError("The scores cannot overwrite the table being scored.", hint="Choose a new table name.")
-    if warehouse.table_exists(output) and not overwrite:
+    if warehouse.table_exists(output) and not (overwrite or append):
         raise DeploymentError(f"The table {output} already exists.",
-                              hint="Choose another name, or tick 'Replace it' to overwrite it.")
+                              hint="Choose another name, tick 'Replace it' to overwrite it, or add the new scores "
+                                   "to it.")
+    version = registry.get_model_version(model_id)
+    label = version.label
     bundle = load_bundle(registry, model_id)
     columns = [c.name for c in warehouse.describe(source)]
     missing = [f for f in bundle.feature_names if f not in columns]
@@ -275,6 +343,8 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
         raise DeploymentError(f"The table {source} lacks the model's input column(s): {', '.join(missing)}.",
                               hint="Score a table with the same columns as the training table.")
     pred_col, proba_col = _output_columns(set(columns), bundle)
+    version_col = _output_column(MODEL_VERSION_COLUMN, set(columns) | {pred_col, proba_col})
+    time_col = _output_column(SCORED_AT_COLUMN, set(columns) | {pred_col, proba_col, version_col})
     out_type = prediction_sql_type(bundle)
     if warehouse.capabilities.staged_functions:  # scored where the rows are, in one statement
         warehouse.ensure_schema(output.schema)
@@ -282,8 +352,11 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
                                     bundle.feature_names, source, output, pred_col, proba_col)
         registry.record_scoring(function_name, output, rows)
         return ScoringResult(table=output, rows=rows)
+    total = warehouse.row_count(source)
+    stamp = pd.Timestamp.now(tz="UTC").tz_localize(None)
 
     def scored_batches() -> Iterator[pa.RecordBatch]:
+        done = 0
         for batch in warehouse.scan_batches(source, columns, SCORING_BATCH_ROWS):
             frame = batch.to_pandas()
             arrays = [*list(batch.columns), predictions_to_arrow(bundle.predict(frame), out_type)]
@@ -291,10 +364,18 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
             if bundle.is_classification:
                 arrays.append(pa.array(predicted_class_probability(bundle, frame), type=pa.float64()))
                 names.append(proba_col)
+            arrays += [pa.array([label] * batch.num_rows, type=pa.string()),
+                       pa.array([stamp] * batch.num_rows, type=pa.timestamp("us"))]
+            names += [version_col, time_col]
             yield pa.RecordBatch.from_arrays(arrays, names=names)
+            done += batch.num_rows
+            if progress is not None and not progress(done, total):
+                raise ScoringStopped(f"Scoring {source} was stopped after {done:,} of {total:,} rows.",
+                                     hint=f"Nothing was written: {output} is as it was.")
 
     warehouse.ensure_schema(output.schema)
-    rows = warehouse.replace_table_from_batches(output, scored_batches())
+    write = warehouse.append_table_from_batches if append else warehouse.replace_table_from_batches
+    rows = write(output, scored_batches())
     registry.record_scoring(function_name, output, rows)
     return ScoringResult(table=output, rows=rows)
 
@@ -310,7 +391,7 @@ def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: st
     if not warehouse.capabilities.staged_functions:
         raise DeploymentError("Scheduled scoring needs a warehouse with a scheduler (Snowflake).",
                               hint="Score the table from this page when you need fresh scores.")
-    bundle = load_bundle(registry, _deployment_model(registry, function_name))
+    bundle = load_bundle(registry, deployment_model(registry, function_name))
     pred_col, proba_col = _output_columns({c.name for c in warehouse.describe(source)}, bundle)
     return warehouse.schedule_scoring(f"{function_name}_rescore", function_name,
                                       _probability_function(bundle, function_name), bundle.feature_names,

@@ -400,7 +400,8 @@ class Registry:
         functions = [d.function_name for d in self.list_deployments(version.model_id)] if version else []
         with self.wh.transaction():
             if version is not None:
-                for table in ("deployments", "artifacts", "decision_thresholds", "model_notes", "model_versions"):
+                for table in ("deployments", "artifacts", "decision_thresholds", "model_notes", "stage_changes",
+                              "model_versions"):
                     self.wh.execute(f"DELETE FROM {self.t(table)} WHERE model_id = ?", [version.model_id])
             self.wh.execute(f"DELETE FROM {self.t('run_events')} WHERE run_id = ?", [run_id])
             self.wh.execute(f"DELETE FROM {self.t('runs')} WHERE run_id = ?", [run_id])

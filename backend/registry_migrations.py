@@ -68,4 +68,15 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_typ
                 model_key VARCHAR, model_id VARCHAR, seq BIGINT, stage VARCHAR, actor VARCHAR, note VARCHAR,
                 changed_at {ts})""",
         ],
+        [  # 7: batch scorings as jobs (progress, stop, their outcome) and the schedules that request them
+            f"""CREATE TABLE IF NOT EXISTS {t('scoring_runs')} (
+                scoring_id VARCHAR, function_name VARCHAR, source_schema VARCHAR, source_table VARCHAR,
+                output_schema VARCHAR, output_table VARCHAR, mode VARCHAR, state VARCHAR, rows_done BIGINT,
+                rows_total BIGINT, requested_at {ts}, started_at {ts}, finished_at {ts}, message VARCHAR,
+                stop_requested BOOLEAN, schedule_id VARCHAR, model_id VARCHAR)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('schedules')} (
+                schedule_id VARCHAR, function_name VARCHAR, source_schema VARCHAR, source_table VARCHAR,
+                output_schema VARCHAR, output_table VARCHAR, mode VARCHAR, cron VARCHAR, every_seconds INTEGER,
+                enabled BOOLEAN, created_at {ts}, created_by VARCHAR, last_fired_at {ts})""",
+        ],
     ]

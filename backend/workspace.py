@@ -25,12 +25,20 @@ from backend.config import (
 )
 from backend.demo_data import seed_demo_tables
 from backend.deploy import load_bundle, restore_deployments
-from backend.errors import ConfigurationError, InvalidTargetError, TableNotFoundError, TrainingFailedError
+from backend.errors import (
+    ConfigurationError,
+    DeploymentError,
+    InvalidTargetError,
+    TableNotFoundError,
+    TrainingFailedError,
+)
 from backend.evaluation.rows import RowExplanation, edited_row, explain_row
 from backend.model_catalog import Catalog
 from backend.model_health import refuse_broken_deployments
 from backend.profiling import TableProfile, column_stats
+from backend.reasons import explain_function_name
 from backend.registry import Registry
+from backend.scoring_jobs import ScoringJobs
 from backend.task_detection import (
     MAX_CLASSES,
     FeatureChoice,
@@ -48,14 +56,18 @@ from backend.warehouse.base import TableRef, Warehouse, column_kind
 from backend.warehouse.snowflake_session import ACTIVE
 
 if TYPE_CHECKING:  # imported where used: APScheduler is for local workers, not for the app hosted in Snowflake
+    from backend.schedules import Schedules
     from backend.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 # Counting exact duplicate rows hashes every column of every row; past this size it is skipped (and said so).
 DUPLICATE_CHECK_MAX_ROWS = 5_000_000
-# How often the supervisor re-checks deployed models' artifacts against their checksums.
+# How often the supervisor re-checks deployed models' artifacts against their checksums, looks for batch
+# scores to run, and reads the stored schedules (a schedule made in this process is read at once).
 INTEGRITY_CHECK_EVERY_S = 60.0
+SCORING_CHECK_EVERY_S = 1.0
+SCHEDULE_SYNC_EVERY_S = 30.0
 # Columns the model does not use kept beside the holdout rows (keys to find a row by, segments to judge by).
 MAX_EXTRA_COLUMNS = 10
 
@@ -78,9 +90,19 @@ class Workspace:
     jobs: JobManager
     supervisor: Supervisor | None = None  # advances local training jobs with no page open
 
+    scoring: ScoringJobs | None = None  # batch scores as jobs (set by open_workspace)
+
     @property
     def catalog(self) -> Catalog:
         return Catalog(self.registry)
+
+    @property
+    def schedules(self) -> Schedules:
+        """Scheduled batch scores on the embedded warehouse (Snowflake schedules are Tasks)."""
+        from backend.schedules import Schedules
+
+        assert self.scoring is not None
+        return Schedules(self.warehouse, self.registry, self.scoring)
 
     def target_summary(self, table: TableRef, target: str, profile: TableProfile | None = None
                        ) -> tuple[TargetSummary, list[FeatureChoice]]:
@@ -162,10 +184,16 @@ class Workspace:
         Raises TrainingFailedError for a run still queued or training (cancel it first)."""
         if not self.registry.get_run(run_id).state.is_final:
             raise TrainingFailedError("This run is still training.", hint="Cancel it first, then delete it.")
+        version = self.registry.model_for_run(run_id)
+        if version is not None and version.model_key is not None:
+            production = self.catalog.production(version.model_key)
+            if production is not None and production.model_id == version.model_id:
+                raise DeploymentError(f"{version.label} of {version.name} is in production.",
+                                      hint="Promote another version (or roll back) on the Deploy step first.")
         functions = self.registry.delete_run(run_id)
         for name in functions:
-            self.warehouse.drop_function(name)
-            self.warehouse.drop_function(f"{name}_proba")
+            for companion in (name, f"{name}_proba", explain_function_name(name)):
+                self.warehouse.drop_function(companion)
         return functions
 
     def holdout_frame(self, model_id: str) -> pd.DataFrame:
@@ -228,16 +256,29 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     jobs.recover()
     Catalog(registry).backfill()
     restore_deployments(warehouse, registry)
-    supervisor = None
+    scoring = ScoringJobs(warehouse, registry)
+    if raw.capabilities.local_worker:  # this process owns the database file: nothing else can be scoring
+        scoring.recover()
+    workspace = Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, scoring=scoring)
     if supervise and not isinstance(jobs, ProcedureJobManager):  # the procedure records its own result
-        from backend.supervisor import Supervisor
+        _supervise(workspace)
+    return workspace
 
-        supervisor = Supervisor(jobs)
-        refusing: set[str] = set()
-        supervisor.every(INTEGRITY_CHECK_EVERY_S, lambda: refuse_broken_deployments(warehouse, registry, refusing),
-                         "flurry.integrity")
-        supervisor.start()
-    return Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, supervisor=supervisor)
+
+def _supervise(ws: Workspace) -> None:
+    """Start the workspace's supervisor: training jobs, batch scores, schedules and artifact checks."""
+    from backend.supervisor import Supervisor
+
+    assert ws.scoring is not None
+    supervisor = Supervisor(ws.jobs)
+    refusing: set[str] = set()
+    supervisor.every(INTEGRITY_CHECK_EVERY_S, lambda: refuse_broken_deployments(ws.warehouse, ws.registry, refusing),
+                     "flurry.integrity")
+    supervisor.every(SCORING_CHECK_EVERY_S, ws.scoring.advance, "flurry.scoring")
+    if not ws.warehouse.capabilities.staged_functions:  # Snowflake re-scores with Tasks
+        supervisor.every(SCHEDULE_SYNC_EVERY_S, lambda: ws.schedules.sync(supervisor.scheduler), "flurry.schedules")
+    supervisor.start()
+    ws.supervisor = supervisor
 
 
 def _jobs_root_for(config: WarehouseConfig) -> Path:

@@ -88,3 +88,7 @@ def explain_one_row(version: ModelVersion) -> None:
     st.plotly_chart(charts.waterfall_figure(explained.contributions, explained.values, explained.base_value),
                     width="stretch", key=f"{key}.waterfall")
     st.caption(f"Contributions on the scale of the {md(explained.output)}, by {md(explained.method)}.")
+    reasons = explained.reasons(version.target)
+    if reasons:
+        st.markdown("**In words** (what the model's explain function in SQL returns for this row):\n"
+                    + "\n".join(f"- {md(reason)}" for reason in reasons))

@@ -7,13 +7,13 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from backend.deploy import SCHEDULE_CHOICES, DeployedFunctions, schedule_scoring, score_table
+from backend.deploy import DeployedFunctions
 from backend.evaluation.summary import Severity
-from backend.identifiers import validate_table_name
+from backend.reasons import explain_function_name
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import evaluation_view as view
-from components import state, versions_view
+from components import scoring_view, state, versions_view
 from components.feedback import user_errors
 from components.formatting import md
 from components.pickers import pick_model
@@ -62,10 +62,13 @@ function = model.function_name
 with user_errors("show the SQL example"):
     serving = calls.model_version(production.model_id)
     bundle = calls.bundle(production.model_id)
-    example = DeployedFunctions(function, f"{function}_proba" if bundle.is_classification else None)
+    example = DeployedFunctions(function, f"{function}_proba" if bundle.is_classification else None,
+                                explain=explain_function_name(function))
     st.code(example.example_sql(serving.feature_names, serving.table), language="sql")
     st.caption(f"{md(function)} always serves the production version ({production.label}); each promoted version "
-               f"is also callable by its own name, e.g. {md(model.version_function(production.number))}.")
+               f"is also callable by its own name, e.g. {md(model.version_function(production.number))}. "
+               f"{md(explain_function_name(function))} returns the prediction, its probability and its top three "
+               "reasons in words.")
 
 st.subheader("2 · Score a table")
 with user_errors("list tables to score"):
@@ -76,27 +79,16 @@ with user_errors("list tables to score"):
     source_name = st.selectbox("Table to score", tables, key="deploy.source_table",
                                index=tables.index(version.table.name) if version.table.name in tables else 0)
     out_schema = st.text_input("Write the scores into schema", value="scores", key="deploy.out_schema")
-    out_name = st.text_input("…as a new table", value=f"{source_name}_scored", key="deploy.out_table")
-    overwrite = st.checkbox("Replace it if it already exists", key="deploy.overwrite")
-    if st.button("Score the table", key="deploy.score"):
-        with st.spinner("Scoring in batches…"):
-            output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
-            result = score_table(ws.warehouse, ws.registry, function, TableRef(source_schema, source_name), output,
-                                 overwrite=overwrite)
-        st.success(f"Scored {result.rows:,} rows into {md(result.table)}.")
-        st.dataframe(ws.warehouse.preview(result.table, 20), hide_index=True, width="stretch")
+    out_name = st.text_input("…as the table", value=f"{source_name}_scored", key="deploy.out_table")
+    mode = st.radio("If that table exists", list(scoring_view.MODES), format_func=scoring_view.MODES.get,
+                    key="deploy.mode", horizontal=True)
+    st.caption("Each row gets the prediction, its probability, the model version that scored it and when.")
+    source = TableRef(source_schema, source_name)
+    scoring_view.score_now(ws, function, source, out_schema, out_name, mode)
     if ws.warehouse.capabilities.staged_functions:
-        schedule = st.selectbox("Re-score it on a schedule", SCHEDULE_CHOICES, key="deploy.schedule",
-                                help="A Snowflake Task re-creates the scored table on this schedule.")
-        if st.button("Schedule re-scoring", key="deploy.schedule_start"):
-            with user_errors("schedule re-scoring"):
-                output = TableRef(validate_table_name(out_schema), validate_table_name(out_name))
-                scheduled = schedule_scoring(ws.warehouse, ws.registry, function,
-                                             TableRef(source_schema, source_name), output, schedule)
-                if scheduled.resumed:
-                    st.success(f"The task {md(scheduled.task)} re-scores {md(output)} {schedule}.")
-                else:
-                    st.warning(md(scheduled.reason or f"The task {scheduled.task} is suspended."))
+        scoring_view.snowflake_task(ws, function, source, out_schema, out_name)
+    else:
+        scoring_view.embedded_schedules(ws, function, source, out_schema, out_name)
 
 st.subheader("3 · Share")
 link = calls.link_params(version.model_id)

@@ -68,6 +68,18 @@ def wait_for_model(at: AppTest, timeout: float = 90) -> None:
     assert "wizard.model_id" in at.session_state, "training did not finish"
 
 
+def score_and_wait(at: AppTest, timeout: float = 90) -> None:
+    """Press Score on the Deploy step, then rerun until the supervisor has scored the table (as the page's
+    fragment does every second)."""
+    at.button(key="deploy.score").click().run()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(w in texts(at, "success") + texts(at, "error") + texts(at, "warning")
+                                                  for w in ("Scored", "Scoring failed", "stopped")):
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+
+
 def texts(at: AppTest, kind: str) -> str:
     return " ".join(str(e.value) for e in getattr(at, kind))
 
@@ -145,7 +157,7 @@ def test_main_path_from_table_to_dashboard() -> None:
     at.button(key="deploy.deploy").click().run()
     assert not at.exception and not at.error, texts(at, "error")
     assert "Deployed" in texts(at, "success")
-    at.button(key="deploy.score").click().run()
+    score_and_wait(at)
     assert not at.exception and not at.error, texts(at, "error")
     assert "Scored 344 rows" in texts(at, "success")
 
@@ -291,7 +303,7 @@ def test_hostile_names_through_the_whole_wizard(warehouse_file: Path) -> None:
     assert not at.error, texts(at, "error")
     goto(at, "pages/deploy.py")
     at.button(key="deploy.deploy").click().run()
-    at.button(key="deploy.score").click().run()
+    score_and_wait(at)
     assert not at.error, texts(at, "error")
     assert "Scored 300 rows" in texts(at, "success")
 

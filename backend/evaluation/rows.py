@@ -12,6 +12,7 @@ import pandas as pd
 from backend.errors import InvalidTargetError
 from backend.explain import explain_rows
 from backend.model_bundle import ModelBundle
+from backend.reasons import reason_sentences
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class RowExplanation:
     output: str  # "log-odds", "probability" or "value"
     method: str
     explained_class: Any = None
+
+    def reasons(self, target: str) -> list[str]:
+        """The top contributions in words: what `flurry_explain_…` returns for the same row."""
+        return reason_sentences(self.contributions, self.values, output=self.output, probability=self.probability,
+                                explained=self.explained_class, target=target)
 
 
 def explain_row(bundle: ModelBundle, row: pd.DataFrame, background: pd.DataFrame) -> RowExplanation:

@@ -313,6 +313,11 @@ class Warehouse(abc.ABC):
         """Write batches to a staging table, then swap it in atomically; return rows written.
         A failure leaves any previous `table` untouched."""
 
+    def append_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        """Write batches to a staging table, then add its rows to `table` (creating it when missing) in one
+        transaction, columns matched by name; return rows written. A failure leaves `table` untouched."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
         """Create or atomically replace `table` from a CSV or Parquet file; return its row count.
@@ -336,8 +341,9 @@ class Warehouse(abc.ABC):
         """Remove a function this app registered (no error when it is not there)."""
 
     def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                               prediction_type: str) -> tuple[str, str | None]:
-        """Create permanent scoring functions from the model file (staged_functions adapters only)."""
+                               prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
+        """Create permanent scoring functions (and the reasons function, measured against the `background`
+        rows' Parquet) from the model file (staged_functions adapters only)."""
         raise NotImplementedError
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,

@@ -342,6 +342,15 @@ class DuckDBWarehouse(Warehouse):
                 cur.unregister("__flurry_frame")
 
     def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        return self._swap_in_batches(table, batches, append=False)
+
+    def append_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        return self._swap_in_batches(table, batches, append=True)
+
+    def _swap_in_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch], *, append: bool) -> int:
+        """Stage every batch first; only then, in one transaction, replace `table` by the staging table or
+        (append) add its rows to `table`, matching columns by name. A failure or a stop while staging leaves
+        `table` as it was."""
         staging = TableRef(table.schema, f"__flurry_staging_{uuid.uuid4().hex[:12]}")
         target, staged = self.qualify(table), self.qualify(staging)
         written = 0
@@ -362,8 +371,12 @@ class DuckDBWarehouse(Warehouse):
             with self._lock:
                 cursor.execute("BEGIN TRANSACTION")
                 try:
-                    cursor.execute(f"DROP TABLE IF EXISTS {target}")
-                    cursor.execute(f"ALTER TABLE {staged} RENAME TO {quote_ident(table.name)}")
+                    if append and self.table_exists(table):
+                        cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staged}")
+                        cursor.execute(f"DROP TABLE {staged}")
+                    else:
+                        cursor.execute(f"DROP TABLE IF EXISTS {target}")
+                        cursor.execute(f"ALTER TABLE {staged} RENAME TO {quote_ident(table.name)}")
                     cursor.execute("COMMIT")
                 except BaseException:
                     cursor.execute("ROLLBACK")

@@ -22,6 +22,9 @@ from backend.warehouse.snowflake_udf import staged_handler
 
 MODEL_STAGE = "MODELS"
 BUNDLE_FILE = "bundle.pkl"
+BACKGROUND_FILE = "background.parquet"
+# The reasons function also computes SHAP values.
+EXPLAIN_PACKAGES = ("shap",)
 # Packages the UDF needs besides the model libraries (which are pinned to the versions it was trained with).
 UDF_PACKAGES = ("pandas", "numpy", "pyarrow")
 # Schedules offered for re-scoring: fixed cron strings, never user text, in the task's DDL.
@@ -35,6 +38,8 @@ class StagedModel:
     path: str  # @stage/model_id/bundle.pkl
     file_name: str
     sha256: str
+    background_path: str | None = None  # @stage/model_id/background.parquet: the rows explanations are measured against
+    background_sha256: str | None = None
 
 
 def stage_name(database: str) -> str:
@@ -55,15 +60,26 @@ def model_packages(bundle: ModelBundle) -> list[str]:
 
 
 def model_imports(staged: StagedModel) -> list[str | tuple[str, str]]:
-    """The UDF's imports: the staged model file, Flurry's backend package and the shipped packages."""
-    return [staged.path, (str(BACKEND_DIR), "backend"), *shipped_imports()]
+    """The UDF's imports: the staged model file (and background rows), Flurry's backend package and the
+    shipped packages."""
+    extra = [staged.background_path] if staged.background_path else []
+    return [staged.path, *extra, (str(BACKEND_DIR), "backend"), *shipped_imports()]
 
 
-def stage_model(session: Any, database: str, model_id: str, content: bytes, sha256: str) -> StagedModel:
-    """Put the model file on Flurry's stage (which the registry's migrations created)."""
+def stage_model(session: Any, database: str, model_id: str, content: bytes, sha256: str,
+                background: bytes | None = None) -> StagedModel:
+    """Put the model file (and the holdout rows its explanations are measured against) on Flurry's stage
+    (which the registry's migrations created)."""
     path = f"@{stage_name(database)}/{model_id}/{BUNDLE_FILE}"
     session.file.put_stream(io.BytesIO(content), path, auto_compress=False, overwrite=True)
-    return StagedModel(path=path, file_name=BUNDLE_FILE, sha256=sha256)
+    if background is None:
+        return StagedModel(path=path, file_name=BUNDLE_FILE, sha256=sha256)
+    import hashlib
+
+    rows_path = f"@{stage_name(database)}/{model_id}/{BACKGROUND_FILE}"
+    session.file.put_stream(io.BytesIO(background), rows_path, auto_compress=False, overwrite=True)
+    return StagedModel(path=path, file_name=BUNDLE_FILE, sha256=sha256, background_path=rows_path,
+                       background_sha256=hashlib.sha256(background).hexdigest())
 
 
 def _snowpark_type(kind: str) -> Any:
@@ -82,9 +98,14 @@ def _return_type(sql_type: str) -> Any:
 
 def register_model_functions(session: Any, database: str, name: str, bundle: ModelBundle, staged: StagedModel,
                              prediction_type: str, *, permanent: bool = True) -> tuple[str, str | None]:
-    """Create (or replace) the permanent UDFs `name` and, for classifiers, `name_proba`; return their names.
+    """Create (or replace) the permanent UDFs `name`, for classifiers `name_proba`, and the reasons function
+    (`flurry_explain_…`, a VARIANT per row); return the names of the first two.
     (`permanent=False` makes session-scoped ones, which Snowpark's local testing mode can register.)"""
-    from snowflake.snowpark.types import PandasDataFrameType, PandasSeriesType
+    from snowflake.snowpark.types import PandasDataFrameType, PandasSeriesType, VariantType
+
+    from backend.reasons import explain_function_name
+
+    explain_name = explain_function_name(name)
 
     inputs = [PandasDataFrameType([_snowpark_type(column_kind(f["sql_type"])) for f in bundle.features])]
     common = {"input_types": inputs, "is_permanent": permanent, "replace": True,
@@ -100,6 +121,10 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
             session.udf.register(staged_handler(staged.file_name, staged.sha256, "probability", bundle.threshold),
                                  return_type=PandasSeriesType(_return_type("DOUBLE")),
                                  name=function_name(database, probability), **common)
+        background = ((BACKGROUND_FILE, staged.background_sha256) if staged.background_sha256 else None)
+        session.udf.register(staged_handler(staged.file_name, staged.sha256, "explain", bundle.threshold, background),
+                             return_type=PandasSeriesType(VariantType()), name=function_name(database, explain_name),
+                             **{**common, "packages": [*common["packages"], *channel_packages(EXPLAIN_PACKAGES)]})
     except Exception as exc:  # the account's message (e.g. a package version the channel lacks) is the reason
         raise DeploymentError(f"Snowflake could not create the function {name!r}: {snowflake_reason(exc)}",
                               hint="If a package version is missing from the account's Anaconda channel, retrain "

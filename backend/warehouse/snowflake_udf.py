@@ -59,15 +59,43 @@ def probability_batch(bundle: ModelBundle, arguments: pd.DataFrame) -> pd.Series
     return pd.Series(bundle.output_probability(frame) if len(frame) else np.zeros(0), index=arguments.index)
 
 
-def staged_handler(file_name: str, sha256: str, kind: str, threshold: float | None = None
-                   ) -> Callable[[pd.DataFrame], pd.Series]:
+@functools.cache
+def load_staged_background(directory: str, file_name: str, sha256: str) -> pd.DataFrame:
+    """The staged holdout rows explanations are measured against, verified against `sha256`."""
+    import hashlib
+    import io
+
+    content = (Path(directory) / file_name).read_bytes()
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise ArtifactIntegrityError("The staged background rows of this model do not match their checksum.",
+                                     hint="Deploy the model again.")
+    return pd.read_parquet(io.BytesIO(content))
+
+
+def explain_batch_frame(bundle: ModelBundle, arguments: pd.DataFrame, background: pd.DataFrame | None
+                        ) -> pd.Series:
+    """Per row a JSON object (Snowflake VARIANT): the prediction, its probability and the top reasons."""
+    from backend.reasons import explain_batch
+
+    rows = explain_batch(bundle, as_feature_frame(bundle, arguments), background, bundle.target)
+    return pd.Series([{"prediction": r.prediction, "probability": r.probability, "reasons": r.reasons}
+                      for r in rows], index=arguments.index, dtype=object)
+
+
+def staged_handler(file_name: str, sha256: str, kind: str, threshold: float | None = None,
+                   background: tuple[str, str] | None = None) -> Callable[[pd.DataFrame], pd.Series]:
     """The function Snowpark registers: loads the staged bundle on first call, then scores each batch,
-    labelling binary rows at `threshold` (the version's decision threshold when the function was made)."""
-    score = predict_batch if kind == "predict" else probability_batch
+    labelling binary rows at `threshold` (the version's decision threshold when the function was made).
+    `kind` "explain" returns reasons, measured against the staged `background` (file name, sha256) rows."""
 
     def handler(arguments: pd.DataFrame) -> pd.Series:
-        bundle = load_staged_bundle(str(import_directory()), file_name, sha256)
-        return score(bundle if threshold is None else bundle.with_threshold(threshold), arguments)
+        directory = str(import_directory())
+        bundle = load_staged_bundle(directory, file_name, sha256)
+        bundle = bundle if threshold is None else bundle.with_threshold(threshold)
+        if kind == "explain":
+            rows = load_staged_background(directory, *background) if background else None
+            return explain_batch_frame(bundle, arguments, rows)
+        return (predict_batch if kind == "predict" else probability_batch)(bundle, arguments)
 
     handler._sf_vectorized_input = pd.DataFrame  # type: ignore[attr-defined]  # Snowpark's vectorized marker
     return handler

@@ -406,9 +406,9 @@ class SnowflakeWarehouse(Warehouse):
                               "not Python callables of the app process.")
 
     def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                               prediction_type: str) -> tuple[str, str | None]:
+                               prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
         with self._transaction_lock:
-            staged = sd.stage_model(self._session, self.database, model_id, content, sha256)
+            staged = sd.stage_model(self._session, self.database, model_id, content, sha256, background)
             return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,

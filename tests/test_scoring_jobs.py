@@ -1,0 +1,165 @@
+"""Batch scores as jobs: version and time on every row, history by appending, a stop or a failure mid-score
+that leaves the old output intact, schedules fired by the supervisor with no page open, and the command line
+scorer, which refuses plainly while the app holds the database file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend import deploy
+from backend.config import WarehouseConfig
+from backend.errors import DeploymentError
+from backend.model_bundle import ModelBundle
+from backend.promotion import promote
+from backend.schedules import PRESETS, validate_cron
+from backend.scoring_jobs import OutputMode, ScoringState
+from backend.task_detection import Task
+from backend.warehouse.base import TableRef
+from backend.workspace import Workspace, open_workspace
+from tests.conftest import make_workspace, put_table, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = 400
+SOURCE = TableRef("lab", "people")
+
+
+def _deployed(ws: Workspace) -> str:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=ROWS)
+    put_table(ws, "people", pd.DataFrame({"x": x, "z": rng.normal(size=ROWS), "y": np.where(x > 0, "up", "down")}))
+    config = ws.train_config(SOURCE, "y", Task.BINARY, ["x", "z"], "roc_auc", 2, ensemble=False, estimators=("lgbm",))
+    progress = wait_for(ws, ws.jobs.start(config))
+    return promote(ws.warehouse, ws.registry, progress.model_id).production.predict
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str, Path]]:
+    path = tmp_path_factory.mktemp("scoring") / "s.duckdb"
+    ws = make_workspace(path, seed_demo=False)
+    ws.warehouse.ensure_schema("lab")
+    yield ws, _deployed(ws), path
+    ws.close()
+
+
+def _score(ws: Workspace, function: str, output: TableRef, mode: OutputMode):  # type: ignore[no-untyped-def]
+    assert ws.scoring is not None
+    return ws.scoring.run(ws.scoring.request(function, SOURCE, output, mode))
+
+
+def test_each_row_carries_its_version_and_time_and_appending_keeps_history(scored) -> None:
+    ws, function, _ = scored
+    out = TableRef("lab", "history")
+    first = _score(ws, function, out, OutputMode.NEW)
+    assert first.state is ScoringState.SUCCEEDED and first.rows_done == first.rows_total == ROWS
+    frame = ws.warehouse.preview(out, 1000)
+    assert set(frame["model_version"]) == {"v1"} and frame["scored_at"].notna().all()
+    with pytest.raises(DeploymentError, match="already exists"):
+        ws.scoring.request(function, SOURCE, out, OutputMode.NEW)
+    time.sleep(0.01)
+    assert _score(ws, function, out, OutputMode.APPEND).state is ScoringState.SUCCEEDED
+    frame = ws.warehouse.preview(out, 1000)
+    assert len(frame) == 2 * ROWS and frame["scored_at"].nunique() == 2  # two runs, side by side
+
+
+def test_a_stop_or_a_failure_mid_score_leaves_the_old_output_intact(scored, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws, function, _ = scored
+    assert ws.scoring is not None
+    out = TableRef("lab", "kept")
+    assert _score(ws, function, out, OutputMode.NEW).state is ScoringState.SUCCEEDED
+    before = ws.warehouse.preview(out, 1000)
+    monkeypatch.setattr(deploy, "SCORING_BATCH_ROWS", 100)  # four batches
+
+    stopping = ws.scoring.request(function, SOURCE, out, OutputMode.REPLACE)
+    ws.scoring.stop(stopping)  # a queued score never starts
+    assert ws.scoring.get(stopping).state is ScoringState.STOPPED
+
+    asked = ws.scoring.request(function, SOURCE, out, OutputMode.REPLACE)
+    real_predict = ModelBundle.predict
+    calls = {"n": 0}
+
+    def stop_after_first(self: ModelBundle, frame: pd.DataFrame):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            ws.scoring.stop(asked)  # the user presses Stop while the first batch is scored
+        return real_predict(self, frame)
+
+    monkeypatch.setattr(ModelBundle, "predict", stop_after_first)
+    stopped = ws.scoring.run(asked)
+    assert stopped.state is ScoringState.STOPPED and stopped.rows_done == 100 and "as it was" in stopped.message
+
+    def fail_third(self: ModelBundle, frame: pd.DataFrame):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("disk gone")
+        return real_predict(self, frame)
+
+    calls["n"] = 1
+    monkeypatch.setattr(ModelBundle, "predict", fail_third)
+    failed = _score(ws, function, out, OutputMode.APPEND)
+    assert failed.state is ScoringState.FAILED and "disk gone" in failed.message
+    after = ws.warehouse.preview(out, 1000)
+    pd.testing.assert_frame_equal(before, after)
+    assert not [t for t in ws.warehouse.list_tables("lab") if "staging" in t]
+
+
+def test_cron_expressions_are_checked_and_described() -> None:
+    with pytest.raises(DeploymentError, match="five fields"):
+        validate_cron("61 * * * *")
+    assert validate_cron(" 30  7 * * 1-5 ") == "30 7 * * 1-5"
+    assert set(PRESETS.values()) == {"0 * * * *", "0 6 * * *", "0 6 * * 1"}
+
+
+def test_a_schedule_fires_on_time_with_no_page_open(tmp_path: Path) -> None:
+    ws = open_workspace(WarehouseConfig("duckdb", str(tmp_path / "sched.duckdb")), seed_demo=False, supervise=True)
+    try:
+        ws.warehouse.ensure_schema("lab")
+        function = _deployed(ws)
+        out = TableRef("lab", "nightly")
+        with pytest.raises(DeploymentError, match="again and again"):
+            ws.schedules.create(function, SOURCE, out, OutputMode.NEW, every_seconds=2)
+        schedule = ws.schedules.create(function, SOURCE, out, OutputMode.APPEND, every_seconds=2, actor="ana")
+        assert schedule.description == "every 2 s"
+        assert ws.supervisor is not None
+        ws.schedules.sync(ws.supervisor.scheduler)  # what the supervisor does every 30 s (and the page at once)
+        deadline = time.monotonic() + 60
+        assert ws.scoring is not None
+        # nobody runs anything here: the supervisor fires the schedule, its scoring thread scores
+        while time.monotonic() < deadline and len([r for r in ws.scoring.recent(schedule_id=schedule.schedule_id)
+                                                   if r.state is ScoringState.SUCCEEDED]) < 2:
+            time.sleep(0.5)
+        done = [r for r in ws.scoring.recent(schedule_id=schedule.schedule_id) if r.state is ScoringState.SUCCEEDED]
+        assert len(done) >= 2 and ws.warehouse.row_count(out) >= 2 * ROWS
+        ws.schedules.set_enabled(schedule.schedule_id, False)
+        ws.schedules.sync(ws.supervisor.scheduler)
+        assert ws.supervisor.scheduler.get_job(f"flurry.schedule.{schedule.schedule_id}") is None
+    finally:
+        ws.close()
+
+
+def test_the_command_line_scores_and_refuses_while_the_app_holds_the_file(scored) -> None:
+    ws, function, path = scored
+    env = {**os.environ, "FLURRY_WAREHOUSE": f"duckdb:///{path}", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "backend.score", "--function", function, "--source", "lab.people",
+               "--output", "lab.from_cron", "--replace"]
+    held = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert held.returncode == 2 and "in use by another program" in held.stderr and "Traceback" not in held.stderr
+    ws.close()  # the app stops: now the command may open the file
+    reopened = None
+    try:
+        free = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        assert free.returncode == 0, free.stderr
+        assert f"Scored {ROWS:,} rows into lab.from_cron" in free.stdout
+        reopened = make_workspace(path, seed_demo=False)
+        assert reopened.warehouse.row_count(TableRef("lab", "from_cron")) == ROWS
+    finally:
+        if reopened is not None:
+            reopened.close()
