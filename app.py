@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from backend.config import viewer_mode
 from backend.errors import FlurryError
 from components import backend_calls as calls
 from components import state
@@ -14,8 +15,10 @@ from components.sidebar import active_runs_panel, warehouse_picker
 st.set_page_config(page_title="Flurry", page_icon=":material/ac_unit:", layout="wide")
 mark_shell()
 
+viewer = viewer_mode()  # dashboards only, for analysts
 with st.sidebar:
-    warehouse_picker()
+    if not viewer:
+        warehouse_picker()
 state.follow_warehouse(calls.chosen_warehouse())
 try:
     ws = calls.workspace()
@@ -35,13 +38,17 @@ pages = {
                        url_path="experiments")],
     "Share": [st.Page("pages/dashboard.py", title="Dashboards", icon=":material/dashboard:", url_path="dashboard")],
 }
+if viewer:
+    pages = {"Share": [st.Page("pages/dashboard.py", title="Dashboards", icon=":material/dashboard:",
+                               url_path="dashboard", default=True)]}
 navigation = st.navigation(pages)
 
 with st.sidebar:
     for label, value in calls.connection_details():
         st.caption(f"{label} · {md(value)}")
     choice_slot = st.empty()  # filled after the page ran, so it shows the choices the page just made
-    active_runs_panel()
+    if not viewer:
+        active_runs_panel()
 
 try:
     navigation.run()

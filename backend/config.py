@@ -135,6 +135,13 @@ def allowed_schemas_setting() -> str:
     return os.environ.get(ENV_ALLOWED_SCHEMAS, "") or _settings_file_value("access", "allowed_schemas")
 
 
+def viewer_mode() -> bool:
+    """Dashboards only (for sharing with analysts): no wizard, no upload, no deploy, no data export.
+    FLURRY_VIEWER=1, else `[app] viewer = true` in flurry.toml."""
+    value = os.environ.get("FLURRY_VIEWER", "") or _settings_file_value("app", "viewer")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def max_concurrent_jobs() -> int:
     """How many training jobs may run at once (FLURRY_MAX_JOBS; 1 suits a 2-core machine)."""
     try:

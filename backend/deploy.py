@@ -55,6 +55,10 @@ class DeployedFunctions:
 class ScoringResult:
     table: TableRef
     rows: int
+    prediction_column: str = PREDICTION_COLUMN
+    probability_column: str | None = None
+    scored_at_column: str | None = None  # the rows of this score carry `scored_at` here (None: in-warehouse scores)
+    scored_at: pd.Timestamp | None = None
 
 
 def default_function_name(version: ModelVersion) -> str:
@@ -351,7 +355,7 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
         rows = warehouse.score_into(function_name, _probability_function(bundle, function_name),
                                     bundle.feature_names, source, output, pred_col, proba_col)
         registry.record_scoring(function_name, output, rows)
-        return ScoringResult(table=output, rows=rows)
+        return ScoringResult(output, rows, pred_col, proba_col if bundle.is_classification else None)
     total = warehouse.row_count(source)
     stamp = pd.Timestamp.now(tz="UTC").tz_localize(None)
 
@@ -377,7 +381,7 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     write = warehouse.append_table_from_batches if append else warehouse.replace_table_from_batches
     rows = write(output, scored_batches())
     registry.record_scoring(function_name, output, rows)
-    return ScoringResult(table=output, rows=rows)
+    return ScoringResult(output, rows, pred_col, proba_col if bundle.is_classification else None, time_col, stamp)
 
 
 SCHEDULE_CHOICES = tuple(SCHEDULES)  # offered where the warehouse has a scheduler

@@ -22,6 +22,7 @@ from backend.digests import sha256_bytes
 from backend.errors import ArtifactIntegrityError, InvalidTrainingOptionError, ModelNotFoundError
 from backend.evaluation.report import HoldoutReport
 from backend.evaluation.thresholds import DEFAULT_RULE, DecisionThreshold
+from backend.monitoring import MonitoringBaseline
 from backend.registry_migrations import migrations
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
@@ -111,6 +112,7 @@ class ModelVersion:
     versions: dict[str, str]
     sha256: str
     report: HoldoutReport | None = None  # None: trained before Flurry kept holdout reports
+    baseline: MonitoringBaseline | None = None  # what drift is measured against (None: trained before it existed)
     model_key: str | None = None  # the named model it is a version of (model_catalog), once numbered
     number: int | None = None  # its version number within that model
 
@@ -276,13 +278,14 @@ class Registry:
             self.wh.execute(
                 f"INSERT INTO {self.t('model_versions')} (model_id, run_id, created_at, name, source_schema, "
                 "source_table, target, task, metric, best_estimator, features_json, metrics_json, leaderboard_json, "
-                "importance_json, versions_json, sha256, status, report_json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY', ?)",
+                "importance_json, versions_json, sha256, status, report_json, baseline_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY', ?, ?)",
                 [version.model_id, version.run_id, version.created_at, version.name, version.table.schema,
                  version.table.name, version.target, version.task, version.metric, version.best_estimator,
                  json.dumps(version.features), json.dumps(version.metrics), json.dumps(version.leaderboard),
                  json.dumps(version.importance), json.dumps(version.versions), version.sha256,
-                 json.dumps(version.report.to_dict()) if version.report is not None else None],
+                 json.dumps(version.report.to_dict()) if version.report is not None else None,
+                 json.dumps(version.baseline.to_dict()) if version.baseline is not None else None],
             )
             if version.has_threshold:
                 assert version.report is not None and version.report.default_threshold is not None
@@ -477,6 +480,7 @@ def _version_from_row(row: Any) -> ModelVersion:
         metrics=json.loads(row["metrics_json"]), leaderboard=json.loads(row["leaderboard_json"]),
         importance=json.loads(row["importance_json"]), versions=json.loads(row["versions_json"]),
         sha256=row["sha256"], report=_report_or_none(row.get("report_json")),
+        baseline=MonitoringBaseline.from_dict(json.loads(b)) if (b := _none_if_na(row.get("baseline_json"))) else None,
         model_key=_none_if_na(row.get("model_key")),
         number=int(number) if (number := _none_if_na(row.get("version_number"))) is not None else None,
     )

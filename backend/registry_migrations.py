@@ -79,4 +79,14 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_typ
                 output_schema VARCHAR, output_table VARCHAR, mode VARCHAR, cron VARCHAR, every_seconds INTEGER,
                 enabled BOOLEAN, created_at {ts}, created_by VARCHAR, last_fired_at {ts})""",
         ],
+        [  # 8: each version's monitoring baseline, the drift found after each batch score, and where a model's
+           # actual outcomes arrive (the latest row per model is in force)
+            f"ALTER TABLE {t('model_versions')} ADD COLUMN IF NOT EXISTS baseline_json VARCHAR",
+            f"""CREATE TABLE IF NOT EXISTS {t('drift_reports')} (
+                scoring_id VARCHAR, model_id VARCHAR, computed_at {ts}, scored_schema VARCHAR, scored_table VARCHAR,
+                report_json VARCHAR)""",
+            f"""CREATE TABLE IF NOT EXISTS {t('outcome_sources')} (
+                model_key VARCHAR, seq BIGINT, source_schema VARCHAR, source_table VARCHAR, key_column VARCHAR,
+                outcome_column VARCHAR, set_at {ts})""",
+        ],
     ]

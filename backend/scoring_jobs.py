@@ -14,6 +14,7 @@ from typing import Any
 
 from backend.deploy import ScoringStopped, deployment_model, score_table
 from backend.errors import DeploymentError, FlurryError
+from backend.monitoring_store import record_drift
 from backend.registry import Registry, new_id, now
 from backend.warehouse.base import TableRef, Warehouse
 
@@ -140,6 +141,11 @@ class ScoringJobs:
         else:
             self.wh.execute(f"UPDATE {self._t()} SET rows_done = ? WHERE scoring_id = ?", [result.rows, scoring_id])
             self._finish(scoring_id, ScoringState.SUCCEEDED, f"Scored {result.rows:,} rows into {result.table}.")
+            try:
+                record_drift(self.wh, self.registry, scoring_id, deployment_model(self.registry, run.function_name),
+                             result)
+            except Exception:  # the scores are in; a drift report that fails must not undo them
+                logger.exception("drift could not be measured for batch score %s", scoring_id)
         return self.get(scoring_id)
 
     def run_queued(self) -> int:

@@ -46,11 +46,16 @@ class Supervisor:
 
     def every(self, seconds: float, job: Callable[[], object], job_id: str) -> None:
         """Also run `job` every `seconds` (first at once); a failing run is logged and retried next time."""
+        last: list[str] = [""]
+
         def guarded() -> None:
             try:
                 job()
-            except Exception:  # the supervisor outlives any one failure
-                logger.exception("the supervisor's job %s failed", job_id)
+                last[0] = ""
+            except Exception as exc:  # the supervisor outlives any one failure; the same one is said once
+                if str(exc) != last[0]:
+                    logger.exception("the supervisor's job %s failed", job_id)
+                last[0] = str(exc)
 
         self.scheduler.add_job(guarded, IntervalTrigger(seconds=seconds, timezone=UTC), id=job_id,
                                next_run_time=datetime.now(UTC), replace_existing=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from backend.config import viewer_mode
+
 _SHELL_KEY = "shell.ran"
 
 
@@ -19,7 +21,13 @@ def mark_shell() -> None:
     st.session_state[_SHELL_KEY] = True
 
 
-def require_shell() -> None:
+def require_shell(*, viewer_page: bool = False) -> None:
+    """Rerun inside app.py's shell when needed; in viewer mode, refuse every page but the dashboards (a wizard
+    page reached by its address, say)."""
+    if viewer_mode() and not viewer_page:
+        st.error("This Flurry app shows dashboards only: open one from the sidebar, or by the link you were sent.",
+                 icon=":material/visibility:")
+        st.stop()
     if st.session_state.get(_SHELL_KEY):
         return
     from streamlit.runtime.pages_manager import PagesManager

@@ -9,7 +9,7 @@ from backend.evaluation import summary as words
 from backend.evaluation.summary import Severity
 from backend.metrics import METRICS
 from components import backend_calls as calls
-from components import charts, state, versions_view
+from components import charts, monitoring_view, state, versions_view
 from components import evaluation_view as view
 from components.feedback import user_errors
 from components.formatting import md
@@ -17,7 +17,7 @@ from components.pickers import describe_version
 from components.shell import require_shell
 from components.state import Key
 
-require_shell()
+require_shell(viewer_page=True)
 
 st.title("Model dashboard")
 with user_errors("open the dashboard"):
@@ -40,6 +40,7 @@ with user_errors("open the dashboard"):
     st.caption(f"{md(version.name)} · {version.label} · {version.task} · best model {version.best_estimator} · "
                f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
     versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
+    monitoring_view.production_section(version)
 
     report = version.report
     if report is not None:
@@ -65,6 +66,12 @@ with user_errors("open the dashboard"):
     st.subheader("Top drivers")
     if version.importance:
         st.plotly_chart(charts.importance_bar(pd.DataFrame(version.importance), top=10), width="stretch")
+
+    st.subheader("Does today's data still look like the training data?")
+    monitoring_view.drift_section(version)
+
+    st.subheader("Did the predictions come true?")
+    monitoring_view.realised_section(version)
 
     st.subheader("Latest scores")
     if data.score_distribution is not None and data.latest is not None:

@@ -13,7 +13,7 @@ from backend.reasons import explain_function_name
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import evaluation_view as view
-from components import scoring_view, state, versions_view
+from components import monitoring_view, scoring_view, state, versions_view
 from components.feedback import user_errors
 from components.formatting import md
 from components.pickers import pick_model
@@ -89,6 +89,8 @@ with user_errors("list tables to score"):
         scoring_view.snowflake_task(ws, function, source, out_schema, out_name)
     else:
         scoring_view.embedded_schedules(ws, function, source, out_schema, out_name)
+
+    monitoring_view.outcome_source_form(version)
 
 st.subheader("3 · Share")
 link = calls.link_params(version.model_id)

@@ -166,6 +166,9 @@ def test_main_path_from_table_to_dashboard() -> None:
     assert not at.exception and not at.error, texts(at, "error")
     assert "344 rows scored" in texts(at, "caption")
     assert model_id in at.query_params["model"]  # the address bar is the shareable link (a str, or a list on 1.51)
+    # the table it learned from, scored: measured in the warehouse against the training baseline, nothing moved
+    assert "no input and no prediction has moved" in texts(at, "success")
+    assert "is in production" in texts(at, "success")
 
 
 @pytest.mark.floor
@@ -427,3 +430,21 @@ def test_a_model_no_better_than_guessing_is_called_so_before_anyone_deploys(ware
     assert "barely better than the naive baseline" in texts(at, "error")
     goto(at, "pages/deploy.py")
     assert "barely better than the naive baseline" in texts(at, "error")
+
+
+@pytest.mark.floor
+@pytest.mark.usefixtures("warehouse_file")
+def test_viewer_mode_shows_dashboards_and_no_wizard_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLURRY_VIEWER", "1")
+    at = new_app()
+    assert at.title[0].value == "Model dashboard"
+    assert not [b for b in at.button if b.key and b.key.startswith(("deploy.", "train.", "data."))]
+    with pytest.raises(ValueError, match=r"Known pages: \['[^']*pages/dashboard.py'\]"):
+        at.switch_page("pages/deploy.py")  # the navigation holds the dashboards only
+    for page in ("data", "target", "train", "evaluate", "deploy", "experiments"):  # and run on their own, they refuse
+        alone = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
+        alone.session_state["shell.ran"] = True
+        alone.run()
+        assert not alone.exception, alone.exception
+        assert "dashboards only" in texts(alone, "error"), page
+        assert not alone.button and not alone.selectbox and not alone.text_input

@@ -126,6 +126,23 @@ def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
                 assert page.get_by_role("link", name="1 · Data").is_visible()
                 assert page.get_by_text("Page not found").count() == 0
             browser.close()
+    # the same warehouse shared read-only with analysts: dashboards, and no wizard page even by its address
+    for server in _serve(tmp_path, db, FLURRY_VIEWER="1"):
+        with sync_playwright() as p:
+            browser = _launch(p)
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            with screenshot_on_failure(page, "browser-viewer-mode.png"):
+                page.goto(f"{server.url}/dashboard?model={progress.model_id}")
+                page.get_by_text(f"id {progress.model_id}").wait_for()
+                assert page.get_by_role("link", name="1 · Data").count() == 0
+                for wizard in ("data", "deploy", "train"):
+                    page.goto(f"{server.url}/{wizard}")
+                    page.get_by_text("Model dashboard").or_(page.get_by_text("dashboards only")).first.wait_for()
+                    assert page.get_by_role("button", name="Deploy as a SQL function").count() == 0
+                    assert page.get_by_text("Pick the data to learn from").count() == 0
+                    assert page.locator("input[type=file]").count() == 0
+            browser.close()
 
 
 def test_main_path_in_a_real_browser(server: Server) -> None:

@@ -19,6 +19,7 @@ from backend import deploy
 from backend.config import WarehouseConfig
 from backend.errors import DeploymentError
 from backend.model_bundle import ModelBundle
+from backend.monitoring_store import drift_history
 from backend.promotion import promote
 from backend.schedules import PRESETS, validate_cron
 from backend.scoring_jobs import OutputMode, ScoringState
@@ -35,7 +36,8 @@ SOURCE = TableRef("lab", "people")
 def _deployed(ws: Workspace) -> str:
     rng = np.random.default_rng(2)
     x = rng.normal(size=ROWS)
-    put_table(ws, "people", pd.DataFrame({"x": x, "z": rng.normal(size=ROWS), "y": np.where(x > 0, "up", "down")}))
+    put_table(ws, "people", pd.DataFrame({"id": [f"P{i:04d}" for i in range(ROWS)], "x": x, "z": rng.normal(size=ROWS),
+                                          "y": np.where(x > 0, "up", "down")}))
     config = ws.train_config(SOURCE, "y", Task.BINARY, ["x", "z"], "roc_auc", 2, ensemble=False, estimators=("lgbm",))
     progress = wait_for(ws, ws.jobs.start(config))
     return promote(ws.warehouse, ws.registry, progress.model_id).production.predict
@@ -62,12 +64,19 @@ def test_each_row_carries_its_version_and_time_and_appending_keeps_history(score
     assert first.state is ScoringState.SUCCEEDED and first.rows_done == first.rows_total == ROWS
     frame = ws.warehouse.preview(out, 1000)
     assert set(frame["model_version"]) == {"v1"} and frame["scored_at"].notna().all()
+    # measured in the warehouse right after: the training table itself has not drifted
+    (drift,) = drift_history(ws.registry, ws.catalog.production(ws.catalog.models()[0].key).model_id)
+    assert drift.scoring_id == first.scoring_id and drift.report.rows == ROWS
+    assert {d.column for d in drift.report.columns} == {"x", "z"} and drift.report.prediction is not None
+    assert all(d.band == "stable" for d in [*drift.report.columns, drift.report.prediction])
     with pytest.raises(DeploymentError, match="already exists"):
         ws.scoring.request(function, SOURCE, out, OutputMode.NEW)
     time.sleep(0.01)
     assert _score(ws, function, out, OutputMode.APPEND).state is ScoringState.SUCCEEDED
     frame = ws.warehouse.preview(out, 1000)
     assert len(frame) == 2 * ROWS and frame["scored_at"].nunique() == 2  # two runs, side by side
+    latest = drift_history(ws.registry, ws.catalog.production(ws.catalog.models()[0].key).model_id)[0]
+    assert latest.report.rows == ROWS  # the appended run's rows only
 
 
 def test_a_stop_or_a_failure_mid_score_leaves_the_old_output_intact(scored, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +118,37 @@ def test_a_stop_or_a_failure_mid_score_leaves_the_old_output_intact(scored, monk
     after = ws.warehouse.preview(out, 1000)
     pd.testing.assert_frame_equal(before, after)
     assert not [t for t in ws.warehouse.list_tables("lab") if "staging" in t]
+
+
+def test_realised_quality_is_computed_in_the_warehouse_per_scoring_run(scored) -> None:
+    from backend.realised import realised_quality, set_outcome_source
+
+    ws, function, _ = scored
+    out = TableRef("lab", "realised")
+    first = _score(ws, function, out, OutputMode.APPEND)
+    time.sleep(0.01)
+    _score(ws, function, out, OutputMode.APPEND)
+    scores = ws.warehouse.preview(out, 10_000)
+    rng = np.random.default_rng(5)
+    arrived = scores[scores["scored_at"] == scores["scored_at"].min()].sample(150, random_state=1)[["id", "y"]]
+    arrived["what happened"] = np.where(rng.random(150) < 0.2, np.where(arrived["y"] == "up", "down", "up"),
+                                        arrived["y"])  # a fifth of the outcomes differ from the label
+    put_table(ws, "outcomes", arrived[["id", "what happened"]].reset_index(drop=True))
+    model = ws.catalog.models()[0]
+    with pytest.raises(DeploymentError, match="no column"):
+        set_outcome_source(ws.warehouse, ws.registry, model.key, TableRef("lab", "outcomes"), "id", "actual")
+    source = set_outcome_source(ws.warehouse, ws.registry, model.key, TableRef("lab", "outcomes"), "id",
+                                "what happened")
+    runs = realised_quality(ws.warehouse, out, source, task="binary", prediction_column="prediction",
+                            scored_at_column="scored_at", positive="up")
+    assert len(runs) == 2 and runs[0].scored_at < runs[1].scored_at  # both runs scored these customers
+    run = runs[0]
+    joined = scores[scores["scored_at"] == scores["scored_at"].min()].merge(arrived, on="id")
+    assert run.matched == 150 == len(joined) and first.state is ScoringState.SUCCEEDED
+    assert run.metrics["ACCURACY"] == pytest.approx((joined["prediction"] == joined["what happened"]).mean())
+    tp = ((joined["prediction"] == "up") & (joined["what happened"] == "up")).sum()
+    assert run.metrics["PRECISION"] == pytest.approx(tp / (joined["prediction"] == "up").sum())
+    assert run.metrics["RECALL"] == pytest.approx(tp / (joined["what happened"] == "up").sum())
 
 
 def test_cron_expressions_are_checked_and_described() -> None:

@@ -27,6 +27,7 @@ from backend.evaluation.thresholds import ThresholdTable, best_f1_threshold, cut
 from backend.explain import explain_rows, global_importance
 from backend.metrics import METRICS
 from backend.model_bundle import ModelBundle, prepare_features, to_model_frame
+from backend.monitoring import MonitoringBaseline, baseline_of
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.ensemble import BlendResult, HeldOut, blend, candidates_from_log, out_of_fold
@@ -73,6 +74,7 @@ class TrainingResult:
     train_rows: int
     holdout_rows: int
     report: HoldoutReport | None = None
+    baseline: MonitoringBaseline | None = None  # what drift is measured against
 
 
 def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any
             "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
             "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
             "report": result.report.to_dict() if result.report is not None else None,
+            "baseline": result.baseline.to_dict() if result.baseline is not None else None,
             "threshold": result.bundle.threshold,
             "sha256": {BUNDLE: sha256_bytes(bundle_bytes), HOLDOUT: sha256_bytes(result.holdout_parquet)}}
 
@@ -391,4 +394,19 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
     holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
     return TrainingResult(bundle=bundle, metrics=scores, leaderboard=fitted.leaderboard, importance=importance,
                           holdout_parquet=buffer.getvalue(), train_rows=len(train_frame), holdout_rows=len(holdout),
-                          report=report)
+                          report=report, baseline=_monitoring_baseline(bundle, train_frame, holdout, labels,
+                                                                       positive_probability))
+
+
+def _monitoring_baseline(bundle: ModelBundle, train_frame: pd.DataFrame, holdout: pd.DataFrame, labels: Any,
+                         positive_probability: np.ndarray | None) -> MonitoringBaseline | None:
+    """Inputs binned over every training-sample row; the prediction over the holdout's (the model's honest
+    output: on its own training rows it is more confident than on new ones)."""
+    try:
+        rows = pd.concat([train_frame[bundle.feature_names], holdout[bundle.feature_names]], ignore_index=True)
+        predicted = pd.Series(positive_probability if positive_probability is not None else labels)
+        return baseline_of(rows, bundle.feature_names, predicted, f"the model's predictions for {len(holdout):,} "
+                                                                  "holdout rows")
+    except Exception:  # monitoring must never cost the user a trained model
+        logger.exception("the monitoring baseline could not be computed")
+        return None

@@ -25,6 +25,7 @@ from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetErr
 from backend.evaluation.report import HoldoutReport
 from backend.metrics import METRICS
 from backend.model_catalog import Catalog
+from backend.monitoring import MonitoringBaseline
 from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now, sha256_bytes
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
@@ -121,7 +122,8 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
             "train": result["train_rows"], "holdout": result["holdout_rows"]}},
         leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
         sha256=result["sha256"][jf.BUNDLE],
-        report=HoldoutReport.from_dict(result["report"]) if result.get("report") else None)
+        report=HoldoutReport.from_dict(result["report"]) if result.get("report") else None,
+        baseline=MonitoringBaseline.from_dict(result["baseline"]) if result.get("baseline") else None)
     with registry.wh.transaction():
         registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
         registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "",
