@@ -274,13 +274,18 @@ def restore_deployments(warehouse: Warehouse, registry: Registry) -> list[str]:
     restored = []
     for deployment in registry.list_deployments():
         try:
-            register_functions(warehouse, load_bundle(registry, deployment.model_id), deployment.function_name,
-                               explanation_background(registry, deployment.model_id))
-            restored.append(deployment.function_name)
+            bundle = load_bundle(registry, deployment.model_id)
         except Exception as exc:  # a damaged or unloadable artifact: say so when the function is called
             logger.warning("deployed function %s refuses calls: %s", deployment.function_name, exc)
             register_refusing_functions(warehouse, registry, deployment.function_name, deployment.model_id,
                                         str(exc))
+            continue
+        try:
+            register_functions(warehouse, bundle, deployment.function_name,
+                               explanation_background(registry, deployment.model_id))
+            restored.append(deployment.function_name)
+        except FlurryError:
+            logger.exception("could not restore deployed function %s", deployment.function_name)
     return restored
 
 

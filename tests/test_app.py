@@ -439,8 +439,13 @@ def test_viewer_mode_shows_dashboards_and_no_wizard_page(monkeypatch: pytest.Mon
     at = new_app()
     assert at.title[0].value == "Model dashboard"
     assert not [b for b in at.button if b.key and b.key.startswith(("deploy.", "train.", "data."))]
-    with pytest.raises(ValueError, match=r"Known pages: \['[^']*pages/dashboard.py'\]"):
-        at.switch_page("pages/deploy.py")  # the navigation holds the dashboards only
+    try:  # the navigation holds the dashboards only
+        at.switch_page("pages/deploy.py").run()
+    except ValueError as exc:  # newer AppTest knows only the navigation's pages
+        assert "pages/dashboard.py']" in str(exc)
+    else:  # Streamlit 1.51's runs what the navigation resolves: not the Deploy step
+        assert not at.exception and not [b for b in at.button if b.key == "deploy.deploy"]
+        assert "Model dashboard" in " ".join(str(t.value) for t in at.title) or "dashboards only" in texts(at, "error")
     for page in ("data", "target", "train", "evaluate", "deploy", "experiments"):  # and run on their own, they refuse
         alone = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
         alone.session_state["shell.ran"] = True

@@ -3,9 +3,11 @@ artifact shown as broken with functions that refuse."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,12 +45,15 @@ def _train(ws: Workspace, table: TableRef, target: str = "y") -> str:
 
 
 @pytest.fixture(scope="module")
-def versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str, str]]:
-    ws = make_workspace(tmp_path_factory.mktemp("versions") / "v.duckdb", seed_demo=False)
+def versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str, str, Path]]:
+    """One warehouse for the whole module, its tests in order: numbering, promote and roll back, the Deploy
+    step in the app (which ends by damaging v2's file), then what a damaged version does."""
+    path = tmp_path_factory.mktemp("versions") / "v.duckdb"
+    ws = make_workspace(path, seed_demo=False)
     ws.warehouse.ensure_schema("lab")
     first = _train(ws, _signal_table(ws, flipped=False))
     second = _train(ws, _signal_table(ws, flipped=True))
-    yield ws, first, second
+    yield ws, first, second, path
     ws.close()
 
 
@@ -58,7 +63,7 @@ def _label_at(ws: Workspace, function: str, x: float) -> str:
 
 
 def test_runs_on_the_same_table_and_target_are_numbered_versions_of_one_model(versions) -> None:
-    ws, first, second = versions
+    ws, first, second, _ = versions
     model = ws.catalog.model_of(first)
     assert ws.catalog.model_of(second).key == model.key == "signal_y"
     assert [(v.number, v.model_id, v.stage) for v in ws.catalog.versions(model.key)] == [
@@ -69,7 +74,7 @@ def test_runs_on_the_same_table_and_target_are_numbered_versions_of_one_model(ve
 
 
 def test_promote_and_roll_back_change_what_the_sql_function_returns(versions) -> None:
-    ws, first, second = versions
+    ws, first, second, _ = versions
     key = ws.catalog.model_of(first).key
     function = ws.catalog.model(key).function_name
     promote(ws.warehouse, ws.registry, first, actor="ana")
@@ -90,53 +95,20 @@ def test_promote_and_roll_back_change_what_the_sql_function_returns(versions) ->
         ws.catalog.archive(first, "ana")
 
 
-def test_a_tampered_artifact_is_broken_and_its_functions_refuse(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path / "t.duckdb", seed_demo=False)
-    ws.warehouse.ensure_schema("lab")
-    model_id = _train(ws, _signal_table(ws, flipped=False))
-    promote(ws.warehouse, ws.registry, model_id)
-    function = ws.catalog.model_of(model_id).function_name
-    assert version_health(ws.registry, model_id).ok
-    ws.warehouse.execute(f"UPDATE {ws.registry.t('artifacts')} SET content = ? WHERE model_id = ? AND name = 'bundle'",
-                         [b"not the model", model_id])
-    health = version_health(ws.registry, model_id)
-    assert not health.ok and "checksum" in health.reason and "Roll back" in health.remedy
-    with pytest.raises(ArtifactIntegrityError):
-        promote(ws.warehouse, ws.registry, model_id)
-    # while the app runs, the supervisor's check replaces the functions
-    assert set(refuse_broken_deployments(ws.warehouse, ws.registry, set())) == {function, f"{function}_v1"}
-    with pytest.raises(Exception, match="does not match its checksum"):
-        ws.warehouse.query(f"SELECT {quote_ident(function)}(1.0, 0.0)")
-    ws.close()
-    reopened = make_workspace(tmp_path / "t.duckdb", seed_demo=False)  # after a restart, too
-    try:
-        with pytest.raises(Exception, match="Roll back to an earlier version"):
-            reopened.warehouse.query(f"SELECT {quote_ident(function)}(1.0, 0.0)")
-    finally:
-        reopened.close()
-
-
 @pytest.mark.floor
-def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(tmp_path: Path,
+def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(versions,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import duckdb
-
+    from components import backend_calls
     from tests.test_app import goto, new_app, texts
 
-    path = tmp_path / "app.duckdb"
-    ws = make_workspace(path, seed_demo=False)
-    ws.warehouse.ensure_schema("lab")
-    first = _train(ws, _signal_table(ws, flipped=False))
-    second = _train(ws, _signal_table(ws, flipped=True))
-    ws.close()
-    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
-
+    ws, _, second, path = versions
+    ws.warehouse.execute("CHECKPOINT")
+    app_file = path.with_name("app.duckdb")  # the app gets its own copy: one Flurry per database file
+    shutil.copy(path, app_file)
+    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{app_file}")
     at = new_app()
-    at.session_state["wizard.model_id"] = first
+    at.session_state["wizard.model_id"] = second
     goto(at, "pages/deploy.py")
-    at.button(key="deploy.deploy").click().run()  # v1: the first deploy needs no confirmation
-    assert "Deployed" in texts(at, "success") and not at.error, texts(at, "error")
-    at.selectbox(key="deploy.model").select_index(0).run()  # newest first: v2
     assert "serves v1 now" in texts(at, "caption").replace("\\", "")
     at.button(key="deploy.deploy").click().run()  # "Promote v2 to production…" asks first
     assert "instead of v1" in texts(at, "warning")
@@ -147,11 +119,9 @@ def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(tmp_path
     assert "now serves v1" in texts(at, "success"), texts(at, "error")
 
     # damage v2's stored file behind the app's back (the same database, from this process)
-    with duckdb.connect(str(path)) as con:
+    with duckdb.connect(str(app_file)) as con:
         con.execute('UPDATE "flurry"."artifacts" SET content = ? WHERE model_id = ? AND name = \'bundle\'',
                     [b"tampered", second])
-    from components import backend_calls
-
     backend_calls._health.clear()  # as if its 15 s had passed
     at = new_app()
     at.session_state["wizard.model_id"] = second
@@ -161,3 +131,28 @@ def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(tmp_path
     at.query_params["model"] = second
     goto(at, "pages/dashboard.py")
     assert "is broken" in texts(at, "error") and "Roll back" in texts(at, "error")
+
+
+def test_a_tampered_artifact_is_broken_and_its_functions_refuse(versions) -> None:
+    ws, first, second, path = versions
+    function = "flurry_predict_signal_y_v2"  # v2's own function, made when it was promoted
+    ws.warehouse.execute(f"UPDATE {ws.registry.t('artifacts')} SET content = ? WHERE model_id = ? AND name = 'bundle'",
+                         [b"not the model", second])
+    health = version_health(ws.registry, second)
+    assert not health.ok and "checksum" in health.reason and "Roll back" in health.remedy
+    assert version_health(ws.registry, first).ok
+    with pytest.raises(ArtifactIntegrityError):
+        promote(ws.warehouse, ws.registry, second)
+    # while the app runs, the supervisor's check replaces the functions
+    assert refuse_broken_deployments(ws.warehouse, ws.registry, set()) == [function]
+    with pytest.raises(Exception, match="does not match its checksum"):
+        ws.warehouse.query(f"SELECT {quote_ident(function)}(1.0, 0.0)")
+    assert _label_at(ws, "flurry_predict_signal_y", 2.0) == "up"  # production (v1) serves on
+    ws.close()
+    reopened = make_workspace(path, seed_demo=False)  # after a restart, too
+    try:
+        with pytest.raises(Exception, match="Roll back to an earlier version"):
+            reopened.warehouse.query(f"SELECT {quote_ident(function)}(1.0, 0.0)")
+        assert _label_at(reopened, "flurry_predict_signal_y", 2.0) == "up"
+    finally:
+        reopened.close()
