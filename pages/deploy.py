@@ -9,6 +9,7 @@ import streamlit as st
 
 from backend.deploy import DeployedFunctions
 from backend.evaluation.summary import Severity
+from backend.export import scoring_bundle
 from backend.reasons import explain_function_name
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
@@ -99,3 +100,15 @@ if st.button("Open this model's dashboard", icon=":material/dashboard:", key="de
     state.put(Key.OPEN_DASHBOARD, version.model_id)
     st.switch_page("pages/dashboard.py")
 st.caption(f"Shareable link: /dashboard?{md(urlencode(link))}")
+
+st.subheader("4 · Take it out of Flurry")
+st.caption("A zip with the model file (checked against its sha256 when loaded), a small predict.py, the model's own "
+           "code and pinned requirements: `pip install -r requirements.txt`, then `python predict.py in.csv out.csv`.")
+if st.button("Prepare the scoring bundle", key="deploy.bundle_prepare", icon=":material/inventory_2:"):
+    with user_errors("prepare the scoring bundle"):
+        st.session_state["deploy.bundle"] = (version.model_id, scoring_bundle(ws.registry, version.model_id))
+prepared = st.session_state.get("deploy.bundle")
+if prepared and prepared[0] == version.model_id:
+    st.download_button("Download the scoring bundle (zip)", prepared[1], file_name=f"flurry-{version.model_id}.zip",
+                       mime="application/zip", key="deploy.bundle_download", icon=":material/download:")
+
