@@ -33,7 +33,8 @@ def dashboard_data(warehouse: Warehouse, registry: Registry, model_id: str) -> D
         note = f"The latest scores table {latest.scored_table} no longer exists."
     else:
         columns = [c.name for c in warehouse.describe(latest.scored_table)]  # type: ignore[arg-type]
-        column = next((c for c in reversed(columns) if c.startswith(PREDICTION_COLUMN)), None)
+        column = latest.prediction_column if latest.prediction_column in columns else next(  # older scores: guess
+            (c for c in reversed(columns) if c.startswith(PREDICTION_COLUMN)), None)
         if column is None:
             note = f"The table {latest.scored_table} has no prediction column."
         else:

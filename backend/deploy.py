@@ -359,8 +359,9 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
         warehouse.ensure_schema(output.schema)
         rows = warehouse.score_into(function_name, _probability_function(bundle, function_name),
                                     bundle.feature_names, source, output, pred_col, proba_col)
-        registry.record_scoring(function_name, output, rows)
-        return ScoringResult(output, rows, pred_col, proba_col if bundle.is_classification else None)
+        probability = proba_col if bundle.is_classification else None
+        registry.record_scoring(function_name, output, rows, (pred_col, probability, None))
+        return ScoringResult(output, rows, pred_col, probability)
     total = warehouse.row_count(source)
     stamp = pd.Timestamp.now(tz="UTC").tz_localize(None)
 
@@ -385,8 +386,9 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     warehouse.ensure_schema(output.schema)
     write = warehouse.append_table_from_batches if append else warehouse.replace_table_from_batches
     rows = write(output, scored_batches())
-    registry.record_scoring(function_name, output, rows)
-    return ScoringResult(output, rows, pred_col, proba_col if bundle.is_classification else None, time_col, stamp)
+    probability = proba_col if bundle.is_classification else None
+    registry.record_scoring(function_name, output, rows, (pred_col, probability, time_col))
+    return ScoringResult(output, rows, pred_col, probability, time_col, stamp)
 
 
 SCHEDULE_CHOICES = tuple(SCHEDULES)  # offered where the warehouse has a scheduler

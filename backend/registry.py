@@ -148,6 +148,9 @@ class Deployment:
     scored_table: TableRef | None
     scored_at: datetime | None
     scored_rows: int | None
+    prediction_column: str | None = None  # None: scored before the names were recorded
+    probability_column: str | None = None
+    scored_at_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -415,15 +418,17 @@ class Registry:
         with self.wh.transaction():
             self.wh.execute(f"DELETE FROM {self.t('deployments')} WHERE function_name = ?", [function_name])
             self.wh.execute(
-                f"INSERT INTO {self.t('deployments')} VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
+                f"INSERT INTO {self.t('deployments')} (function_name, model_id, created_at) VALUES (?, ?, ?)",
                 [function_name, model_id, now()],
             )
 
-    def record_scoring(self, function_name: str, table: TableRef, rows: int) -> None:
+    def record_scoring(self, function_name: str, table: TableRef, rows: int,
+                       columns: tuple[str, str | None, str | None] = ("prediction", None, None)) -> None:
+        """The latest scores: where, how many, and under which (prediction, probability, scored-at) columns."""
         self.wh.execute(
-            f"UPDATE {self.t('deployments')} SET scored_schema = ?, scored_table = ?, scored_at = ?, scored_rows = ? "
-            f"WHERE function_name = ?",
-            [table.schema, table.name, now(), rows, function_name],
+            f"UPDATE {self.t('deployments')} SET scored_schema = ?, scored_table = ?, scored_at = ?, scored_rows = ?, "
+            f"prediction_column = ?, probability_column = ?, scored_at_column = ? WHERE function_name = ?",
+            [table.schema, table.name, now(), rows, *columns, function_name],
         )
 
     def list_deployments(self, model_id: str | None = None) -> list[Deployment]:
@@ -498,4 +503,7 @@ def _deployment_from_row(row: Any) -> Deployment:
         function_name=row["function_name"], model_id=row["model_id"], created_at=row["created_at"],
         scored_table=TableRef(schema, name) if schema and name else None,
         scored_at=_none_if_na(row["scored_at"]), scored_rows=int(rows) if rows is not None else None,
+        prediction_column=_none_if_na(row.get("prediction_column")),
+        probability_column=_none_if_na(row.get("probability_column")),
+        scored_at_column=_none_if_na(row.get("scored_at_column")),
     )

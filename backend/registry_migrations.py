@@ -89,4 +89,9 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_typ
                 model_key VARCHAR, seq BIGINT, source_schema VARCHAR, source_table VARCHAR, key_column VARCHAR,
                 outcome_column VARCHAR, set_at {ts})""",
         ],
+        [  # 9: the column names a deployment's latest scores were written under (they avoid the table's own)
+            f"ALTER TABLE {t('deployments')} ADD COLUMN IF NOT EXISTS prediction_column VARCHAR",
+            f"ALTER TABLE {t('deployments')} ADD COLUMN IF NOT EXISTS probability_column VARCHAR",
+            f"ALTER TABLE {t('deployments')} ADD COLUMN IF NOT EXISTS scored_at_column VARCHAR",
+        ],
     ]

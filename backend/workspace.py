@@ -260,7 +260,9 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     if raw.capabilities.local_worker:  # this process owns the database file: nothing else can be scoring
         scoring.recover()
     workspace = Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, scoring=scoring)
-    if supervise and not isinstance(jobs, ProcedureJobManager):  # the procedure records its own result
+    # Only where this process owns the warehouse (the embedded file): on Snowflake the procedure records its own
+    # result and Tasks run schedules, and a tick every second would queue behind the pages' own queries
+    if supervise and raw.capabilities.local_worker and not isinstance(jobs, ProcedureJobManager):
         _supervise(workspace)
     return workspace
 

@@ -133,8 +133,13 @@ def realised_section(version: ModelVersion) -> None:
     latest = max(scored, key=lambda d: d.scored_at)  # type: ignore[arg-type,return-value]
     with user_errors("measure realised quality"):
         positive = version.report.positive_class if version.report is not None else None
+        if latest.scored_at_column is None:
+            st.info("The latest scores were written before Flurry stamped each row with its scoring time; score the "
+                    "table again to measure realised quality.")
+            return
         runs = realised_quality(ws.warehouse, latest.scored_table, source, task=version.task,  # type: ignore[arg-type]
-                                prediction_column="prediction", scored_at_column="scored_at", positive=positive)
+                                prediction_column=latest.prediction_column or "prediction",
+                                scored_at_column=latest.scored_at_column, positive=positive)
         if not runs:
             st.info(f"No outcome in {md(source.table)} matches a row of {md(latest.scored_table)} yet.")
             return
