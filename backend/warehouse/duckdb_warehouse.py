@@ -11,6 +11,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from backend.errors import EmptyTableError, TableNotFoundError, WarehouseLockedError
+from backend.errors import ConfigurationError, EmptyTableError, TableNotFoundError, WarehouseLockedError
 from backend.identifiers import limit_clause, qualified, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
@@ -53,6 +54,16 @@ def _select_expr(column: ColumnInfo) -> str:
     return quote_ident(column.name)
 
 
+def _memory_setting(text: str) -> str:
+    """A size such as "2GB" or "512 MB", checked to be only digits and a unit (it is written into a SET)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", text, flags=re.IGNORECASE)
+    if match is None:
+        raise ValueError(text)
+    return f"{match.group(1)}{match.group(2).upper().replace('IB', 'iB')}"
+
+
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
     capabilities = Capabilities(python_udfs=True, local_worker=True)
@@ -70,6 +81,13 @@ class DuckDBWarehouse(Warehouse):
                 ) from exc
             raise
         self._con.execute("SET enable_progress_bar = false")  # it would print into the app's console
+        limit = os.environ.get("FLURRY_DUCKDB_MEMORY", "").strip()
+        if limit:  # DuckDB keeps scanned blocks up to 80% of RAM by default; a smaller app can ask for less
+            try:
+                self._con.execute(f"SET memory_limit = '{_memory_setting(limit)}'")
+            except (duckdb.Error, ValueError) as exc:
+                raise ConfigurationError(f"FLURRY_DUCKDB_MEMORY={limit!r} is not a memory size DuckDB accepts.",
+                                         hint="Use a size such as 2GB or 512MB.") from exc
         # Every name is qualified with the catalog: a file called flurry.duckdb is a catalog "flurry",
         # which DuckDB would otherwise confuse with the schema "FLURRY".
         self.catalog = str(self._con.execute("SELECT current_database()").fetchall()[0][0])
