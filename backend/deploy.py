@@ -365,6 +365,14 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
     total = warehouse.row_count(source)
     stamp = pd.Timestamp.now(tz="UTC").tz_localize(None)
 
+    made: dict[pa.DataType, pa.Array] = {}
+
+    def constant(value: object, kind: pa.DataType, rows: int) -> pa.Array:
+        """`value` repeated `rows` times, built once per score and sliced (every batch but the last is full)."""
+        if kind not in made or len(made[kind]) < rows:
+            made[kind] = pa.array([value] * max(rows, SCORING_BATCH_ROWS), type=kind)
+        return made[kind].slice(0, rows)
+
     def scored_batches() -> Iterator[pa.RecordBatch]:
         done = 0
         for batch in warehouse.scan_batches(source, columns, SCORING_BATCH_ROWS):
@@ -374,8 +382,7 @@ def score_table(warehouse: Warehouse, registry: Registry, function_name: str, so
             if bundle.is_classification:
                 arrays.append(pa.array(predicted_class_probability(bundle, frame), type=pa.float64()))
                 names.append(proba_col)
-            arrays += [pa.array([label] * batch.num_rows, type=pa.string()),
-                       pa.array([stamp] * batch.num_rows, type=pa.timestamp("us"))]
+            arrays += [constant(label, pa.string(), batch.num_rows), constant(stamp, pa.timestamp("us"), batch.num_rows)]
             names += [version_col, time_col]
             yield pa.RecordBatch.from_arrays(arrays, names=names)
             done += batch.num_rows

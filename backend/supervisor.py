@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -28,6 +29,16 @@ ADVANCE_JOB_ID = "flurry.advance_jobs"
 # before is still collecting a model (intended: one advance at a time, ticks coalesced).
 logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+
+
+_live: weakref.WeakSet[Supervisor] = weakref.WeakSet()
+
+
+def stop_all() -> None:
+    """Stop every supervisor this process started (a test suite's many warehouses, each left open by the app's
+    resource cache, would otherwise all keep ticking)."""
+    for supervisor in list(_live):
+        supervisor.stop()
 
 
 class Supervisor:
@@ -67,6 +78,7 @@ class Supervisor:
     def start(self) -> None:
         self.jobs.supervised = True
         self.scheduler.start()
+        _live.add(self)
         atexit.register(self.stop)  # a workspace nobody closed (the app's) stops ticking before the interpreter ends
 
     def stop(self) -> None:

@@ -33,6 +33,16 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         os.environ["FLURRY_DATA_DIR"] = old
 
 
+@pytest.fixture(autouse=True)
+def _no_supervisor_outlives_its_test() -> Iterator[None]:
+    """The app caches each warehouse's workspace for the process; once a test is over, its supervisor would tick
+    on (and slow every later test) for nothing."""
+    yield
+    from backend.supervisor import stop_all
+
+    stop_all()
+
+
 def make_workspace(path: Path, *, seed_demo: bool = True) -> Workspace:
     return open_workspace(WarehouseConfig("duckdb", str(path)), seed_demo=seed_demo)
 
