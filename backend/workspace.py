@@ -215,6 +215,11 @@ class Workspace:
             row = edited_row(bundle, row, edits)
         return explain_row(bundle, row, frame)
 
+    def start_supervisor(self) -> None:
+        """Supervise a workspace opened without (what `open_workspace(supervise=True)` does at once)."""
+        if self.supervisor is None or not self.supervisor.running:
+            _supervise(self)
+
     def close(self) -> None:
         if self.supervisor is not None:
             self.supervisor.stop()

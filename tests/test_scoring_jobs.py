@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from backend import deploy
-from backend.config import WarehouseConfig
 from backend.errors import DeploymentError
 from backend.model_bundle import ModelBundle
 from backend.monitoring_store import drift_history
@@ -25,7 +24,7 @@ from backend.schedules import PRESETS, validate_cron
 from backend.scoring_jobs import OutputMode, ScoringState
 from backend.task_detection import Task
 from backend.warehouse.base import TableRef
-from backend.workspace import Workspace, open_workspace
+from backend.workspace import Workspace
 from tests.conftest import make_workspace, put_table, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,12 +32,16 @@ ROWS = 400
 SOURCE = TableRef("lab", "people")
 
 
+WEIRD = 'plan """ \\ name'  # would end a docstring or escape a quote if pasted into generated code
+
+
 def _deployed(ws: Workspace) -> str:
     rng = np.random.default_rng(2)
     x = rng.normal(size=ROWS)
     put_table(ws, "people", pd.DataFrame({"id": [f"P{i:04d}" for i in range(ROWS)], "x": x, "z": rng.normal(size=ROWS),
-                                          "y": np.where(x > 0, "up", "down")}))
-    config = ws.train_config(SOURCE, "y", Task.BINARY, ["x", "z"], "roc_auc", 2, ensemble=False, estimators=("lgbm",))
+                                          WEIRD: rng.choice(["a", "b"], ROWS), "y": np.where(x > 0, "up", "down")}))
+    config = ws.train_config(SOURCE, "y", Task.BINARY, ["x", "z", WEIRD], "roc_auc", 2, ensemble=False,
+                             estimators=("lgbm",))
     progress = wait_for(ws, ws.jobs.start(config))
     return promote(ws.warehouse, ws.registry, progress.model_id).production.predict
 
@@ -67,7 +70,7 @@ def test_each_row_carries_its_version_and_time_and_appending_keeps_history(score
     # measured in the warehouse right after: the training table itself has not drifted
     (drift,) = drift_history(ws.registry, ws.catalog.production(ws.catalog.models()[0].key).model_id)
     assert drift.scoring_id == first.scoring_id and drift.report.rows == ROWS
-    assert {d.column for d in drift.report.columns} == {"x", "z"} and drift.report.prediction is not None
+    assert {d.column for d in drift.report.columns} == {"x", "z", WEIRD} and drift.report.prediction is not None
     assert all(d.band == "stable" for d in [*drift.report.columns, drift.report.prediction])
     with pytest.raises(DeploymentError, match="already exists"):
         ws.scoring.request(function, SOURCE, out, OutputMode.NEW)
@@ -158,31 +161,65 @@ def test_cron_expressions_are_checked_and_described() -> None:
     assert set(PRESETS.values()) == {"0 * * * *", "0 6 * * *", "0 6 * * 1"}
 
 
-def test_a_schedule_fires_on_time_with_no_page_open(tmp_path: Path) -> None:
-    ws = open_workspace(WarehouseConfig("duckdb", str(tmp_path / "sched.duckdb")), seed_demo=False, supervise=True)
-    try:
-        ws.warehouse.ensure_schema("lab")
-        function = _deployed(ws)
-        out = TableRef("lab", "nightly")
-        with pytest.raises(DeploymentError, match="again and again"):
-            ws.schedules.create(function, SOURCE, out, OutputMode.NEW, every_seconds=2)
-        schedule = ws.schedules.create(function, SOURCE, out, OutputMode.APPEND, every_seconds=2, actor="ana")
-        assert schedule.description == "every 2 s"
-        assert ws.supervisor is not None
-        ws.schedules.sync(ws.supervisor.scheduler)  # what the supervisor does every 30 s (and the page at once)
-        deadline = time.monotonic() + 60
-        assert ws.scoring is not None
-        # nobody runs anything here: the supervisor fires the schedule, its scoring thread scores
-        while time.monotonic() < deadline and len([r for r in ws.scoring.recent(schedule_id=schedule.schedule_id)
-                                                   if r.state is ScoringState.SUCCEEDED]) < 2:
-            time.sleep(0.5)
-        done = [r for r in ws.scoring.recent(schedule_id=schedule.schedule_id) if r.state is ScoringState.SUCCEEDED]
-        assert len(done) >= 2 and ws.warehouse.row_count(out) >= 2 * ROWS
-        ws.schedules.set_enabled(schedule.schedule_id, False)
-        ws.schedules.sync(ws.supervisor.scheduler)
-        assert ws.supervisor.scheduler.get_job(f"flurry.schedule.{schedule.schedule_id}") is None
-    finally:
-        ws.close()
+def test_a_schedule_fires_on_time_with_no_page_open(scored) -> None:
+    ws, function, _ = scored
+    ws.start_supervisor()  # what the app does when it opens the warehouse
+    assert ws.supervisor is not None and ws.scoring is not None
+    out = TableRef("lab", "nightly")
+    with pytest.raises(DeploymentError, match="again and again"):
+        ws.schedules.create(function, SOURCE, out, OutputMode.NEW, every_seconds=2)
+    schedule = ws.schedules.create(function, SOURCE, out, OutputMode.APPEND, every_seconds=2, actor="ana")
+    assert schedule.description == "every 2 s"
+    ws.schedules.sync(ws.supervisor.scheduler)  # what the supervisor does every 30 s (and the page at once)
+    deadline = time.monotonic() + 60
+    # nobody runs anything here: the supervisor fires the schedule, its scoring thread scores
+    while time.monotonic() < deadline and len([r for r in ws.scoring.recent(schedule_id=schedule.schedule_id)
+                                               if r.state is ScoringState.SUCCEEDED]) < 2:
+        time.sleep(0.5)
+    done = [r for r in ws.scoring.recent(schedule_id=schedule.schedule_id) if r.state is ScoringState.SUCCEEDED]
+    assert len(done) >= 2 and ws.warehouse.row_count(out) >= 2 * ROWS
+    ws.schedules.set_enabled(schedule.schedule_id, False)
+    ws.schedules.sync(ws.supervisor.scheduler)
+    assert ws.supervisor.scheduler.get_job(f"flurry.schedule.{schedule.schedule_id}") is None
+    ws.supervisor.stop()
+
+
+def test_the_scoring_bundle_scores_a_csv_outside_flurry(scored, tmp_path: Path) -> None:
+    """Taking the model out: the bundle scores a CSV in an isolated Python outside the checkout exactly as the
+    model does in Flurry (a column named to end a docstring included), and refuses a changed model file."""
+    import io
+    import zipfile
+
+    from backend.deploy import load_bundle, probability_column
+    from backend.export import scoring_bundle
+    from backend.model_bundle import MODEL_LIBRARIES
+
+    ws, _, _ = scored
+    model_id = ws.catalog.production(ws.catalog.models()[0].key).model_id
+    with zipfile.ZipFile(io.BytesIO(scoring_bundle(ws.registry, model_id))) as archive:
+        archive.extractall(tmp_path / "bundle")
+    out = tmp_path / "bundle"
+    pins = (out / "requirements.txt").read_text().split()
+    bundle = load_bundle(ws.registry, model_id)
+    assert {f"{name}=={bundle.versions[name]}" for name in MODEL_LIBRARIES if name in bundle.versions} <= set(pins)
+    assert WEIRD in bundle.feature_names
+    rows = ws.warehouse.preview(SOURCE, 1000).drop(columns=["y"])
+    rows.to_csv(tmp_path / "in.csv", index=False)
+
+    def predict(output: str) -> subprocess.CompletedProcess[str]:  # -I: no PYTHONPATH, no user site, run elsewhere
+        return subprocess.run([sys.executable, "-I", str(out / "predict.py"), str(tmp_path / "in.csv"),
+                               str(tmp_path / output)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    done = predict("scored.csv")
+    assert done.returncode == 0, done.stderr
+    assert f"Scored {ROWS:,} rows" in done.stdout
+    scored_rows = pd.read_csv(tmp_path / "scored.csv")
+    assert scored_rows["prediction"].tolist() == list(bundle.predict(rows))
+    assert np.allclose(scored_rows[probability_column(bundle)], bundle.output_probability(rows))
+    (out / "model.pkl").write_bytes((out / "model.pkl").read_bytes() + b"!")
+    refused = predict("again.csv")
+    assert refused.returncode == 1 and "checksum" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "again.csv").exists()
 
 
 def test_the_command_line_scores_and_refuses_while_the_app_holds_the_file(scored) -> None:

@@ -72,10 +72,10 @@ def test_a_run_collected_late_keeps_its_workers_duration(tmp_path: Path) -> None
             time.sleep(0.2)
         statuses = jf.read_complete_lines(status)
         worker_s = statuses[-1]["at"] - statuses[0]["at"]
-        time.sleep(4)  # nobody looks for a while
+        time.sleep(3)  # nobody looks for a while (collected then, it would last its worker's time + 3 s + start-up)
         ws.jobs.sync(run_id)
         summary = next(s for s in summarize_runs(ws.registry) if s.run.run_id == run_id)
         assert summary.run.state is RunState.SUCCEEDED
-        assert summary.duration_s is not None and summary.duration_s < worker_s + 2.0, (summary.duration_s, worker_s)
+        assert summary.duration_s is not None and summary.duration_s < worker_s + 2.5, (summary.duration_s, worker_s)
     finally:
         ws.close()
