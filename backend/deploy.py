@@ -6,6 +6,7 @@ warehouse returns exactly what the model's own `predict` returns.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -189,8 +190,6 @@ def register_functions(warehouse: Warehouse, bundle: ModelBundle, function_name:
 
 def _background_bytes(registry: Registry, model_id: str, bundle: ModelBundle) -> bytes | None:
     """The background rows' model columns as Parquet, for a staged reasons function."""
-    import io
-
     frame = explanation_background(registry, model_id)
     if frame is None:
         return None
@@ -206,8 +205,6 @@ def explanation_background(registry: Registry, model_id: str) -> pd.DataFrame | 
         content = registry.get_artifact(model_id, "holdout")
     except FlurryError:
         return None
-    import io
-
     return pd.read_parquet(io.BytesIO(content))
 
 

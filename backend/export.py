@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -41,8 +42,6 @@ def _environment() -> Environment:
 
 def requirements(versions: dict[str, str]) -> str:
     """Pinned requirements: the model libraries at the versions it was trained with, the rest at this app's."""
-    from importlib import metadata
-
     lines = []
     for name in (*MODEL_LIBRARIES, *RUNTIME_PACKAGES):
         try:

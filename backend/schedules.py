@@ -16,7 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from backend.deploy import deployment_model
 from backend.errors import DeploymentError
-from backend.registry import Registry, new_id, now
+from backend.registry import Registry, _none_if_na, new_id, now
 from backend.scoring_jobs import OutputMode, ScoringJobs
 from backend.warehouse.base import TableRef, Warehouse
 
@@ -150,8 +150,6 @@ class Schedules:
 
 
 def _schedule_from_row(row: Any) -> Schedule:
-    from backend.registry import _none_if_na
-
     every = _none_if_na(row["every_seconds"])
     return Schedule(str(row["schedule_id"]), str(row["function_name"]), TableRef(row["source_schema"], row["source_table"]),
                     TableRef(row["output_schema"], row["output_table"]), OutputMode(row["mode"]),

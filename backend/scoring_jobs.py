@@ -15,7 +15,7 @@ from typing import Any
 from backend.deploy import ScoringStopped, deployment_model, score_table
 from backend.errors import DeploymentError, FlurryError
 from backend.monitoring_store import record_drift
-from backend.registry import Registry, new_id, now
+from backend.registry import Registry, _none_if_na, new_id, now
 from backend.warehouse.base import TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -190,8 +190,6 @@ class ScoringJobs:
 
 
 def _run_from_row(row: Any) -> ScoringRun:
-    from backend.registry import _none_if_na
-
     total = _none_if_na(row["rows_total"])
     return ScoringRun(
         scoring_id=str(row["scoring_id"]), function_name=str(row["function_name"]),
