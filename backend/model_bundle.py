@@ -89,6 +89,31 @@ def _typed(labels: np.ndarray, classes: list[Any]) -> np.ndarray:
     return labels
 
 
+ALL_ROWS = "all"  # a member fitted on every training row
+SPLIT_ROWS = "split"  # on the training part of the blend's validation split (holdout-mode blends keep that fit)
+
+
+@dataclass(frozen=True)
+class MemberRecipe:
+    learner: str  # FLAML's name for the family, e.g. "lgbm"
+    config: dict[str, Any]  # FLAML's hyperparameters for it, as in its search log
+    weight: float = 1.0
+    rows: str = ALL_ROWS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner, "config": self.config, "weight": self.weight, "rows": self.rows}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> MemberRecipe:
+        return MemberRecipe(str(data["learner"]), dict(data["config"]), float(data.get("weight", 1.0)),
+                            str(data.get("rows", ALL_ROWS)))
+
+
+def clean_config(config: dict[str, Any]) -> dict[str, Any]:
+    """FLAML's config without its bookkeeping (the sample size a trial used), JSON-safe."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in config.items() if k != "FLAML_sample_size"}
+
+
 @dataclass
 class ModelBundle:
     """A fitted FLAML pipeline with everything needed to score, explain and reproduce it."""
@@ -111,6 +136,8 @@ class ModelBundle:
     # probable class (0.5).
     positive_class: Any = None
     threshold: float | None = None
+    # How to fit this model again without its search (backend.training.recipe); empty for bundles made before.
+    recipe: tuple[MemberRecipe, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:

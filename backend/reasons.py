@@ -111,11 +111,12 @@ def explain_batch(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataF
         remaining = remaining.drop(index=done)
     rows = []
     records = frame.to_dict(orient="records")
-    for i, record in enumerate(records):
+    names = list(values.columns)
+    for i, (record, contributions) in enumerate(zip(records, values.to_numpy().tolist(), strict=True)):
         probability = None if probabilities is None else float(probabilities[i])
         # binary: the probability column is the outcome of interest's, which is also what SHAP explains
-        reasons = reason_sentences(values.iloc[i].to_dict(), record, output=output, probability=probability,
-                                   explained=explained[i], target=target)
+        reasons = reason_sentences(dict(zip(names, contributions, strict=True)), record, output=output,
+                                   probability=probability, explained=explained[i], target=target)
         rows.append(ExplainedRow(_plain(predictions[i]), probability, reasons))
     return rows
 

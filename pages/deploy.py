@@ -102,13 +102,15 @@ if st.button("Open this model's dashboard", icon=":material/dashboard:", key="de
 st.caption(f"Shareable link: /dashboard?{md(urlencode(link))}")
 
 st.subheader("4 · Take it out of Flurry")
-st.caption("A zip with the model file (checked against its sha256 when loaded), a small predict.py, the model's own "
-           "code and pinned requirements: `pip install -r requirements.txt`, then `python predict.py in.csv out.csv`.")
-if st.button("Prepare the scoring bundle", key="deploy.bundle_prepare", icon=":material/inventory_2:"):
-    with user_errors("prepare the scoring bundle"):
-        st.session_state["deploy.bundle"] = (version.model_id, scoring_bundle(ws.registry, version.model_id))
+st.caption("A zip with the model file (checked against its sha256 when loaded), the model's own code and pinned "
+           "requirements. `pip install -r requirements.txt`, then `python predict.py in.csv out.csv` scores a CSV, "
+           "and `python reproduce.py` repeats the training run — the same sample, split, configuration and seed — "
+           "and prints its holdout metrics beside these.")
+if st.button("Prepare the bundle", key="deploy.bundle_prepare", icon=":material/inventory_2:"):
+    with user_errors("prepare the bundle"):
+        st.session_state["deploy.bundle"] = (version.model_id, scoring_bundle(ws.registry, version.model_id, ws.config))
 prepared = st.session_state.get("deploy.bundle")
 if prepared and prepared[0] == version.model_id:
-    st.download_button("Download the scoring bundle (zip)", prepared[1], file_name=f"flurry-{version.model_id}.zip",
+    st.download_button("Download the bundle (zip)", prepared[1], file_name=f"flurry-{version.model_id}.zip",
                        mime="application/zip", key="deploy.bundle_download", icon=":material/download:")
 

@@ -15,12 +15,13 @@ from flaml.automl.model import ExtraTreesEstimator, LGBMEstimator, RandomForestE
 from backend.deploy import deploy, load_bundle
 from backend.explain import explain_rows
 from backend.metrics import METRICS
-from backend.model_bundle import ModelBundle
+from backend.model_bundle import ALL_ROWS, SPLIT_ROWS, ModelBundle, prepare_features, to_model_frame
 from backend.registry import ModelVersion, now
 from backend.task_detection import Task
 from backend.training.config import TrainConfig
 from backend.training.ensemble import Candidate, WeightedEnsemble, blend, candidates_from_log, select_weights
 from backend.training.fit import fit_bundle, training_rows
+from backend.training.recipe import refit
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace
 from tests.conftest import put_table
@@ -82,7 +83,7 @@ def _config(frame: pd.DataFrame, target: str, task: Task, metric: str) -> TrainC
                        else "VARCHAR", task=task, features=features, metric=metric, time_budget_s=2, ensemble=False)
 
 
-def _blended_bundle(frame: pd.DataFrame, config: TrainConfig, tmp_path: Path) -> ModelBundle:
+def _blended_bundle(frame: pd.DataFrame, config: TrainConfig, tmp_path: Path, validation: str = "cv") -> ModelBundle:
     """A bundle from a real (short) search whose model is then replaced by a blend of real learners."""
     rows = training_rows(frame, config)
     bundle = fit_bundle(rows, config, tmp_path / "log.jsonl").bundle
@@ -91,14 +92,28 @@ def _blended_bundle(frame: pd.DataFrame, config: TrainConfig, tmp_path: Path) ->
     y = (np.asarray(bundle.label_transformer.transform(y_original)) if bundle.label_transformer is not None
          else y_original.to_numpy())
     result = blend(LEARNERS, bundle.flaml_task, x, y, y_original, CANDIDATES, config.task, config.metric,
-                   deadline=time.monotonic() + 60, seed=0, folds=3, validation="cv", split_ratio=0.1,
+                   deadline=time.monotonic() + 60, seed=0, folds=3, validation=validation, split_ratio=0.1,
                    time_ordered=False, fit_kwargs={})
     assert result is not None, "blending three different learners on noisy data should beat any one of them"
     better = (result.score >= result.best_single_score if METRICS[config.metric].greater_is_better
               else result.score <= result.best_single_score)
     assert better, "the blend starts from the best single model, so it can only improve on it"
-    bundle.estimator, bundle.best_estimator = result.ensemble, "ensemble"
+    bundle.estimator, bundle.best_estimator, bundle.recipe = result.ensemble, "ensemble", result.recipe
     return bundle
+
+
+@pytest.mark.parametrize("validation", ["cv", "holdout"])
+def test_a_blends_recipe_fits_the_same_model_again(validation: str, tmp_path: Path) -> None:
+    """What reproduce.py relies on: the recorded members, weights and rows (every row after cross-validation,
+    the split's training rows after a holdout split) refitted without a search predict as the blend does."""
+    frame = _regression_rows(seed=4)
+    config = _config(frame, "price", Task.REGRESSION, "r2")
+    bundle = _blended_bundle(frame, config, tmp_path, validation)
+    assert {m.rows for m in bundle.recipe} == {ALL_ROWS if validation == "cv" else SPLIT_ROWS}
+    assert [m.weight for m in bundle.recipe] == pytest.approx(list(bundle.estimator.weights))
+    rows = training_rows(frame, config)
+    again = refit(to_model_frame(prepare_features(rows, bundle.features)), rows["price"], config, bundle.recipe)
+    np.testing.assert_allclose(again._trained_estimator.predict(bundle.model_input(frame)), bundle.predict(frame))
 
 
 def test_a_regression_blend_predicts_the_weighted_average_and_is_explained_exactly(tmp_path: Path) -> None:

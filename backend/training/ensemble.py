@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from backend.metrics import METRICS, metric_value
+from backend.model_bundle import ALL_ROWS, SPLIT_ROWS, MemberRecipe, clean_config
 from backend.task_detection import Task
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class BlendResult:
     best_single_score: float
     held_out_rows: np.ndarray | None = None  # positions in the training rows of the blend's held-out predictions
     held_out_predictions: np.ndarray | None = None  # the blend's own predictions for those rows
+    recipe: tuple[MemberRecipe, ...] = ()  # how to fit the members again
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,9 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
                                 task.is_classification)
     best_single = min(loss(p) for p in predictions)
     sign = -1 if metric_info.greater_is_better else 1
-    return BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended)
+    recipe = tuple(MemberRecipe(affordable[i].learner, clean_config(affordable[i].config), float(weights[i]),
+                                ALL_ROWS if use_cv else SPLIT_ROWS) for i in chosen)
+    return BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended, recipe)
 
 
 def _metric_on(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object],
@@ -236,9 +240,15 @@ def _splits(x: pd.DataFrame, y: np.ndarray, task: Task, use_cv: bool, folds: int
                     if task.is_classification and pd.Series(y).value_counts().min() >= folds
                     else KFold(folds, shuffle=True, random_state=seed))
         return [(train, valid) for train, valid in splitter.split(x, y)]
+    train = split_rows(n, split_ratio, time_ordered, seed)
+    return [(train, np.setdiff1d(np.arange(n), train))]
+
+
+def split_rows(n: int, split_ratio: float, time_ordered: bool, seed: int) -> np.ndarray:
+    """The training positions of a blend's single validation split (the rest validate), sorted."""
     cut = round(n * (1 - split_ratio))
     order = np.arange(n) if time_ordered else np.random.default_rng(seed).permutation(n)
-    return [(np.sort(order[:cut]), np.sort(order[cut:]))]
+    return np.sort(order[:cut])
 
 
 def _affordable(candidates: list[Candidate], fits: int, deadline: float) -> list[Candidate]:

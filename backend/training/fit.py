@@ -26,12 +26,13 @@ from backend.evaluation.shap_summary import shap_summary
 from backend.evaluation.thresholds import ThresholdTable, best_f1_threshold, cutoff_grid, threshold_table
 from backend.explain import explain_rows, global_importance
 from backend.metrics import METRICS
-from backend.model_bundle import ModelBundle, prepare_features, to_model_frame
+from backend.model_bundle import MemberRecipe, ModelBundle, clean_config, prepare_features, to_model_frame
 from backend.monitoring import MonitoringBaseline, baseline_of
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.ensemble import BlendResult, HeldOut, blend, candidates_from_log, out_of_fold
 from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
+from backend.training.recipe import fit_kwargs
 from backend.warehouse.base import column_kind
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
             for n, t in config.features]
 
 
-def _split(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_for_holdout(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows the model learns from and the holdout it is judged on (time-ordered: the latest rows)."""
     if config.time_column is not None:
         # time-ordered: learn from the past, judge on the latest rows, as the model will be used
         cut = round(len(frame) * (1 - config.holdout_ratio))
@@ -170,7 +172,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
     With `from_log`, no search runs: the best configuration already in `log_path` is retrained (what
     "stop and keep the best model so far" does after the search was interrupted). `on_iteration` is called in
     this thread as each search iteration starts (after the previous trial's line is in the log)."""
-    train_frame, holdout = _split(training_rows(frame, config), config)
+    train_frame, holdout = split_for_holdout(training_rows(frame, config), config)
     fitted = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
     return _report(fitted, config, train_frame, holdout)
 
@@ -233,11 +235,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
 
     started = time.monotonic()
     automl = AutoML()
-    extra: dict[str, Any] = {}
-    if config.class_weight == "balanced":
-        shares = y_train.value_counts(normalize=True)
-        # only passed when set: FLAML 2.7's holdout split breaks on an explicit sample_weight=None
-        extra["sample_weight"] = (1.0 / (len(shares) * y_train.map(shares))).to_numpy()
+    extra = fit_kwargs(config, y_train)
     task = "regression" if config.task is Task.REGRESSION else "classification"
     split_type = "time" if config.time_column else None
     if from_log:
@@ -268,8 +266,9 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     blended = None if from_log or not config.ensemble else _blend(automl, x_train, y_train, config, log_path,
                                                                   deadline=started + config.time_budget_s,
                                                                   fit_kwargs=extra, positive=positive)
+    recipe = _single_recipe(automl, log_path, len(x_train), from_log)
     if blended is not None:
-        estimator, best = blended.ensemble, "ensemble"
+        estimator, best, recipe = blended.ensemble, "ensemble", blended.recipe
         leaderboard.insert(0, {"estimator": "ensemble", "score": blended.score, "blend": blended.ensemble.describe(),
                                "best_single_same_rows": blended.best_single_score})
     bundle = ModelBundle(
@@ -277,7 +276,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
         classes=classes, best_estimator=best, flaml_task=automl._state.task,
         transformer=automl._transformer, estimator=estimator,
         label_transformer=automl._label_transformer, config=config.to_dict(),
-        positive_class=positive,
+        positive_class=positive, recipe=recipe,
     )
     if not binary:
         return FittedModel(bundle, leaderboard)
@@ -289,6 +288,14 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     table = threshold_table(truth, probability, cutoff_grid(probability))
     bundle.threshold = best_f1_threshold(table)
     return FittedModel(bundle, leaderboard, table, len(held.rows))
+
+
+def _single_recipe(automl: Any, log_path: Path, rows: int, from_log: bool) -> tuple[MemberRecipe, ...]:
+    """FLAML's final model as a recipe: its best configuration refitted on every training row."""
+    if not from_log:
+        return (MemberRecipe(str(automl.best_estimator), clean_config(automl.best_config)),)
+    best = candidates_from_log(read_complete_lines(log_path), rows, fits_per_trial=1, limit=1)
+    return (MemberRecipe(best[0].learner, clean_config(best[0].config)),) if best else ()
 
 
 def _learner_data(automl: Any, x_train: pd.DataFrame, y_train: pd.Series) -> tuple[pd.DataFrame, np.ndarray]:
