@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from backend.deploy import PREDICTION_COLUMN
+from backend.deployed_model import PREDICTION_COLUMN
 from backend.registry import Deployment, ModelVersion, Registry
 from backend.warehouse.base import Warehouse
 

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from backend.config import WarehouseConfig
-from backend.deploy import load_bundle, probability_column
+from backend.deployed_model import load_bundle, probability_column
 from backend.digests import sha256_bytes
 from backend.model_bundle import MODEL_LIBRARIES, MemberRecipe
 from backend.registry import Registry

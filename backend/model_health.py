@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from backend.deploy import register_refusing_functions, verified_bundle
+from backend.deploy import refuse_calls
+from backend.deployed_model import verified_bundle
 from backend.errors import ArtifactIntegrityError, ModelNotFoundError
 from backend.registry import Registry
 from backend.warehouse.base import Warehouse
@@ -85,8 +86,8 @@ def refuse_broken_deployments(warehouse: Warehouse, registry: Registry, refusing
     for deployment in registry.list_deployments():
         if deployment.function_name in refusing or artifact_intact(registry, deployment.model_id):
             continue
-        register_refusing_functions(warehouse, registry, deployment.function_name, deployment.model_id,
-                                    version_health(registry, deployment.model_id).reason)
+        refuse_calls(warehouse, registry, deployment.function_name, deployment.model_id,
+                     version_health(registry, deployment.model_id).reason)
         refusing.add(deployment.function_name)
         replaced.append(deployment.function_name)
     return replaced

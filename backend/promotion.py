@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.deploy import DeployedFunctions, deploy, load_bundle
+from backend.deploy import deploy
+from backend.deployed_model import DeployedFunctions, load_bundle
 from backend.errors import DeploymentError
 from backend.model_catalog import Catalog, CatalogVersion, NamedModel, current_actor
 from backend.registry import Registry
@@ -57,7 +58,7 @@ def promote(warehouse: Warehouse, registry: Registry, model_id: str, *, actor: s
                                    f"{model.version_function(version.number)}.")
     load_bundle(registry, model_id)  # a broken version is refused before any function changes
     own = deploy(warehouse, registry, model_id, model.version_function(version.number))
-    production = deploy(warehouse, registry, model_id, model.function_name)
+    production = deploy(warehouse, registry, model_id, model.function_name, production=True)
     catalog.record_promotion(model.key, model_id, actor or current_actor(), note or f"{version.label} promoted")
     return Promotion(model, catalog.version(model_id), production, own)
 

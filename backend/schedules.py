@@ -14,7 +14,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from backend.deploy import deployment_model
+from backend.deployed_model import deployment_model
 from backend.errors import DeploymentError
 from backend.registry import Registry, _none_if_na, new_id, now
 from backend.scoring_jobs import OutputMode, ScoringJobs

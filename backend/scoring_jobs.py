@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from backend.deploy import ScoringStopped, deployment_model, score_table
+from backend.deploy import score_table
+from backend.deployed_model import deployment_model
+from backend.deployment_targets import ScoringStopped
 from backend.errors import DeploymentError, FlurryError
 from backend.monitoring_store import record_drift
 from backend.registry import Registry, _none_if_na, new_id, now

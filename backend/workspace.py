@@ -24,7 +24,8 @@ from backend.config import (
     training_warehouse,
 )
 from backend.demo_data import seed_demo_tables
-from backend.deploy import load_bundle, restore_deployments
+from backend.deploy import restore_deployments
+from backend.deployed_model import load_bundle
 from backend.errors import (
     ConfigurationError,
     DeploymentError,

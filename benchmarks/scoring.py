@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.config import WarehouseConfig
-from backend.deploy import deploy, load_bundle, score_table
+from backend.deploy import deploy, score_table
+from backend.deployed_model import load_bundle
 from backend.warehouse.base import TableRef
 from backend.workspace import open_workspace
 from benchmarks._harness import default_config

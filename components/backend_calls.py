@@ -19,7 +19,7 @@ from backend.checks import Finding
 from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_choices, warehouse_config
 from backend.dashboard import DashboardData, dashboard_data
 from backend.deploy import change_threshold as change_model_threshold
-from backend.deploy import load_bundle
+from backend.deployed_model import load_bundle
 from backend.evaluation.card import model_card_data
 from backend.evaluation.rows import RowExplanation
 from backend.model_bundle import ModelBundle

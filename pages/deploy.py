@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from backend.deploy import DeployedFunctions
+from backend.deployed_model import DeployedFunctions
 from backend.evaluation.summary import Severity
 from backend.export import scoring_bundle
 from backend.reasons import explain_function_name

@@ -72,7 +72,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--training-warehouse", help="a warehouse for the training procedure (e.g. Snowpark-optimized)")
     args = parser.parse_args(argv)
 
-    from backend.deploy import deploy, load_bundle, schedule_scoring, score_table
+    from backend.deploy import deploy, schedule_scoring, score_table
+    from backend.deployed_model import load_bundle
     from backend.errors import FlurryError
     from backend.registry import Registry
     from backend.task_detection import Task

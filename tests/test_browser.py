@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright
 
-from backend.deploy import deploy, load_bundle
+from backend.deploy import deploy
+from backend.deployed_model import load_bundle
 from backend.warehouse.base import TableRef
 from tests.conftest import FAST_BUDGET_S, make_workspace, train_and_wait
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from flaml.automl.model import ExtraTreesEstimator, LGBMEstimator, RandomForestEstimator
 
-from backend.deploy import deploy, load_bundle
+from backend.deploy import deploy
+from backend.deployed_model import load_bundle
 from backend.explain import explain_rows
 from backend.metrics import METRICS
 from backend.model_bundle import ALL_ROWS, SPLIT_ROWS, ModelBundle, prepare_features, to_model_frame

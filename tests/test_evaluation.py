@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.deploy import change_threshold, deploy, load_bundle, score_table
+from backend.deploy import change_threshold, deploy, score_table
+from backend.deployed_model import load_bundle
 from backend.evaluation import summary as words
 from backend.evaluation.report import _batched_statistic, _row_arrays
 from backend.evaluation.thresholds import (

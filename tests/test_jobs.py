@@ -96,7 +96,7 @@ def test_rerun_repeats_the_configuration_and_records_the_data_fingerprint(worksp
     assert second.run.config == first.run.config and second.run.config["validation"] == "cv"
     prints = [workspace.registry.events(r.run.run_id, "fingerprint")[0].payload for r in (first, second)]
     assert prints[0]["sha256"] == prints[1]["sha256"] and prints[0]["rows"] == 344
-    from backend.deploy import load_bundle
+    from backend.deployed_model import load_bundle
 
     assert load_bundle(workspace.registry, first.model_id).fingerprint["sha256"] == prints[0]["sha256"]
 
@@ -154,7 +154,7 @@ def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(wor
     written): every run ends FAILED or SUCCEEDED, and every model version's artifacts verify."""
     import random
 
-    from backend.deploy import load_bundle
+    from backend.deployed_model import load_bundle
     from tests.conftest import wait_for
 
     table = TableRef("demo", "penguins")
@@ -180,7 +180,7 @@ def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(wor
 
 
 def test_cancel_can_keep_the_best_model_found_so_far(workspace: Workspace) -> None:
-    from backend.deploy import load_bundle
+    from backend.deployed_model import load_bundle
     from tests.conftest import wait_for
 
     run_id = start_long_run(workspace)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend import deploy
+from backend import deployment_targets
 from backend.errors import DeploymentError
 from backend.model_bundle import ModelBundle
 from backend.monitoring_store import drift_history
@@ -89,7 +89,7 @@ def test_a_stop_or_a_failure_mid_score_leaves_the_old_output_intact(scored, monk
     out = TableRef("lab", "kept")
     assert _score(ws, function, out, OutputMode.NEW).state is ScoringState.SUCCEEDED
     before = ws.warehouse.preview(out, 1000)
-    monkeypatch.setattr(deploy, "SCORING_BATCH_ROWS", 100)  # four batches
+    monkeypatch.setattr(deployment_targets, "SCORING_BATCH_ROWS", 100)  # four batches
 
     stopping = ws.scoring.request(function, SOURCE, out, OutputMode.REPLACE)
     ws.scoring.stop(stopping)  # a queued score never starts
@@ -191,7 +191,7 @@ def test_the_scoring_bundle_scores_a_csv_outside_flurry(scored, tmp_path: Path) 
     import io
     import zipfile
 
-    from backend.deploy import load_bundle, probability_column
+    from backend.deployed_model import load_bundle, probability_column
     from backend.export import scoring_bundle
     from backend.model_bundle import MODEL_LIBRARIES
 

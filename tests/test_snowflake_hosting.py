@@ -419,3 +419,17 @@ def test_the_hosted_app_imports_nothing_that_needs_apscheduler() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_promotion_moves_the_registry_prod_alias_in_quoted_statements() -> None:
+    """On Snowflake the production function's registry model gets the PROD alias on the promoted version: off
+    whichever version holds it, then onto this one, every name quoted."""
+    from backend.warehouse.snowflake_model_registry import alias_statements
+
+    unset, set_alias = alias_statements("My DB", 'FLURRY_PREDICT_"X"', "V_M1_T05000", "PROD")
+    assert unset == 'ALTER MODEL IF EXISTS "My DB"."FLURRY"."FLURRY_PREDICT_""X""" VERSION PROD UNSET ALIAS'
+    assert set_alias == 'ALTER MODEL "My DB"."FLURRY"."FLURRY_PREDICT_""X""" VERSION "V_M1_T05000" SET ALIAS = PROD'
+    for statement in (unset, set_alias):
+        assert sqlglot.parse_one(statement, read="snowflake") is not None
+    with pytest.raises(ValueError):
+        alias_statements("DB", "M", "V", "PROD; DROP TABLE x")

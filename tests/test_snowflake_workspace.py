@@ -86,7 +86,7 @@ def test_the_training_procedure_records_its_own_verified_model_version(workspace
 
     from snowflake.snowpark import Session
 
-    from backend.deploy import load_bundle
+    from backend.deployed_model import load_bundle
     from backend.training.config import TrainConfig
     from backend.warehouse import snowflake_deploy as sd
     from backend.warehouse.base import SampleSpec

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.deploy import default_function_name, deploy, load_bundle, score_table
+from backend.deploy import default_function_name, deploy, score_table
+from backend.deployed_model import load_bundle
 from backend.errors import (
     ArtifactIntegrityError,
     DeploymentError,

@@ -347,9 +347,11 @@ class Warehouse(abc.ABC):
         raise NotImplementedError
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                          prediction_type: str, metrics: dict[str, Any]) -> tuple[str | None, str | None]:
-        """Record a deployed model in the warehouse's own model registry, if it has one: (what was logged, or
-        why not). Never raises; warehouses without a registry have nothing to say."""
+                          prediction_type: str, metrics: dict[str, Any], *, alias: str | None = None
+                          ) -> tuple[str | None, str | None]:
+        """Record a deployed model in the warehouse's own model registry, if it has one, as its default version
+        (carrying `alias`): (what was logged, or why not). Never raises; warehouses without a registry have
+        nothing to say."""
         return None, None
 
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,

@@ -11,6 +11,7 @@ identifiers; the bundle's own names may hold spaces or quotes), mapped back by p
 
 # No `from __future__ import annotations`: the registry checks the inference method's annotations at run time
 # (they must be pandas.DataFrame itself, not the string "pd.DataFrame").
+import contextlib
 import importlib.util
 import re
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.identifiers import quote_ident
 from backend.model_bundle import ModelBundle
 from backend.warehouse.base import METADATA_SCHEMA, column_kind
 from backend.warehouse.snowflake_deploy import BACKEND_DIR, BUNDLE_FILE, model_packages
@@ -118,8 +120,10 @@ def _custom_model(bundle_path: Path, sha256: str, threshold: float | None = None
 
 
 def log_model_version(session: Any, database: str, model_name: str, model_id: str, bundle: ModelBundle,
-                      content: bytes, sha256: str, prediction_type: str, metrics: dict[str, Any]) -> RegistryOutcome:
-    """Log the model as version V_<model_id> of registry model `model_name` in DATABASE.FLURRY.
+                      content: bytes, sha256: str, prediction_type: str, metrics: dict[str, Any],
+                      alias: str | None = None) -> RegistryOutcome:
+    """Log the model as version V_<model_id> of registry model `model_name` in DATABASE.FLURRY, make it the
+    default version and (a production function's model) move `alias` onto it.
 
     Never raises: the deployment it follows has already succeeded."""
     if not registry_installed():
@@ -151,4 +155,24 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
     except Exception as exc:
         return RegistryOutcome(logged=f"{model_name.upper()} {version}",
                                reason=f"The Model Registry kept another default version: {snowflake_reason(exc)}")
+    if alias is not None:
+        unset, set_alias = alias_statements(database, model_name.upper(), version, alias)
+        with contextlib.suppress(Exception):  # fails when no version holds the alias yet (the first promotion)
+            session.sql(unset).collect()
+        try:
+            session.sql(set_alias).collect()
+        except Exception as exc:
+            return RegistryOutcome(logged=f"{model_name.upper()} {version}",
+                                   reason=f"The Model Registry did not move the {alias} alias: {snowflake_reason(exc)}")
+        return RegistryOutcome(logged=f"{model_name.upper()} {version} ({alias})")
     return RegistryOutcome(logged=f"{model_name.upper()} {version}")
+
+
+def alias_statements(database: str, model: str, version: str, alias: str) -> list[str]:
+    """Moving `alias` onto `version`: off whichever version holds it (setting an alias another version holds
+    fails), then onto this one."""
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", alias):
+        raise ValueError(f"{alias!r} is not an alias Snowflake accepts unquoted")
+    qualified = f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.{quote_ident(model)}"
+    return [f"ALTER MODEL IF EXISTS {qualified} VERSION {alias} UNSET ALIAS",
+            f"ALTER MODEL {qualified} VERSION {quote_ident(version)} SET ALIAS = {alias}"]

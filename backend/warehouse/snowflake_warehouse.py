@@ -293,6 +293,9 @@ class SnowflakeWarehouse(Warehouse):
         elif sampled:
             sql += ' WHERE "__flurry_draw" < ?'
             params = [*params, int(_DRAW_MODULUS * spec.max_rows / eligible)]
+        # Snowflake returns rows in no set order: ordered by the seeded draw (equal only for equal rows), the same
+        # sample always arrives in the same order, so the same seed splits off the same holdout (reproduce.py)
+        sql += ' ORDER BY "__flurry_draw"'
         return sql, params, eligible, sampled
 
     def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
@@ -412,12 +415,13 @@ class SnowflakeWarehouse(Warehouse):
             return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                          prediction_type: str, metrics: dict[str, Any]) -> tuple[str | None, str | None]:
+                          prediction_type: str, metrics: dict[str, Any], *, alias: str | None = None
+                          ) -> tuple[str | None, str | None]:
         from backend.warehouse.snowflake_model_registry import log_model_version
 
         with self.session_lock():
             outcome = log_model_version(self._session, self.database, name, model_id, bundle, content, sha256,
-                                        prediction_type, metrics)
+                                        prediction_type, metrics, alias=alias)
         return outcome.logged, outcome.reason
 
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
