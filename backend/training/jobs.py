@@ -1,41 +1,33 @@
-"""Training jobs on the embedded warehouse: start a worker process, collect its progress and results.
+"""Training jobs: one state machine for every place a run can train, and the interface to those places.
 
-The app process owns the DuckDB file, so it is the one that persists what the worker leaves in its job
-directory: progress events as they appear, then the model version once its artifacts are verified.
+A run is QUEUED, then RUNNING when a slot is free, then SUCCEEDED / FAILED / CANCELLED / INTERRUPTED. The
+JobManager owns those moves, the queue, cancelling and recovery at start-up; a Runner does the part that
+differs — prepare the run's data, launch the work, report what it left, stop it, release what it held:
+`LocalWorkerRunner` (a worker process beside the app, backend.training.local_runner) and `ProcedureRunner`
+(Flurry's stored procedure on Snowflake's compute, backend.training.procedure_jobs).
 `sync` is idempotent and safe to call from several threads (UI fragments of many sessions).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import logging
-import os
-import shutil
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from backend.errors import ArtifactIntegrityError, FlurryError, InvalidTargetError
+from backend.errors import ArtifactIntegrityError, FlurryError
 from backend.evaluation.report import HoldoutReport
 from backend.metrics import METRICS
 from backend.model_catalog import Catalog
 from backend.monitoring import MonitoringBaseline
 from backend.registry import ModelVersion, Registry, Run, RunState, new_id, now, sha256_bytes
 from backend.training import job_files as jf
-from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
+from backend.training.config import TrainConfig
 from backend.training.fit import feature_specs
-from backend.training.progress import trial_payloads
-from backend.warehouse.base import SampleInfo, SampleSpec, Warehouse
-
-logger = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from backend.training.local_runner import LocalWorkerRunner
+from backend.training.runner import Ending, Outcome, Runner
+from backend.warehouse.base import Warehouse
 
 
 @dataclass(frozen=True)
@@ -81,18 +73,7 @@ class RunProgress:
         return best
 
 
-def data_fingerprint(spec: SampleSpec, sample: SampleInfo, total_rows: int, data_file: Path) -> dict[str, Any]:
-    """What the run trained on, so it can be recognised and repeated: the table, its size, how the sample was
-    drawn and the sha256 of the exact rows."""
-    digest = hashlib.sha256()
-    with open(data_file, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"table": str(spec.table), "table_rows": total_rows, "rows_eligible": sample.rows_eligible,
-            "rows": sample.rows_written, "sampled": sample.sampled,
-            "sample": {"max_rows": spec.max_rows, "seed": spec.seed, "stratify": spec.stratify,
-                       "distinct": spec.distinct, "exclude_target_values": list(spec.exclude_target_values)},
-            "sha256": digest.hexdigest()}
+STOPPED_EARLY_NOTE = "Stopped early by the user; this is the best model found before that."
 
 
 def verified_model_files(files: dict[str, bytes], result: dict[str, Any], where: str) -> dict[str, bytes]:
@@ -102,9 +83,6 @@ def verified_model_files(files: dict[str, bytes], result: dict[str, Any], where:
         if sha256_bytes(content) != result["sha256"][name]:
             raise ArtifactIntegrityError(f"The trained model file {name}{where} is damaged.")
     return files
-
-
-STOPPED_EARLY_NOTE = "Stopped early by the user; this is the best model found before that."
 
 
 def record_model_version(registry: Registry, run_id: str, config: TrainConfig, result: dict[str, Any],
@@ -134,87 +112,41 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
     return version.model_id
 
 
-def _stamp(epoch_s: Any) -> datetime | None:
-    """A worker's `time.time()` as the registry's naive-UTC timestamp (None when absent)."""
-    if not isinstance(epoch_s, int | float):
-        return None
-    return datetime.fromtimestamp(float(epoch_s), UTC).replace(tzinfo=None)
-
-
-def _process_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            state = stat.read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, IndexError):
-            return False
-        return state != "Z" and b"backend.training.worker" in cmdline
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 class JobManager:
-    """Starts training workers and folds their output into the registry."""
+    """Queues runs, starts them on its runner when a slot is free, and folds their outcome into the registry."""
 
-    def __init__(self, warehouse: Warehouse, registry: Registry, jobs_root: Path, *, max_concurrent: int = 1) -> None:
+    def __init__(self, warehouse: Warehouse, registry: Registry, jobs_root: Path, *, max_concurrent: int = 1,
+                 runner: Runner | None = None) -> None:
         self.wh = warehouse
         self.registry = registry
         self.jobs_root = jobs_root
         self.max_concurrent = max(1, max_concurrent)
+        self.runner: Runner = runner if runner is not None else LocalWorkerRunner(warehouse, registry, jobs_root)
         self._lock = threading.RLock()
-        self._processes: dict[str, subprocess.Popen[bytes]] = {}
         # Set while a Supervisor advances the jobs: reading progress then only reads.
         self.supervised = False
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, config: TrainConfig) -> str:
-        """Validate, export the training sample, queue the run and launch it when a slot is free; return
-        the run id.
+        """Validate, prepare the run's data, queue the run and launch it when a slot is free; return the run id.
 
         Raises FlurryError subclasses for bad options or a vanished table (no run is left half-made:
-        a run whose export fails is marked FAILED with the reason)."""
+        a run that cannot be prepared is marked FAILED with the reason)."""
         config.validate()
         self.wh.describe(config.table)  # raises TableNotFoundError before anything is written
-        self.jobs_root.mkdir(parents=True, exist_ok=True)
-        job_dir = self.jobs_root / new_id("job-")
+        location = self.runner.location()
         run_id = self.registry.create_run(
             table=config.table, target=config.target, task=config.task.value, metric=config.metric,
-            time_budget=config.time_budget_s, config=config.to_dict(), job_dir=str(job_dir))
+            time_budget=config.time_budget_s, config=config.to_dict(), job_dir=location)
         try:
-            job_dir.mkdir(parents=True)
-            columns = config.exported_columns
-            total = self.wh.row_count(config.table)
-            spec = SampleSpec(table=config.table, columns=columns, target=config.target, max_rows=config.max_rows,
-                              seed=config.seed, stratify=config.task.is_classification,
-                              distinct=config.deduplicate, exclude_target_values=config.drop_classes)
-            sample = self.wh.export_training_sample(spec, job_dir / jf.DATA)
-            used, dropped = sample.rows_written, total - sample.rows_eligible
-            if used < MIN_TRAINING_ROWS:
-                which = "distinct rows (duplicates removed)" if config.deduplicate else "rows"
-                raise InvalidTargetError(
-                    f"Only {used} {which} have a value for {config.target!r}; Flurry needs at least "
-                    f"{MIN_TRAINING_ROWS}.",
-                    hint="Keep duplicate rows (undo that remedy on the Target step), include more columns, "
-                         "or pick a table with more rows." if config.deduplicate else
-                         "Pick a table with more rows, or a target with fewer missing values.")
-            self.registry.set_run_rows(run_id, used=used, dropped=dropped, eligible=sample.rows_eligible)
-            (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
-            fingerprint = data_fingerprint(spec, sample, total, job_dir / jf.DATA)
-            (job_dir / jf.FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")
-            self.registry.add_events(run_id, "fingerprint", [fingerprint])
+            self.runner.prepare(run_id, config, location)
         except FlurryError as exc:
             self.registry.set_run_state(run_id, RunState.FAILED, message=str(exc))
-            shutil.rmtree(job_dir, ignore_errors=True)
+            self.runner.discard(location)
             raise
         except Exception as exc:
             self.registry.set_run_state(run_id, RunState.FAILED, message=f"Could not start training: {exc}")
-            shutil.rmtree(job_dir, ignore_errors=True)
+            self.runner.discard(location)
             raise
         self._launch_queued()
         return run_id
@@ -236,22 +168,16 @@ class JobManager:
                 self._launch(run)
 
     def _launch(self, run: Run, *, finalize: bool = False) -> None:
-        job_dir = Path(run.job_dir)
-        log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "backend.training.worker", str(job_dir), *(["--finalize"] if finalize else [])],
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        finally:
-            log.close()
-        self._processes[run.run_id] = process
-        self.registry.set_run_state(run.run_id, RunState.RUNNING, worker_pid=process.pid)
+            pid = self.runner.launch(run, finalize=finalize)
+        except FlurryError as exc:
+            self._finish(run, RunState.FAILED, exc.message)
+            return
+        self.registry.set_run_state(run.run_id, RunState.RUNNING, worker_pid=pid)
 
     # --- observe ---------------------------------------------------------------------------------
     def progress(self, run_id: str) -> RunProgress:
-        """The run's state and trials (synced from its job directory first unless a supervisor does that)."""
+        """The run's state and trials (synced first unless a supervisor does that)."""
         if not self.supervised:
             self.sync(run_id)
         run = self.registry.get_run(run_id)
@@ -274,7 +200,8 @@ class JobManager:
         self.sync_all()
         self._launch_queued()
 
-    def sync(self, run_id: str) -> None:
+    def sync(self, run_id: str, *, lost: RunState = RunState.FAILED) -> None:
+        """Fold the run's news into the registry; work gone without a word ends the run in `lost`."""
         with self._lock:
             run = self.registry.get_run(run_id)
             if run.state.is_final:
@@ -282,61 +209,43 @@ class JobManager:
             if run.state is RunState.QUEUED:
                 self._launch_queued()
                 return
-            self._sync_running(run)
+            self._record_trials(run)
+            outcome = self.runner.outcome(run)
+            if outcome is not None:
+                self._conclude(run, outcome, lost)
 
-    def _sync_running(self, run: Run) -> None:
-        """Fold a running job's news into the registry: trials, then its result or its disappearance."""
-        job_dir = Path(run.job_dir)
-        self._sync_trials(run, job_dir)
-        statuses = jf.read_complete_lines(job_dir / jf.STATUS)
-        final = next((s for s in reversed(statuses) if s.get("state") in ("SUCCEEDED", "FAILED")), None)
-        ended = _stamp(final.get("at")) if final is not None else None
-        if final is not None and final["state"] == "SUCCEEDED":
-            self._collect_model(run, job_dir, stopped_early=bool(final.get("stopped_early")), ended=ended)
-        elif final is not None:
-            self._finish(run, RunState.FAILED, final.get("message") or "Training failed.", at=ended)
-        elif not self._alive(run):
-            self._finish(run, RunState.FAILED, "The training process stopped unexpectedly before finishing.")
-
-    def _alive(self, run: Run) -> bool:
-        process = self._processes.get(run.run_id)
-        if process is not None:
-            return process.poll() is None
-        return _process_alive(run.worker_pid)
-
-    def _sync_trials(self, run: Run, job_dir: Path) -> None:
-        known = len(self.registry.events(run.run_id, "trial"))
-        payloads = trial_payloads(jf.read_complete_lines(job_dir / jf.FLAML_LOG), run.metric, known)
+    def _record_trials(self, run: Run) -> None:
+        payloads = self.runner.new_trials(run, len(self.registry.events(run.run_id, "trial")))
         if payloads:
             self.registry.add_events(run.run_id, "trial", payloads)
 
-    def _collect_model(self, run: Run, job_dir: Path, *, stopped_early: bool = False,
-                       ended: datetime | None = None) -> None:
-        try:
-            result = json.loads((job_dir / jf.RESULT).read_text(encoding="utf-8"))
-            artifacts = verified_model_files({name: (job_dir / name).read_bytes() for name in (jf.BUNDLE, jf.HOLDOUT)},
-                                             result, "")
-        except (OSError, KeyError, ValueError, ArtifactIntegrityError) as exc:
-            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}", at=ended)
-            return
-        self._record_model(run, result, artifacts[jf.BUNDLE], artifacts[jf.HOLDOUT], stopped_early=stopped_early,
-                           ended=ended)
-        self._cleanup(run.run_id, job_dir)
+    def _conclude(self, run: Run, outcome: Outcome, lost: RunState) -> None:
+        if outcome.ending is Ending.FINISHED:
+            self._collect(run, outcome)
+        elif outcome.ending is Ending.FAILED:
+            self._finish(run, RunState.FAILED, outcome.message or "Training failed.", at=outcome.ended)
+        elif outcome.ending is Ending.LOST:
+            self._finish(run, lost, outcome.message if lost is RunState.FAILED
+                         else "The app stopped while this run was training.", at=outcome.ended)
+        else:  # RECORDED: the registry already says how it ended
+            self.runner.release(run)
+            self._launch_queued()
 
-    def _record_model(self, run: Run, result: dict[str, Any], bundle: bytes, holdout: bytes, *,
-                      stopped_early: bool = False, ended: datetime | None = None) -> None:
-        record_model_version(self.registry, run.run_id, TrainConfig.from_dict(run.config), result, bundle, holdout,
-                             stopped_early=stopped_early, ended=ended)
+    def _collect(self, run: Run, outcome: Outcome) -> None:
+        try:
+            files = verified_model_files(outcome.files, outcome.result, "")
+            record_model_version(self.registry, run.run_id, TrainConfig.from_dict(run.config), outcome.result,
+                                 files[jf.BUNDLE], files[jf.HOLDOUT], stopped_early=outcome.stopped_early,
+                                 ended=outcome.ended)
+        except (KeyError, ValueError, ArtifactIntegrityError) as exc:
+            self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}", at=outcome.ended)
+            return
+        self.runner.release(run)
+        self._launch_queued()  # a slot is free
 
     def _finish(self, run: Run, state: RunState, message: str, *, at: datetime | None = None) -> None:
         self.registry.set_run_state(run.run_id, state, message=message, at=at)
-        self._cleanup(run.run_id, Path(run.job_dir))
-
-    def _cleanup(self, run_id: str, job_dir: Path) -> None:
-        process = self._processes.pop(run_id, None)
-        if process is not None and process.poll() is None:
-            process.wait(timeout=10)
-        shutil.rmtree(job_dir, ignore_errors=True)
+        self.runner.release(run)
         self._launch_queued()  # a slot is free
 
     # --- control ---------------------------------------------------------------------------------
@@ -351,48 +260,38 @@ class JobManager:
             if run.state is RunState.QUEUED:
                 self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
                 return
-            self._stop(run, keep_best=keep_best)
-
-    def _stop(self, run: Run, *, keep_best: bool) -> None:
-        """Stop a running job (its worker process), keeping the best model so far when asked and possible."""
-        run_id = run.run_id
-        process = self._processes.get(run_id)
-        pid = process.pid if process is not None else run.worker_pid
-        if pid and (process is not None or _process_alive(pid)):
-            with contextlib.suppress(OSError):
-                os.killpg(pid, 15)
-            if process is not None:
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(pid, 9)
-                    process.wait(timeout=5)
-        self._processes.pop(run_id, None)
-        job_dir = Path(run.job_dir)
-        self._sync_trials(run, job_dir)
-        if keep_best and self.registry.events(run_id, "trial"):
-            self._launch(run, finalize=True)
-            return
-        self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
+            self.runner.stop(run)
+            self._record_trials(run)
+            if self.registry.get_run(run_id).state.is_final:  # it recorded its outcome before the stop arrived
+                return
+            trials = self.registry.events(run_id, "trial")
+            if keep_best and any(t.payload.get("config") is not None for t in trials):
+                self._launch(run, finalize=True)  # the run ends SUCCEEDED with the best model found so far
+                return
+            self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
 
     def rerun(self, run_id: str) -> str:
         """Start a new run with the same configuration (table, columns, options and seed)."""
         return self.start(TrainConfig.from_dict(self.registry.get_run(run_id).config))
 
     def recover(self) -> list[str]:
-        """At start-up: collect runs that finished while the app was away, mark the rest INTERRUPTED."""
+        """At start-up: runs whose work goes on carry on; finished ones are collected; the rest become
+        INTERRUPTED."""
         interrupted = []
         for run in self.active_runs():
-            if run.state is RunState.QUEUED and (Path(run.job_dir) / jf.CONFIG).exists():
-                continue  # its data is ready; it starts when a slot is free
-            if _process_alive(run.worker_pid):
+            if run.state is RunState.QUEUED:
+                if self.runner.ready(run):
+                    continue  # it starts when a slot is free
+                self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was being prepared.")
+                interrupted.append(run.run_id)
                 continue
-            statuses = jf.read_complete_lines(Path(run.job_dir) / jf.STATUS)
-            if any(s.get("state") in ("SUCCEEDED", "FAILED") for s in statuses):
-                self.sync(run.run_id)
+            if self.runner.working(run):
                 continue
-            self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
-            interrupted.append(run.run_id)
+            self.sync(run.run_id, lost=RunState.INTERRUPTED)
+            if self.registry.get_run(run.run_id).state is RunState.INTERRUPTED:
+                interrupted.append(run.run_id)
+            elif not self.registry.get_run(run.run_id).state.is_final:
+                self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
+                interrupted.append(run.run_id)
         self._launch_queued()
         return interrupted
-

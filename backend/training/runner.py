@@ -1,0 +1,67 @@
+"""The interface between the training state machine (backend.training.jobs) and the places a run's work
+happens: a worker process beside the app (backend.training.local_runner) or Flurry's stored procedure on
+Snowflake's compute (backend.training.procedure_jobs)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from backend.registry import Run
+from backend.training.config import TrainConfig
+
+
+class Ending(enum.Enum):
+    FINISHED = "finished"  # the work left a model to collect
+    FAILED = "failed"  # it said why it failed
+    LOST = "lost"  # it is gone without a word (a killed worker): FAILED now, INTERRUPTED when found at start-up
+    RECORDED = "recorded"  # it recorded its own outcome in the registry (the Snowflake procedure)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run's work ended, as its runner found it."""
+
+    ending: Ending
+    message: str = ""
+    ended: datetime | None = None  # when the work ended (a run's duration ends there, not at collection)
+    result: dict[str, Any] = field(default_factory=dict)  # FINISHED: what the work reported
+    files: dict[str, bytes] = field(default_factory=dict)  # FINISHED: the model files, verified before use
+    stopped_early: bool = False
+
+
+class Runner(Protocol):
+    """Where a run's work happens."""
+
+    def location(self) -> str:
+        """Where a new run's files go (recorded as its job directory)."""
+
+    def prepare(self, run_id: str, config: TrainConfig, location: str) -> None:
+        """Draw the run's data and record what it needs to start. Raises FlurryError with the user's reason."""
+
+    def discard(self, location: str) -> None:
+        """Remove what a run that could not start left behind."""
+
+    def ready(self, run: Run) -> bool:
+        """A queued run whose data is prepared (after a restart, an unprepared one is INTERRUPTED)."""
+
+    def launch(self, run: Run, *, finalize: bool = False) -> int | None:
+        """Start the work (with `finalize`: refit the best trial so far instead of searching); the worker's
+        pid where there is one. Raises FlurryError with the reason it could not start."""
+
+    def new_trials(self, run: Run, known: int) -> list[dict[str, Any]]:
+        """Trial events past the first `known` that the work left and the registry lacks."""
+
+    def outcome(self, run: Run) -> Outcome | None:
+        """How the work ended, or None while it goes on."""
+
+    def working(self, run: Run) -> bool:
+        """Whether the work is still going (a process alive, a query executing)."""
+
+    def stop(self, run: Run) -> None:
+        """Stop the work within seconds (it may have just finished)."""
+
+    def release(self, run: Run) -> None:
+        """Free what the run held (its process, its files) once it has ended."""
