@@ -75,6 +75,31 @@ def test_sql_function_returns_exactly_what_predict_returns(trained) -> None:
     np.testing.assert_allclose(proba, expected)
 
 
+def test_the_fast_input_transform_is_flamls_own_on_missing_and_unseen_values(trained) -> None:
+    """Scoring skips FLAML's per-call transform overhead (backend.fast_transform); the frame it builds must be
+    FLAML's to the dtype and category, with missing numbers, missing text and text never seen in training."""
+    from backend import fast_transform
+    from backend.model_bundle import prepare_features, to_model_frame
+
+    _, ws, progress = trained
+    bundle = load_bundle(ws.registry, progress.model_id)
+    rows = ws.warehouse.read_columns(PENGUINS, bundle.feature_names)
+    text = [f["name"] for f in bundle.features if f["kind"] == "text"]
+    numbers = [f["name"] for f in bundle.features if f["kind"] == "numeric"]
+    assert text and numbers
+    odd = rows.copy()
+    odd.loc[odd.index[::3], numbers[0]] = np.nan
+    odd.loc[odd.index[1::4], text[0]] = None
+    odd.loc[odd.index[2::5], text[0]] = "an island no penguin came from"
+    prepared = to_model_frame(prepare_features(odd, bundle.features))
+    assert fast_transform.supported(bundle.transformer)
+    pd.testing.assert_frame_equal(fast_transform.fast_transform(bundle.transformer, prepared),
+                                  bundle.transformer.transform(prepared))
+    assert fast_transform.matches_flaml(bundle.transformer, prepared)
+    np.testing.assert_allclose(bundle.estimator.predict_proba(bundle.model_input(odd)),
+                               bundle.estimator.predict_proba(bundle.transformer.transform(prepared)))
+
+
 def test_batch_scoring_writes_a_table_and_refuses_to_clobber(trained) -> None:
     _, ws, progress = trained
     version = ws.registry.get_model_version(progress.model_id)
