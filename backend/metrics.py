@@ -74,6 +74,9 @@ def metric_value(name: str, y_true: pd.Series, y_pred: np.ndarray, proba: np.nda
                                   np.asarray(np.asarray(y_pred, dtype=object) == positive, dtype=bool)))
     assert proba is not None
     if name == "log_loss":
+        # a blend's weighted probabilities sum to 1 only up to rounding, which sklearn warns about
+        proba = np.asarray(proba, dtype=float)
+        proba = proba / proba.sum(axis=1, keepdims=True)
         return float(skm.log_loss(y_true, proba, labels=classes))
     if name == "roc_auc":
         if y_true.nunique() < 2:
