@@ -61,3 +61,7 @@ class DeploymentError(FlurryError):
 
 class WarehouseQueryError(FlurryError):
     """The warehouse refused a statement (privileges, a missing object, a quota); its own reason is kept."""
+
+
+class RunAlreadyEndedError(FlurryError):
+    """A run's outcome arrived after the run had ended another way (cancelled, interrupted); it is not kept."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import secrets
 import threading
 import time
@@ -25,6 +26,8 @@ from backend.evaluation.thresholds import DEFAULT_RULE, DecisionThreshold
 from backend.monitoring import MonitoringBaseline
 from backend.registry_migrations import migrations
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
+
+logger = logging.getLogger(__name__)
 
 # Bytes per stored artifact row: under Snowflake's 8 MB BINARY, and one row per query keeps every read of a
 # Streamlit-in-Snowflake app under its 32 MB result limit, whatever the model's size.
@@ -47,7 +50,20 @@ class RunState(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (RunState.QUEUED, RunState.RUNNING)
+        return self not in TRANSITIONS
+
+    def may_become(self, state: RunState) -> bool:
+        return state in TRANSITIONS.get(self, frozenset())
+
+
+# Every move a run can make, in one place. A run starts QUEUED; a stopped search that refits its best trial
+# goes RUNNING → RUNNING; final states move nowhere, so a late outcome (a worker collected after its run was
+# cancelled, a procedure reporting after the app gave up on it) can never overwrite the one recorded.
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.FAILED, RunState.CANCELLED, RunState.INTERRUPTED}),
+    RunState.RUNNING: frozenset({RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED,
+                                 RunState.INTERRUPTED}),
+}
 
 
 def now() -> datetime:
@@ -214,17 +230,23 @@ class Registry:
         return run_id
 
     def set_run_state(self, run_id: str, state: RunState, *, message: str | None = None,
-                      worker_pid: int | None = None, at: datetime | None = None) -> None:
-        """Move a run to `state`; `at` is when that happened when it was earlier than now (a worker's finish,
-        seen a moment later)."""
+                      worker_pid: int | None = None, at: datetime | None = None) -> bool:
+        """Move a run to `state` if TRANSITIONS allow it from the state it is in; whether it moved. `at` is when
+        that happened when it was earlier than now (a worker's finish, seen a moment later)."""
         stamp = at if at is not None and at <= now() else now()
         with self.wh.transaction():
+            current = self.wh.query(f"SELECT state FROM {self.t('runs')} WHERE run_id = ?", [run_id])
+            if current.empty or not RunState(current["state"].iloc[0]).may_become(state):
+                logger.info("run %s stays %s (not moved to %s)", run_id,
+                            "unknown" if current.empty else current["state"].iloc[0], state.value)
+                return False
             self.wh.execute(
                 f"UPDATE {self.t('runs')} SET state = ?, updated_at = ?, message = coalesce(?, message), "
                 f"worker_pid = coalesce(?, worker_pid) WHERE run_id = ?",
                 [state.value, stamp, message, worker_pid, run_id],
             )
             self._event(run_id, "state", {"state": state.value, "message": message or ""}, at=stamp)
+        return True
 
     def set_run_rows(self, run_id: str, *, used: int, dropped: int, eligible: int) -> None:
         self.wh.execute(f"UPDATE {self.t('runs')} SET rows_used = ?, rows_dropped = ?, rows_eligible = ? "

@@ -8,12 +8,18 @@ import signal
 import time
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from backend.errors import RunAlreadyEndedError
 from backend.metrics import default_metric
 from backend.registry import RunState
 from backend.task_detection import Task
+from backend.training.config import TrainConfig
+from backend.training.jobs import record_model_version
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, put_table
 
 DIAMONDS = TableRef("demo", "diamond_prices")
 
@@ -196,3 +202,26 @@ def test_cancel_can_keep_the_best_model_found_so_far(workspace: Workspace) -> No
     assert version.leaderboard and version.best_estimator == version.leaderboard[0]["estimator"]
     frame = workspace.warehouse.read_columns(DIAMONDS, version.feature_names, limit=10)
     assert load_bundle(workspace.registry, progress.model_id).predict(frame).shape == (10,)
+
+
+def test_a_late_outcome_never_overwrites_how_a_run_ended(empty_workspace: Workspace) -> None:
+    """The moves a run may make are one table (registry.TRANSITIONS): a model collected after its run was
+    cancelled is not kept — no version appears and the run stays CANCELLED."""
+    ws = empty_workspace
+    table = put_table(ws, "tiny", pd.DataFrame({"x": range(20), "y": [0.5 * i for i in range(20)]}))
+    config = TrainConfig(table=table, target="y", target_sql_type="DOUBLE", task=Task.REGRESSION,
+                         features=(("x", "BIGINT"),), metric="r2")
+    run_id = ws.registry.create_run(table=table, target="y", task="regression", metric="r2", time_budget=60,
+                                    config=config.to_dict(), job_dir="nowhere")
+    assert not ws.registry.set_run_state(run_id, RunState.SUCCEEDED)  # QUEUED cannot succeed without running
+    assert ws.registry.set_run_state(run_id, RunState.RUNNING)
+    assert ws.registry.set_run_state(run_id, RunState.CANCELLED)
+    result = {"best_estimator": "lgbm", "metrics": {}, "train_rows": 16, "holdout_rows": 4, "leaderboard": [],
+              "importance": [], "versions": {}, "sha256": {"bundle.pkl": "0" * 64}}
+    with pytest.raises(RunAlreadyEndedError):
+        record_model_version(ws.registry, run_id, config, result, b"model", b"holdout")
+    assert ws.registry.list_model_versions() == []
+    assert ws.registry.get_run(run_id).state is RunState.CANCELLED
+    for later in (RunState.RUNNING, RunState.FAILED, RunState.INTERRUPTED):
+        assert not ws.registry.set_run_state(run_id, later)
+    assert [e.payload["state"] for e in ws.registry.events(run_id, "state")][-1] == "CANCELLED"

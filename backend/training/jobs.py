@@ -10,13 +10,14 @@ differs — prepare the run's data, launch the work, report what it left, stop i
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from backend.errors import ArtifactIntegrityError, FlurryError
+from backend.errors import ArtifactIntegrityError, FlurryError, RunAlreadyEndedError
 from backend.evaluation.report import HoldoutReport
 from backend.metrics import METRICS
 from backend.model_catalog import Catalog
@@ -28,6 +29,8 @@ from backend.training.fit import feature_specs
 from backend.training.local_runner import LocalWorkerRunner
 from backend.training.runner import Ending, Outcome, Runner
 from backend.warehouse.base import Warehouse
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,9 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
         baseline=MonitoringBaseline.from_dict(result["baseline"]) if result.get("baseline") else None)
     with registry.wh.transaction():
         registry.add_model_version(version, {"bundle": bundle, "holdout": holdout})
-        registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early else "",
-                               at=ended)
+        if not registry.set_run_state(run_id, RunState.SUCCEEDED, message=STOPPED_EARLY_NOTE if stopped_early
+                                      else "", at=ended):  # rolls the version back with it
+            raise RunAlreadyEndedError(f"The run {run_id} had already ended; its late model was not kept.")
     # numbered after the commit, under the catalog's lock, so two versions collected at once cannot read the
     # same highest number; a version left unnumbered by a crash here is numbered on the next read
     Catalog(registry).assign(version)
@@ -237,6 +241,8 @@ class JobManager:
             record_model_version(self.registry, run.run_id, TrainConfig.from_dict(run.config), outcome.result,
                                  files[jf.BUNDLE], files[jf.HOLDOUT], stopped_early=outcome.stopped_early,
                                  ended=outcome.ended)
+        except RunAlreadyEndedError:
+            logger.info("run %s ended before its model was collected; the model is dropped", run.run_id)
         except (KeyError, ValueError, ArtifactIntegrityError) as exc:
             self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}", at=outcome.ended)
             return
