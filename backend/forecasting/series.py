@@ -1,0 +1,224 @@
+"""From a table's rows to clean series a forecaster can learn from, with every problem found said in words:
+a time column stored as text, mixed time zones, duplicate (series, time) rows, missing periods, series too
+short for the horizon, constant series, and future rows already in the table. Problems with a remedy are
+fixed as the user chose and reported; the rest stop the forecast with a message naming the column.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from backend.errors import InvalidTargetError
+from backend.forecasting.backtest import MIN_FOLDS, history_needed
+from backend.forecasting.frequency import DetectedFrequency, detect_frequency
+
+SERIES_KEY = "__series"
+PERIOD = "__period"
+MAX_SERIES = 10_000  # beyond this a forecast per series is neither readable nor affordable here
+MIN_PARSED_SHARE = 0.95  # a text time column must read as times in at least this share of rows
+
+
+class Duplicates(enum.StrEnum):
+    SUM = "sum"  # e.g. several sales lines in one day: the day's total
+    MEAN = "mean"  # e.g. several readings in one hour: their average
+    REFUSE = "refuse"
+
+
+class Gaps(enum.StrEnum):
+    ZERO = "zero"  # a missing period had none (no sales that day)
+    INTERPOLATE = "interpolate"  # a missing period was not recorded: a straight line between its neighbours
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    time_column: str
+    target: str
+    series_columns: tuple[str, ...] = ()
+    horizon: int = 12
+    known_columns: tuple[str, ...] = ()  # known in advance (prices, promotions, holidays)
+    duplicates: Duplicates = Duplicates.SUM
+    gaps: Gaps = Gaps.INTERPOLATE
+    folds: int = MIN_FOLDS
+
+
+@dataclass(frozen=True)
+class SeriesFinding:
+    kind: str
+    message: str
+    remedy: str
+    series: tuple[str, ...] = ()  # the series it names (the first few when many)
+
+
+@dataclass
+class PreparedSeries:
+    """Complete, regular series (one row per series and period, gaps filled) ready to learn from."""
+
+    history: pd.DataFrame  # SERIES_KEY, PERIOD, target and the known columns, sorted
+    future: pd.DataFrame  # rows already in the table for periods after each series' history (known columns)
+    frequency: DetectedFrequency
+    findings: list[SeriesFinding] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # series too short to backtest and forecast
+
+    @property
+    def series(self) -> list[str]:
+        return list(pd.unique(self.history[SERIES_KEY]))
+
+
+def _names(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(k) for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit:,} more" if len(keys) > limit else "")
+
+
+def parse_times(values: pd.Series, column: str) -> tuple[pd.Series, list[SeriesFinding]]:
+    """`values` as naive timestamps (tz-aware ones keep their wall-clock time). Raises InvalidTargetError for
+    text that mostly does not read as times, or for times in several time zones."""
+    findings: list[SeriesFinding] = []
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("string")
+        offsets = text.str.extract(r"([+-]\d{2}:?\d{2}|Z)\s*$")[0].dropna().unique()
+        if len(offsets) > 1:
+            raise InvalidTargetError(
+                f"The time column {column!r} mixes time zones ({', '.join(map(str, offsets[:4]))}).",
+                hint="Store its times in one zone (UTC is safest), then pick the table again.")
+        parsed = pd.to_datetime(text, errors="coerce", utc=len(offsets) == 1, format="mixed")
+        share = float(parsed.notna().sum()) / max(1, int(text.notna().sum()))
+        if share < MIN_PARSED_SHARE:
+            bad = text[parsed.isna() & text.notna()].head(3).tolist()
+            raise InvalidTargetError(f"The column {column!r} is text, and {1 - share:.0%} of it does not read as "
+                                     f"dates or times (e.g. {_names(bad, 3)}).",
+                                     hint="Pick a date column, or fix those values in the table.")
+        findings.append(SeriesFinding("time_as_text", f"{column!r} is stored as text; Flurry read it as dates.",
+                                      "Store it as a DATE or TIMESTAMP column to skip this step."))
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed, findings
+
+
+def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
+    """Clean, complete series from `frame` (the table's rows). Raises InvalidTargetError when no forecast can
+    be made: no numeric target, an unreadable or mixed-zone time column, duplicates the user refused, or no
+    series long enough for the horizon."""
+    for column in (spec.time_column, spec.target, *spec.series_columns, *spec.known_columns):
+        if column not in frame.columns:
+            raise InvalidTargetError(f"The table has no column {column!r}.", hint="Pick the columns again.")
+    target = pd.to_numeric(frame[spec.target], errors="coerce")
+    if frame[spec.target].notna().any() and target.notna().sum() < 0.95 * frame[spec.target].notna().sum():
+        raise InvalidTargetError(f"{spec.target!r} is not a number, so it cannot be forecast.",
+                                 hint="Pick a numeric column to forecast (sales, demand, load).")
+    times, findings = parse_times(frame[spec.time_column], spec.time_column)
+    rows = pd.DataFrame({PERIOD: times, spec.target: target})
+    rows[SERIES_KEY] = (frame[list(spec.series_columns)].astype(str).agg(" · ".join, axis=1)
+                        if spec.series_columns else "all rows")
+    for column in spec.known_columns:
+        rows[column] = frame[column]
+    rows = rows[rows[PERIOD].notna()]
+    if rows.empty:
+        raise InvalidTargetError(f"{spec.time_column!r} has no times.", hint="Pick a column with dates.")
+    frequency = detect_frequency(rows[PERIOD])
+    rows = _capped(rows, findings)
+    rows = _deduplicated(rows, spec, findings)
+    observed = rows[rows[spec.target].notna()]
+    if observed.empty:
+        raise InvalidTargetError(f"Every value of {spec.target!r} is missing.", hint="Pick a column with values.")
+    last_seen = observed.groupby(SERIES_KEY)[PERIOD].max()
+    is_future = rows[PERIOD] > rows[SERIES_KEY].map(last_seen)
+    future = rows[is_future].drop(columns=[spec.target])
+    if len(future):
+        findings.append(SeriesFinding(
+            "future_rows", f"{len(future):,} rows are dated after the last value of {spec.target!r} in their "
+                           "series: they are the periods to forecast, not history.",
+            "Nothing to do: their known-in-advance columns are used for the forecast."))
+    history, gap_counts = _completed(rows[~is_future], frequency, spec)
+    _report_gaps(gap_counts, spec, findings)
+    history, left_out = _long_enough(history, frequency, spec, findings)
+    constant = [key for key, values in history.groupby(SERIES_KEY)[spec.target] if values.nunique() <= 1]
+    if constant:
+        findings.append(SeriesFinding("constant", f"{len(constant):,} series never change ({_names(constant)}).",
+                                      "They are forecast as that same value.", tuple(constant[:20])))
+    return PreparedSeries(history.reset_index(drop=True), future.reset_index(drop=True), frequency, findings,
+                          left_out)
+
+
+def _capped(rows: pd.DataFrame, findings: list[SeriesFinding]) -> pd.DataFrame:
+    counts = rows.groupby(SERIES_KEY).size().sort_values(ascending=False, kind="stable")
+    if len(counts) <= MAX_SERIES:
+        return rows
+    kept = counts.index[:MAX_SERIES]
+    findings.append(SeriesFinding("too_many_series", f"The table holds {len(counts):,} series; Flurry forecasts "
+                                  f"the {MAX_SERIES:,} with the most rows.",
+                                  "Forecast a coarser level (per region rather than per store), or filter the table."))
+    return rows[rows[SERIES_KEY].isin(kept)]
+
+
+def _deduplicated(rows: pd.DataFrame, spec: SeriesSpec, findings: list[SeriesFinding]) -> pd.DataFrame:
+    duplicated = rows.duplicated([SERIES_KEY, PERIOD], keep=False)
+    if not duplicated.any():
+        return rows
+    clashes = int(rows[duplicated].groupby([SERIES_KEY, PERIOD]).ngroups)
+    where = f"{clashes:,} (series, {spec.time_column}) pairs have more than one row"
+    if spec.duplicates is Duplicates.REFUSE:
+        raise InvalidTargetError(f"{where}.", hint="Choose to add them up or to average them, or remove them.")
+    how = "added up" if spec.duplicates is Duplicates.SUM else "averaged"
+    findings.append(SeriesFinding("duplicates", f"{where}; their values of {spec.target!r} were {how}.",
+                                  "Choose the other rule if that is not what they mean."))
+    aggregate = {spec.target: "sum" if spec.duplicates is Duplicates.SUM else "mean",
+                 **{c: "first" for c in spec.known_columns}}
+    return rows.groupby([SERIES_KEY, PERIOD], as_index=False, sort=False).agg(aggregate)
+
+
+def _completed(rows: pd.DataFrame, frequency: DetectedFrequency, spec: SeriesSpec
+               ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Every series on its full calendar, missing periods filled by the chosen rule; the fills per series."""
+    parts, gaps = [], {}
+    for key, series in rows.sort_values(PERIOD).groupby(SERIES_KEY, sort=False):
+        series = series[series[PERIOD] >= series.loc[series[spec.target].notna(), PERIOD].min()]
+        calendar = frequency.periods_between(series[PERIOD].iloc[0], series[PERIOD].iloc[-1])
+        full = series.set_index(PERIOD).reindex(calendar)
+        missing = int(full[spec.target].isna().sum())
+        if missing:
+            gaps[key] = missing
+            full[spec.target] = (full[spec.target].fillna(0.0) if spec.gaps is Gaps.ZERO
+                                 else full[spec.target].interpolate(limit_direction="both"))
+        full[SERIES_KEY] = key
+        parts.append(full.rename_axis(PERIOD).reset_index())
+    return pd.concat(parts, ignore_index=True), gaps
+
+
+def _report_gaps(gaps: dict[str, int], spec: SeriesSpec, findings: list[SeriesFinding]) -> None:
+    if not gaps:
+        return
+    keys = sorted(gaps, key=lambda k: -gaps[k])
+    how = "set to 0" if spec.gaps is Gaps.ZERO else "filled in on a straight line between their neighbours"
+    findings.append(SeriesFinding(
+        "gaps", f"{sum(gaps.values()):,} missing periods in {len(gaps):,} series ({_names(keys)}) were {how}.",
+        "Choose 'zero' if a missing period means none (no sales), 'interpolate' if it was not recorded.",
+        tuple(keys[:20])))
+
+
+def _long_enough(history: pd.DataFrame, frequency: DetectedFrequency, spec: SeriesSpec,
+                 findings: list[SeriesFinding]) -> tuple[pd.DataFrame, list[str]]:
+    needed = history_needed(spec.horizon, frequency.frequency.season_length, folds=spec.folds)
+    lengths = history.groupby(SERIES_KEY).size()
+    short = sorted(lengths.index[lengths < needed].tolist())
+    if len(short) == len(lengths):
+        longest = int(lengths.max())
+        raise InvalidTargetError(
+            f"The longest history is {longest:,} {frequency.frequency.period_word}s; forecasting {spec.horizon} "
+            f"ahead with {spec.folds} backtests needs at least {needed:,}.",
+            hint=f"Forecast fewer {frequency.frequency.period_word}s ahead, or use a table with a longer history.")
+    if short:
+        findings.append(SeriesFinding(
+            "short", f"{len(short):,} series have fewer than {needed:,} {frequency.frequency.period_word}s of "
+                     f"history and were left out ({_names(short)}).",
+            "Forecast fewer periods ahead to keep them.", tuple(short[:20])))
+    return history[~history[SERIES_KEY].isin(short)], short
+
+
+def series_lengths(prepared: PreparedSeries) -> pd.Series:
+    """Periods of history per series."""
+    return prepared.history.groupby(SERIES_KEY).size()

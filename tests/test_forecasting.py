@@ -1,0 +1,181 @@
+"""Forecasting foundations: frequency detection, time-ordered backtest folds, baselines and forecast errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.errors import InvalidTargetError
+from backend.forecasting.backtest import history_needed, rolling_origin_folds
+from backend.forecasting.baselines import naive, seasonal_naive
+from backend.forecasting.frequency import Frequency, detect_frequency
+from backend.forecasting.scores import FORECAST_METRICS, forecast_score, mape, mase, seasonal_naive_scale, smape
+from backend.forecasting.series import PERIOD, SERIES_KEY, Duplicates, Gaps, SeriesSpec, prepare_series
+
+
+@pytest.mark.parametrize(("start", "freq", "expected", "season", "words"), [
+    ("2024-03-01 00:00", "h", Frequency.HOURLY, 24, "hourly (one row per hour)"),
+    ("2024-03-01", "D", Frequency.DAILY, 7, "daily (one row per day)"),
+    ("2024-03-06", "W-WED", Frequency.WEEKLY, 52, "weekly (one row per week, on Wednesdays)"),
+    ("2019-01-01", "MS", Frequency.MONTHLY, 12, "monthly (one row per month, on the 1st)"),
+    ("2019-01-31", "ME", Frequency.MONTHLY, 12, "monthly (one row per month, on the last day)"),
+    ("2015-01-01", "QS", Frequency.QUARTERLY, 4, "quarterly (one row per quarter, on the 1st)"),
+    ("2015-03-31", "QE", Frequency.QUARTERLY, 4, "quarterly (one row per quarter, on the last day)"),
+    ("1990-01-01", "YS", Frequency.YEARLY, 1, "yearly (one row per year, on the 1st)"),
+])
+def test_each_frequency_is_detected_said_in_words_and_continued(start: str, freq: str, expected: Frequency,
+                                                               season: int, words: str) -> None:
+    times = pd.date_range(start, periods=40, freq=freq)
+    shuffled = pd.Series(np.random.default_rng(0).permutation(times.repeat(3)))  # a panel: each time thrice
+    detected = detect_frequency(shuffled)
+    assert detected.frequency is expected and detected.frequency.season_length == season
+    assert detected.words == words and detected.regular_share == 1.0
+    following = pd.date_range(times[-1], periods=4, freq=freq)[1:]
+    assert list(detected.next_periods(times[-1], 3)) == list(following)
+    assert list(detected.periods_between(times[0], times[-1])) == list(times)
+
+
+def test_gaps_lower_the_regular_share_and_odd_spacing_is_refused_with_a_remedy() -> None:
+    times = pd.Series(pd.date_range("2023-01-01", periods=60, freq="D").delete([10, 11, 30]))
+    detected = detect_frequency(times)
+    assert detected.frequency is Frequency.DAILY and 0.9 < detected.regular_share < 1.0
+    assert len(detected.periods_between(times.iloc[0], times.iloc[-1])) == 60  # the calendar refills the gaps
+    with pytest.raises(InvalidTargetError, match="not hourly, daily") as refused:
+        detect_frequency(pd.Series(pd.date_range("2023-01-01", periods=30, freq="3D")))
+    assert "Aggregate" in refused.value.hint
+    with pytest.raises(InvalidTargetError, match="too few"):
+        detect_frequency(pd.Series(pd.to_datetime(["2023-01-01", "2023-01-02"])))
+
+
+@pytest.mark.parametrize(("periods", "horizon", "folds", "step"), [(48, 12, 3, None), (100, 7, 5, 3), (20, 1, 3, 1)])
+def test_no_fold_ever_validates_on_data_earlier_than_its_training_data(periods: int, horizon: int, folds: int,
+                                                                       step: int | None) -> None:
+    made = rolling_origin_folds(periods, horizon, folds=folds, step=step)
+    assert len(made) == folds
+    assert made[-1].test[-1] == periods - 1  # the last fold is judged on the latest periods
+    for fold in made:
+        assert len(fold.test) == horizon and fold.train.start == 0
+        assert max(fold.train) < min(fold.test)  # every training period comes before every judged one
+    origins = [f.origin for f in made]
+    assert origins == sorted(origins) and len(set(origins)) == folds
+
+
+def test_a_history_too_short_for_the_backtests_is_refused_with_what_is_needed() -> None:
+    with pytest.raises(InvalidTargetError, match="at least 31 are needed") as refused:
+        rolling_origin_folds(30, 10, folds=3, min_train=1)
+    assert "fewer periods ahead" in refused.value.hint
+    assert history_needed(12, 12) == 12 + 36
+
+
+def test_baselines_repeat_the_last_value_and_the_last_season() -> None:
+    history = np.arange(1.0, 13.0)  # 12 months: 1 … 12
+    assert naive(history, 3).tolist() == [12.0, 12.0, 12.0]
+    assert seasonal_naive(history, 5, 4).tolist() == [9.0, 10.0, 11.0, 12.0, 9.0]
+    assert seasonal_naive(history[:3], 2, 12).tolist() == [3.0, 3.0]  # shorter than a season: naive
+
+
+def test_forecast_errors_equal_their_definitions() -> None:
+    history = np.array([10.0, 12, 14, 11, 13, 15, 12, 14, 16])  # season 3
+    actual, forecast = np.array([13.0, 15, 17]), np.array([12.0, 16, 17])
+    scale = np.mean(np.abs(history[3:] - history[:-3]))  # seasonal-naive error on the history
+    assert seasonal_naive_scale(history, 3) == pytest.approx(scale)
+    assert mase(actual, forecast, history, 3) == pytest.approx(np.mean([1, 1, 0]) / scale)
+    # forecasting the history's own seasonal naive scores MASE 1 on a future that moves like the history
+    assert mase(history[3:], history[:-3], history, 3) == pytest.approx(1.0)
+    assert smape(actual, forecast) == pytest.approx(100 * np.mean([1 / 12.5, 1 / 15.5, 0]))
+    assert smape(np.array([0.0]), np.array([0.0])) == 0.0
+    assert mape(np.array([0.0, 10.0]), np.array([5.0, 12.0])) == pytest.approx(20.0)  # the zero is left out
+    assert forecast_score("rmse", actual, forecast, history, 3) == pytest.approx(np.sqrt(2 / 3))
+    assert set(FORECAST_METRICS) == {"mase", "smape", "mape", "rmse"}
+    assert all(m.explanation for m in FORECAST_METRICS.values())
+
+
+def _panel(months: dict[str, int], start: str = "2020-01-01") -> pd.DataFrame:
+    """Monthly sales per store, each store with its own length of history."""
+    rng = np.random.default_rng(5)
+    parts = []
+    for store, n in months.items():
+        when = pd.date_range(start, periods=n, freq="MS")
+        season = 10 * np.sin(2 * np.pi * when.month / 12)
+        parts.append(pd.DataFrame({"month": when, "store": store, "sales": 100 + season + rng.normal(0, 1, n)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_duplicate_rows_are_added_up_averaged_or_refused_as_chosen() -> None:
+    frame = _panel({"A": 40})
+    doubled = pd.concat([frame, frame.iloc[[5]].assign(sales=1.0)], ignore_index=True)
+    spec = SeriesSpec("month", "sales", ("store",), horizon=6)
+    summed = prepare_series(doubled, spec)
+    period = frame["month"].iloc[5]
+    value = summed.history.loc[summed.history[PERIOD] == period, "sales"].item()
+    assert value == pytest.approx(frame["sales"].iloc[5] + 1.0)
+    assert any(f.kind == "duplicates" and "added up" in f.message for f in summed.findings)
+    averaged = prepare_series(doubled, replace(spec, duplicates=Duplicates.MEAN))
+    assert averaged.history.loc[averaged.history[PERIOD] == period, "sales"].item() == pytest.approx(
+        (frame["sales"].iloc[5] + 1.0) / 2)
+    with pytest.raises(InvalidTargetError, match="1 \\(series, month\\) pairs have more than one row"):
+        prepare_series(doubled, replace(spec, duplicates=Duplicates.REFUSE))
+
+
+def test_missing_periods_are_filled_as_chosen_and_reported_per_series() -> None:
+    frame = _panel({"A": 40, "B": 40})
+    holed = frame.drop(index=frame.index[(frame["store"] == "B") & frame.index.isin([45, 46])])
+    spec = SeriesSpec("month", "sales", ("store",), horizon=6)
+    zero = prepare_series(holed, replace(spec, gaps=Gaps.ZERO))
+    b = zero.history[zero.history[SERIES_KEY] == "B"]
+    assert len(b) == 40 and (b["sales"] == 0).sum() == 2
+    gaps = next(f for f in zero.findings if f.kind == "gaps")
+    assert gaps.series == ("B",) and "2 missing periods in 1 series" in gaps.message
+    line = prepare_series(holed, spec).history.set_index([SERIES_KEY, PERIOD])["sales"]
+    before, after = frame["sales"].iloc[44], frame["sales"].iloc[47]
+    assert line[("B", frame["month"].iloc[45])] == pytest.approx(before + (after - before) / 3)
+
+
+def test_a_series_too_short_is_left_out_and_listed_and_too_short_everywhere_is_refused() -> None:
+    frame = _panel({"long": 48, "also long": 40, "new store": 10})
+    prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=6))
+    assert prepared.left_out == ["new store"] and sorted(prepared.series) == ["also long", "long"]
+    assert any(f.kind == "short" and "'new store'" in f.message for f in prepared.findings)
+    with pytest.raises(InvalidTargetError, match=r"longest history is 48 months; .* at least 60"):
+        prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=16))
+
+
+def test_text_times_are_read_and_said_mixed_zones_and_unreadable_text_are_refused() -> None:
+    frame = _panel({"A": 40})
+    as_text = frame.assign(month=frame["month"].dt.strftime("%Y-%m-%d"))
+    prepared = prepare_series(as_text, SeriesSpec("month", "sales", horizon=6))
+    assert len(prepared.history) == 40 and any(f.kind == "time_as_text" for f in prepared.findings)
+    zones = as_text.assign(month=[f"{d}T00:00:00{'+01:00' if i % 2 else '+02:00'}"
+                                  for i, d in enumerate(as_text["month"])])
+    with pytest.raises(InvalidTargetError, match="mixes time zones") as mixed:
+        prepare_series(zones, SeriesSpec("month", "sales", horizon=6))
+    assert "one zone" in mixed.value.hint
+    garbled = as_text.assign(month=["soon"] * 20 + as_text["month"].tolist()[20:])
+    with pytest.raises(InvalidTargetError, match="does not read as dates"):
+        prepare_series(garbled, SeriesSpec("month", "sales", horizon=6))
+    with pytest.raises(InvalidTargetError, match="is not a number"):
+        prepare_series(frame.assign(sales="lots"), SeriesSpec("month", "sales", horizon=6))
+
+
+def test_future_rows_are_set_aside_and_constant_series_are_named() -> None:
+    frame = _panel({"A": 40, "flat": 40})
+    frame.loc[frame["store"] == "flat", "sales"] = 7.0
+    future = pd.DataFrame({"month": pd.date_range("2023-05-01", periods=3, freq="MS"), "store": "A", "sales": None})
+    prepared = prepare_series(pd.concat([frame, future], ignore_index=True),
+                              SeriesSpec("month", "sales", ("store",), horizon=3))
+    assert len(prepared.future) == 3 and prepared.history[PERIOD].max() == frame["month"].max()
+    assert {f.kind for f in prepared.findings} >= {"future_rows", "constant"}
+    assert next(f for f in prepared.findings if f.kind == "constant").series == ("flat",)
+
+
+def test_too_many_series_are_capped_with_the_rule_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    import backend.forecasting.series as series_module
+
+    monkeypatch.setattr(series_module, "MAX_SERIES", 2)
+    frame = _panel({"big": 48, "bigger": 50, "small": 45})
+    prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=3))
+    assert sorted(prepared.series) == ["big", "bigger"]
+    assert any(f.kind == "too_many_series" and "the 2 with the most rows" in f.message for f in prepared.findings)
