@@ -179,3 +179,61 @@ def test_too_many_series_are_capped_with_the_rule_said(monkeypatch: pytest.Monke
     prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=3))
     assert sorted(prepared.series) == ["big", "bigger"]
     assert any(f.kind == "too_many_series" and "the 2 with the most rows" in f.message for f in prepared.findings)
+
+
+def _simulated(series: int, periods: int, seed: int = 11) -> pd.DataFrame:
+    """Monthly series with a yearly season, a level of their own and noise."""
+    rng = np.random.default_rng(seed)
+    when = pd.date_range("2010-01-01", periods=periods, freq="MS")
+    parts = []
+    for i in range(series):
+        level = rng.uniform(50, 500)
+        season = 0.2 * level * np.sin(2 * np.pi * (when.month + i) / 12)
+        parts.append(pd.DataFrame({"month": when, "store": f"S{i:02d}",
+                                   "sales": level + season + rng.normal(0, 0.05 * level, periods)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_the_global_lag_model_beats_naive_and_the_backtest_compares_every_method() -> None:
+    from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE, baseline_forecaster, run_backtest
+    from backend.forecasting.lag_model import lag_forecaster, lag_plan, lightgbm_regressor
+
+    prepared = prepare_series(_simulated(12, 72), SeriesSpec("month", "sales", ("store",), horizon=6))
+    plan = lag_plan(prepared.frequency, 72)
+    assert 12 in plan.lags and plan.feature_words(prepared.frequency.frequency)["lag_12"] == "the same month last year"
+    methods = {NAIVE: baseline_forecaster(prepared.frequency, "sales", seasonal=False),
+               SEASONAL_NAIVE: baseline_forecaster(prepared.frequency, "sales", seasonal=True),
+               "lag model": lag_forecaster(plan, prepared.frequency, "sales", lightgbm_regressor())}
+    report = run_backtest(prepared.history, prepared.frequency, "sales", 6, methods)
+    assert {s.fold for s in report.scores} == {1, 2, 3} and len({s.series for s in report.scores}) == 12
+    assert report.mean("lag model") < report.mean(NAIVE)
+    assert report.mean(SEASONAL_NAIVE) < report.mean(NAIVE)  # the season is real
+    assert report.best() in ("lag model", SEASONAL_NAIVE)
+    worst_first = report.by_series("lag model")
+    assert worst_first.is_monotonic_decreasing and set(worst_first.index) == set(prepared.series)
+
+
+def test_intervals_contain_the_truth_at_roughly_their_nominal_rate() -> None:
+    """80% and 95% intervals from backtest errors, on 40 simulated series whose last 6 months were held out."""
+    from backend.forecasting.backtest_run import (
+        SEASONAL_NAIVE,
+        baseline_forecaster,
+        interval_widths,
+        run_backtest,
+        with_intervals,
+    )
+
+    frame = _simulated(40, 78, seed=3)
+    cut = frame["month"].sort_values().unique()[-6]
+    prepared = prepare_series(frame[frame["month"] < cut], SeriesSpec("month", "sales", ("store",), horizon=6))
+    method = baseline_forecaster(prepared.frequency, "sales", seasonal=True)
+    report = run_backtest(prepared.history, prepared.frequency, "sales", 6, {SEASONAL_NAIVE: method}, folds=4)
+    widths = interval_widths(report.errors[SEASONAL_NAIVE], 6)
+    assert np.all(np.diff(widths[0.8]) >= 0) and np.all(widths[0.95] >= widths[0.8])
+    forecasts = with_intervals(method(prepared.history, 6), prepared.history, "sales", widths)
+    truth = frame[frame["month"] >= cut].rename(columns={"store": SERIES_KEY, "month": PERIOD})
+    judged = forecasts.merge(truth, on=[SERIES_KEY, PERIOD])
+    assert len(judged) == 240
+    inside_80 = ((judged["sales"] >= judged["lower_80"]) & (judged["sales"] <= judged["upper_80"])).mean()
+    inside_95 = ((judged["sales"] >= judged["lower_95"]) & (judged["sales"] <= judged["upper_95"])).mean()
+    assert 0.65 <= inside_80 <= 0.93 and 0.86 <= inside_95 <= 1.0 and inside_95 > inside_80

@@ -1,0 +1,131 @@
+"""Backtesting forecasters on prepared series, choosing one, and its prediction intervals.
+
+Folds are cut on the panel's common calendar (backend.forecasting.backtest): at each origin every series
+learns from its periods before it and is judged on the `horizon` periods from it. The method with the lowest
+mean MASE over folds and series is chosen, and must beat seasonal naive to be called a model at all.
+Intervals come from the chosen method's own backtest errors at each step ahead (scaled by each series'
+level), so a forecast 12 months out is as uncertain as that method's 12-month-ahead errors were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from backend.forecasting.backtest import rolling_origin_folds
+from backend.forecasting.baselines import naive, seasonal_naive
+from backend.forecasting.frequency import DetectedFrequency
+from backend.forecasting.scores import FORECAST_METRICS, forecast_score
+from backend.forecasting.series import PERIOD, SERIES_KEY
+
+# history (rows before the origin) → forecasts: SERIES_KEY, PERIOD, forecast for `horizon` periods per series
+Forecaster = Callable[[pd.DataFrame, int], pd.DataFrame]
+INTERVAL_LEVELS = (0.8, 0.95)
+SEASONAL_NAIVE = "seasonal naive"
+NAIVE = "naive"
+
+
+def baseline_forecaster(frequency: DetectedFrequency, target: str, *, seasonal: bool) -> Forecaster:
+    season = frequency.frequency.season_length
+
+    def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        rows = []
+        for key, series in history.groupby(SERIES_KEY, sort=False):
+            values = series[target].to_numpy(float)
+            predicted = seasonal_naive(values, horizon, season) if seasonal else naive(values, horizon)
+            for period, value in zip(frequency.next_periods(series[PERIOD].iloc[-1], horizon), predicted,
+                                     strict=True):
+                rows.append({SERIES_KEY: key, PERIOD: period, "forecast": value})
+        return pd.DataFrame(rows, columns=[SERIES_KEY, PERIOD, "forecast"])
+
+    return forecast
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    method: str
+    fold: int
+    series: str
+    scores: dict[str, float]  # by metric name (backend.forecasting.scores)
+
+
+@dataclass
+class BacktestReport:
+    scores: list[FoldScore]
+    # per method: scaled errors (actual − forecast) / series level, one row per judged period, by step ahead
+    errors: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def mean(self, method: str, metric: str = "mase") -> float:
+        values = [s.scores[metric] for s in self.scores if s.method == method and np.isfinite(s.scores[metric])]
+        return float(np.mean(values)) if values else float("nan")
+
+    def by_fold(self, method: str, metric: str = "mase") -> dict[int, float]:
+        folds = sorted({s.fold for s in self.scores if s.method == method})
+        return {f: float(np.nanmean([s.scores[metric] for s in self.scores if s.method == method and s.fold == f]))
+                for f in folds}
+
+    def by_series(self, method: str, metric: str = "mase") -> pd.Series:
+        """Mean error per series over the folds, worst first."""
+        frame = pd.DataFrame([(s.series, s.scores[metric]) for s in self.scores if s.method == method],
+                             columns=["series", metric])
+        return frame.groupby("series")[metric].mean().sort_values(ascending=False)
+
+    def best(self, metric: str = "mase") -> str:
+        methods = list(self.errors)
+        return min(methods, key=lambda m: (np.nan_to_num(self.mean(m, metric), nan=np.inf), m != SEASONAL_NAIVE))
+
+
+def run_backtest(history: pd.DataFrame, frequency: DetectedFrequency, target: str, horizon: int,
+                 methods: dict[str, Forecaster], *, folds: int = 3) -> BacktestReport:
+    """Every method on every fold of the common calendar."""
+    calendar = pd.DatetimeIndex(sorted(history[PERIOD].unique()))
+    season = frequency.frequency.season_length
+    report = BacktestReport([], {})
+    for fold in rolling_origin_folds(len(calendar), horizon, folds=folds, min_train=2):
+        origin = calendar[fold.origin]
+        train = history[history[PERIOD] < origin]
+        judged = history[(history[PERIOD] >= origin) & history[PERIOD].isin(calendar[list(fold.test)])]
+        for name, forecaster in methods.items():
+            predicted = forecaster(train, horizon).merge(judged[[SERIES_KEY, PERIOD, target]],
+                                                        on=[SERIES_KEY, PERIOD], how="inner")
+            errors = []
+            for key, rows in predicted.groupby(SERIES_KEY, sort=False):
+                past = train.loc[train[SERIES_KEY] == key, target].to_numpy(float)
+                actual, forecast = rows[target].to_numpy(float), rows["forecast"].to_numpy(float)
+                report.scores.append(FoldScore(name, fold.number, str(key), {
+                    m: forecast_score(m, actual, forecast, past, season) for m in FORECAST_METRICS}))
+                level = float(np.nanmean(np.abs(past))) or 1.0
+                errors.append(pd.DataFrame({"step": np.arange(1, len(rows) + 1), "error": (actual - forecast) / level}))
+            if errors:
+                report.errors[name] = pd.concat([report.errors.get(name, pd.DataFrame()), *errors], ignore_index=True)
+    return report
+
+
+def interval_widths(errors: pd.DataFrame, horizon: int) -> dict[float, np.ndarray]:
+    """Half-widths (in series levels) per step ahead at each INTERVAL_LEVELS level: the quantile of the
+    absolute backtest errors at that step, never narrower than an earlier step's."""
+    widths = {}
+    for level in INTERVAL_LEVELS:
+        per_step = [float(np.nanquantile(np.abs(errors.loc[errors["step"] == step, "error"]), level))
+                    if (errors["step"] == step).any() else np.nan for step in range(1, horizon + 1)]
+        filled = pd.Series(per_step).ffill().fillna(float(np.nanquantile(np.abs(errors["error"]), level)))
+        widths[level] = np.maximum.accumulate(filled.to_numpy())
+    return widths
+
+
+def with_intervals(forecasts: pd.DataFrame, history: pd.DataFrame, target: str,
+                   widths: dict[float, np.ndarray]) -> pd.DataFrame:
+    """`forecasts` with lower_80 / upper_80 / lower_95 / upper_95 columns, each series scaled by its level."""
+    out = forecasts.copy()
+    levels = history.groupby(SERIES_KEY)[target].apply(lambda v: float(np.nanmean(np.abs(v))) or 1.0)
+    scale = out[SERIES_KEY].map(levels).fillna(1.0).to_numpy()
+    step = out.groupby(SERIES_KEY).cumcount().to_numpy()
+    for level, width in widths.items():
+        half = width[np.minimum(step, len(width) - 1)] * scale
+        suffix = round(level * 100)
+        out[f"lower_{suffix}"] = out["forecast"] - half
+        out[f"upper_{suffix}"] = out["forecast"] + half
+    return out
