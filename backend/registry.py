@@ -235,7 +235,7 @@ class Registry:
         that happened when it was earlier than now (a worker's finish, seen a moment later)."""
         stamp = at if at is not None and at <= now() else now()
         with self.wh.transaction():
-            current = self.wh.query(f"SELECT state FROM {self.t('runs')} WHERE run_id = ?", [run_id])
+            current = self.wh.query(f'SELECT state AS "state" FROM {self.t("runs")} WHERE run_id = ?', [run_id])
             if current.empty or not RunState(current["state"].iloc[0]).may_become(state):
                 logger.info("run %s stays %s (not moved to %s)", run_id,
                             "unknown" if current.empty else current["state"].iloc[0], state.value)

@@ -84,8 +84,19 @@ def _serve(tmp_path: Path, db: Path, **extra_env: str) -> Iterator[Server]:
 
 
 def _pick(page: Page, label: str, option: str) -> None:
-    page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Open a select box and choose `option`. A rerun landing between the two clicks (the page still drawing
+    what the last choice computed) closes the list, so the list is opened again, up to three times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
 
 
 @contextlib.contextmanager

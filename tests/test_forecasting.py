@@ -237,3 +237,27 @@ def test_intervals_contain_the_truth_at_roughly_their_nominal_rate() -> None:
     inside_80 = ((judged["sales"] >= judged["lower_80"]) & (judged["sales"] <= judged["upper_80"])).mean()
     inside_95 = ((judged["sales"] >= judged["lower_95"]) & (judged["sales"] <= judged["upper_95"])).mean()
     assert 0.65 <= inside_80 <= 0.93 and 0.86 <= inside_95 <= 1.0 and inside_95 > inside_80
+
+
+def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_series() -> None:
+    """The whole fit: FLAML searches the lag model's regressor (2 s), every method is backtested, the best
+    forecasts each series' next periods with nested intervals, and a lag model says its drivers in words."""
+    from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE
+    from backend.forecasting.fit import LAG_MODEL, fit_forecast
+
+    frame = _simulated(6, 60, seed=8)
+    prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=4))
+    result = fit_forecast(prepared, "sales", 4, budget_s=2)
+    assert set(result.backtest.errors) == {NAIVE, SEASONAL_NAIVE, LAG_MODEL}
+    assert result.learner in (None, "lgbm", "rf", "extra_tree", "xgboost")
+    means = {m: result.backtest.mean(m) for m in result.backtest.errors}
+    assert result.chosen == min(means, key=means.get)
+    forecasts = result.forecasts
+    assert len(forecasts) == 6 * 4 and set(forecasts[SERIES_KEY]) == set(prepared.series)
+    last = prepared.history.groupby(SERIES_KEY)[PERIOD].max()
+    for key, rows in forecasts.groupby(SERIES_KEY):
+        assert list(rows[PERIOD]) == list(prepared.frequency.next_periods(last[key], 4))
+    ordered = forecasts[["lower_95", "lower_80", "forecast", "upper_80", "upper_95"]].to_numpy()
+    assert np.all(np.diff(ordered, axis=1) >= 0)
+    if result.chosen == LAG_MODEL:
+        assert result.drivers and all(d.words for d in result.drivers)

@@ -117,8 +117,9 @@ def _known_rows(future: pd.DataFrame | None, key: object, periods: pd.DatetimeIn
 
 def training_table(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequency, target: str,
                    known_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
-    """Every (series, period) with a full reach of history before it: features, scaled target, series levels."""
-    frames, targets, levels = [], [], {}
+    """Every (series, period) with a full reach of history before it, in time order (so a time-ordered split
+    validates on the latest periods): features, scaled target, series levels."""
+    frames, levels = [], {}
     for key, series in history.groupby(SERIES_KEY, sort=False):
         raw = series[target].to_numpy(float)
         level = levels[str(key)] = _level(raw)
@@ -130,11 +131,13 @@ def training_table(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFreq
         table["season_position"] = _season_position(series[PERIOD].iloc[plan.reach:], frequency.frequency)
         for column in known_columns:
             table[column] = series[column].iloc[plan.reach:].to_numpy()
+        table[PERIOD] = series[PERIOD].iloc[plan.reach:].to_numpy()
+        table["__target"] = values[plan.reach:]
         frames.append(table)
-        targets.append(values[plan.reach:])
     if not frames:
         return pd.DataFrame(), np.zeros(0), levels
-    return pd.concat(frames, ignore_index=True), np.concatenate(targets), levels
+    ordered = pd.concat(frames, ignore_index=True).sort_values(PERIOD, kind="stable", ignore_index=True)
+    return ordered.drop(columns=[PERIOD, "__target"]), ordered["__target"].to_numpy(float), levels
 
 
 def fit_lag_model(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequency, target: str,
