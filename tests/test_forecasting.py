@@ -243,12 +243,12 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     """The whole fit: FLAML searches the lag model's regressor (2 s), every method is backtested, the best
     forecasts each series' next periods with nested intervals, and a lag model says its drivers in words."""
     from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE
-    from backend.forecasting.fit import LAG_MODEL, fit_forecast
+    from backend.forecasting.fit import COMBINED, LAG_MODEL, fit_forecast
 
     frame = _simulated(6, 60, seed=8)
     prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=4))
     result = fit_forecast(prepared, "sales", 4, budget_s=2)
-    assert set(result.backtest.errors) == {NAIVE, SEASONAL_NAIVE, LAG_MODEL}
+    assert set(result.backtest.errors) == {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED}
     assert result.learner in (None, "lgbm", "rf", "extra_tree", "xgboost")
     means = {m: result.backtest.mean(m) for m in result.backtest.errors}
     assert result.chosen == min(means, key=means.get)
@@ -259,5 +259,5 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
         assert list(rows[PERIOD]) == list(prepared.frequency.next_periods(last[key], 4))
     ordered = forecasts[["lower_95", "lower_80", "forecast", "upper_80", "upper_95"]].to_numpy()
     assert np.all(np.diff(ordered, axis=1) >= 0)
-    if result.chosen == LAG_MODEL:
+    if result.chosen in (LAG_MODEL, COMBINED):
         assert result.drivers and all(d.words for d in result.drivers)

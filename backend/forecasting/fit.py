@@ -19,6 +19,7 @@ from backend.forecasting.backtest_run import (
     BacktestReport,
     Forecaster,
     baseline_forecaster,
+    combined_forecaster,
     interval_widths,
     run_backtest,
     with_intervals,
@@ -28,6 +29,7 @@ from backend.forecasting.lag_model import LagPlan, Regressor, lag_forecaster, la
 from backend.forecasting.series import SERIES_KEY, PreparedSeries
 
 LAG_MODEL = "lag model"
+COMBINED = "lag model and seasonal naive, averaged"
 # The search's share of the budget; the backtests (every method on every fold) and the final refit share the rest.
 SEARCH_SHARE = 0.6
 SEARCH_ESTIMATORS = ("lgbm", "rf", "extra_tree", "xgboost")
@@ -42,7 +44,7 @@ class Driver:
 
 @dataclass
 class ForecastResult:
-    chosen: str  # the method that forecasts (LAG_MODEL, SEASONAL_NAIVE or NAIVE)
+    chosen: str  # the method that forecasts (LAG_MODEL, COMBINED, SEASONAL_NAIVE or NAIVE)
     learner: str | None  # the lag model's regressor family, when it was searched
     backtest: BacktestReport
     forecasts: pd.DataFrame  # SERIES_KEY, PERIOD, forecast, lower_80, upper_80, lower_95, upper_95
@@ -101,12 +103,14 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     if len(features) >= 2 * horizon:
         regressor, learner, importances = searched_regressor(features, targets, SEARCH_SHARE * budget_s, seed)
         methods[LAG_MODEL] = lag_forecaster(plan, frequency, target, regressor, known_columns)
+        methods[COMBINED] = combined_forecaster(methods[LAG_MODEL], methods[SEASONAL_NAIVE])
     report = run_backtest(history, frequency, target, horizon, methods, folds=folds)
     chosen = report.best()
     forecasts = methods[chosen](history, horizon)  # the lag model refits on every period here
     forecasts = with_intervals(forecasts, history, target, interval_widths(report.errors[chosen], horizon))
-    drivers = _drivers(plan, frequency.frequency, importances() if chosen == LAG_MODEL and importances else {})
-    return ForecastResult(chosen, learner if chosen == LAG_MODEL else None, report, forecasts, drivers,
+    uses_lags = chosen in (LAG_MODEL, COMBINED)
+    drivers = _drivers(plan, frequency.frequency, importances() if uses_lags and importances else {})
+    return ForecastResult(chosen, learner if uses_lags else None, report, forecasts, drivers,
                           time.monotonic() - started)
 
 

@@ -58,13 +58,18 @@ def _level(values: np.ndarray) -> float:
     return level if level > 0 else 1.0
 
 
-def _features_at(values: np.ndarray, position: int, plan: LagPlan) -> dict[str, float]:
-    """Features for the period at `position`, from the values before it (scaled)."""
-    row = {f"lag_{lag}": values[position - lag] if position - lag >= 0 else np.nan for lag in plan.lags}
-    for window in plan.windows:
-        recent = values[max(0, position - window):position]
-        row[f"mean_{window}"] = float(np.mean(recent)) if len(recent) else np.nan
-    return row
+def _features_at(values: np.ndarray, position: int, plan: LagPlan) -> tuple[dict[str, float], float]:
+    """Features for the period at `position`, from the values before it, relative to their recent level (the
+    mean of the last season, or three periods): the scale they were divided by comes back with them. Relative
+    values let trees follow a trend they have never seen the height of."""
+    window = values[max(0, position - max(plan.season_length, 3)):position]
+    scale = float(np.mean(np.abs(window))) if len(window) else 1.0
+    scale = scale if scale > 0 else 1.0
+    row = {f"lag_{lag}": values[position - lag] / scale if position - lag >= 0 else np.nan for lag in plan.lags}
+    for width in plan.windows:
+        recent = values[max(0, position - width):position]
+        row[f"mean_{width}"] = float(np.mean(recent)) / scale if len(recent) else np.nan
+    return row, scale
 
 
 def _season_position(periods: pd.Series, frequency: Frequency) -> np.ndarray:
@@ -95,11 +100,11 @@ class LagModel:
             periods = self.frequency.next_periods(series[PERIOD].iloc[-1], horizon)
             known = _known_rows(future, key, periods, self.known_columns)
             for step, period in enumerate(periods):
-                features = _features_at(np.asarray(values), len(values), self.plan)
+                features, scale = _features_at(np.asarray(values), len(values), self.plan)
                 features["season_position"] = float(_season_position(pd.Series([period]), self.frequency.frequency)[0])
                 for column in self.known_columns:
                     features[column] = known[column].iloc[step]
-                predicted = float(self.predict_scaled(pd.DataFrame([features]))[0])
+                predicted = float(self.predict_scaled(pd.DataFrame([features]))[0]) * scale
                 values.append(predicted)
                 rows.append({SERIES_KEY: key, PERIOD: period, "forecast": predicted * level})
         return pd.DataFrame(rows, columns=[SERIES_KEY, PERIOD, "forecast"])
@@ -127,12 +132,14 @@ def training_table(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFreq
         positions = range(plan.reach, len(values))
         if not len(positions):
             continue
-        table = pd.DataFrame([_features_at(values, p, plan) for p in positions])
+        made = [_features_at(values, p, plan) for p in positions]
+        table = pd.DataFrame([features for features, _ in made])
+        scales = np.array([scale for _, scale in made])
         table["season_position"] = _season_position(series[PERIOD].iloc[plan.reach:], frequency.frequency)
         for column in known_columns:
             table[column] = series[column].iloc[plan.reach:].to_numpy()
         table[PERIOD] = series[PERIOD].iloc[plan.reach:].to_numpy()
-        table["__target"] = values[plan.reach:]
+        table["__target"] = values[plan.reach:] / scales
         frames.append(table)
     if not frames:
         return pd.DataFrame(), np.zeros(0), levels
