@@ -217,8 +217,3 @@ def _long_enough(history: pd.DataFrame, frequency: DetectedFrequency, spec: Seri
                      f"history and were left out ({_names(short)}).",
             "Forecast fewer periods ahead to keep them.", tuple(short[:20])))
     return history[~history[SERIES_KEY].isin(short)], short
-
-
-def series_lengths(prepared: PreparedSeries) -> pd.Series:
-    """Periods of history per series."""
-    return prepared.history.groupby(SERIES_KEY).size()
