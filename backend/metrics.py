@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from backend.forecasting.scores import FORECAST_METRICS
 from backend.task_detection import Task
 
 
@@ -33,12 +34,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("r2", "R²", True, "Share of the target's variation the model explains (1 is perfect, 0 is the mean)."),
     Metric("rmse", "RMSE", False, "Typical size of an error, in the target's units; big errors weigh more."),
     Metric("mae", "MAE", False, "Average size of an error, in the target's units."),
+    # forecasting: computed on time-ordered backtests (backend.forecasting.scores, which words them)
+    *(Metric(m.name, m.label, False, m.explanation) for m in FORECAST_METRICS.values() if m.name != "rmse"),
 ]}
 
 METRICS_BY_TASK: dict[Task, list[str]] = {
     Task.BINARY: ["roc_auc", "log_loss", "accuracy", "f1"],
     Task.MULTICLASS: ["log_loss", "accuracy", "macro_f1", "roc_auc_ovr"],
     Task.REGRESSION: ["r2", "rmse", "mae"],
+    Task.FORECAST: ["mase", "smape", "mape", "rmse"],
 }
 
 # What the holdout report shows per task (first one headlines).
@@ -46,6 +50,7 @@ REPORTED: dict[Task, list[str]] = {
     Task.BINARY: ["roc_auc", "accuracy", "log_loss", "f1"],
     Task.MULTICLASS: ["accuracy", "log_loss", "macro_f1"],
     Task.REGRESSION: ["r2", "rmse", "mae"],
+    Task.FORECAST: ["mase", "smape", "mape", "rmse"],
 }
 
 

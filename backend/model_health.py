@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from backend.deploy import refuse_calls
 from backend.deployed_model import verified_bundle
 from backend.errors import ArtifactIntegrityError, ModelNotFoundError
+from backend.forecasting.bundle import ForecastBundle
 from backend.registry import Registry
 from backend.warehouse.base import Warehouse
 
@@ -55,7 +56,12 @@ def version_health(registry: Registry, model_id: str) -> Health:
 
 def _load_health(registry: Registry, model_id: str) -> Health:
     try:
-        verified_bundle(registry, registry.get_model_version(model_id))
+        version = registry.get_model_version(model_id)
+        if version.task == "forecast":
+            ForecastBundle.from_verified_bytes(
+                registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256), version.sha256)
+        else:
+            verified_bundle(registry, version)
     except ArtifactIntegrityError:
         return Health(False, f"The stored file of model version {model_id} does not match its checksum.", REMEDY)
     except Exception as exc:  # unpickling with other library versions fails in many ways; all mean "cannot load"
@@ -83,7 +89,7 @@ def refuse_broken_deployments(warehouse: Warehouse, registry: Registry, refusing
     if not warehouse.capabilities.python_udfs:
         return []
     replaced = []
-    for deployment in registry.list_deployments():
+    for deployment in registry.function_deployments():
         if deployment.function_name in refusing or artifact_intact(registry, deployment.model_id):
             continue
         refuse_calls(warehouse, registry, deployment.function_name, deployment.model_id,

@@ -462,6 +462,12 @@ class Registry:
         frame = self._query(sql + " ORDER BY created_at DESC", params)
         return [_deployment_from_row(row) for _, row in frame.iterrows()]
 
+    def function_deployments(self) -> list[Deployment]:
+        """The deployments served by SQL functions: every one but forecasts (which write tables instead)."""
+        forecasts = set(self._query(f"SELECT model_id FROM {self.t('model_versions')} WHERE task = ?",
+                                    ["forecast"])["model_id"].astype(str))
+        return [d for d in self.list_deployments() if d.model_id not in forecasts]
+
     # --- seeded demo tables ----------------------------------------------------------------------
     def seeded_tables(self) -> set[tuple[str, str]]:
         frame = self._query(f"SELECT table_schema, table_name FROM {self.t('seeded_tables')}")

@@ -16,6 +16,7 @@ from backend.deploy import score_table
 from backend.deployed_model import deployment_model
 from backend.deployment_targets import ScoringStopped
 from backend.errors import DeploymentError, FlurryError
+from backend.forecast_workflow import write_forecast
 from backend.monitoring_store import record_drift
 from backend.registry import Registry, _none_if_na, new_id, now
 from backend.warehouse.base import TableRef, Warehouse
@@ -129,7 +130,16 @@ class ScoringJobs:
                             [done, total, scoring_id])
             return not self.get(scoring_id).stop_requested
 
+        forecast = self._is_forecast(run.function_name)
         try:
+            if forecast:  # a forecast deployment writes the next periods from the newest history
+                written = write_forecast(self.wh, self.registry, run.function_name, run.source, run.output,
+                                         append=run.mode is OutputMode.APPEND)
+                self._finish(scoring_id, ScoringState.SUCCEEDED, f"Forecast {written.rows:,} periods into "
+                                                                 f"{written.table}.")
+                self.wh.execute(f"UPDATE {self._t()} SET rows_done = ?, rows_total = ? WHERE scoring_id = ?",
+                                [written.rows, written.rows, scoring_id])
+                return self.get(scoring_id)
             result = score_table(self.wh, self.registry, run.function_name, run.source, run.output,
                                  overwrite=run.mode is OutputMode.REPLACE, append=run.mode is OutputMode.APPEND,
                                  progress=progress)
@@ -149,6 +159,9 @@ class ScoringJobs:
             except Exception:  # the scores are in; a drift report that fails must not undo them
                 logger.exception("drift could not be measured for batch score %s", scoring_id)
         return self.get(scoring_id)
+
+    def _is_forecast(self, function_name: str) -> bool:
+        return all(d.function_name != function_name for d in self.registry.function_deployments())
 
     def run_queued(self) -> int:
         """Run every queued score, oldest first; return how many ran."""

@@ -18,16 +18,18 @@ class Task(enum.StrEnum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     REGRESSION = "regression"
+    FORECAST = "forecast"  # future values of a number over time, per series
 
     @property
     def label(self) -> str:
         return {"binary": "Binary classification (two outcomes)",
                 "multiclass": "Multiclass classification (several categories)",
-                "regression": "Regression (a number)"}[self.value]
+                "regression": "Regression (a number)",
+                "forecast": "Forecast (the next periods of a number over time)"}[self.value]
 
     @property
     def is_classification(self) -> bool:
-        return self is not Task.REGRESSION
+        return self in (Task.BINARY, Task.MULTICLASS)
 
 
 @dataclass(frozen=True)

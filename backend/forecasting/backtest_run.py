@@ -84,6 +84,10 @@ class BacktestReport:
                              columns=["series", metric])
         return frame.groupby("series")[metric].mean().sort_values(ascending=False)
 
+    def merged(self, other: BacktestReport) -> BacktestReport:
+        """This report and `other`'s methods together (the same folds and series)."""
+        return BacktestReport([*self.scores, *other.scores], {**self.errors, **other.errors})
+
     def best(self, metric: str = "mase") -> str:
         methods = list(self.errors)
         return min(methods, key=lambda m: (np.nan_to_num(self.mean(m, metric), nan=np.inf), m != SEASONAL_NAIVE))

@@ -22,14 +22,21 @@ from backend.forecasting.backtest_run import (
     combined_forecaster,
     interval_widths,
     run_backtest,
-    with_intervals,
 )
 from backend.forecasting.frequency import Frequency
-from backend.forecasting.lag_model import LagPlan, Regressor, lag_forecaster, lag_plan, training_table
+from backend.forecasting.lag_model import (
+    FittedRegressor,
+    LagPlan,
+    Regressor,
+    fit_lag_model,
+    lag_forecaster,
+    lag_plan,
+    lightgbm_regressor,
+    training_table,
+)
+from backend.forecasting.model import COMBINED, LAG_MODEL, ForecastModel
 from backend.forecasting.series import SERIES_KEY, PreparedSeries
 
-LAG_MODEL = "lag model"
-COMBINED = "lag model and seasonal naive, averaged"
 # The search's share of the budget; the backtests (every method on every fold) and the final refit share the rest.
 SEARCH_SHARE = 0.6
 SEARCH_ESTIMATORS = ("lgbm", "rf", "extra_tree", "xgboost")
@@ -44,7 +51,7 @@ class Driver:
 
 @dataclass
 class ForecastResult:
-    chosen: str  # the method that forecasts (LAG_MODEL, COMBINED, SEASONAL_NAIVE or NAIVE)
+    model: ForecastModel  # the chosen method fitted on all history: what forecasts, now and on a schedule
     learner: str | None  # the lag model's regressor family, when it was searched
     backtest: BacktestReport
     forecasts: pd.DataFrame  # SERIES_KEY, PERIOD, forecast, lower_80, upper_80, lower_95, upper_95
@@ -52,14 +59,22 @@ class ForecastResult:
     seconds: float = 0.0
 
     @property
+    def chosen(self) -> str:
+        return self.model.method
+
+    @property
     def beats_seasonal_naive(self) -> bool:
         return self.backtest.mean(self.chosen) < self.backtest.mean(SEASONAL_NAIVE)
 
 
+# Called as each method's backtest is scored: method, its mean MASE, seconds since the fit began.
+MethodScored = Callable[[str, float, float], None]
+
+
 def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: float, seed: int
-                       ) -> tuple[Regressor, str, Callable[[], dict[str, float]]]:
-    """FLAML's best regressor for the lag table (validated on its latest fifth), as a refittable regressor;
-    its family; and its feature importances (by name) once refitted."""
+                       ) -> tuple[Regressor, str]:
+    """FLAML's best regressor for the lag table (validated on its latest fifth), as a refittable regressor,
+    and its family."""
     from flaml import AutoML
     from sklearn.base import clone
 
@@ -68,49 +83,53 @@ def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: fl
                estimator_list=list(SEARCH_ESTIMATORS), eval_method="holdout", split_type="time",
                split_ratio=0.2, n_jobs=1, verbose=0, retrain_full=True, force_cancel=True)
     template = automl.model.estimator
-    fitted: dict[str, object] = {}
 
-    def regressor(x: pd.DataFrame, y: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
-        model = clone(template).fit(x, y)
-        fitted["model"], fitted["columns"] = model, list(x.columns)
-        columns = list(x.columns)
-        return lambda rows: np.asarray(model.predict(rows[columns]), dtype=float)
+    def regressor(x: pd.DataFrame, y: np.ndarray) -> FittedRegressor:
+        return FittedRegressor(clone(template).fit(x, y), tuple(x.columns))
 
-    def importances() -> dict[str, float]:
-        model, columns = fitted.get("model"), fitted.get("columns")
-        values = getattr(model, "feature_importances_", None)
-        if values is None or columns is None:
-            return {}
-        total = float(np.sum(values)) or 1.0
-        return {str(c): float(v) / total for c, v in zip(columns, values, strict=True)}
-
-    return regressor, str(automl.best_estimator), importances
+    return regressor, str(automl.best_estimator)
 
 
 def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_s: float = 60.0, seed: int = 0,
-                 folds: int = 3, known_columns: tuple[str, ...] = ()) -> ForecastResult:
-    """Backtest the lag model (its regressor searched within SEARCH_SHARE of the budget) and the baselines,
-    refit the best on all history, and forecast `horizon` periods of every series with intervals."""
+                 folds: int = 3, known_columns: tuple[str, ...] = (), search: bool = True,
+                 on_scored: MethodScored | None = None) -> ForecastResult:
+    """Backtest the baselines and the lag model (its regressor searched within SEARCH_SHARE of the budget;
+    LightGBM's defaults without `search`), refit the best on all history, and forecast `horizon` periods of
+    every series with intervals. `on_scored` hears each method's backtest score as it is known."""
     started = time.monotonic()
     history, frequency = prepared.history, prepared.frequency
     shortest = int(history.groupby(SERIES_KEY).size().min())
     plan: LagPlan = lag_plan(frequency, shortest)
-    methods: dict[str, Forecaster] = {NAIVE: baseline_forecaster(frequency, target, seasonal=False),
-                                      SEASONAL_NAIVE: baseline_forecaster(frequency, target, seasonal=True)}
+
+    def scored(part: BacktestReport) -> BacktestReport:
+        for method in part.errors:
+            if on_scored is not None:
+                on_scored(method, part.mean(method), time.monotonic() - started)
+        return part
+
+    baselines: dict[str, Forecaster] = {NAIVE: baseline_forecaster(frequency, target, seasonal=False),
+                                        SEASONAL_NAIVE: baseline_forecaster(frequency, target, seasonal=True)}
+    report = scored(run_backtest(history, frequency, target, horizon, baselines, folds=folds))
     learner: str | None = None
-    importances: Callable[[], dict[str, float]] | None = None
+    regressor: Regressor | None = None
     features, targets, _ = training_table(history, plan, frequency, target, known_columns)
     if len(features) >= 2 * horizon:
-        regressor, learner, importances = searched_regressor(features, targets, SEARCH_SHARE * budget_s, seed)
-        methods[LAG_MODEL] = lag_forecaster(plan, frequency, target, regressor, known_columns)
-        methods[COMBINED] = combined_forecaster(methods[LAG_MODEL], methods[SEASONAL_NAIVE])
-    report = run_backtest(history, frequency, target, horizon, methods, folds=folds)
+        if search:
+            remaining = budget_s - (time.monotonic() - started)
+            regressor, learner = searched_regressor(features, targets, SEARCH_SHARE * remaining, seed)
+        else:
+            regressor, learner = lightgbm_regressor(), "lgbm"
+        lagged = lag_forecaster(plan, frequency, target, regressor, known_columns)
+        learnt = {LAG_MODEL: lagged, COMBINED: combined_forecaster(lagged, baselines[SEASONAL_NAIVE])}
+        report = report.merged(scored(run_backtest(history, frequency, target, horizon, learnt, folds=folds)))
     chosen = report.best()
-    forecasts = methods[chosen](history, horizon)  # the lag model refits on every period here
-    forecasts = with_intervals(forecasts, history, target, interval_widths(report.errors[chosen], horizon))
-    uses_lags = chosen in (LAG_MODEL, COMBINED)
-    drivers = _drivers(plan, frequency.frequency, importances() if uses_lags and importances else {})
-    return ForecastResult(chosen, learner if uses_lags else None, report, forecasts, drivers,
+    uses_lags = chosen in (LAG_MODEL, COMBINED) and regressor is not None
+    lag_model = fit_lag_model(history, plan, frequency, target, regressor, known_columns) if uses_lags else None
+    model = ForecastModel(chosen, target, frequency, horizon, interval_widths(report.errors[chosen], horizon),
+                          lag_model)
+    forecasts = model.forecast(history, prepared.future)
+    drivers = _drivers(plan, frequency.frequency, lag_model.predict_scaled.importances() if lag_model else {})
+    return ForecastResult(model, learner if uses_lags else None, report, forecasts, drivers,
                           time.monotonic() - started)
 
 

@@ -79,7 +79,7 @@ class DetectedFrequency:
 def detect_frequency(timestamps: pd.Series) -> DetectedFrequency:
     """The frequency of `timestamps` (one series' times, or a panel's: duplicates are ignored). Raises
     InvalidTargetError when there are too few distinct times or the gaps fit no calendar frequency."""
-    times = pd.DatetimeIndex(pd.to_datetime(timestamps.dropna()).unique()).sort_values()
+    times = pd.DatetimeIndex(pd.to_datetime(timestamps.dropna()).unique()).sort_values().as_unit("ns")
     if len(times) < 3:
         raise InvalidTargetError(f"Only {len(times)} distinct time(s): too few to tell how often the data has a row.",
                                  hint="A forecast needs a history of at least a few periods.")

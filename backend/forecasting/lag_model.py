@@ -15,7 +15,28 @@ import pandas as pd
 from backend.forecasting.frequency import DetectedFrequency, Frequency
 from backend.forecasting.series import PERIOD, SERIES_KEY
 
-Regressor = Callable[[pd.DataFrame, np.ndarray], Callable[[pd.DataFrame], np.ndarray]]  # fit → predict
+
+@dataclass(frozen=True)
+class FittedRegressor:
+    """A fitted scikit-learn-style regressor and the columns it reads (picklable, unlike a closure: a saved
+    forecast model keeps one)."""
+
+    model: object
+    columns: tuple[str, ...]
+
+    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict(rows[list(self.columns)]), dtype=float)  # type: ignore[attr-defined]
+
+    def importances(self) -> dict[str, float]:
+        """Each column's share of the model's importance (empty when the model has none)."""
+        values = getattr(self.model, "feature_importances_", None)
+        if values is None:
+            return {}
+        total = float(np.sum(values)) or 1.0
+        return {c: float(v) / total for c, v in zip(self.columns, values, strict=True)}
+
+
+Regressor = Callable[[pd.DataFrame, np.ndarray], FittedRegressor]  # fit on (features, scaled targets)
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,7 @@ class LagModel:
     target: str
     known_columns: tuple[str, ...]
     levels: dict[str, float]
-    predict_scaled: Callable[[pd.DataFrame], np.ndarray]
+    predict_scaled: FittedRegressor
 
     def forecast(self, history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """`horizon` periods after each series' history: SERIES_KEY, PERIOD, forecast."""
@@ -156,14 +177,12 @@ def fit_lag_model(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequ
 
 def lightgbm_regressor(**params: object) -> Regressor:
     """A LightGBM regressor on the lag table (small and quick by default; FLAML's search picks better ones)."""
-    def fit(features: pd.DataFrame, targets: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
+    def fit(features: pd.DataFrame, targets: np.ndarray) -> FittedRegressor:
         from lightgbm import LGBMRegressor
 
         settings = {"n_estimators": 200, "num_leaves": 15, "learning_rate": 0.05, "min_child_samples": 10,
                     "verbose": -1, "random_state": 0, "n_jobs": 1, **params}  # tiny fits: one thread
-        model = LGBMRegressor(**settings).fit(features, targets)
-        columns = list(features.columns)
-        return lambda rows: np.asarray(model.predict(rows[columns]), dtype=float)
+        return FittedRegressor(LGBMRegressor(**settings).fit(features, targets), tuple(features.columns))
 
     return fit
 

@@ -67,6 +67,19 @@ class PreparedSeries:
         return list(pd.unique(self.history[SERIES_KEY]))
 
 
+ONE_SERIES = "all rows"  # the key of a table that is one series
+
+
+def series_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """Each row's series, as text: its series columns' values joined by " · " (ONE_SERIES without any)."""
+    if not columns:
+        return pd.Series(ONE_SERIES, index=frame.index, dtype=object)
+    keys = frame[columns[0]].astype(str)
+    for column in columns[1:]:
+        keys = keys + " · " + frame[column].astype(str)
+    return keys.astype(object)
+
+
 def _names(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(repr(k) for k in keys[:limit])
     return shown + (f" and {len(keys) - limit:,} more" if len(keys) > limit else "")
@@ -78,6 +91,8 @@ def parse_times(values: pd.Series, column: str) -> tuple[pd.Series, list[SeriesF
     findings: list[SeriesFinding] = []
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("date", "datetime"):  # DATE columns read as objects
+        parsed = pd.to_datetime(values, errors="coerce")
     else:
         text = values.astype("string")
         offsets = text.str.extract(r"([+-]\d{2}:?\d{2}|Z)\s*$")[0].dropna().unique()
@@ -96,7 +111,7 @@ def parse_times(values: pd.Series, column: str) -> tuple[pd.Series, list[SeriesF
                                       "Store it as a DATE or TIMESTAMP column to skip this step."))
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
-    return parsed, findings
+    return parsed.astype("datetime64[ns]"), findings
 
 
 def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
@@ -112,8 +127,7 @@ def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
                                  hint="Pick a numeric column to forecast (sales, demand, load).")
     times, findings = parse_times(frame[spec.time_column], spec.time_column)
     rows = pd.DataFrame({PERIOD: times, spec.target: target})
-    rows[SERIES_KEY] = (frame[list(spec.series_columns)].astype(str).agg(" · ".join, axis=1)
-                        if spec.series_columns else "all rows")
+    rows[SERIES_KEY] = series_keys(frame, spec.series_columns)
     for column in spec.known_columns:
         rows[column] = frame[column]
     rows = rows[rows[PERIOD].notna()]

@@ -20,6 +20,9 @@ MIN_TRAINING_ROWS = 10
 # row costs about 8 bytes × columns × TRAINING_COPIES.
 TRAINING_MEMORY_BYTES = 2 * 1024**3
 TRAINING_COPIES = 4
+MAX_HORIZON = 1000
+# A forecast learns from every row of its series (a sample would cut holes in them), up to this many.
+MAX_FORECAST_ROWS = 5_000_000
 
 
 def rows_cap(n_columns: int) -> int:
@@ -66,14 +69,25 @@ class TrainConfig:
     # other columns of the table kept beside the holdout rows (never given to the model): to find a row by its
     # key (a customer id) and to judge the model by segments of columns it does not use
     extra_columns: tuple[str, ...] = ()
+    # forecasting (task FORECAST): `time_column` orders each series, `features` are the columns known in advance
+    series_columns: tuple[str, ...] = ()  # one series per combination of their values (empty: one series)
+    horizon: int = 12  # how many periods ahead to forecast
+    duplicates: str = "sum"  # several rows for one series and period: "sum", "mean" or "refuse"
+    gaps: str = "interpolate"  # missing periods: "interpolate" or "zero"
 
     @property
     def exported_columns(self) -> tuple[str, ...]:
-        """What the training sample holds: the features, the target and the time column if it is not one."""
+        """What the training sample holds: the features, the target, the time column if it is not one (and a
+        forecast's series columns)."""
         names = [name for name, _ in self.features]
         extra = [self.time_column] if self.time_column and self.time_column not in names else []
-        extra += [c for c in self.extra_columns if c not in names and c not in extra and c != self.target]
+        extra += [c for c in (*self.series_columns, *self.extra_columns)
+                  if c not in names and c not in extra and c != self.target]
         return (*names, *extra, self.target)
+
+    @property
+    def is_forecast(self) -> bool:
+        return self.task is Task.FORECAST
 
     def validate(self) -> None:
         """Raise InvalidTrainingOptionError for any option out of range."""
@@ -84,7 +98,9 @@ class TrainConfig:
         if self.metric not in METRICS_BY_TASK[self.task]:
             raise InvalidTrainingOptionError(f"The metric {self.metric!r} does not fit a {self.task.value} task.",
                                              hint="Pick one of the metrics offered.")
-        if not self.features:
+        if self.is_forecast:
+            self._validate_forecast()
+        elif not self.features:
             raise InvalidTrainingOptionError("No feature columns are selected.",
                                              hint="Include at least one column on the Target step.")
         if self.target in {name for name, _ in self.features}:
@@ -120,6 +136,21 @@ class TrainConfig:
         if not 0.05 <= self.holdout_ratio <= 0.5:
             raise InvalidTrainingOptionError("The holdout share must be between 5% and 50%.")
 
+    def _validate_forecast(self) -> None:
+        if self.time_column is None:
+            raise InvalidTrainingOptionError("A forecast needs a time column.", hint="Pick one on the Target step.")
+        if not 1 <= self.horizon <= MAX_HORIZON:
+            raise InvalidTrainingOptionError(f"The horizon must be between 1 and {MAX_HORIZON} periods "
+                                             f"(got {self.horizon}).", hint="Forecast fewer periods ahead.")
+        used = {self.target, self.time_column}
+        if used & set(self.series_columns) or used & {name for name, _ in self.features}:
+            raise InvalidTrainingOptionError("The target and the time column cannot also identify series or be "
+                                             "known in advance.", hint="Pick other columns on the Target step.")
+        if set(self.series_columns) & {name for name, _ in self.features}:
+            raise InvalidTrainingOptionError("A column cannot both identify series and be known in advance.")
+        if self.duplicates not in ("sum", "mean", "refuse") or self.gaps not in ("interpolate", "zero"):
+            raise InvalidTrainingOptionError("Unknown handling of duplicate rows or missing periods.")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["table"] = {"schema": self.table.schema, "name": self.table.name}
@@ -129,6 +160,7 @@ class TrainConfig:
         data["casts"] = list(self.casts)
         data["drop_classes"] = list(self.drop_classes)
         data["extra_columns"] = list(self.extra_columns)
+        data["series_columns"] = list(self.series_columns)
         return data
 
     @staticmethod
@@ -148,6 +180,8 @@ class TrainConfig:
             ensemble=bool(data.get("ensemble", False)),
             positive_class=None if data.get("positive_class") is None else str(data["positive_class"]),
             extra_columns=tuple(data.get("extra_columns") or ()),
+            series_columns=tuple(data.get("series_columns") or ()), horizon=int(data.get("horizon", 12)),
+            duplicates=str(data.get("duplicates", "sum")), gaps=str(data.get("gaps", "interpolate")),
         )
 
 

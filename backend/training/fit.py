@@ -76,6 +76,7 @@ class TrainingResult:
     holdout_rows: int
     report: HoldoutReport | None = None
     baseline: MonitoringBaseline | None = None  # what drift is measured against
+    forecast: dict[str, Any] | None = None  # a forecast's report (backend.forecasting.report), as JSON
 
 
 def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any
             "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
             "report": result.report.to_dict() if result.report is not None else None,
             "baseline": result.baseline.to_dict() if result.baseline is not None else None,
-            "threshold": result.bundle.threshold,
+            "threshold": result.bundle.threshold, "forecast": result.forecast,
             "sha256": {BUNDLE: sha256_bytes(bundle_bytes), HOLDOUT: sha256_bytes(result.holdout_parquet)}}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from backend.errors import ArtifactIntegrityError, FlurryError, RunAlreadyEndedError
 from backend.evaluation.report import HoldoutReport
+from backend.forecasting.report import FORECAST_REPORT
 from backend.metrics import METRICS
 from backend.model_catalog import Catalog
 from backend.monitoring import MonitoringBaseline
@@ -100,7 +101,8 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
         name=f"{config.target} from {config.table.name}", table=config.table, target=config.target,
         task=config.task.value, metric=config.metric, best_estimator=result["best_estimator"],
         features=feature_specs(config), metrics={**result["metrics"], "_rows": {
-            "train": result["train_rows"], "holdout": result["holdout_rows"]}},
+            "train": result["train_rows"], "holdout": result["holdout_rows"]},
+            **({FORECAST_REPORT: result["forecast"]} if result.get("forecast") else {})},
         leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
         sha256=result["sha256"][jf.BUNDLE],
         report=HoldoutReport.from_dict(result["report"]) if result.get("report") else None,

@@ -14,7 +14,8 @@ from typing import Any
 
 from backend.metrics import METRICS
 from backend.training.config import TrainConfig
-from backend.training.fit import TrainingResult, train
+from backend.training.dispatch import train_run
+from backend.training.fit import TrainingResult
 from backend.training.job_files import read_complete_lines
 
 Emit = Callable[[str, list[dict[str, Any]]], None]
@@ -79,6 +80,6 @@ def train_with_events(frame: Any, config: TrainConfig, log_path: Path, emit: Emi
     """`train`, emitting "trial" events as FLAML logs each trial (what a stored procedure runs). Every event is
     emitted from the calling thread: as each search iteration starts, and once more at the end."""
     tail = LogTail(log_path, config.metric, emit, interval)
-    result = train(frame, config, log_path, on_iteration=tail.flush)
+    result = train_run(frame, config, log_path, on_iteration=tail.flush)
     tail.flush(force=True)  # the last trials, after FLAML finished writing
     return result

@@ -19,7 +19,8 @@ import pandas as pd
 from backend.errors import FlurryError
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
-from backend.training.fit import result_summary, train
+from backend.training.dispatch import train_run
+from backend.training.fit import result_summary
 
 logger = logging.getLogger("flurry.worker")
 
@@ -31,7 +32,7 @@ def run_job(job_dir: Path, *, finalize: bool = False) -> int:
     try:
         config = TrainConfig.from_dict(json.loads((job_dir / jf.CONFIG).read_text(encoding="utf-8")))
         frame = pd.read_parquet(job_dir / jf.DATA)
-        result = train(frame, config, job_dir / jf.FLAML_LOG, from_log=finalize)
+        result = train_run(frame, config, job_dir / jf.FLAML_LOG, from_log=finalize)
         fingerprint = job_dir / jf.FINGERPRINT
         if fingerprint.exists():
             result.bundle.fingerprint = json.loads(fingerprint.read_text(encoding="utf-8"))

@@ -22,7 +22,8 @@ from backend.errors import FlurryError
 from backend.identifiers import quote_ident
 from backend.registry import Registry, RunState
 from backend.training.config import TrainConfig
-from backend.training.fit import result_summary, train
+from backend.training.dispatch import train_run
+from backend.training.fit import result_summary
 from backend.training.jobs import record_model_version
 from backend.training.progress import best_trial_log, train_with_events
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef
@@ -75,7 +76,7 @@ def run_procedure(session: Any, job_json: str) -> str:
             log = Path(tmp) / "flaml.jsonl"
             if job.get("finalize"):  # stopped by the user: retrain the best trial so far, no search
                 log.write_text(best_trial_log(job["finalize"]), encoding="utf-8")
-                result = train(frame, config, log, from_log=True)
+                result = train_run(frame, config, log, from_log=True)
             else:
                 result = train_with_events(frame, config, log,
                                            lambda kind, payloads: registry.add_events(run_id, kind, payloads))

@@ -1,0 +1,159 @@
+"""Forecasting against a warehouse: what the Target step shows before training (the series as Flurry reads
+them, with every finding), the run's config, and the forecast table written from a trained version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from backend.deployed_model import deployment_model
+from backend.errors import DeploymentError, InvalidTargetError, TableNotFoundError
+from backend.forecasting.bundle import FORECAST_COLUMNS, ForecastBundle
+from backend.forecasting.frequency import DetectedFrequency
+from backend.forecasting.series import SERIES_KEY, SeriesFinding, SeriesSpec, prepare_series
+from backend.identifiers import slugify
+from backend.registry import ModelVersion, Registry, now
+from backend.task_detection import Task
+from backend.training.config import MAX_FORECAST_ROWS, TrainConfig
+from backend.warehouse.base import TableRef, Warehouse, column_kind
+
+MODEL_VERSION_COLUMN = "model_version"
+CREATED_AT_COLUMN = "created_at"
+FORECAST_PREFIX = "flurry_forecast_"  # a forecast deployment's name (what schedules and the dashboard follow)
+
+
+@dataclass(frozen=True)
+class ForecastPreview:
+    """The table's rows read as series, as training will read them."""
+
+    frequency: DetectedFrequency
+    series: int
+    periods: int  # the longest series' history
+    findings: list[SeriesFinding]
+    left_out: list[str]
+
+
+def time_columns(warehouse: Warehouse, table: TableRef) -> list[str]:
+    """Columns a forecast can be ordered by: dates and timestamps, then text columns (which may hold dates)."""
+    columns = warehouse.describe(table)
+    return ([c.name for c in columns if c.kind == "datetime"] + [c.name for c in columns if c.kind == "text"])
+
+
+def read_rows(warehouse: Warehouse, table: TableRef, columns: list[str]) -> pd.DataFrame:
+    """Every row of `columns` (a series needs all of its rows). Raises InvalidTargetError past MAX_FORECAST_ROWS."""
+    rows = warehouse.row_count(table)
+    if rows > MAX_FORECAST_ROWS:
+        raise InvalidTargetError(f"{table} has {rows:,} rows; Flurry forecasts from at most {MAX_FORECAST_ROWS:,}.",
+                                 hint="Aggregate it first (e.g. daily totals per store), or forecast fewer series.")
+    present = {c.name for c in warehouse.describe(table)}
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise TableNotFoundError(f"The table {table} no longer has the column(s) {', '.join(map(repr, missing))}.",
+                                 hint="The table changed since you picked it; go back to the Target step.")
+    return warehouse.read_columns(table, list(dict.fromkeys(columns)))
+
+
+def spec_columns(spec: SeriesSpec) -> list[str]:
+    return list(dict.fromkeys([spec.time_column, *spec.series_columns, *spec.known_columns, spec.target]))
+
+
+def preview(warehouse: Warehouse, table: TableRef, spec: SeriesSpec) -> ForecastPreview:
+    """The series as training will read them. Raises InvalidTargetError naming the column and the remedy."""
+    check_columns(warehouse, table, spec)
+    prepared = prepare_series(read_rows(warehouse, table, spec_columns(spec)), spec)
+    sizes = prepared.history.groupby(SERIES_KEY).size()
+    return ForecastPreview(prepared.frequency, len(sizes), int(sizes.max()), prepared.findings, prepared.left_out)
+
+
+def check_columns(warehouse: Warehouse, table: TableRef, spec: SeriesSpec) -> None:
+    """The chosen columns suit a forecast. Raises InvalidTargetError naming the column."""
+    kinds = {c.name: column_kind(c.sql_type) for c in warehouse.describe(table)}
+    if kinds.get(spec.target) != "numeric":
+        raise InvalidTargetError(f"{spec.target!r} is not a number, so it cannot be forecast.",
+                                 hint="Pick a numeric column to forecast (sales, demand, load), or another kind of "
+                                      "prediction.")
+    if kinds.get(spec.time_column) not in ("datetime", "text"):
+        raise InvalidTargetError(f"{spec.time_column!r} holds no dates or times.", hint="Pick a date column.")
+    if spec.target in spec.series_columns or spec.time_column in spec.series_columns:
+        raise InvalidTargetError("The target and the time column cannot also identify series.",
+                                 hint="Untick them under 'One series per'.")
+    bad = [c for c in spec.known_columns if kinds.get(c) not in ("numeric", "boolean")]
+    if bad:
+        raise InvalidTargetError(f"Known-in-advance columns must be numbers or yes/no; {', '.join(map(repr, bad))} "
+                                 "is not.", hint="Leave those columns out.")
+
+
+def forecast_config(warehouse: Warehouse, table: TableRef, spec: SeriesSpec, metric: str, time_budget_s: int,
+                    *, seed: int = 0) -> TrainConfig:
+    """The run's config. Raises InvalidTargetError / InvalidTrainingOptionError / TableNotFoundError."""
+    check_columns(warehouse, table, spec)
+    types = {c.name: c.sql_type for c in warehouse.describe(table)}
+    config = TrainConfig(table=table, target=spec.target, target_sql_type=types[spec.target], task=Task.FORECAST,
+                         features=tuple((c, types[c]) for c in spec.known_columns), metric=metric,
+                         time_budget_s=int(time_budget_s), seed=seed, max_rows=MAX_FORECAST_ROWS,
+                         time_column=spec.time_column, series_columns=spec.series_columns, horizon=spec.horizon,
+                         duplicates=spec.duplicates.value, gaps=spec.gaps.value, ensemble=False)
+    config.validate()
+    return config
+
+
+def forecast_name(version: ModelVersion) -> str:
+    """The name a forecast deployment goes by (schedules and the dashboard follow it)."""
+    return f"{FORECAST_PREFIX}{slugify(version.table.name, max_length=20)}_{slugify(version.target, max_length=20)}"
+
+
+def deploy_forecast(registry: Registry, model_id: str) -> str:
+    """Make the version the one its forecast deployment writes with (a later version takes the name over);
+    return that name."""
+    name = forecast_name(registry.get_model_version(model_id))
+    load_forecast_bundle(registry, model_id)  # ArtifactIntegrityError now, not at the first forecast
+    registry.upsert_deployment(name, model_id)
+    return name
+
+
+def load_forecast_bundle(registry: Registry, model_id: str) -> ForecastBundle:
+    version = registry.get_model_version(model_id)
+    if version.task != Task.FORECAST.value:
+        raise DeploymentError(f"{version.label} of {version.name} is not a forecast.")
+    content = registry.get_artifact(model_id, "bundle", expected_sha256=version.sha256)
+    return ForecastBundle.from_verified_bytes(content, version.sha256)
+
+
+@dataclass(frozen=True)
+class ForecastWritten:
+    table: TableRef
+    rows: int
+    created_at: pd.Timestamp
+
+
+def forecast_frame(warehouse: Warehouse, registry: Registry, model_id: str,
+                   source: TableRef | None = None) -> pd.DataFrame:
+    """The version's forecast from the newest history in `source` (default: the table it was trained on):
+    series columns, period, forecast and bounds, the version and when."""
+    version = registry.get_model_version(model_id)
+    bundle = load_forecast_bundle(registry, model_id)
+    rows = read_rows(warehouse, source or version.table, bundle.input_columns)
+    forecasts = bundle.forecast_rows(rows)
+    return forecasts.assign(**{MODEL_VERSION_COLUMN: version.label, CREATED_AT_COLUMN: now()})
+
+
+def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, source: TableRef, output: TableRef,
+                   *, append: bool = False) -> ForecastWritten:
+    """Forecast from `source`'s newest history with the deployment's version and write it into `output`
+    atomically: replaced (a failure leaves the old table whole), or, with `append`, added to it in one
+    transaction so earlier forecasts stay beside the new one."""
+    if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
+        raise DeploymentError("The forecast cannot overwrite the history it is made from.",
+                              hint="Choose a new table name.")
+    model_id = deployment_model(registry, deployment)
+    frame = forecast_frame(warehouse, registry, model_id, source)
+    warehouse.ensure_schema(output.schema)
+    if append and warehouse.table_exists(output):
+        warehouse.append_table_from_batches(output, iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches()))
+    else:
+        warehouse.write_table(output, frame, replace=True)
+    registry.record_scoring(deployment, output, len(frame), (FORECAST_COLUMNS[0], None, CREATED_AT_COLUMN))
+    return ForecastWritten(output, len(frame), frame[CREATED_AT_COLUMN].iloc[0])

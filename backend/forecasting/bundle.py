@@ -1,0 +1,76 @@
+"""The forecast bundle: what a forecast version keeps and every re-forecast loads. It reads the table's rows
+the way training did (the same series, frequency, duplicate and gap rules) and forecasts onward from their
+newest periods.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from backend.digests import sha256_bytes
+from backend.errors import ArtifactIntegrityError
+from backend.forecasting.model import ForecastModel
+from backend.forecasting.series import PERIOD, SERIES_KEY, PreparedSeries, SeriesSpec, prepare_series, series_keys
+from backend.model_bundle import library_versions
+
+FORECAST_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
+
+
+@dataclass
+class ForecastBundle:
+    spec: SeriesSpec
+    target_sql_type: str
+    model: ForecastModel
+    learner: str | None  # the lag model's regressor family (None for a baseline)
+    fingerprint: dict[str, object] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=library_versions)
+    task: str = "forecast"
+    threshold: None = None  # forecasts label nothing; what a run's summary reads of every bundle
+
+    @property
+    def best_estimator(self) -> str:
+        return f"{self.model.method} ({self.learner})" if self.learner else self.model.method
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The table columns a forecast reads."""
+        spec = self.spec
+        return list(dict.fromkeys([spec.time_column, *spec.series_columns, *spec.known_columns, spec.target]))
+
+    def prepare(self, frame: pd.DataFrame) -> PreparedSeries:
+        """The table's rows as training read them. Raises InvalidTargetError as prepare_series does."""
+        return prepare_series(frame, self.spec)
+
+    def forecast_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The next `horizon` periods of every series in `frame`: its series columns (their own values), the
+        time column, and FORECAST_COLUMNS."""
+        prepared = self.prepare(frame)
+        forecasts = self.model.forecast(prepared.history, prepared.future)
+        return self.labelled(forecasts, frame)
+
+    def labelled(self, forecasts: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts keyed by SERIES_KEY/PERIOD, with the series and time columns of `frame` instead."""
+        columns = list(self.spec.series_columns)
+        out = forecasts
+        if columns:
+            lookup = frame[columns].drop_duplicates().assign(**{SERIES_KEY: lambda f: series_keys(f, tuple(columns))})
+            out = forecasts.merge(lookup.drop_duplicates(SERIES_KEY), on=SERIES_KEY, how="left")
+        out = out.rename(columns={PERIOD: self.spec.time_column})
+        return out[[*columns, self.spec.time_column, *FORECAST_COLUMNS]].reset_index(drop=True)
+
+    def to_bytes(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def from_verified_bytes(content: bytes, expected_sha256: str) -> ForecastBundle:
+        """Unpickle a bundle only if its bytes match the checksum Flurry recorded when writing it."""
+        if sha256_bytes(content) != expected_sha256:
+            raise ArtifactIntegrityError("A model file does not match the checksum Flurry recorded; it was not loaded.",
+                                         hint="Retrain the model.")
+        bundle = pickle.loads(content)
+        if not isinstance(bundle, ForecastBundle):
+            raise ArtifactIntegrityError("A stored model file is not a Flurry forecast bundle.")
+        return bundle

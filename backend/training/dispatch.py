@@ -1,0 +1,18 @@
+"""One entry point for every kind of run: a forecast trains its series, anything else the tabular search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from backend.training.config import TrainConfig
+from backend.training.fit import TrainingResult, train
+from backend.training.forecast_fit import train_forecast
+
+
+def train_run(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
+              on_iteration: Callable[[], None] | None = None) -> TrainingResult:
+    fit = train_forecast if config.is_forecast else train
+    return fit(frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
