@@ -11,10 +11,12 @@ import pyarrow as pa
 
 from backend.deployed_model import deployment_model
 from backend.errors import DeploymentError, InvalidTargetError, TableNotFoundError
+from backend.forecasting.backtest import history_needed
 from backend.forecasting.bundle import FORECAST_COLUMNS, ForecastBundle
 from backend.forecasting.frequency import DetectedFrequency
-from backend.forecasting.series import SERIES_KEY, SeriesFinding, SeriesSpec, prepare_series
+from backend.forecasting.series import MAX_SERIES, SERIES_KEY, SeriesFinding, SeriesSpec, prepare_series
 from backend.identifiers import slugify
+from backend.profiling import TableProfile
 from backend.registry import ModelVersion, Registry, now
 from backend.task_detection import Task
 from backend.training.config import MAX_FORECAST_ROWS, TrainConfig
@@ -22,6 +24,9 @@ from backend.warehouse.base import TableRef, Warehouse, column_kind
 
 MODEL_VERSION_COLUMN = "model_version"
 CREATED_AT_COLUMN = "created_at"
+TEXT_DATE_ROWS = 50  # rows of a text column looked at to tell whether it holds dates
+MIN_DATE_SHARE = 0.95
+MAX_DEFAULT_HORIZON = 28
 FORECAST_PREFIX = "flurry_forecast_"  # a forecast deployment's name (what schedules and the dashboard follow)
 
 
@@ -37,9 +42,50 @@ class ForecastPreview:
 
 
 def time_columns(warehouse: Warehouse, table: TableRef) -> list[str]:
-    """Columns a forecast can be ordered by: dates and timestamps, then text columns (which may hold dates)."""
+    """Columns a forecast can be ordered by: dates and timestamps, then text columns whose first rows read as
+    dates (a time column stored as text)."""
     columns = warehouse.describe(table)
-    return ([c.name for c in columns if c.kind == "datetime"] + [c.name for c in columns if c.kind == "text"])
+    dated = [c.name for c in columns if c.kind == "datetime"]
+    text = [c for c in columns if c.kind == "text"]
+    if text:
+        head = warehouse.preview(table, TEXT_DATE_ROWS, text)
+        for column in text:
+            values = head[column.name].dropna().astype(str)
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+            if len(values) and parsed.notna().mean() >= MIN_DATE_SHARE and not values.str.fullmatch(r"\d+").all():
+                dated.append(column.name)
+    return dated
+
+
+def suggests_forecast(profile: TableProfile, target: str, dated: list[str]) -> bool:
+    """Whether the rows look like a time series of a numeric target: a date column with at least a dozen
+    distinct times, each shared by at most MAX_SERIES rows (a row per series and period, or a few)."""
+    if profile.column(target).kind != "numeric":
+        return False
+    for name in dated:
+        column = next((c for c in profile.columns if c.name == name), None)
+        if column is not None and column.kind == "datetime" and column.distinct >= 12 \
+                and profile.rows <= column.distinct * MAX_SERIES:
+            return True
+    return False
+
+
+def default_series_columns(profile: TableProfile, target: str, time_column: str) -> tuple[str, ...]:
+    """Text columns that look like series ids: a few distinct values, each with a history of a dozen rows or
+    more (a region, a store), never the target or the time."""
+    return tuple(c.name for c in profile.columns
+                 if c.kind == "text" and c.name not in (target, time_column)
+                 and 2 <= c.distinct <= min(MAX_SERIES, profile.rows // 12))[:1]
+
+
+def default_horizon(found: ForecastPreview) -> int:
+    """A season ahead (a year of months, a week of days; at most MAX_DEFAULT_HORIZON), shortened until the
+    longest series can be backtested on it; at least one period."""
+    season = found.frequency.frequency.season_length
+    horizon = min(max(3, season), MAX_DEFAULT_HORIZON) if season > 1 else 3
+    while horizon > 1 and history_needed(horizon, season) > found.periods:
+        horizon -= 1
+    return horizon
 
 
 def read_rows(warehouse: Warehouse, table: TableRef, columns: list[str]) -> pd.DataFrame:

@@ -92,6 +92,9 @@ def summarize_target(column: ColumnInfo, stats: list[ColumnStats], rows: int) ->
 
 def check_task_override(summary: TargetSummary, column: ColumnInfo, task: Task) -> None:
     """Raise InvalidTargetError when the user's chosen task cannot work for this target."""
+    if task is Task.FORECAST and column_kind(column.sql_type) != "numeric":
+        raise InvalidTargetError(f"A forecast needs a numeric target, and {column.name!r} is {column.sql_type}.",
+                                 hint="Pick a number to forecast (sales, demand, load), or a classification task.")
     if task is Task.REGRESSION and column_kind(column.sql_type) != "numeric":
         raise InvalidTargetError(f"Regression needs a numeric target, and {column.name!r} is {column.sql_type}.",
                                  hint="Choose a classification task instead.")

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from backend import forecast_outcomes, forecast_workflow
 from backend.checks import Finding
 from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_choices, warehouse_config
 from backend.dashboard import DashboardData, dashboard_data
@@ -22,6 +23,9 @@ from backend.deploy import change_threshold as change_model_threshold
 from backend.deployed_model import load_bundle
 from backend.evaluation.card import model_card_data
 from backend.evaluation.rows import RowExplanation
+from backend.forecast_outcomes import ForecastOutcome
+from backend.forecast_workflow import ForecastPreview
+from backend.forecasting.series import SeriesSpec
 from backend.model_bundle import ModelBundle
 from backend.model_health import Health, version_health
 from backend.profiling import TableProfile
@@ -238,3 +242,20 @@ def change_threshold(model_id: str, threshold: float, how: str, detail: dict[str
 def dashboard(model_id: str) -> DashboardData:
     ws = workspace()
     return dashboard_data(ws.warehouse, ws.registry, model_id)
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner=False)
+def time_columns(identity: str, table: TableRef) -> list[str]:
+    del identity  # part of the cache key only
+    return forecast_workflow.time_columns(workspace().warehouse, table)
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner="Reading the series…")
+def forecast_preview(identity: str, table: TableRef, spec: SeriesSpec) -> ForecastPreview:
+    del identity  # part of the cache key only
+    return forecast_workflow.preview(workspace().warehouse, table, spec)
+
+
+@st.cache_data(ttl=30, max_entries=16, show_spinner="Comparing forecasts with what happened…")
+def forecast_outcome(model_id: str) -> ForecastOutcome:
+    return forecast_outcomes.forecast_outcome(workspace().warehouse, workspace().registry, model_id)

@@ -21,7 +21,7 @@ MODES = {OutputMode.NEW: "Stop if the table exists", OutputMode.REPLACE: "Replac
 CUSTOM = "custom (cron expression)"
 
 
-def _output(schema: str, name: str) -> TableRef:
+def output_table(schema: str, name: str) -> TableRef:
     return TableRef(validate_table_name(schema), validate_table_name(name))
 
 
@@ -31,7 +31,7 @@ def score_now(ws: Workspace, function: str, source: TableRef, out_schema: str, o
     assert ws.scoring is not None
     if st.button("Score the table", key="deploy.score"):
         with user_errors("score the table"):
-            scoring_id = ws.scoring.request(function, source, _output(out_schema, out_name), mode)
+            scoring_id = ws.scoring.request(function, source, output_table(out_schema, out_name), mode)
             st.session_state["deploy.scoring_id"] = scoring_id
             if ws.supervisor is None:
                 with st.spinner("Scoring in the warehouse…"):
@@ -52,7 +52,7 @@ def scoring_status(ws: Workspace, scoring_id: str) -> None:
         run = scoring.get(scoring_id)
         if not run.state.is_final:
             label = (f"Scoring {md(run.source)}: {run.rows_done:,} of {run.rows_total:,} rows" if run.rows_total
-                     else f"Scoring {md(run.source)}: starting…")
+                     else f"Working on {md(run.source)}: starting…")
             st.progress(run.share_done, text=label)
             st.button("Stop", key="deploy.stop", on_click=scoring.stop, args=(scoring_id,),
                       help="Stops after the current batch; the output table stays as it was.")
@@ -75,12 +75,13 @@ def _outcome(ws: Workspace, run: ScoringRun) -> None:
         st.error(md(run.message), icon=":material/error:")
 
 
-def embedded_schedules(ws: Workspace, function: str, source: TableRef, out_schema: str, out_name: str) -> None:
+def embedded_schedules(ws: Workspace, function: str, source: TableRef, out_schema: str, out_name: str, *,
+                       title: str = "Score it on a schedule") -> None:
     """Create, pause and delete schedules; each with its last runs."""
     from backend.schedules import PRESETS  # APScheduler: the embedded warehouse's; the hosted app has none
 
     schedules = ws.schedules
-    with st.expander("Score it on a schedule", expanded=bool(schedules.all(function))):
+    with st.expander(title, expanded=bool(schedules.all(function))):
         st.caption("Flurry runs these while the app is open, whether or not anyone has a page open; a run missed "
                    "while it was closed runs once when it opens. For the system's cron: "
                    f"`python -m backend.score --function {function} --source {source} --output "
@@ -93,11 +94,11 @@ def embedded_schedules(ws: Workspace, function: str, source: TableRef, out_schem
                         key="deploy.schedule_mode", horizontal=True)
         if st.button("Create the schedule", key="deploy.schedule_create"):
             with user_errors("create the schedule"):
-                made = schedules.create(function, source, _output(out_schema, out_name), mode, cron=cron,
+                made = schedules.create(function, source, output_table(out_schema, out_name), mode, cron=cron,
                                         actor=current_actor())
                 if ws.supervisor is not None:
                     schedules.sync(ws.supervisor.scheduler)
-                st.success(f"Scores {md(made.output)} {md(made.description)}; next at {made.next_fire():%Y-%m-%d %H:%M} UTC.")
+                st.success(f"Writes {md(made.output)} {md(made.description)}; next at {made.next_fire():%Y-%m-%d %H:%M} UTC.")
         assert ws.scoring is not None
         for schedule in schedules.all(function):
             runs = ws.scoring.recent(3, schedule_id=schedule.schedule_id)
@@ -117,7 +118,7 @@ def snowflake_task(ws: Workspace, function: str, source: TableRef, out_schema: s
                             help="A Snowflake Task re-creates the scored table on this schedule.")
     if st.button("Schedule re-scoring", key="deploy.schedule_start"):
         with user_errors("schedule re-scoring"):
-            output = _output(out_schema, out_name)
+            output = output_table(out_schema, out_name)
             scheduled = schedule_scoring(ws.warehouse, ws.registry, function, source, output, schedule)
             if scheduled.resumed:
                 st.success(f"The task {md(scheduled.task)} re-scores {md(output)} {schedule}.")

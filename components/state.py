@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from backend.forecasting.series import SeriesSpec
 from backend.task_detection import Task
 from backend.warehouse.base import TableRef
 
@@ -30,6 +31,7 @@ class Key(enum.StrEnum):
     WAREHOUSE = "wizard.warehouse"
     OPEN_DASHBOARD = "wizard.open_dashboard"  # the model a page hands to the dashboard it switches to
     POSITIVE = "wizard.positive"  # binary targets: the outcome of interest, as text
+    FORECAST = "wizard.forecast"  # forecasts: the SeriesSpec chosen on the Target step
 
 
 def get(key: Key, default: Any = None) -> Any:
@@ -66,7 +68,8 @@ def select_table(ref: TableRef) -> None:
     """Choose a table; choices downstream of it no longer apply."""
     if table() != ref:
         put(Key.TABLE, ref)
-        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.IMBALANCED, Key.POSITIVE)
+        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.IMBALANCED, Key.POSITIVE,
+              Key.FORECAST)
 
 
 def target() -> str | None:
@@ -80,6 +83,11 @@ def task() -> Task | None:
 
 def positive() -> str | None:
     return get(Key.POSITIVE)
+
+
+def forecast_spec() -> SeriesSpec | None:
+    value = get(Key.FORECAST)
+    return value if isinstance(value, SeriesSpec) else None
 
 
 def features() -> list[str]:

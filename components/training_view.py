@@ -7,10 +7,16 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from backend.metrics import METRICS
+from backend.forecast_workflow import forecast_config
+from backend.forecasting.model import METHOD_WORDS
+from backend.forecasting.series import SeriesSpec
+from backend.metrics import METRICS, METRICS_BY_TASK
 from backend.registry import Run, RunState
+from backend.task_detection import Task
+from backend.training.config import DEFAULT_TIME_BUDGET_S
 from backend.training.fit import SEARCH_SHARE
 from backend.training.jobs import RunProgress
+from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import charts, state
 from components.evaluation_view import model_warnings
@@ -30,8 +36,9 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     elapsed = min(progress.elapsed, float(budget))
     st.progress(elapsed / budget if budget else 0.0,
                 text=f"{run.state.value.title()} · {elapsed:.0f} s of {budget} s")
+    forecast = run.task == Task.FORECAST.value
     cols = st.columns(3)
-    cols[0].metric("Trials done", len(progress.trials))
+    cols[0].metric("Methods backtested" if forecast else "Trials done", len(progress.trials))
     best = progress.best_score
     cols[1].metric(f"Best {metric.label}", "—" if best is None else f"{best:.4f}")
     if chosen is not None:
@@ -44,7 +51,8 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
         chart, families = st.columns([3, 2])
         chart.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
         best = progress.best_per_estimator()
-        families.dataframe(pd.DataFrame({"model family": list(best), f"best {metric.label}": list(best.values())}),
+        families.dataframe(pd.DataFrame({"method" if forecast else "model family": list(best),
+                                         f"{'backtest' if forecast else 'best'} {metric.label}": list(best.values())}),
                            hide_index=True, width="stretch")
 
 
@@ -94,7 +102,10 @@ def show_result(progress: RunProgress) -> None:
         chosen_row = next((e for e in version.leaderboard if e["estimator"] == version.best_estimator), {})
         blend = chosen_row.get("blend")
         chosen = f"a blend of {blend}" if blend else version.best_estimator
-        finished = (f"Training finished: the best model is **{chosen}** after {len(progress.trials)} trials."
+        forecast = run.task == Task.FORECAST.value
+        finished = ((f"Training finished: Flurry forecasts by **{md(METHOD_WORDS.get(chosen, chosen))}**, the best of "
+                     f"{len(progress.trials)} methods in time-ordered backtests." if forecast else
+                     f"Training finished: the best model is **{chosen}** after {len(progress.trials)} trials.")
                     + (f" {md(run.message)}" if run.message else ""))
         useless = next((w for w in model_warnings(version) if w.kind == "useless"), None)
         if useless is not None:  # never a green banner for a model that is no better than guessing
@@ -103,7 +114,8 @@ def show_result(progress: RunProgress) -> None:
         else:
             st.success(finished)
         _progress_body(progress, chosen=version.best_estimator)
-        st.subheader("Leaderboard (best validation score per model family)")
+        st.subheader("Backtest score per method (lower is better)" if forecast else
+                     "Leaderboard (best validation score per model family)")
         if blend:
             single = chosen_row.get("best_single_same_rows")
             versus = f" against {single:.4f} for the best single model" if single is not None else ""
@@ -111,7 +123,7 @@ def show_result(progress: RunProgress) -> None:
                        f"Scored on the same out-of-fold rows, the blend reaches {chosen_row['score']:.4f}{versus}. "
                        "The families' scores come from the search's own validation and run higher, since it keeps "
                        "the best of many tries.")
-        elif run.config.get("ensemble") and "stopped early" not in (run.message or "").lower():
+        elif run.config.get("ensemble") and not forecast and "stopped early" not in (run.message or "").lower():
             st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; blending its best models did not fit "
                        "in the rest (or did not beat the best one), so the best single model stands.")
         board = pd.DataFrame(version.leaderboard).drop(columns=["best_single_same_rows"], errors="ignore")
@@ -129,3 +141,36 @@ def show_result(progress: RunProgress) -> None:
             with user_errors("start the run again"):
                 state.put(state.Key.RUN_ID, calls.workspace().jobs.rerun(run.run_id))
                 st.rerun()
+
+
+def forecast_training(table: TableRef, spec: SeriesSpec | None) -> None:
+    """The Train step of a forecast: budget and metric, start, then the same live progress as any run."""
+    if spec is None:
+        st.info("Finish the Target step: choose the time column and the horizon of the forecast.")
+        st.page_link("pages/target.py", label="Go to Target", icon=":material/target:")
+        return
+    ws = calls.workspace()
+    series = f", one series per {', '.join(spec.series_columns)}" if spec.series_columns else ""
+    st.caption(f"Forecasting **{md(spec.target)}** in {md(table)} {spec.horizon} periods ahead, ordered by "
+               f"{md(spec.time_column)}{md(series)}. Every method is judged on rolling-origin backtests: trained on "
+               "the past only, scored on the periods that followed.")
+    budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",
+                             help="Most of it searches the lag model's learner; the rest backtests every method.")
+    metrics = METRICS_BY_TASK[Task.FORECAST]
+    metric = st.radio("Choose the method by", metrics, key="train.metric", format_func=lambda m: METRICS[m].label,
+                      captions=[METRICS[m].explanation for m in metrics])
+    run_id = state.get(state.Key.RUN_ID)
+    busy = bool(run_id) and not ws.registry.get_run(run_id).state.is_final
+    if st.button("Start training", type="primary", key="train.start", disabled=busy,
+                 help="A run is in progress; wait for it or cancel it." if busy else None):
+        with user_errors("start training"):
+            config = forecast_config(ws.warehouse, table, spec, metric, int(budget))
+            state.put(state.Key.RUN_ID, ws.jobs.start(config))
+            state.clear(state.Key.MODEL_ID)
+            st.rerun()
+    if run_id:
+        with user_errors("show the training progress"):
+            progress = ws.jobs.progress(run_id)
+            if progress.model_id:
+                state.put(state.Key.MODEL_ID, progress.model_id)
+            live_progress(run_id)

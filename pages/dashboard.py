@@ -7,11 +7,13 @@ import streamlit as st
 
 from backend.evaluation import summary as words
 from backend.evaluation.summary import Severity
+from backend.forecasting.report import ForecastReport
 from backend.metrics import METRICS
 from components import backend_calls as calls
 from components import charts, monitoring_view, state, versions_view
 from components import evaluation_view as view
 from components.feedback import user_errors
+from components.forecast_view import show_forecast_dashboard
 from components.formatting import md
 from components.pickers import describe_version
 from components.shell import require_shell
@@ -35,6 +37,14 @@ with user_errors("open the dashboard"):
         st.query_params.update(calls.link_params(choice.model_id))  # the address bar is the shareable link
         model_id = choice.model_id
 
+    forecast = ForecastReport.of(calls.model_version(model_id).metrics)
+    if forecast is not None:
+        version = calls.model_version(model_id)
+        st.caption(f"{md(version.name)} · {version.label} · forecast · {md(forecast.method_words)} · trained "
+                   f"{version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
+        versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
+        show_forecast_dashboard(version, forecast)
+        st.stop()
     data = calls.dashboard(model_id)
     version = data.version
     st.caption(f"{md(version.name)} · {version.label} · {version.task} · best model {version.best_estimator} · "

@@ -11,11 +11,13 @@ from backend.deployed_model import DeployedFunctions
 from backend.evaluation.summary import Severity
 from backend.export import scoring_bundle
 from backend.reasons import explain_function_name
+from backend.task_detection import Task
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import evaluation_view as view
 from components import monitoring_view, scoring_view, state, versions_view
 from components.feedback import user_errors
+from components.forecast_deploy import forecast_deployment
 from components.formatting import md
 from components.pickers import pick_model
 from components.shell import require_shell
@@ -26,6 +28,10 @@ require_shell()
 st.title("Put the model to work")
 version = pick_model("deploy.model")
 if version is None:
+    st.stop()
+if version.task == Task.FORECAST.value:
+    with user_errors("show the forecast's deployment"):
+        forecast_deployment(version)
     st.stop()
 ws = calls.workspace()
 

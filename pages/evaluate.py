@@ -6,9 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.evaluation import summary as words
+from backend.forecasting.report import ForecastReport
 from components import backend_calls as calls
 from components import evaluation_view as view
 from components.feedback import user_errors
+from components.forecast_view import show_forecast_evaluation
 from components.formatting import md
 from components.pickers import pick_model
 from components.row_explainer import explain_one_row
@@ -22,6 +24,11 @@ if version is None:
     st.stop()
 
 with user_errors("evaluate the model"):
+    forecast = ForecastReport.of(version.metrics)
+    if forecast is not None:
+        show_forecast_evaluation(version, forecast)
+        st.page_link("pages/deploy.py", label="Next: deploy", icon=":material/arrow_forward:")
+        st.stop()
     report = version.report
     if report is None:  # what an older version has: its metrics, drivers and rows explained
         st.warning("This model was trained before Flurry kept evaluation reports, so it has no curves, threshold, "

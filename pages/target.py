@@ -5,12 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.checks import plan_features
+from backend.forecast_workflow import suggests_forecast
 from backend.task_detection import Task, check_task_override
 from components import backend_calls as calls
 from components import state
 from components.checks_view import show_findings
 from components.feature_picker import pick_features
 from components.feedback import user_errors
+from components.forecast_setup import pick_forecast
 from components.formatting import md
 from components.shell import require_shell
 
@@ -40,12 +42,25 @@ with user_errors("read the table's columns"):
     if summary.null_rows:
         st.warning(f"{summary.null_rows:,} of {summary.rows:,} rows have no value for {md(repr(target))}; "
                    f"they will be left out of training ({summary.usable_rows:,} rows remain).")
-    tasks = list(Task)
-    chosen_task = state.task() or summary.detected_task
+    identity = calls.workspace().warehouse.identity
+    profile = calls.profile(identity, table)
+    numeric = profile.column(target).kind == "numeric"
+    dated = calls.time_columns(identity, table) if numeric else []
+    tasks = [t for t in Task if t is not Task.FORECAST or dated]  # offered for a number and a time to order it by
+    suggested = Task.FORECAST if dated and suggests_forecast(profile, target, dated) else summary.detected_task
+    chosen_task = state.task() if state.task() in tasks else suggested
     task = st.radio("Kind of prediction", tasks, index=tasks.index(chosen_task), key="target.task",
-                    format_func=lambda t: t.label + (" · detected" if t is summary.detected_task else ""))
+                    format_func=lambda t: t.label + (
+                        " · suggested: the rows look like a time series" if t is suggested is Task.FORECAST else
+                        " · detected" if t is summary.detected_task else ""))
     check_task_override(summary, next(c for c in columns if c.name == target), task)
     state.put(state.Key.TASK, task.value)
+    if task is Task.FORECAST:
+        spec = pick_forecast(table, target, profile, dated)
+        if spec is not None:
+            st.success(f"Forecast of **{md(target)}**, {spec.horizon} periods ahead.")
+            st.page_link("pages/train.py", label="Next: train", icon=":material/arrow_forward:")
+        st.stop()
     if task is Task.BINARY:
         outcomes = calls.outcome_choices(calls.workspace().warehouse.identity, table, target)
         saved_outcome = state.positive()

@@ -13,12 +13,15 @@ from components.feedback import user_errors
 from components.formatting import md
 from components.shell import require_shell
 from components.train_options import advanced_options
-from components.training_view import live_progress
+from components.training_view import forecast_training, live_progress
 
 require_shell()
 
 st.title("Train a model")
 table, target, task, features = state.table(), state.target(), state.task(), state.features()
+if task is Task.FORECAST and table is not None:
+    forecast_training(table, state.forecast_spec())
+    st.stop()
 if table is None or target is None or task is None or not features:
     st.info("First pick a table and what to predict." if target is None else
             "Finish the Target step: choose at least one column for the model to learn from.")

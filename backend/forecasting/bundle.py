@@ -32,7 +32,7 @@ class ForecastBundle:
 
     @property
     def best_estimator(self) -> str:
-        return f"{self.model.method} ({self.learner})" if self.learner else self.model.method
+        return self.model.method
 
     @property
     def input_columns(self) -> list[str]:

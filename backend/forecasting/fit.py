@@ -67,7 +67,7 @@ class ForecastResult:
         return self.backtest.mean(self.chosen) < self.backtest.mean(SEASONAL_NAIVE)
 
 
-# Called as each method's backtest is scored: method, its mean MASE, seconds since the fit began.
+# Called as each method's backtest is scored: method, its mean score, seconds since the fit began.
 MethodScored = Callable[[str, float, float], None]
 
 
@@ -91,11 +91,12 @@ def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: fl
 
 
 def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_s: float = 60.0, seed: int = 0,
-                 folds: int = 3, known_columns: tuple[str, ...] = (), search: bool = True,
+                 folds: int = 3, known_columns: tuple[str, ...] = (), search: bool = True, metric: str = "mase",
                  on_scored: MethodScored | None = None) -> ForecastResult:
     """Backtest the baselines and the lag model (its regressor searched within SEARCH_SHARE of the budget;
     LightGBM's defaults without `search`), refit the best on all history, and forecast `horizon` periods of
-    every series with intervals. `on_scored` hears each method's backtest score as it is known."""
+    every series with intervals. The best is the one with the lowest mean `metric` (a FORECAST_METRICS name);
+    `on_scored` hears each method's score in it as it is known."""
     started = time.monotonic()
     history, frequency = prepared.history, prepared.frequency
     shortest = int(history.groupby(SERIES_KEY).size().min())
@@ -104,7 +105,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     def scored(part: BacktestReport) -> BacktestReport:
         for method in part.errors:
             if on_scored is not None:
-                on_scored(method, part.mean(method), time.monotonic() - started)
+                on_scored(method, part.mean(method, metric), time.monotonic() - started)
         return part
 
     baselines: dict[str, Forecaster] = {NAIVE: baseline_forecaster(frequency, target, seasonal=False),
@@ -122,7 +123,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
         lagged = lag_forecaster(plan, frequency, target, regressor, known_columns)
         learnt = {LAG_MODEL: lagged, COMBINED: combined_forecaster(lagged, baselines[SEASONAL_NAIVE])}
         report = report.merged(scored(run_backtest(history, frequency, target, horizon, learnt, folds=folds)))
-    chosen = report.best()
+    chosen = report.best(metric)
     uses_lags = chosen in (LAG_MODEL, COMBINED) and regressor is not None
     lag_model = fit_lag_model(history, plan, frequency, target, regressor, known_columns) if uses_lags else None
     model = ForecastModel(chosen, target, frequency, horizon, interval_widths(report.errors[chosen], horizon),

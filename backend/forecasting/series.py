@@ -80,6 +80,10 @@ def series_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     return keys.astype(object)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _names(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(repr(k) for k in keys[:limit])
     return shown + (f" and {len(keys) - limit:,} more" if len(keys) > limit else "")
@@ -174,7 +178,8 @@ def _deduplicated(rows: pd.DataFrame, spec: SeriesSpec, findings: list[SeriesFin
     if not duplicated.any():
         return rows
     clashes = int(rows[duplicated].groupby([SERIES_KEY, PERIOD]).ngroups)
-    where = f"{clashes:,} (series, {spec.time_column}) pairs have more than one row"
+    where = (f"{_count(clashes, f'(series, {spec.time_column}) pair')} "
+             f"{'has' if clashes == 1 else 'have'} more than one row")
     if spec.duplicates is Duplicates.REFUSE:
         raise InvalidTargetError(f"{where}.", hint="Choose to add them up or to average them, or remove them.")
     how = "added up" if spec.duplicates is Duplicates.SUM else "averaged"
@@ -209,7 +214,8 @@ def _report_gaps(gaps: dict[str, int], spec: SeriesSpec, findings: list[SeriesFi
     keys = sorted(gaps, key=lambda k: -gaps[k])
     how = "set to 0" if spec.gaps is Gaps.ZERO else "filled in on a straight line between their neighbours"
     findings.append(SeriesFinding(
-        "gaps", f"{sum(gaps.values()):,} missing periods in {len(gaps):,} series ({_names(keys)}) were {how}.",
+        "gaps", f"{_count(sum(gaps.values()), 'missing period')} in {len(gaps):,} series ({_names(keys)}) "
+                f"{'was' if sum(gaps.values()) == 1 else 'were'} {how}.",
         "Choose 'zero' if a missing period means none (no sales), 'interpolate' if it was not recorded.",
         tuple(keys[:20])))
 
@@ -227,7 +233,8 @@ def _long_enough(history: pd.DataFrame, frequency: DetectedFrequency, spec: Seri
             hint=f"Forecast fewer {frequency.frequency.period_word}s ahead, or use a table with a longer history.")
     if short:
         findings.append(SeriesFinding(
-            "short", f"{len(short):,} series have fewer than {needed:,} {frequency.frequency.period_word}s of "
-                     f"history and were left out ({_names(short)}).",
+            "short", f"{len(short):,} series {'has' if len(short) == 1 else 'have'} fewer than {needed:,} "
+                     f"{frequency.frequency.period_word}s of history and {'was' if len(short) == 1 else 'were'} left "
+                     f"out ({_names(short)}).",
             "Forecast fewer periods ahead to keep them.", tuple(short[:20])))
     return history[~history[SERIES_KEY].isin(short)], short

@@ -1,6 +1,6 @@
 """A forecasting run: from the table's rows to a forecast bundle, its backtest report and the chart rows the
 Evaluate step draws. The same worker, procedure, job files and registry records as a tabular run; FLAML's
-log is replaced by one line per backtested method (its MASE as the loss), so the live view and leaderboard
+log is replaced by one line per backtested method (its score in the run's metric as the loss), so the live view and leaderboard
 show the methods a forecast chooses between.
 """
 
@@ -22,7 +22,7 @@ from backend.forecasting.report import build_report
 from backend.forecasting.scores import FORECAST_METRICS
 from backend.forecasting.series import PERIOD, SERIES_KEY, Duplicates, Gaps, PreparedSeries, SeriesSpec, prepare_series
 from backend.training.config import TrainConfig
-from backend.training.fit import TrainingResult
+from backend.training.fit import TrainingResult, leaderboard_from_log
 
 # History periods per series kept for the chart besides the forecast (the Evaluate step's view of the past).
 CHART_HISTORY_SEASONS = 3
@@ -45,9 +45,9 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
     prepared = prepare_series(frame, spec)
     log_path.write_text("", encoding="utf-8")
 
-    def scored(method: str, mase: float, seconds: float) -> None:
+    def scored(method: str, score: float, seconds: float) -> None:
         record = {"record_id": sum(1 for _ in log_path.open(encoding="utf-8")), "learner": method,
-                  "validation_loss": mase if math.isfinite(mase) else None, "config": {},
+                  "validation_loss": score if math.isfinite(score) else None, "config": {},
                   "wall_clock_time": seconds, "logged_at": started + seconds}
         with log_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -56,7 +56,7 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
 
     result = fit_forecast(prepared, config.target, config.horizon, budget_s=config.time_budget_s, seed=config.seed,
                           folds=spec.folds, known_columns=tuple(name for name, _ in config.features),
-                          search=not from_log, on_scored=scored)
+                          search=not from_log, metric=config.metric, on_scored=scored)
     report = build_report(result, prepared)
     bundle = ForecastBundle(spec, config.target_sql_type, result.model, result.learner)
     judged = len(result.backtest.errors.get(result.chosen, ()))
@@ -64,7 +64,7 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
         bundle=bundle,  # type: ignore[arg-type]  # a forecast bundle: its own scorers load it
         metrics={name: {"model": _finite(s["model"]), "baseline": _finite(s["seasonal_naive"])}
                  for name, s in report.scores.items() if name in FORECAST_METRICS},
-        leaderboard=[{"estimator": m["method"], "score": _finite(m["mase"])} for m in report.methods],
+        leaderboard=leaderboard_from_log(log_path, config),
         importance=[{"feature": d["words"], "importance": d["importance"]} for d in report.drivers],
         holdout_parquet=chart_rows(prepared, result.forecasts, config.target),
         train_rows=len(prepared.history), holdout_rows=judged, forecast=_json_safe(report.to_dict()))
