@@ -116,7 +116,7 @@ def test_duplicate_rows_are_added_up_averaged_or_refused_as_chosen() -> None:
     averaged = prepare_series(doubled, replace(spec, duplicates=Duplicates.MEAN))
     assert averaged.history.loc[averaged.history[PERIOD] == period, "sales"].item() == pytest.approx(
         (frame["sales"].iloc[5] + 1.0) / 2)
-    with pytest.raises(InvalidTargetError, match="1 \\(series, month\\) pairs have more than one row"):
+    with pytest.raises(InvalidTargetError, match="1 \\(series, month\\) pair has more than one row"):
         prepare_series(doubled, replace(spec, duplicates=Duplicates.REFUSE))
 
 
