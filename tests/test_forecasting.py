@@ -261,3 +261,39 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     assert np.all(np.diff(ordered, axis=1) >= 0)
     if result.chosen in (LAG_MODEL, COMBINED):
         assert result.drivers and all(d.words for d in result.drivers)
+
+
+def _reference_features(values: np.ndarray, position: int, lags: tuple[int, ...], windows: tuple[int, ...],
+                        season: int) -> tuple[dict[str, float], float]:
+    """The lag features by their definition, one period at a time: the values before `position`, relative to
+    the mean absolute value of the last season (or three periods)."""
+    recent = values[max(0, position - max(season, 3)):position]
+    scale = float(np.mean(np.abs(recent))) if len(recent) else 1.0
+    scale = scale if scale > 0 else 1.0
+    row = {f"lag_{lag}": values[position - lag] / scale if position - lag >= 0 else np.nan for lag in lags}
+    for width in windows:
+        chunk = values[max(0, position - width):position]
+        row[f"mean_{width}"] = float(np.mean(chunk)) / scale if len(chunk) else np.nan
+    return row, scale
+
+
+def test_lag_features_equal_their_definition_and_a_panel_forecasts_each_series_as_if_alone() -> None:
+    from backend.forecasting.lag_model import LagPlan, _feature_block, _windows, fit_lag_model, lightgbm_regressor
+
+    plan = LagPlan(lags=(1, 2, 12), windows=(3, 12), season_length=12)
+    values = np.random.default_rng(4).normal(100, 10, 40)
+    features, scales = _feature_block(_windows(values, plan.width), plan)
+    for position in (0, 1, 5, 12, 39, 40):
+        expected, scale = _reference_features(values, position, plan.lags, plan.windows, 12)
+        assert scales[position] == pytest.approx(scale)
+        for name, value in expected.items():
+            assert features[name][position] == pytest.approx(value, nan_ok=True), (name, position)
+
+    prepared = prepare_series(_simulated(5, 48, seed=2), SeriesSpec("month", "sales", ("store",), horizon=6))
+    model = fit_lag_model(prepared.history, plan, prepared.frequency, "sales", lightgbm_regressor(n_estimators=30))
+    together = model.forecast(prepared.history, 6)
+    one = prepared.history[prepared.history[SERIES_KEY] == "S03"]
+    alone = model.forecast(one, 6)
+    np.testing.assert_allclose(together.loc[together[SERIES_KEY] == "S03", "forecast"].to_numpy(),
+                               alone["forecast"].to_numpy())
+    assert list(alone[PERIOD]) == list(prepared.frequency.next_periods(one[PERIOD].iloc[-1], 6))

@@ -32,14 +32,19 @@ def baseline_forecaster(frequency: DetectedFrequency, target: str, *, seasonal: 
     season = frequency.frequency.season_length
 
     def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        rows = []
+        keys, values, ahead = [], [], {}
         for key, series in history.groupby(SERIES_KEY, sort=False):
-            values = series[target].to_numpy(float)
-            predicted = seasonal_naive(values, horizon, season) if seasonal else naive(values, horizon)
-            for period, value in zip(frequency.next_periods(series[PERIOD].iloc[-1], horizon), predicted,
-                                     strict=True):
-                rows.append({SERIES_KEY: key, PERIOD: period, "forecast": value})
-        return pd.DataFrame(rows, columns=[SERIES_KEY, PERIOD, "forecast"])
+            past = series[target].to_numpy(float)
+            last = series[PERIOD].iloc[-1]
+            if last not in ahead:
+                ahead[last] = frequency.next_periods(last, horizon).to_numpy()
+            keys.append((key, last))
+            values.append(seasonal_naive(past, horizon, season) if seasonal else naive(past, horizon))
+        if not keys:
+            return pd.DataFrame(columns=[SERIES_KEY, PERIOD, "forecast"])
+        return pd.DataFrame({SERIES_KEY: np.repeat(np.asarray([k for k, _ in keys], dtype=object), horizon),
+                             PERIOD: np.concatenate([ahead[last] for _, last in keys]),
+                             "forecast": np.concatenate(values)})
 
     return forecast
 
@@ -103,12 +108,13 @@ def run_backtest(history: pd.DataFrame, frequency: DetectedFrequency, target: st
         origin = calendar[fold.origin]
         train = history[history[PERIOD] < origin]
         judged = history[(history[PERIOD] >= origin) & history[PERIOD].isin(calendar[list(fold.test)])]
+        pasts = {key: values.to_numpy(float) for key, values in train.groupby(SERIES_KEY, sort=False)[target]}
         for name, forecaster in methods.items():
             predicted = forecaster(train, horizon).merge(judged[[SERIES_KEY, PERIOD, target]],
                                                         on=[SERIES_KEY, PERIOD], how="inner")
             errors = []
             for key, rows in predicted.groupby(SERIES_KEY, sort=False):
-                past = train.loc[train[SERIES_KEY] == key, target].to_numpy(float)
+                past = pasts[key]
                 actual, forecast = rows[target].to_numpy(float), rows["forecast"].to_numpy(float)
                 report.scores.append(FoldScore(name, fold.number, str(key), {
                     m: forecast_score(m, actual, forecast, past, season) for m in FORECAST_METRICS}))

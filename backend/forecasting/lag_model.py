@@ -6,11 +6,13 @@ each forecast period's prediction becomes the next period's latest value.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from backend.forecasting.frequency import DetectedFrequency, Frequency
 from backend.forecasting.series import PERIOD, SERIES_KEY
@@ -36,6 +38,10 @@ class FittedRegressor:
         return {c: float(v) / total for c, v in zip(self.columns, values, strict=True)}
 
 
+# The lag model learns from the latest this many (series, period) rows: enough for any pattern a lag table
+# holds, and it keeps a thousand daily series' fits within a two-minute budget.
+MAX_LAG_ROWS = 300_000
+
 Regressor = Callable[[pd.DataFrame, np.ndarray], FittedRegressor]  # fit on (features, scaled targets)
 
 
@@ -49,6 +55,16 @@ class LagPlan:
     def reach(self) -> int:
         """The periods of history the features need."""
         return max((*self.lags, *self.windows, 1))
+
+    @property
+    def scale_window(self) -> int:
+        """The periods whose mean absolute value the features are relative to."""
+        return max(self.season_length, 3)
+
+    @property
+    def width(self) -> int:
+        """The latest values a row of features is made from."""
+        return max(self.reach, self.scale_window)
 
     def feature_words(self, frequency: Frequency) -> dict[str, str]:
         """What each feature is, in words, for drivers ("the same month last year")."""
@@ -79,18 +95,23 @@ def _level(values: np.ndarray) -> float:
     return level if level > 0 else 1.0
 
 
-def _features_at(values: np.ndarray, position: int, plan: LagPlan) -> tuple[dict[str, float], float]:
-    """Features for the period at `position`, from the values before it, relative to their recent level (the
-    mean of the last season, or three periods): the scale they were divided by comes back with them. Relative
-    values let trees follow a trend they have never seen the height of."""
-    window = values[max(0, position - max(plan.season_length, 3)):position]
-    scale = float(np.mean(np.abs(window))) if len(window) else 1.0
-    scale = scale if scale > 0 else 1.0
-    row = {f"lag_{lag}": values[position - lag] / scale if position - lag >= 0 else np.nan for lag in plan.lags}
-    for width in plan.windows:
-        recent = values[max(0, position - width):position]
-        row[f"mean_{width}"] = float(np.mean(recent)) / scale if len(recent) else np.nan
-    return row, scale
+def _windows(values: np.ndarray, width: int) -> np.ndarray:
+    """Row p holds the `width` values before position p (NaN before the series began), for p = 0 … len."""
+    return sliding_window_view(np.concatenate([np.full(width, np.nan), values]), width)
+
+
+def _feature_block(windows: np.ndarray, plan: LagPlan) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features of the period after each row of `windows` (its latest values, newest last), relative to their
+    recent level (the mean of the last season, or three periods); the scale they were divided by comes back
+    with them. Relative values let trees follow a trend they have never seen the height of."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window (a series' first period) is NaN
+        scale = np.nanmean(np.abs(windows[:, -plan.scale_window:]), axis=1)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        features = {f"lag_{lag}": windows[:, -lag] / scale for lag in plan.lags}
+        for width in plan.windows:
+            features[f"mean_{width}"] = np.nanmean(windows[:, -width:], axis=1) / scale
+    return features, scale
 
 
 def _season_position(periods: pd.Series, frequency: Frequency) -> np.ndarray:
@@ -113,59 +134,81 @@ class LagModel:
     predict_scaled: FittedRegressor
 
     def forecast(self, history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
-        """`horizon` periods after each series' history: SERIES_KEY, PERIOD, forecast."""
-        rows = []
+        """`horizon` periods after each series' history: SERIES_KEY, PERIOD, forecast. Every series steps
+        forward together: one prediction per step for all of them, each step's forecast becoming the next
+        step's latest value."""
+        keys, tails, levels, lasts = [], [], [], []
         for key, series in history.groupby(SERIES_KEY, sort=False):
-            level = self.levels.get(str(key)) or _level(series[self.target].to_numpy(float))
-            values = list(series[self.target].to_numpy(float) / level)
-            periods = self.frequency.next_periods(series[PERIOD].iloc[-1], horizon)
-            known = _known_rows(future, key, periods, self.known_columns)
-            for step, period in enumerate(periods):
-                features, scale = _features_at(np.asarray(values), len(values), self.plan)
-                features["season_position"] = float(_season_position(pd.Series([period]), self.frequency.frequency)[0])
-                for column in self.known_columns:
-                    features[column] = known[column].iloc[step]
-                predicted = float(self.predict_scaled(pd.DataFrame([features]))[0]) * scale
-                values.append(predicted)
-                rows.append({SERIES_KEY: key, PERIOD: period, "forecast": predicted * level})
-        return pd.DataFrame(rows, columns=[SERIES_KEY, PERIOD, "forecast"])
+            raw = series[self.target].to_numpy(float)
+            level = self.levels.get(str(key)) or _level(raw)
+            keys.append(key)
+            levels.append(level)
+            tails.append(_windows(raw / level, self.plan.width)[-1])
+            lasts.append(series[PERIOD].iloc[-1])
+        if not keys:
+            return pd.DataFrame(columns=[SERIES_KEY, PERIOD, "forecast"])
+        recent, level = np.vstack(tails), np.asarray(levels)
+        periods = _following(self.frequency, lasts, horizon)  # [series, step]
+        known = _known_values(future, keys, periods, self.known_columns)
+        predicted = np.empty((len(keys), horizon))
+        for step in range(horizon):
+            features, scale = _feature_block(recent, self.plan)
+            features["season_position"] = _season_position(pd.Series(periods[:, step]), self.frequency.frequency)
+            for column in self.known_columns:
+                features[column] = known[column][:, step]
+            value = self.predict_scaled(pd.DataFrame(features)) * scale
+            predicted[:, step] = value
+            recent = np.hstack([recent[:, 1:], value[:, None]])
+        return pd.DataFrame({SERIES_KEY: np.repeat(np.asarray(keys, dtype=object), horizon),
+                             PERIOD: periods.ravel(), "forecast": (predicted * level[:, None]).ravel()})
 
 
-def _known_rows(future: pd.DataFrame | None, key: object, periods: pd.DatetimeIndex,
-                columns: tuple[str, ...]) -> pd.DataFrame:
+def _following(frequency: DetectedFrequency, lasts: list[pd.Timestamp], horizon: int) -> np.ndarray:
+    """The `horizon` periods after each series' last one (computed once per distinct last period)."""
+    ahead = {last: frequency.next_periods(last, horizon).to_numpy() for last in set(lasts)}
+    return np.vstack([ahead[last] for last in lasts])
+
+
+def _known_values(future: pd.DataFrame | None, keys: list[object], periods: np.ndarray,
+                  columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each known-in-advance column's value for every series and forecast period ([series, step]; NaN where
+    the table has no row for it)."""
     if not columns:
-        return pd.DataFrame(index=range(len(periods)))
-    if future is None or future.empty:
-        return pd.DataFrame({c: [np.nan] * len(periods) for c in columns})
-    mine = future[future[SERIES_KEY] == key].set_index(PERIOD)
-    return mine.reindex(periods)[list(columns)].reset_index(drop=True)
+        return {}
+    cells = pd.DataFrame({SERIES_KEY: np.repeat(np.asarray(keys, dtype=object), periods.shape[1]),
+                          PERIOD: periods.ravel()})
+    if future is not None and not future.empty:
+        cells = cells.merge(future[[SERIES_KEY, PERIOD, *columns]].drop_duplicates([SERIES_KEY, PERIOD]),
+                            on=[SERIES_KEY, PERIOD], how="left")
+    return {c: (pd.to_numeric(cells[c], errors="coerce").to_numpy(float) if c in cells else
+                np.full(len(cells), np.nan)).reshape(periods.shape) for c in columns}
 
 
 def training_table(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequency, target: str,
                    known_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
     """Every (series, period) with a full reach of history before it, in time order (so a time-ordered split
-    validates on the latest periods): features, scaled target, series levels."""
+    validates on the latest periods), the latest MAX_LAG_ROWS of them: features, scaled target, series levels."""
     frames, levels = [], {}
     for key, series in history.groupby(SERIES_KEY, sort=False):
         raw = series[target].to_numpy(float)
         level = levels[str(key)] = _level(raw)
         values = raw / level
-        positions = range(plan.reach, len(values))
-        if not len(positions):
+        if len(values) <= plan.reach:
             continue
-        made = [_features_at(values, p, plan) for p in positions]
-        table = pd.DataFrame([features for features, _ in made])
-        scales = np.array([scale for _, scale in made])
+        features, scales = _feature_block(_windows(values, plan.width)[plan.reach:len(values)], plan)
+        table = pd.DataFrame(features)
         table["season_position"] = _season_position(series[PERIOD].iloc[plan.reach:], frequency.frequency)
         for column in known_columns:
-            table[column] = series[column].iloc[plan.reach:].to_numpy()
+            table[column] = pd.to_numeric(series[column].iloc[plan.reach:], errors="coerce").to_numpy(float)
         table[PERIOD] = series[PERIOD].iloc[plan.reach:].to_numpy()
         table["__target"] = values[plan.reach:] / scales
         frames.append(table)
     if not frames:
         return pd.DataFrame(), np.zeros(0), levels
     ordered = pd.concat(frames, ignore_index=True).sort_values(PERIOD, kind="stable", ignore_index=True)
-    return ordered.drop(columns=[PERIOD, "__target"]), ordered["__target"].to_numpy(float), levels
+    ordered = ordered.iloc[-MAX_LAG_ROWS:]
+    return (ordered.drop(columns=[PERIOD, "__target"]).reset_index(drop=True), ordered["__target"].to_numpy(float),
+            levels)
 
 
 def fit_lag_model(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequency, target: str,
