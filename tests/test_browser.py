@@ -190,6 +190,27 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_text("Deployed.").wait_for(timeout=60_000)
             page.get_by_role("button", name="Score the table").click()
             page.get_by_text("Scored 344 rows").wait_for(timeout=60_000)
+
+        with screenshot_on_failure(page, "browser-forecast-failure.png"):  # then a forecast, in the same session
+            page.get_by_role("link", name="1 · Data").click()
+            _pick(page, "Table", "tourism_nights")
+            page.get_by_text("Table · demo.tourism_nights").wait_for()
+            page.get_by_role("link", name="2 · Target").click()
+            _pick(page, "Column to predict", "visitor_nights_m")
+            page.get_by_text("suggested: the rows look like a time series").wait_for()
+            page.get_by_text("quarterly (one row per quarter, on the 1st)").wait_for()
+            page.get_by_role("link", name="3 · Train").click()
+            budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
+            budget.fill(str(FAST_BUDGET_S))
+            budget.press("Enter")
+            page.get_by_role("button", name="Start training").click()
+            page.get_by_text("Flurry forecasts by").wait_for(timeout=120_000)
+            page.get_by_role("link", name="4 · Evaluate & explain").click()
+            page.get_by_text("History and forecast").wait_for()
+            page.get_by_role("link", name="5 · Deploy").click()
+            page.get_by_role("button", name="Forecast with v1").click()
+            page.get_by_role("button", name="Write the forecast").click()
+            page.get_by_text("Forecast 80 periods into forecasts.tourism_nights_forecast").wait_for(timeout=60_000)
         browser.close()
 
     # The app holds the DuckDB file; checking it needs the server gone.
@@ -199,8 +220,10 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
         scored = TableRef("scores", "penguins_scored")
         assert ws.warehouse.table_exists(scored)
         frame = ws.warehouse.preview(scored, 1000)
-        (version,) = ws.registry.list_model_versions()
-        assert list(frame["prediction"]) == list(load_bundle(ws.registry, version.model_id).predict(frame))
+        (classifier,) = [v for v in ws.registry.list_model_versions() if v.task != "forecast"]
+        assert list(frame["prediction"]) == list(load_bundle(ws.registry, classifier.model_id).predict(frame))
+        forecast = ws.warehouse.read_columns(TableRef("forecasts", "tourism_nights_forecast"), ["region", "forecast"])
+        assert len(forecast) == 80 and forecast["region"].nunique() == 20
     finally:
         ws.close()
 

@@ -191,3 +191,46 @@ def test_snowpark_accepts_the_training_procedure_from_the_backend_package() -> N
         assert register_procedure(session, "FLURRY_WS", permanent=False) == procedure_name("FLURRY_WS")
     finally:
         session.close()
+
+
+def test_a_forecast_trains_in_the_procedure_and_writes_its_table_in_snowflake(workspace: Workspace,
+                                                                             fakesnow_server: dict) -> None:
+    """A forecast run through the stored procedure's body (on fakesnow), then its forecast table written into
+    the account: the same bundle, report and table as on the embedded warehouse."""
+    import numpy as np
+    import pandas as pd
+
+    from backend.forecast_workflow import deploy_forecast, forecast_config, forecast_frame
+    from backend.forecasting.report import ForecastReport
+    from backend.forecasting.series import SeriesSpec
+    from backend.warehouse.base import SampleSpec
+    from backend.warehouse.snowflake_training import job_payload, run_procedure
+
+    table = TableRef("LAB", "Monthly sales")
+    months = pd.date_range("2019-01-01", periods=48, freq="MS")
+    noise = iter(np.random.default_rng(1).normal(0, 2, 96))
+    rows = [(m.date(), store, float(level + 10 * (m.month in (11, 12)) + next(noise)))
+            for store, level in (("North", 100.0), ("South", 40.0)) for m in months]
+    workspace.warehouse.execute(f'CREATE TABLE {workspace.warehouse.qualify(table)} ("month" DATE, "store" VARCHAR, '
+                                '"sales" DOUBLE)')  # bound INSERTs: fakesnow cannot PUT (Snowpark's table writes)
+    workspace.warehouse.execute(f"INSERT INTO {workspace.warehouse.qualify(table)} VALUES "
+                                + ", ".join(["(?, ?, ?)"] * len(rows)), [v for row in rows for v in row])
+    spec = SeriesSpec("month", "sales", ("store",), horizon=6)
+    config = forecast_config(workspace.warehouse, table, spec, "mase", 3)
+    run_id = workspace.registry.create_run(table=table, target="sales", task="forecast", metric="mase",
+                                           time_budget=3, config=config.to_dict(), job_dir="snowflake")
+    workspace.registry.set_run_state(run_id, RunState.RUNNING)
+    sample = SampleSpec(table=table, columns=config.exported_columns, target="sales", max_rows=config.max_rows)
+    session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
+    ended = run_procedure(session, job_payload(run_id, "FLURRY_WS", config, sample))
+    assert ended == "SUCCEEDED", workspace.registry.get_run(run_id).message
+    version = workspace.registry.model_for_run(run_id)
+    report = ForecastReport.of(version.metrics)
+    assert version.task == "forecast" and report is not None and report.series == 2
+    assert [e.payload["estimator"] for e in workspace.registry.events(run_id, "trial")][:2] == ["naive",
+                                                                                               "seasonal naive"]
+    deploy_forecast(workspace.registry, version.model_id)
+    # what write_forecast swaps in (write_table, tested with Snowpark's local testing in test_snowflake_adapter)
+    stored = forecast_frame(workspace.warehouse, workspace.registry, version.model_id)
+    assert len(stored) == 12 and set(stored["store"]) == {"North", "South"} and set(stored["model_version"]) == {"v1"}
+    assert pd.to_datetime(stored["month"]).min() == pd.Timestamp("2023-01-01")

@@ -46,9 +46,10 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
     log_path.write_text("", encoding="utf-8")
 
     def scored(method: str, score: float, seconds: float) -> None:
+        if not math.isfinite(score):  # e.g. MASE of a series that repeats exactly: no trial to show
+            return
         record = {"record_id": sum(1 for _ in log_path.open(encoding="utf-8")), "learner": method,
-                  "validation_loss": score if math.isfinite(score) else None, "config": {},
-                  "wall_clock_time": seconds, "logged_at": started + seconds}
+                  "validation_loss": score, "config": {}, "wall_clock_time": seconds, "logged_at": started + seconds}
         with log_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if on_iteration is not None:

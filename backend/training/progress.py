@@ -24,7 +24,7 @@ Emit = Callable[[str, list[dict[str, Any]]], None]
 def trial_payloads(records: list[dict[str, Any]], metric_name: str, known: int) -> list[dict[str, Any]]:
     """The "trial" events for FLAML log records past the first `known` (trial number, family, score, best so far)."""
     metric = METRICS[metric_name]
-    trials = [r for r in records if "validation_loss" in r]
+    trials = [r for r in records if r.get("validation_loss") is not None]
     best = None
     payloads: list[dict[str, Any]] = []
     for i, record in enumerate(trials):
