@@ -172,7 +172,14 @@ def load_forecast_bundle(registry: Registry, model_id: str) -> ForecastBundle:
 class ForecastWritten:
     table: TableRef
     rows: int
+    series: int
     created_at: pd.Timestamp
+
+    @property
+    def message(self) -> str:
+        ahead = self.rows // max(1, self.series)
+        return (f"Wrote the forecast into {self.table}: {self.rows:,} rows, {self.series:,} series × {ahead:,} "
+                "periods ahead.")
 
 
 def forecast_frame(warehouse: Warehouse, registry: Registry, model_id: str,
@@ -202,4 +209,6 @@ def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, so
     else:
         warehouse.write_table(output, frame, replace=True)
     registry.record_scoring(deployment, output, len(frame), (FORECAST_COLUMNS[0], None, CREATED_AT_COLUMN))
-    return ForecastWritten(output, len(frame), frame[CREATED_AT_COLUMN].iloc[0])
+    series_columns = list(load_forecast_bundle(registry, model_id).spec.series_columns)
+    series = len(frame[series_columns].drop_duplicates()) if series_columns else 1
+    return ForecastWritten(output, len(frame), series, frame[CREATED_AT_COLUMN].iloc[0])

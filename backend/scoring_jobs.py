@@ -135,8 +135,7 @@ class ScoringJobs:
             if forecast:  # a forecast deployment writes the next periods from the newest history
                 written = write_forecast(self.wh, self.registry, run.function_name, run.source, run.output,
                                          append=run.mode is OutputMode.APPEND)
-                self._finish(scoring_id, ScoringState.SUCCEEDED, f"Forecast {written.rows:,} periods into "
-                                                                 f"{written.table}.")
+                self._finish(scoring_id, ScoringState.SUCCEEDED, written.message)
                 self.wh.execute(f"UPDATE {self._t()} SET rows_done = ?, rows_total = ? WHERE scoring_id = ?",
                                 [written.rows, written.rows, scoring_id])
                 return self.get(scoring_id)

@@ -15,6 +15,8 @@ def forecast_chart(rows: pd.DataFrame, time: str, actual: str, title: str) -> go
     lower_80, upper_80, lower_95, upper_95 (NaN where a row has none)."""
     fig = go.Figure()
     ahead = rows[rows["forecast"].notna()].sort_values(time)
+    before = rows[rows[actual].notna() & (rows[time] < ahead[time].min())].sort_values(time).tail(1)
+    joined = pd.concat([before.assign(forecast=before[actual]), ahead])  # the forecast line starts at the last actual
     for level in (0.95, 0.8):
         suffix = round(level * 100)
         fig.add_trace(go.Scatter(x=ahead[time], y=ahead[f"upper_{suffix}"], mode="lines", line={"width": 0},
@@ -24,7 +26,7 @@ def forecast_chart(rows: pd.DataFrame, time: str, actual: str, title: str) -> go
     past = rows[rows[actual].notna()].sort_values(time)
     fig.add_trace(go.Scatter(x=past[time], y=past[actual], mode="lines", name="history",
                              line={"color": "#444444"}))
-    fig.add_trace(go.Scatter(x=ahead[time], y=ahead["forecast"], mode="lines+markers", name="forecast",
+    fig.add_trace(go.Scatter(x=joined[time], y=joined["forecast"], mode="lines+markers", name="forecast",
                              line={"color": "#1f77b4"}))
     fig.update_layout(title=title, **_LAYOUT)
     return fig

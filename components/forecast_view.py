@@ -17,6 +17,8 @@ from components import charts
 from components.forecast_charts import error_over_time, forecast_chart
 from components.formatting import md
 
+PERCENT_METRICS = ("smape", "mape")
+
 
 def show_forecast_evaluation(version: ModelVersion, report: ForecastReport) -> None:
     st.subheader("In a sentence")
@@ -68,8 +70,9 @@ def show_scores(report: ForecastReport) -> None:
     cols = st.columns(len(report.scores))
     for col, (name, scores) in zip(cols, report.scores.items(), strict=True):
         metric = FORECAST_METRICS[name]
-        col.metric(metric.label, _number(scores["model"]), help=metric.explanation)
-        col.caption(f"seasonal naive {_number(scores['seasonal_naive'])} · naive {_number(scores['naive'])}")
+        unit = "%" if name in PERCENT_METRICS else ""
+        col.metric(metric.label, _number(scores["model"], unit), help=metric.explanation)
+        col.caption(f"seasonal naive {_number(scores['seasonal_naive'], unit)} · naive {_number(scores['naive'], unit)}")
 
 
 def show_findings(report: ForecastReport) -> None:
@@ -80,8 +83,10 @@ def show_findings(report: ForecastReport) -> None:
         st.markdown(f"- {md(finding['message'])} {md(finding['remedy'])}")
 
 
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3g}"
+def _number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}{unit}" if unit else f"{value:.3g}"
 
 
 def show_forecast_dashboard(version: ModelVersion, report: ForecastReport) -> None:

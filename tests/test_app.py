@@ -507,11 +507,12 @@ def test_forecast_from_target_to_dashboard(warehouse_file: Path) -> None:
     assert not at.exception and not at.error, texts(at, "error")
     at.button(key="deploy.forecast_write").click().run()
     deadline = time.monotonic() + 60
-    while "Forecast 18 periods" not in texts(at, "success") and time.monotonic() < deadline:
+    while "Wrote the forecast" not in texts(at, "success") and time.monotonic() < deadline:
         time.sleep(0.5)
         at.run()
         assert not at.exception and not at.error, texts(at, "error")
-    assert "Forecast 18 periods into forecasts.weekly_sales_forecast" in texts(at, "success").replace("\\", "")
+    assert ("Wrote the forecast into forecasts.weekly_sales_forecast: 18 rows, 3 series × 6 periods ahead"
+            in texts(at, "success").replace("\\", ""))
 
     at.button(key="deploy.open_dashboard").click().run()
     assert not at.exception and not at.error, texts(at, "error")

@@ -210,7 +210,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_role("link", name="5 · Deploy").click()
             page.get_by_role("button", name="Forecast with v1").click()
             page.get_by_role("button", name="Write the forecast").click()
-            page.get_by_text("Forecast 80 periods into forecasts.tourism_nights_forecast").wait_for(timeout=60_000)
+            page.get_by_text("Wrote the forecast into forecasts.tourism_nights_forecast: 80 rows").wait_for(timeout=60_000)
         browser.close()
 
     # The app holds the DuckDB file; checking it needs the server gone.

@@ -115,7 +115,7 @@ def test_a_schedule_re_forecasts_through_the_scoring_jobs(forecast_version: tupl
         time.sleep(0.2)  # the scoring thread the fire started writes it
     run = ws.scoring.get(scoring_id)
     assert run.state is ScoringState.SUCCEEDED, run.message
-    assert run.message == f"Forecast 14 periods into {output}."
+    assert run.message == f"Wrote the forecast into {output}: 14 rows, 2 series × 7 periods ahead."
     assert ws.warehouse.row_count(output) == 14
     assert name not in {d.function_name for d in ws.registry.function_deployments()}  # no SQL function to restore
 

@@ -58,6 +58,8 @@ class ForecastBundle:
         if columns:
             lookup = frame[columns].drop_duplicates().assign(**{SERIES_KEY: lambda f: series_keys(f, tuple(columns))})
             out = forecasts.merge(lookup.drop_duplicates(SERIES_KEY), on=SERIES_KEY, how="left")
+        if pd.api.types.infer_dtype(frame[self.spec.time_column], skipna=True) == "date":  # a DATE column stays one
+            out = out.assign(**{PERIOD: pd.to_datetime(out[PERIOD]).dt.date})
         out = out.rename(columns={PERIOD: self.spec.time_column})
         return out[[*columns, self.spec.time_column, *FORECAST_COLUMNS]].reset_index(drop=True)
 
