@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.forecast_workflow import forecast_config
-from backend.forecasting.model import METHOD_WORDS
+from backend.forecasting.model import method_words
 from backend.forecasting.series import SeriesSpec
 from backend.metrics import METRICS, METRICS_BY_TASK
 from backend.registry import Run, RunState
@@ -103,7 +103,7 @@ def show_result(progress: RunProgress) -> None:
         blend = chosen_row.get("blend")
         chosen = f"a blend of {blend}" if blend else version.best_estimator
         forecast = run.task == Task.FORECAST.value
-        finished = ((f"Training finished: Flurry forecasts by **{md(METHOD_WORDS.get(chosen, chosen))}**, the best of "
+        finished = ((f"Training finished: Flurry forecasts by **{md(method_words(chosen))}**, the best of "
                      f"{len(progress.trials)} methods in time-ordered backtests." if forecast else
                      f"Training finished: the best model is **{chosen}** after {len(progress.trials)} trials.")
                     + (f" {md(run.message)}" if run.message else ""))

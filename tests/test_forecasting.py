@@ -248,7 +248,12 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     frame = _simulated(6, 60, seed=8)
     prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=4))
     result = fit_forecast(prepared, "sales", 4, budget_s=2)
-    assert set(result.backtest.errors) == {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED}
+    from backend.forecasting.model import combination_members
+
+    tried = set(result.backtest.errors)
+    assert {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED} <= tried
+    averages = [m for m in tried if combination_members(m)]
+    assert averages and all(set(combination_members(m)) <= tried - {NAIVE, COMBINED} for m in averages)
     assert result.learner in (None, "lgbm", "rf", "extra_tree", "xgboost")
     means = {m: result.backtest.mean(m) for m in result.backtest.errors}
     assert result.chosen == min(means, key=means.get)
@@ -297,3 +302,26 @@ def test_lag_features_equal_their_definition_and_a_panel_forecasts_each_series_a
     np.testing.assert_allclose(together.loc[together[SERIES_KEY] == "S03", "forecast"].to_numpy(),
                                alone["forecast"].to_numpy())
     assert list(alone[PERIOD]) == list(prepared.frequency.next_periods(one[PERIOD].iloc[-1], 6))
+
+
+def test_a_combination_is_scored_as_the_average_of_its_members_forecasts() -> None:
+    from backend.forecasting.backtest_run import (
+        NAIVE,
+        SEASONAL_NAIVE,
+        baseline_forecaster,
+        combination_backtest,
+        combined_forecaster,
+        run_backtest,
+    )
+
+    prepared = prepare_series(_simulated(4, 60, seed=6), SeriesSpec("month", "sales", ("store",), horizon=5))
+    naive_f = baseline_forecaster(prepared.frequency, "sales", seasonal=False)
+    seasonal_f = baseline_forecaster(prepared.frequency, "sales", seasonal=True)
+    singles = run_backtest(prepared.history, prepared.frequency, "sales", 5, {NAIVE: naive_f, SEASONAL_NAIVE: seasonal_f})
+    combined = combination_backtest(singles, (NAIVE, SEASONAL_NAIVE), "both", prepared.history, prepared.frequency,
+                                    "sales", 5)
+    refitted = run_backtest(prepared.history, prepared.frequency, "sales", 5,
+                            {"both": combined_forecaster(naive_f, seasonal_f)})
+    for metric in FORECAST_METRICS:
+        assert combined.mean("both", metric) == pytest.approx(refitted.mean("both", metric))
+    assert combined.by_fold("both") == pytest.approx(refitted.by_fold("both"))

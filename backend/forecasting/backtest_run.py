@@ -73,6 +73,8 @@ class BacktestReport:
     scores: list[FoldScore]
     # per method: scaled errors (actual − forecast) / series level, one row per judged period, by step ahead
     errors: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # per method: its forecasts on the folds (fold, SERIES_KEY, PERIOD, forecast), to score combinations
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def mean(self, method: str, metric: str = "mase") -> float:
         values = [s.scores[metric] for s in self.scores if s.method == method and np.isfinite(s.scores[metric])]
@@ -91,38 +93,73 @@ class BacktestReport:
 
     def merged(self, other: BacktestReport) -> BacktestReport:
         """This report and `other`'s methods together (the same folds and series)."""
-        return BacktestReport([*self.scores, *other.scores], {**self.errors, **other.errors})
+        return BacktestReport([*self.scores, *other.scores], {**self.errors, **other.errors},
+                              {**self.predictions, **other.predictions})
+
+    def ranked(self, metric: str = "mase") -> list[str]:
+        """The methods, best first (ties go to seasonal naive, the simplest honest forecast)."""
+        return sorted(self.errors, key=lambda m: (np.nan_to_num(self.mean(m, metric), nan=np.inf), m != SEASONAL_NAIVE))
 
     def best(self, metric: str = "mase") -> str:
-        methods = list(self.errors)
-        return min(methods, key=lambda m: (np.nan_to_num(self.mean(m, metric), nan=np.inf), m != SEASONAL_NAIVE))
+        return self.ranked(metric)[0]
+
+
+def _folds(history: pd.DataFrame, horizon: int, folds: int) -> list[tuple[int, pd.Timestamp, pd.DatetimeIndex]]:
+    """Each fold's number, origin and judged periods, on the panel's common calendar."""
+    calendar = pd.DatetimeIndex(sorted(history[PERIOD].unique()))
+    return [(fold.number, calendar[fold.origin], calendar[list(fold.test)])
+            for fold in rolling_origin_folds(len(calendar), horizon, folds=folds, min_train=2)]
+
+
+def _record(report: BacktestReport, name: str, fold: int, predicted: pd.DataFrame, pasts: dict[object, np.ndarray],
+            target: str, season: int) -> None:
+    """Score one method's forecasts of one fold (`predicted`: SERIES_KEY, PERIOD, forecast and the actual)."""
+    errors = []
+    for key, rows in predicted.groupby(SERIES_KEY, sort=False):
+        past = pasts[key]
+        actual, forecast = rows[target].to_numpy(float), rows["forecast"].to_numpy(float)
+        report.scores.append(FoldScore(name, fold, str(key), {
+            m: forecast_score(m, actual, forecast, past, season) for m in FORECAST_METRICS}))
+        level = float(np.nanmean(np.abs(past))) or 1.0
+        errors.append(pd.DataFrame({"step": np.arange(1, len(rows) + 1), "error": (actual - forecast) / level}))
+    if errors:
+        report.errors[name] = pd.concat([report.errors.get(name, pd.DataFrame()), *errors], ignore_index=True)
+    kept = predicted[[SERIES_KEY, PERIOD, "forecast"]].assign(fold=fold)
+    report.predictions[name] = pd.concat([report.predictions.get(name, pd.DataFrame()), kept], ignore_index=True)
 
 
 def run_backtest(history: pd.DataFrame, frequency: DetectedFrequency, target: str, horizon: int,
                  methods: dict[str, Forecaster], *, folds: int = 3) -> BacktestReport:
     """Every method on every fold of the common calendar."""
-    calendar = pd.DatetimeIndex(sorted(history[PERIOD].unique()))
     season = frequency.frequency.season_length
     report = BacktestReport([], {})
-    for fold in rolling_origin_folds(len(calendar), horizon, folds=folds, min_train=2):
-        origin = calendar[fold.origin]
+    for number, origin, judged_periods in _folds(history, horizon, folds):
         train = history[history[PERIOD] < origin]
-        judged = history[(history[PERIOD] >= origin) & history[PERIOD].isin(calendar[list(fold.test)])]
+        judged = history[(history[PERIOD] >= origin) & history[PERIOD].isin(judged_periods)]
         pasts = {key: values.to_numpy(float) for key, values in train.groupby(SERIES_KEY, sort=False)[target]}
         for name, forecaster in methods.items():
             predicted = forecaster(train, horizon).merge(judged[[SERIES_KEY, PERIOD, target]],
                                                         on=[SERIES_KEY, PERIOD], how="inner")
-            errors = []
-            for key, rows in predicted.groupby(SERIES_KEY, sort=False):
-                past = pasts[key]
-                actual, forecast = rows[target].to_numpy(float), rows["forecast"].to_numpy(float)
-                report.scores.append(FoldScore(name, fold.number, str(key), {
-                    m: forecast_score(m, actual, forecast, past, season) for m in FORECAST_METRICS}))
-                level = float(np.nanmean(np.abs(past))) or 1.0
-                errors.append(pd.DataFrame({"step": np.arange(1, len(rows) + 1), "error": (actual - forecast) / level}))
-            if errors:
-                report.errors[name] = pd.concat([report.errors.get(name, pd.DataFrame()), *errors], ignore_index=True)
+            _record(report, name, number, predicted, pasts, target, season)
     return report
+
+
+def combination_backtest(report: BacktestReport, members: tuple[str, ...], name: str, history: pd.DataFrame,
+                         frequency: DetectedFrequency, target: str, horizon: int, *, folds: int = 3
+                         ) -> BacktestReport:
+    """The backtest of the average of `members`' forecasts, from their fold forecasts (nothing is refitted)."""
+    season = frequency.frequency.season_length
+    combined = BacktestReport([], {})
+    stacked = pd.concat([report.predictions[m] for m in members], ignore_index=True)
+    average = stacked.groupby(["fold", SERIES_KEY, PERIOD], as_index=False, sort=False)["forecast"].mean()
+    for number, origin, judged_periods in _folds(history, horizon, folds):
+        train = history[history[PERIOD] < origin]
+        judged = history[(history[PERIOD] >= origin) & history[PERIOD].isin(judged_periods)]
+        pasts = {key: values.to_numpy(float) for key, values in train.groupby(SERIES_KEY, sort=False)[target]}
+        predicted = average[average["fold"] == number].drop(columns="fold").merge(
+            judged[[SERIES_KEY, PERIOD, target]], on=[SERIES_KEY, PERIOD], how="inner")
+        _record(combined, name, number, predicted, pasts, target, season)
+    return combined
 
 
 def interval_widths(errors: pd.DataFrame, horizon: int) -> dict[float, np.ndarray]:

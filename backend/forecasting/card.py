@@ -3,7 +3,7 @@ and where it should not be trusted."""
 
 from __future__ import annotations
 
-from backend.forecasting.model import METHOD_WORDS
+from backend.forecasting.model import method_words
 from backend.forecasting.report import ForecastReport
 from backend.forecasting.scores import FORECAST_METRICS
 
@@ -23,7 +23,7 @@ def forecast_card(name: str, label: str, table: str, target: str, report: Foreca
         lines.append(f"| {FORECAST_METRICS[metric].label} | {_number(scores['model'])} | "
                      f"{_number(scores['seasonal_naive'])} | {_number(scores['naive'])} |")
     lines += ["", *(f"- {FORECAST_METRICS[m].label}: {FORECAST_METRICS[m].explanation}" for m in report.scores), "",
-              "## Method", f"- {METHOD_WORDS.get(report.method, report.method).capitalize()}"
+              "## Method", f"- {method_words(report.method).capitalize()}"
               + (f" (learner: {report.learner})." if report.learner else ".")]
     if report.drivers:
         lines.append("- What it leans on most: " + ", ".join(

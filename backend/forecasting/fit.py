@@ -19,10 +19,12 @@ from backend.forecasting.backtest_run import (
     BacktestReport,
     Forecaster,
     baseline_forecaster,
+    combination_backtest,
     combined_forecaster,
     interval_widths,
     run_backtest,
 )
+from backend.forecasting.ets import ETS, affordable, ets_available, ets_forecaster
 from backend.forecasting.frequency import Frequency
 from backend.forecasting.lag_model import (
     FittedRegressor,
@@ -34,11 +36,15 @@ from backend.forecasting.lag_model import (
     lightgbm_regressor,
     training_table,
 )
-from backend.forecasting.model import COMBINED, LAG_MODEL, ForecastModel
+from backend.forecasting.model import COMBINED, LAG_MODEL, ForecastModel, combination_members, combination_name
 from backend.forecasting.series import SERIES_KEY, PreparedSeries
 
 # The search's share of the budget; the backtests (every method on every fold) and the final refit share the rest.
 SEARCH_SHARE = 0.6
+# Averages of the best two and three single methods are candidates too.
+COMBINATION_SIZES = (2, 3)
+# Exponential smoothing is tried when fitting every series on every fold fits in this share of the budget.
+ETS_SHARE = 0.3
 SEARCH_ESTIMATORS = ("lgbm", "rf", "extra_tree", "xgboost")
 
 
@@ -111,6 +117,10 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     baselines: dict[str, Forecaster] = {NAIVE: baseline_forecaster(frequency, target, seasonal=False),
                                         SEASONAL_NAIVE: baseline_forecaster(frequency, target, seasonal=True)}
     report = scored(run_backtest(history, frequency, target, horizon, baselines, folds=folds))
+    if search and ets_available() and affordable(history, target, frequency.frequency.season_length,
+                                                 ETS_SHARE * budget_s, folds + 1):
+        smoothing = {ETS: ets_forecaster(frequency, target)}
+        report = report.merged(scored(run_backtest(history, frequency, target, horizon, smoothing, folds=folds)))
     learner: str | None = None
     regressor: Regressor | None = None
     features, targets, _ = training_table(history, plan, frequency, target, known_columns)
@@ -123,8 +133,14 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
         lagged = lag_forecaster(plan, frequency, target, regressor, known_columns)
         learnt = {LAG_MODEL: lagged, COMBINED: combined_forecaster(lagged, baselines[SEASONAL_NAIVE])}
         report = report.merged(scored(run_backtest(history, frequency, target, horizon, learnt, folds=folds)))
+    individual = [m for m in report.ranked(metric) if m not in (NAIVE, COMBINED)]
+    for size in COMBINATION_SIZES:  # forecasts averaged are robust where one method alone misjudges a series
+        if len(individual) >= size:
+            members = tuple(individual[:size])
+            report = report.merged(scored(combination_backtest(report, members, combination_name(members), history,
+                                                               frequency, target, horizon, folds=folds)))
     chosen = report.best(metric)
-    uses_lags = chosen in (LAG_MODEL, COMBINED) and regressor is not None
+    uses_lags = bool({chosen, *combination_members(chosen)} & {LAG_MODEL, COMBINED}) and regressor is not None
     lag_model = fit_lag_model(history, plan, frequency, target, regressor, known_columns) if uses_lags else None
     model = ForecastModel(chosen, target, frequency, horizon, interval_widths(report.errors[chosen], horizon),
                           lag_model)

@@ -5,22 +5,45 @@ re-forecast starts from the newest periods without training again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE, baseline_forecaster, with_intervals
+from backend.forecasting.ets import ETS, ets_forecaster
 from backend.forecasting.frequency import DetectedFrequency
 from backend.forecasting.lag_model import LagModel
 from backend.forecasting.series import PERIOD, SERIES_KEY
 
 LAG_MODEL = "lag model"
 COMBINED = "lag model and seasonal naive, averaged"
-METHODS = (NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED)
+METHODS = (NAIVE, SEASONAL_NAIVE, ETS, LAG_MODEL, COMBINED)
 METHOD_WORDS = {NAIVE: "repeating the last value", SEASONAL_NAIVE: "repeating last season",
+                ETS: "exponential smoothing (each series' own level, trend and season)",
                 LAG_MODEL: "a model of recent values and the calendar, learnt across every series",
                 COMBINED: "the average of that model and repeating last season"}
+
+
+AVERAGE_OF = "average of "
+
+
+def combination_name(members: tuple[str, ...]) -> str:
+    return AVERAGE_OF + " + ".join(members)
+
+
+def combination_members(method: str) -> tuple[str, ...]:
+    """The methods a combination averages (empty for a single method)."""
+    return tuple(method[len(AVERAGE_OF):].split(" + ")) if method.startswith(AVERAGE_OF) else ()
+
+
+def method_words(method: str) -> str:
+    """A method in words, a combination as the average of its members'."""
+    members = combination_members(method)
+    if not members:
+        return METHOD_WORDS.get(method, method)
+    words = [METHOD_WORDS.get(m, m) for m in members]
+    return "the average of " + (", ".join(words[:-1]) + " and " + words[-1])
 
 
 @dataclass(frozen=True)
@@ -30,13 +53,20 @@ class ForecastModel:
     frequency: DetectedFrequency
     horizon: int
     widths: dict[float, np.ndarray]  # interval half-widths per step ahead, in series levels (backtest_run)
-    lag_model: LagModel | None = None  # for LAG_MODEL and COMBINED
+    lag_model: LagModel | None = None  # for LAG_MODEL, COMBINED and combinations with the lag model
 
     def point_forecast(self, history: pd.DataFrame, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """`horizon` periods after each series' history: SERIES_KEY, PERIOD, forecast."""
+        members = combination_members(self.method)
+        if members:
+            parts = [replace(self, method=m).point_forecast(history, future) for m in members]
+            stacked = pd.concat(parts, ignore_index=True)
+            return stacked.groupby([SERIES_KEY, PERIOD], as_index=False, sort=False)["forecast"].mean()
         if self.method in (NAIVE, SEASONAL_NAIVE):
             return baseline_forecaster(self.frequency, self.target, seasonal=self.method == SEASONAL_NAIVE)(
                 history, self.horizon)
+        if self.method == ETS:  # refitted on the history it is given: it keeps no state between forecasts
+            return ets_forecaster(self.frequency, self.target)(history, self.horizon)
         if self.lag_model is None:
             raise ValueError(f"The {self.method} forecaster has no fitted model.")
         lagged = self.lag_model.forecast(history, self.horizon, future)

@@ -11,7 +11,7 @@ from typing import Any
 
 from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE
 from backend.forecasting.fit import ForecastResult
-from backend.forecasting.model import METHOD_WORDS
+from backend.forecasting.model import METHOD_WORDS, method_words
 from backend.forecasting.scores import FORECAST_METRICS
 from backend.forecasting.series import PreparedSeries
 
@@ -46,7 +46,7 @@ class ForecastReport:
 
     @property
     def method_words(self) -> str:
-        return METHOD_WORDS.get(self.method, self.method)
+        return method_words(self.method)
 
     @property
     def beats_seasonal_naive(self) -> bool:
@@ -105,7 +105,7 @@ def build_report(result: ForecastResult, prepared: PreparedSeries) -> ForecastRe
     smape = backtest.by_series(chosen, "smape")
     by_series = [SeriesError(str(key), float(value), float(baseline.get(key, math.nan)), float(smape.get(key, math.nan)))
                  for key, value in mase.head(MAX_SERIES_ROWS).items()]
-    methods = [{"method": m, "words": METHOD_WORDS.get(m, m), "mase": backtest.mean(m), "smape": backtest.mean(m, "smape")}
+    methods = [{"method": m, "words": method_words(m), "mase": backtest.mean(m), "smape": backtest.mean(m, "smape")}
                for m in backtest.errors]
     frequency = prepared.frequency
     return ForecastReport(
