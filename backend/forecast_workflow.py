@@ -20,7 +20,7 @@ from backend.profiling import TableProfile
 from backend.registry import ModelVersion, Registry, now
 from backend.task_detection import Task
 from backend.training.config import MAX_FORECAST_ROWS, TrainConfig
-from backend.warehouse.base import TableRef, Warehouse, column_kind
+from backend.warehouse.base import ScheduledScoring, TableRef, Warehouse, column_kind
 
 MODEL_VERSION_COLUMN = "model_version"
 CREATED_AT_COLUMN = "created_at"
@@ -212,3 +212,18 @@ def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, so
     series_columns = list(load_forecast_bundle(registry, model_id).spec.series_columns)
     series = len(frame[series_columns].drop_duplicates()) if series_columns else 1
     return ForecastWritten(output, len(frame), series, frame[CREATED_AT_COLUMN].iloc[0])
+
+
+def schedule_forecast(warehouse: Warehouse, registry: Registry, deployment: str, source: TableRef, output: TableRef,
+                      schedule: str, *, append: bool) -> ScheduledScoring:
+    """Re-forecast into `output` on a schedule run by the warehouse itself (a Snowflake Task calling Flurry's
+    procedure). Raises DeploymentError for an unknown deployment or a warehouse without a scheduler."""
+    deployment_model(registry, deployment)
+    if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
+        raise DeploymentError("The forecast cannot overwrite the history it is made from.",
+                              hint="Choose a new table name.")
+    schedule_in_warehouse = getattr(warehouse, "schedule_forecast", None)
+    if schedule_in_warehouse is None:
+        raise DeploymentError("This warehouse has no scheduler of its own.",
+                              hint="Use the embedded scheduler (Re-forecast on a schedule).")
+    return schedule_in_warehouse(deployment, source, output, schedule, append=append)

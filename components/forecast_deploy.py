@@ -8,11 +8,19 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from backend.forecast_workflow import CREATED_AT_COLUMN, MODEL_VERSION_COLUMN, deploy_forecast, forecast_name
+from backend.deploy import SCHEDULE_CHOICES
+from backend.forecast_workflow import (
+    CREATED_AT_COLUMN,
+    MODEL_VERSION_COLUMN,
+    deploy_forecast,
+    forecast_name,
+    schedule_forecast,
+)
 from backend.forecasting.bundle import FORECAST_COLUMNS
 from backend.identifiers import quote_ident, slugify
 from backend.registry import ModelVersion
 from backend.scoring_jobs import OutputMode
+from backend.workspace import Workspace
 from components import backend_calls as calls
 from components import scoring_view, state
 from components.feedback import user_errors
@@ -65,15 +73,34 @@ def forecast_deployment(version: ModelVersion) -> None:
             language="sql")
 
     st.subheader("3 · Forecast again as new history arrives")
-    if ws.supervisor is not None:
+    if ws.warehouse.capabilities.staged_functions:
+        snowflake_task(ws, name, version, out_schema, out_name)
+    elif ws.supervisor is not None:
         scoring_view.embedded_schedules(ws, name, version.table, out_schema, out_name,
                                         title="Re-forecast on a schedule")
     else:
-        st.info("Scheduled re-forecasts run in the embedded scheduler; on Snowflake, write the forecast from here "
-                "for now (a Snowflake Task for forecasts is not built yet).", icon=":material/schedule:")
+        st.info("Schedules run while the app is open; open it to schedule re-forecasts.", icon=":material/schedule:")
 
     st.subheader("4 · Share")
     if st.button("Open this model's dashboard", icon=":material/dashboard:", key="deploy.open_dashboard"):
         state.put(Key.OPEN_DASHBOARD, version.model_id)
         st.switch_page("pages/dashboard.py")
     st.caption(f"Shareable link: /dashboard?{md(urlencode(calls.link_params(version.model_id)))}")
+
+
+def snowflake_task(ws: Workspace, name: str, version: ModelVersion, out_schema: str, out_name: str) -> None:
+    """A Snowflake Task re-forecasting from the newest history, inside the account, with no app open."""
+    left, right = st.columns(2)
+    schedule = left.selectbox("Re-forecast", SCHEDULE_CHOICES, key="deploy.forecast_schedule",
+                              help="A Snowflake Task calls Flurry's procedure on this schedule (UTC).")
+    mode = right.radio("Each time", [OutputMode.REPLACE, OutputMode.APPEND], format_func=MODES.get,
+                       key="deploy.forecast_schedule_mode")
+    if st.button("Schedule re-forecasting", key="deploy.forecast_schedule_start"):
+        with user_errors("schedule re-forecasting"):
+            output = scoring_view.output_table(out_schema, out_name)
+            scheduled = schedule_forecast(ws.warehouse, ws.registry, name, version.table, output, schedule,
+                                          append=mode is OutputMode.APPEND)
+            if scheduled.resumed:
+                st.success(f"The task {md(scheduled.task)} re-forecasts {md(output)} {schedule}.")
+            else:
+                st.warning(md(scheduled.reason or f"The task {scheduled.task} is suspended."))

@@ -395,6 +395,30 @@ def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> N
     assert argument_types("()") == ""
 
 
+def test_a_re_forecast_task_calls_the_procedure_with_names_no_literal_can_be_broken_by() -> None:
+    """The Task a forecast deployment schedules on Snowflake: one CALL of Flurry's procedure whose only argument
+    is the job in base64, so a table named to end the string literal stays a name."""
+    import base64
+    import json
+
+    from backend.warehouse import snowflake_deploy as sd
+    from backend.warehouse.base import TableRef
+    from backend.warehouse.snowflake_training import FORECAST_JOB, forecast_job, procedure_name
+
+    hostile = TableRef("lab", "x'); DROP TABLE y; --")
+    argument = forecast_job("DB", "flurry_forecast_sales", hostile, TableRef("out", "f$$'"), append=True)
+    call = f"CALL {procedure_name('DB')}('{argument}')"
+    (create, resume) = sd.task_sql("DB", "flurry_forecast_sales_reforecast", "WH", "daily", call)
+    parsed = sqlglot.parse(create, read="snowflake")
+    assert len(parsed) == 1 and create.endswith(f"AS {call}") and "DROP" not in create
+    assert argument.startswith(FORECAST_JOB) and set(argument[len(FORECAST_JOB):]) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+    job = json.loads(base64.b64decode(argument[len(FORECAST_JOB):]))
+    assert job == {"database": "DB", "deployment": "flurry_forecast_sales", "append": True,
+                   "source": ["lab", "x'); DROP TABLE y; --"], "output": ["out", "f$$'"]}
+    assert resume == 'ALTER TASK "DB"."FLURRY"."flurry_forecast_sales_reforecast" RESUME'
+
+
 def test_the_smoke_script_says_plainly_when_it_cannot_connect(tmp_path: Path) -> None:
     """Without an account the smoke script can only fail, but cleanly: a message, no traceback, exit 2."""
     import subprocess

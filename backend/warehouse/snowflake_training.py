@@ -9,6 +9,7 @@ waits for an app session: on the warehouse runtime each viewer's app instance is
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 import traceback
@@ -102,9 +103,34 @@ def run_procedure(session: Any, job_json: str) -> str:
     return RunState.FAILED.value
 
 
+FORECAST_JOB = "b64:"  # a re-forecast job (a Task's call): its JSON in base64, safe inside a SQL literal
+
+
+def forecast_job(database: str, deployment: str, source: TableRef, output: TableRef, *, append: bool) -> str:
+    """The argument a Task passes the procedure to re-forecast: base64, so no table name can end the literal."""
+    job = {"database": database, "deployment": deployment, "append": append,
+           "source": [source.schema, source.name], "output": [output.schema, output.name]}
+    return FORECAST_JOB + base64.b64encode(json.dumps(job).encode()).decode()
+
+
+def run_forecast_job(session: Any, argument: str) -> str:
+    """Write a forecast deployment's table from its source's newest history, inside Snowflake (a Task's call).
+    Returns "SUCCEEDED: <what was written>"; raises on failure, so the Task's history shows the reason."""
+    from backend.forecast_workflow import write_forecast
+    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+    job = json.loads(base64.b64decode(argument[len(FORECAST_JOB):]))
+    warehouse = SnowflakeWarehouse(session, job["database"])
+    written = write_forecast(warehouse, Registry(warehouse), job["deployment"], TableRef(*job["source"]),
+                             TableRef(*job["output"]), append=bool(job["append"]))
+    return f"{RunState.SUCCEEDED.value}: {written.message}"
+
+
 def procedure_entry(session: Session, job_json: str) -> str:
-    """What Snowflake calls: (session, the job's JSON) → the final state. Snowpark refuses to register a
-    procedure whose first parameter is not annotated as Session."""
+    """What Snowflake calls: (session, the job's JSON) → the final state (a training run's, or a re-forecast's).
+    Snowpark refuses to register a procedure whose first parameter is not annotated as Session."""
+    if job_json.startswith(FORECAST_JOB):
+        return run_forecast_job(session, job_json)
     return run_procedure(session, job_json)
 
 

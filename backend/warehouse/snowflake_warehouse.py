@@ -440,6 +440,23 @@ class SnowflakeWarehouse(Warehouse):
         body = sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
                               self.qualify(output), prediction_column=prediction_column,
                               probability_column=probability_column)
+        return self.schedule_statement(task, body, schedule)
+
+    def schedule_forecast(self, deployment: str, source: TableRef, output: TableRef, schedule: str, *,
+                          append: bool) -> ScheduledScoring:
+        """A Task that calls the training procedure to re-forecast `deployment` into `output` on `schedule`
+        (the procedure registered first, as a training run would)."""
+        from backend.warehouse.snowflake_training import forecast_job, procedure_name, register_procedure
+
+        with self.session_lock():
+            register_procedure(self._session, self.database)
+        argument = forecast_job(self.database, deployment, source, output, append=append)
+        return self.schedule_statement(f"{deployment}_reforecast", f"CALL {procedure_name(self.database)}('{argument}')",
+                                       schedule)
+
+    def schedule_statement(self, task: str, body: str, schedule: str) -> ScheduledScoring:
+        """A Task running `body` on `schedule` with the session's warehouse, created suspended, then resumed
+        (see schedule_scoring)."""
         compute = str(self._session.get_current_warehouse() or "").strip('"')
         if not compute:
             raise DeploymentError("The Snowflake connection has no warehouse to run the schedule on.",
