@@ -325,3 +325,12 @@ def test_a_combination_is_scored_as_the_average_of_its_members_forecasts() -> No
     for metric in FORECAST_METRICS:
         assert combined.mean("both", metric) == pytest.approx(refitted.mean("both", metric))
     assert combined.by_fold("both") == pytest.approx(refitted.by_fold("both"))
+
+
+def test_few_series_get_more_backtest_folds_as_far_as_their_history_allows() -> None:
+    from backend.forecasting.backtest import MAX_FOLDS, MIN_FOLDS, backtest_folds, history_needed
+
+    assert backtest_folds(1, 200, 12, 12) == MAX_FOLDS  # one long monthly series: five years of folds
+    assert backtest_folds(1, history_needed(12, 12, folds=4), 12, 12) == 4  # as many as its history holds
+    assert backtest_folds(20, 76, 8, 4) == MIN_FOLDS  # twenty series judge enough forecasts in three
+    assert backtest_folds(1, 30, 6, 12) == MIN_FOLDS  # never fewer than three

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from backend.errors import InvalidTargetError
 
 MIN_FOLDS = 3
+MAX_FOLDS = 5
+# Forecasts judged across the folds: a few series get more folds (as far as their history allows), so the
+# choice between methods does not rest on a handful of periods.
+JUDGED_FORECASTS = 100
 
 
 @dataclass(frozen=True)
@@ -51,3 +55,13 @@ def history_needed(horizon: int, season_length: int, *, folds: int = MIN_FOLDS) 
     """The shortest history a series can be backtested and forecast on: a season (for seasonal naive) plus
     the folds' test periods."""
     return max(season_length, 1) + horizon + (folds - 1) * horizon
+
+
+def backtest_folds(series: int, shortest: int, horizon: int, season_length: int) -> int:
+    """MIN_FOLDS, raised towards MAX_FOLDS while fewer than JUDGED_FORECASTS forecasts would be judged and the
+    shortest series' history (`shortest` periods) holds another fold."""
+    folds = MIN_FOLDS
+    while (folds < MAX_FOLDS and series * folds * horizon < JUDGED_FORECASTS
+           and history_needed(horizon, season_length, folds=folds + 1) <= shortest):
+        folds += 1
+    return folds

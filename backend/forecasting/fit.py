@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from backend.forecasting.backtest import backtest_folds
 from backend.forecasting.backtest_run import (
     NAIVE,
     SEASONAL_NAIVE,
@@ -97,16 +98,19 @@ def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: fl
 
 
 def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_s: float = 60.0, seed: int = 0,
-                 folds: int = 3, known_columns: tuple[str, ...] = (), search: bool = True, metric: str = "mase",
+                 folds: int | None = None, known_columns: tuple[str, ...] = (), search: bool = True,
+                 metric: str = "mase",
                  on_scored: MethodScored | None = None) -> ForecastResult:
     """Backtest the baselines and the lag model (its regressor searched within SEARCH_SHARE of the budget;
     LightGBM's defaults without `search`), refit the best on all history, and forecast `horizon` periods of
-    every series with intervals. The best is the one with the lowest mean `metric` (a FORECAST_METRICS name);
+    every series with intervals, on `folds` rolling origins (default: backtest_folds). The best is the one with the lowest mean `metric` (a FORECAST_METRICS name);
     `on_scored` hears each method's score in it as it is known."""
     started = time.monotonic()
     history, frequency = prepared.history, prepared.frequency
-    shortest = int(history.groupby(SERIES_KEY).size().min())
+    sizes = history.groupby(SERIES_KEY).size()
+    shortest = int(sizes.min())
     plan: LagPlan = lag_plan(frequency, shortest)
+    folds = folds or backtest_folds(len(sizes), shortest, horizon, frequency.frequency.season_length)
 
     def scored(part: BacktestReport) -> BacktestReport:
         for method in part.errors:

@@ -56,7 +56,7 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
             on_iteration()
 
     result = fit_forecast(prepared, config.target, config.horizon, budget_s=config.time_budget_s, seed=config.seed,
-                          folds=spec.folds, known_columns=tuple(name for name, _ in config.features),
+                          known_columns=tuple(name for name, _ in config.features),
                           search=not from_log, metric=config.metric, on_scored=scored)
     report = build_report(result, prepared)
     bundle = ForecastBundle(spec, config.target_sql_type, result.model, result.learner)
