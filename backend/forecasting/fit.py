@@ -101,10 +101,11 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                  folds: int | None = None, known_columns: tuple[str, ...] = (), search: bool = True,
                  metric: str = "mase",
                  on_scored: MethodScored | None = None) -> ForecastResult:
-    """Backtest the baselines and the lag model (its regressor searched within SEARCH_SHARE of the budget;
-    LightGBM's defaults without `search`), refit the best on all history, and forecast `horizon` periods of
-    every series with intervals, on `folds` rolling origins (default: backtest_folds). The best is the one with the lowest mean `metric` (a FORECAST_METRICS name);
-    `on_scored` hears each method's score in it as it is known."""
+    """Backtest the baselines, exponential smoothing (when affordable), the lag model (its regressor searched
+    within SEARCH_SHARE of the budget; LightGBM's defaults without `search`) and averages of the best, on `folds`
+    rolling origins (default: backtest_folds); refit the one with the lowest mean `metric` (a FORECAST_METRICS
+    name) on all history and forecast `horizon` periods of every series with intervals. `on_scored` hears each
+    method's score as it is known."""
     started = time.monotonic()
     history, frequency = prepared.history, prepared.frequency
     sizes = history.groupby(SERIES_KEY).size()
