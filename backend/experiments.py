@@ -9,6 +9,7 @@ import pandas as pd
 
 from backend.metrics import METRICS
 from backend.registry import ModelVersion, Registry, Run
+from backend.task_detection import Task
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,15 @@ class RunSummary:
         return value
 
 
+def _is_forecast(run: Run) -> bool:
+    return run.task == Task.FORECAST.value
+
+
+def _scored_on(run: Run) -> str:
+    """Where a run's scores come from: rows held out, or (forecasts) time-ordered backtests."""
+    return "backtest" if _is_forecast(run) else "holdout"
+
+
 def _duration(registry: Registry, run: Run) -> float | None:
     states = registry.events(run.run_id, "state")
     started = next((e.at for e in states if e.payload.get("state") == "RUNNING"), None)
@@ -46,7 +56,7 @@ def runs_table(summaries: list[RunSummary]) -> pd.DataFrame:
     return pd.DataFrame([{
         "run": s.run.run_id, "started": s.run.created_at, "state": s.run.state.value, "table": str(s.run.table),
         "target": s.run.target, "task": s.run.task, "metric": METRICS[s.run.metric].label,
-        "holdout score": s.holdout_score, "best model": s.version.best_estimator if s.version else None,
+        "score": s.holdout_score, "scored on": _scored_on(s.run), "best model": s.version.best_estimator if s.version else None,
         "trials": s.trials, "seconds": s.duration_s, "budget (s)": s.run.time_budget,
     } for s in summaries])
 
@@ -54,7 +64,8 @@ def runs_table(summaries: list[RunSummary]) -> pd.DataFrame:
 _CONFIG_ROWS = [("time budget (s)", "time_budget_s"), ("metric", "metric"), ("seed", "seed"),
                 ("validation", "validation"), ("model families", "estimators"), ("class weighting", "class_weight"),
                 ("distinct rows only", "deduplicate"), ("read as numbers", "casts"),
-               ("outcome of interest", "positive_class")]
+               ("outcome of interest", "positive_class"), ("time column", "time_column")]
+_FORECAST_ROWS = [("series per", "series_columns"), ("horizon (periods)", "horizon")]
 
 
 def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
@@ -66,16 +77,16 @@ def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
         column: dict[str, Any] = {"table": str(s.run.table), "target": s.run.target, "state": s.run.state.value,
                                   "rows used": s.run.rows_used, "seconds": seconds, "trials": s.trials,
                                   "features": len(config.get("features", []))}
-        for label, key in _CONFIG_ROWS:
+        for label, key in _CONFIG_ROWS + (_FORECAST_ROWS if _is_forecast(s.run) else []):
             value = config.get(key)
             column[label] = ", ".join(map(str, value)) if isinstance(value, list) else value
         if s.version is not None:
             column["best model"] = s.version.best_estimator
             for name, values in s.version.metrics.items():
                 if not name.startswith("_"):
-                    column[f"holdout {METRICS[name].label}"] = values["model"]
+                    column[f"{_scored_on(s.run)} {METRICS[name].label}"] = values["model"]
             for entry in s.version.leaderboard:
-                column[f"validation · {entry['estimator']}"] = entry["score"]
+                column[f"{'backtest' if _is_forecast(s.run) else 'validation'} · {entry['estimator']}"] = entry["score"]
         columns[s.run.run_id] = column
     # one column per run mixes numbers and text: shown as text, so Arrow takes it as it is
     return pd.DataFrame(columns).astype(object).where(lambda f: f.notna(), "—").astype(str)

@@ -195,6 +195,12 @@ def show_drivers(report: HoldoutReport) -> None:
 
 def model_card_section(version: ModelVersion, notes_intended: str, notes_out: str) -> None:
     """The card's own words (saved with the version) and its download."""
+    notes_form(version, notes_intended, notes_out)
+    model_card_download(version.model_id, "evaluate.card")
+
+
+def notes_form(version: ModelVersion, notes_intended: str, notes_out: str) -> None:
+    """What the model is for and not for, in its owner's words, saved with the version."""
     with st.form(f"evaluate.{version.model_id}.card"):
         intended = st.text_area("What is this model for? (intended use)", value=notes_intended, max_chars=2000,
                                 key=f"evaluate.{version.model_id}.intended")
@@ -203,7 +209,6 @@ def model_card_section(version: ModelVersion, notes_intended: str, notes_out: st
         if st.form_submit_button("Save to the model card"):
             calls.save_notes(version.model_id, intended, out)
             st.success("Saved with this model version.")
-    model_card_download(version.model_id, "evaluate.card")
 
 
 def model_card_download(model_id: str, key: str) -> None:

@@ -14,6 +14,7 @@ from backend.forecasting.series import PERIOD, SERIES_KEY
 from backend.registry import ModelVersion
 from components import backend_calls as calls
 from components import charts
+from components.evaluation_view import notes_form
 from components.forecast_charts import error_over_time, forecast_chart
 from components.formatting import md
 
@@ -60,6 +61,7 @@ def show_forecast_evaluation(version: ModelVersion, report: ForecastReport) -> N
     show_findings(report)
     st.subheader("Model card")
     notes = calls.workspace().registry.notes(version.model_id)
+    notes_form(version, notes.intended_use, notes.out_of_scope)
     card = forecast_card(version.name, version.label, str(version.table), version.target, report,
                          intended_use=notes.intended_use, out_of_scope=notes.out_of_scope)
     st.download_button("Download the model card (Markdown)", card, file_name=f"model-card-{version.model_id}.md",

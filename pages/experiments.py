@@ -31,7 +31,7 @@ with user_errors("list the training runs"):
             versions_view.show_broken(healths[s.version.model_id],
                                       f"{s.version.name} {s.version.label} (run {s.run.run_id})")
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"holdout score": st.column_config.NumberColumn(format="%.4f"),
+                 column_config={"score": st.column_config.NumberColumn(format="%.4f"),
                                 "seconds": st.column_config.NumberColumn(format="%.0f")})
 
     st.subheader("Compare")
