@@ -10,7 +10,7 @@ import pickle
 import platform
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,8 @@ from backend import fast_transform
 from backend.digests import sha256_bytes
 from backend.errors import ArtifactIntegrityError
 from backend.warehouse.base import column_kind
+
+Bundle = TypeVar("Bundle")
 
 TRACKED_LIBRARIES = ("flaml", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy", "pyarrow", "duckdb")
 
@@ -235,10 +237,16 @@ class ModelBundle:
     @staticmethod
     def from_verified_bytes(content: bytes, expected_sha256: str) -> ModelBundle:
         """Unpickle a bundle only if its bytes match the checksum Flurry recorded when writing it."""
-        if sha256_bytes(content) != expected_sha256:
-            raise ArtifactIntegrityError("A model file does not match the checksum Flurry recorded; it was not loaded.",
-                                         hint="Retrain the model.")
-        bundle = pickle.loads(content)
-        if not isinstance(bundle, ModelBundle):
-            raise ArtifactIntegrityError("A stored model file is not a Flurry model bundle.")
-        return bundle
+        return unpickle_verified(content, expected_sha256, ModelBundle, "model bundle")
+
+
+def unpickle_verified(content: bytes, expected_sha256: str, kind: type[Bundle], what: str) -> Bundle:
+    """Unpickle `content` only if it matches the checksum Flurry recorded when writing it, and only as a `kind`.
+    Raises ArtifactIntegrityError otherwise."""
+    if sha256_bytes(content) != expected_sha256:
+        raise ArtifactIntegrityError("A model file does not match the checksum Flurry recorded; it was not loaded.",
+                                     hint="Retrain the model.")
+    bundle = pickle.loads(content)
+    if not isinstance(bundle, kind):
+        raise ArtifactIntegrityError(f"A stored model file is not a Flurry {what}.")
+    return bundle

@@ -56,17 +56,8 @@ def forecast_deployment(version: ModelVersion) -> None:
     out_name = st.text_input("…as the table", value=f"{slugify(version.table.name, max_length=40)}_forecast",
                              key="deploy.out_table")
     mode = st.radio("If that table exists", list(MODES), format_func=MODES.get, key="deploy.mode")
-    if st.button("Write the forecast", key="deploy.forecast_write", icon=":material/query_stats:"):
-        with user_errors("write the forecast"):
-            assert ws.scoring is not None
-            scoring_id = ws.scoring.request(name, version.table, scoring_view.output_table(out_schema, out_name), mode)
-            st.session_state["deploy.scoring_id"] = scoring_id
-            if ws.supervisor is None:
-                with st.spinner("Forecasting…"):
-                    ws.scoring.run(scoring_id)
-    scoring_id = st.session_state.get("deploy.scoring_id")
-    if scoring_id:
-        scoring_view.scoring_status(ws, scoring_id)
+    scoring_view.score_now(ws, name, version.table, out_schema, out_name, mode, label="Write the forecast",
+                           key="deploy.forecast_write", working="Forecasting…")
     st.code(f"SELECT *\nFROM {quote_ident(out_schema)}.{quote_ident(out_name)}\n"
             f"WHERE {CREATED_AT_COLUMN} = (SELECT max({CREATED_AT_COLUMN}) FROM {quote_ident(out_schema)}."
             f"{quote_ident(out_name)});",

@@ -157,6 +157,16 @@ def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
             browser.close()
 
 
+def _train(page: Page, finished: str) -> None:
+    """On the Train step: the test budget, Start, and wait for the words of a finished run."""
+    page.get_by_role("link", name="3 · Train").click()
+    budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
+    budget.fill(str(FAST_BUDGET_S))
+    budget.press("Enter")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(finished).wait_for(timeout=120_000)
+
+
 def test_main_path_in_a_real_browser(server: Server) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -178,12 +188,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_text("Multiclass classification (several categories) · detected").wait_for()
             page.get_by_text("Columns the model may use").wait_for()
 
-            page.get_by_role("link", name="3 · Train").click()
-            budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
-            budget.fill(str(FAST_BUDGET_S))
-            budget.press("Enter")
-            page.get_by_role("button", name="Start training").click()
-            page.get_by_text("Training finished").wait_for(timeout=120_000)
+            _train(page, "Training finished")
 
             page.get_by_role("link", name="5 · Deploy").click()
             page.get_by_role("button", name="Deploy as a SQL function").click()
@@ -199,12 +204,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             _pick(page, "Column to predict", "visitor_nights_m")
             page.get_by_text("suggested: the rows look like a time series").wait_for()
             page.get_by_text("quarterly (one row per quarter, on the 1st)").wait_for()
-            page.get_by_role("link", name="3 · Train").click()
-            budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
-            budget.fill(str(FAST_BUDGET_S))
-            budget.press("Enter")
-            page.get_by_role("button", name="Start training").click()
-            page.get_by_text("Flurry forecasts by").wait_for(timeout=120_000)
+            _train(page, "Flurry forecasts by")
             page.get_by_role("link", name="4 · Evaluate & explain").click()
             page.get_by_text("History and forecast").wait_for()
             page.get_by_role("link", name="5 · Deploy").click()

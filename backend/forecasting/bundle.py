@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from backend.digests import sha256_bytes
-from backend.errors import ArtifactIntegrityError
 from backend.forecasting.model import ForecastModel
 from backend.forecasting.series import PERIOD, SERIES_KEY, PreparedSeries, SeriesSpec, prepare_series, series_keys
-from backend.model_bundle import library_versions
+from backend.model_bundle import library_versions, unpickle_verified
 
 FORECAST_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
 
@@ -69,10 +67,4 @@ class ForecastBundle:
     @staticmethod
     def from_verified_bytes(content: bytes, expected_sha256: str) -> ForecastBundle:
         """Unpickle a bundle only if its bytes match the checksum Flurry recorded when writing it."""
-        if sha256_bytes(content) != expected_sha256:
-            raise ArtifactIntegrityError("A model file does not match the checksum Flurry recorded; it was not loaded.",
-                                         hint="Retrain the model.")
-        bundle = pickle.loads(content)
-        if not isinstance(bundle, ForecastBundle):
-            raise ArtifactIntegrityError("A stored model file is not a Flurry forecast bundle.")
-        return bundle
+        return unpickle_verified(content, expected_sha256, ForecastBundle, "forecast bundle")
