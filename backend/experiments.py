@@ -66,6 +66,7 @@ _CONFIG_ROWS = [("time budget (s)", "time_budget_s"), ("metric", "metric"), ("se
                 ("distinct rows only", "deduplicate"), ("read as numbers", "casts"),
                ("outcome of interest", "positive_class"), ("time column", "time_column")]
 _FORECAST_ROWS = [("series per", "series_columns"), ("horizon (periods)", "horizon")]
+_FORECAST_OPTIONS = ("time_budget_s", "metric", "seed", "time_column")  # the options a forecast run has
 
 
 def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
@@ -77,7 +78,9 @@ def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
         column: dict[str, Any] = {"table": str(s.run.table), "target": s.run.target, "state": s.run.state.value,
                                   "rows used": s.run.rows_used, "seconds": seconds, "trials": s.trials,
                                   "features": len(config.get("features", []))}
-        for label, key in _CONFIG_ROWS + (_FORECAST_ROWS if _is_forecast(s.run) else []):
+        rows = ([r for r in _CONFIG_ROWS if r[1] in _FORECAST_OPTIONS] + _FORECAST_ROWS) if _is_forecast(s.run) \
+            else _CONFIG_ROWS
+        for label, key in rows:
             value = config.get(key)
             column[label] = ", ".join(map(str, value)) if isinstance(value, list) else value
         if s.version is not None:

@@ -4,6 +4,8 @@ them, with every finding), the run's config, and the forecast table written from
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -20,13 +22,14 @@ from backend.profiling import TableProfile
 from backend.registry import ModelVersion, Registry, now
 from backend.task_detection import Task
 from backend.training.config import MAX_FORECAST_ROWS, TrainConfig
-from backend.warehouse.base import ScheduledScoring, TableRef, Warehouse, column_kind
+from backend.warehouse.base import METADATA_SCHEMA, ScheduledScoring, TableRef, Warehouse, column_kind
 
 MODEL_VERSION_COLUMN = "model_version"
 CREATED_AT_COLUMN = "created_at"
 TEXT_DATE_ROWS = 50  # rows of a text column looked at to tell whether it holds dates
 MIN_DATE_SHARE = 0.95
 MAX_DEFAULT_HORIZON = 28
+NARROW_COLUMNS = 4  # a table this narrow with a row per time reads as one series, not as examples to learn from
 FORECAST_PREFIX = "flurry_forecast_"  # a forecast deployment's name (what schedules and the dashboard follow)
 
 
@@ -48,8 +51,8 @@ def time_columns(warehouse: Warehouse, table: TableRef) -> list[str]:
     dated = [c.name for c in columns if c.kind == "datetime"]
     text = [c for c in columns if c.kind == "text"]
     if text:
-        head = warehouse.preview(table, TEXT_DATE_ROWS, text)
-        for column in text:
+        head = warehouse.preview(table, TEXT_DATE_ROWS, text)  # at most the preview's columns
+        for column in (c for c in text if c.name in head.columns):
             values = head[column.name].dropna().astype(str)
             parsed = pd.to_datetime(values, errors="coerce", format="mixed")
             if len(values) and parsed.notna().mean() >= MIN_DATE_SHARE and not values.str.fullmatch(r"\d+").all():
@@ -57,15 +60,21 @@ def time_columns(warehouse: Warehouse, table: TableRef) -> list[str]:
     return dated
 
 
-def suggests_forecast(profile: TableProfile, target: str, dated: list[str]) -> bool:
-    """Whether the rows look like a time series of a numeric target: a date column with at least a dozen
-    distinct times, each shared by at most MAX_SERIES rows (a row per series and period, or a few)."""
-    if profile.column(target).kind != "numeric":
+def suggests_forecast(profile: TableProfile, target: str, dated: list[str], detected: Task) -> bool:
+    """Whether the rows look like a time series of a number: the target reads as a regression, and a date
+    column with at least a dozen distinct times holds about one row per time (one series) or per time and
+    value of a text column (a panel: a row per store and day); one row per time only in a narrow table (a
+    wide one with a row per date is more likely examples to learn from, e.g. houses and their sale dates)."""
+    if detected is not Task.REGRESSION:
         return False
+    series_sizes = [c.distinct for c in profile.columns if c.kind == "text" and 2 <= c.distinct <= MAX_SERIES]
     for name in dated:
         column = next((c for c in profile.columns if c.name == name), None)
-        if column is not None and column.kind == "datetime" and column.distinct >= 12 \
-                and profile.rows <= column.distinct * MAX_SERIES:
+        if column is None or column.kind != "datetime" or column.distinct < 12:
+            continue
+        per_time = profile.rows / column.distinct
+        narrow = len(profile.columns) <= NARROW_COLUMNS  # one series: a time, a value and little else
+        if (per_time <= 1.5 and narrow) or any(per_time / 1.5 <= size <= per_time * 1.5 for size in series_sizes):
             return True
     return False
 
@@ -88,12 +97,18 @@ def default_horizon(found: ForecastPreview) -> int:
     return horizon
 
 
-def read_rows(warehouse: Warehouse, table: TableRef, columns: list[str]) -> pd.DataFrame:
-    """Every row of `columns` (a series needs all of its rows). Raises InvalidTargetError past MAX_FORECAST_ROWS."""
+def check_size(warehouse: Warehouse, table: TableRef) -> None:
+    """A forecast reads every row of its table (a sample would cut holes in the series). Raises
+    InvalidTargetError past MAX_FORECAST_ROWS."""
     rows = warehouse.row_count(table)
     if rows > MAX_FORECAST_ROWS:
         raise InvalidTargetError(f"{table} has {rows:,} rows; Flurry forecasts from at most {MAX_FORECAST_ROWS:,}.",
                                  hint="Aggregate it first (e.g. daily totals per store), or forecast fewer series.")
+
+
+def read_rows(warehouse: Warehouse, table: TableRef, columns: list[str]) -> pd.DataFrame:
+    """Every row of `columns` (a series needs all of its rows). Raises InvalidTargetError past MAX_FORECAST_ROWS."""
+    check_size(warehouse, table)
     present = {c.name for c in warehouse.describe(table)}
     missing = [c for c in columns if c not in present]
     if missing:
@@ -136,6 +151,7 @@ def forecast_config(warehouse: Warehouse, table: TableRef, spec: SeriesSpec, met
                     *, seed: int = 0) -> TrainConfig:
     """The run's config. Raises InvalidTargetError / InvalidTrainingOptionError / TableNotFoundError."""
     check_columns(warehouse, table, spec)
+    check_size(warehouse, table)
     types = {c.name: c.sql_type for c in warehouse.describe(table)}
     config = TrainConfig(table=table, target=spec.target, target_sql_type=types[spec.target], task=Task.FORECAST,
                          features=tuple((c, types[c]) for c in spec.known_columns), metric=metric,
@@ -147,14 +163,25 @@ def forecast_config(warehouse: Warehouse, table: TableRef, spec: SeriesSpec, met
 
 
 def forecast_name(version: ModelVersion) -> str:
-    """The name a forecast deployment goes by (schedules and the dashboard follow it)."""
-    return f"{FORECAST_PREFIX}{slugify(version.table.name, max_length=20)}_{slugify(version.target, max_length=20)}"
+    """The name a forecast deployment goes by (schedules and the dashboard follow it): its schema, table and
+    target, with a short digest of the three so that names cut short cannot meet."""
+    table = version.table
+    digest = hashlib.sha256(json.dumps([table.schema, table.name, version.target]).encode()).hexdigest()[:6]
+    return (f"{FORECAST_PREFIX}{slugify(table.schema, max_length=12)}_{slugify(table.name, max_length=20)}_"
+            f"{slugify(version.target, max_length=20)}_{digest}")
 
 
 def deploy_forecast(registry: Registry, model_id: str) -> str:
     """Make the version the one its forecast deployment writes with (a later version takes the name over);
     return that name."""
-    name = forecast_name(registry.get_model_version(model_id))
+    version = registry.get_model_version(model_id)
+    name = forecast_name(version)
+    current = next((d for d in registry.list_deployments() if d.function_name == name), None)
+    if current is not None and current.model_id != model_id:
+        other = registry.get_model_version(current.model_id)
+        if (other.table, other.target) != (version.table, version.target):
+            raise DeploymentError(f"{name} already forecasts {other.target} from {other.table}.",
+                                  hint="Rename one of the tables, or retire that forecast first.")
     load_forecast_bundle(registry, model_id)  # ArtifactIntegrityError now, not at the first forecast
     registry.upsert_deployment(name, model_id)
     return name
@@ -194,15 +221,25 @@ def forecast_frame(warehouse: Warehouse, registry: Registry, model_id: str,
 
 
 def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, source: TableRef, output: TableRef,
-                   *, append: bool = False) -> ForecastWritten:
+                   *, append: bool = False, overwrite: bool = True) -> ForecastWritten:
     """Forecast from `source`'s newest history with the deployment's version and write it into `output`
-    atomically: replaced (a failure leaves the old table whole), or, with `append`, added to it in one
-    transaction so earlier forecasts stay beside the new one."""
+    atomically: replaced (a failure leaves the old table whole; without `overwrite` an existing table is refused),
+    or, with `append`, added to it in one transaction so earlier forecasts stay beside the new one. Refuses to
+    write into Flurry's own schema."""
     if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
         raise DeploymentError("The forecast cannot overwrite the history it is made from.",
                               hint="Choose a new table name.")
+    if output.schema.upper() == METADATA_SCHEMA:
+        raise DeploymentError(f"Flurry keeps its own records in the {METADATA_SCHEMA} schema; forecasts go elsewhere.",
+                              hint="Choose another schema.")
     model_id = deployment_model(registry, deployment)
     frame = forecast_frame(warehouse, registry, model_id, source)
+    if frame.empty:
+        raise DeploymentError(f"No series in {source} has enough history to forecast.",
+                              hint="Check that the table still holds the series' recent rows.")
+    if not append and not overwrite and warehouse.table_exists(output):
+        raise DeploymentError(f"The table {output} already exists.",
+                              hint="Choose another name, replace it, or add the new forecast to it.")
     warehouse.ensure_schema(output.schema)
     if append and warehouse.table_exists(output):
         warehouse.append_table_from_batches(output, iter(pa.Table.from_pandas(frame, preserve_index=False).to_batches()))

@@ -130,11 +130,11 @@ class ScoringJobs:
                             [done, total, scoring_id])
             return not self.get(scoring_id).stop_requested
 
-        forecast = self._is_forecast(run.function_name)
         try:
-            if forecast:  # a forecast deployment writes the next periods from the newest history
+            if self._is_forecast(run.function_name):  # a forecast deployment writes the next periods
                 written = write_forecast(self.wh, self.registry, run.function_name, run.source, run.output,
-                                         append=run.mode is OutputMode.APPEND)
+                                         append=run.mode is OutputMode.APPEND,
+                                         overwrite=run.mode is OutputMode.REPLACE)
                 self._finish(scoring_id, ScoringState.SUCCEEDED, written.message)
                 self.wh.execute(f"UPDATE {self._t()} SET rows_done = ?, rows_total = ? WHERE scoring_id = ?",
                                 [written.rows, written.rows, scoring_id])
@@ -160,7 +160,8 @@ class ScoringJobs:
         return self.get(scoring_id)
 
     def _is_forecast(self, function_name: str) -> bool:
-        return all(d.function_name != function_name for d in self.registry.function_deployments())
+        model_id = deployment_model(self.registry, function_name)
+        return self.registry.get_model_version(model_id).task == "forecast"
 
     def run_queued(self) -> int:
         """Run every queued score, oldest first; return how many ran."""

@@ -52,12 +52,13 @@ def forecast_deployment(version: ModelVersion) -> None:
     st.caption("One row per series and period ahead: the series, the period, "
                f"{md(', '.join(FORECAST_COLUMNS))}, the {md(MODEL_VERSION_COLUMN)} that made it and when "
                f"({md(CREATED_AT_COLUMN)}). It starts after the newest history in {md(version.table)}.")
-    out_schema = st.text_input("Write the forecast into schema", value="forecasts", key="deploy.out_schema")
+    out_schema = st.text_input("Write the forecast into schema", value="forecasts", key="deploy.forecast.out_schema")
     out_name = st.text_input("…as the table", value=f"{slugify(version.table.name, max_length=40)}_forecast",
-                             key="deploy.out_table")
-    mode = st.radio("If that table exists", list(MODES), format_func=MODES.get, key="deploy.mode")
+                             key="deploy.forecast.out_table")
+    mode = st.radio("If that table exists", list(MODES), format_func=MODES.get, key="deploy.forecast.mode")
     scoring_view.score_now(ws, name, version.table, out_schema, out_name, mode, label="Write the forecast",
-                           key="deploy.forecast_write", working="Forecasting…")
+                           key="deploy.forecast_write", working="Forecasting…",
+                           job_key=f"deploy.forecast.job.{version.model_id}")
     st.code(f"SELECT *\nFROM {quote_ident(out_schema)}.{quote_ident(out_name)}\n"
             f"WHERE {CREATED_AT_COLUMN} = (SELECT max({CREATED_AT_COLUMN}) FROM {quote_ident(out_schema)}."
             f"{quote_ident(out_name)});",

@@ -74,6 +74,7 @@ def pick_forecast(table: TableRef, target: str, profile: TableProfile, dated: li
         with st.container(border=True):
             st.markdown(md(finding.message))
             st.caption(md(finding.remedy))
+    st.success(f"Forecast of **{md(target)}**, {horizon} {word}s ahead.")
     return spec
 
 

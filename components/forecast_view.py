@@ -35,7 +35,8 @@ def show_forecast_evaluation(version: ModelVersion, report: ForecastReport) -> N
         shown = st.selectbox("Series (worst backtest first)", series, key=f"evaluate.series.{version.model_id}")
     one = rows[rows[SERIES_KEY] == shown]
     st.plotly_chart(forecast_chart(one, PERIOD, "actual", f"{version.target} · {shown}"), width="stretch")
-    st.caption("The bands hold the actual value 80% and 95% of the time in the backtests at each step ahead.")
+    st.caption("The bands are as wide as this method's backtest errors at each step ahead: 80% and 95% of those "
+               "errors (pooled across series, each scaled by its series' level) fell inside them.")
 
     st.subheader("Backtests: each fold beside repeating last season")
     folds = pd.DataFrame(report.by_fold).rename(columns={

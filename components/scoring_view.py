@@ -26,19 +26,19 @@ def output_table(schema: str, name: str) -> TableRef:
 
 
 def score_now(ws: Workspace, function: str, source: TableRef, out_schema: str, out_name: str, mode: OutputMode, *,
-              label: str = "Score the table", key: str = "deploy.score", working: str = "Scoring in the warehouse…"
-              ) -> None:
+              label: str = "Score the table", key: str = "deploy.score", working: str = "Scoring in the warehouse…",
+              job_key: str = "deploy.scoring_id") -> None:
     """The Score button (a forecast's Write button): queue the job (the supervisor runs it), or run it here
     where no supervisor runs (Snowflake scores in one statement in the warehouse)."""
     assert ws.scoring is not None
     if st.button(label, key=key):
         with user_errors(label.lower()):
             scoring_id = ws.scoring.request(function, source, output_table(out_schema, out_name), mode)
-            st.session_state["deploy.scoring_id"] = scoring_id
+            st.session_state[job_key] = scoring_id
             if ws.supervisor is None:
                 with st.spinner(working):
                     ws.scoring.run(scoring_id)
-    scoring_id = st.session_state.get("deploy.scoring_id")
+    scoring_id = st.session_state.get(job_key)
     if scoring_id:
         scoring_status(ws, scoring_id)
 

@@ -63,7 +63,9 @@ def rows_sentence(run: Run) -> str:
         sentence = f"Training on a {run.rows_used:,}-row sample of {eligible:,} rows"
     else:
         sentence = f"Training on {run.rows_used:,} rows"
-    if run.rows_dropped:
+    if run.rows_dropped and run.task == Task.FORECAST.value:
+        sentence += f"; {run.rows_dropped:,} rows have no value of the target (periods still to come, or gaps)"
+    elif run.rows_dropped:
         sentence += f"; {run.rows_dropped:,} rows left out (no target value, or a class too small to learn)"
     return sentence + "."
 
@@ -151,7 +153,9 @@ def forecast_training(table: TableRef, spec: SeriesSpec | None) -> None:
         return
     ws = calls.workspace()
     series = f", one series per {', '.join(spec.series_columns)}" if spec.series_columns else ""
-    st.caption(f"Forecasting **{md(spec.target)}** in {md(table)} {spec.horizon} periods ahead, ordered by "
+    with user_errors("read the series"):
+        word = calls.forecast_preview(ws.warehouse.identity, table, spec).frequency.frequency.period_word
+    st.caption(f"Forecasting **{md(spec.target)}** in {md(table)} {spec.horizon} {word}s ahead, ordered by "
                f"{md(spec.time_column)}{md(series)}. Every method is judged on rolling-origin backtests: trained on "
                "the past only, scored on the periods that followed.")
     budget = st.number_input("Time budget (seconds)", value=DEFAULT_TIME_BUDGET_S, step=10, key="train.budget",

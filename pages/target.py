@@ -47,7 +47,8 @@ with user_errors("read the table's columns"):
     numeric = profile.column(target).kind == "numeric"
     dated = calls.time_columns(identity, table) if numeric else []
     tasks = [t for t in Task if t is not Task.FORECAST or dated]  # offered for a number and a time to order it by
-    suggested = Task.FORECAST if dated and suggests_forecast(profile, target, dated) else summary.detected_task
+    suggested = (Task.FORECAST if dated and suggests_forecast(profile, target, dated, summary.detected_task)
+                 else summary.detected_task)
     chosen_task = state.task() if state.task() in tasks else suggested
     task = st.radio("Kind of prediction", tasks, index=tasks.index(chosen_task), key="target.task",
                     format_func=lambda t: t.label + (
@@ -58,7 +59,6 @@ with user_errors("read the table's columns"):
     if task is Task.FORECAST:
         spec = pick_forecast(table, target, profile, dated)
         if spec is not None:
-            st.success(f"Forecast of **{md(target)}**, {spec.horizon} periods ahead.")
             st.page_link("pages/train.py", label="Next: train", icon=":material/arrow_forward:")
         st.stop()
     if task is Task.BINARY:

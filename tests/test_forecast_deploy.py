@@ -137,3 +137,39 @@ def test_bad_forecast_choices_name_the_column_and_store_nothing(empty_workspace:
     with pytest.raises(InvalidTargetError, match="Every value of 'Visits' is missing"):
         preview(ws.warehouse, nulls, SeriesSpec("Day", "Visits", ("Site",)))
     assert ws.registry.list_runs() == [] and ws.registry.list_deployments() == []
+
+
+def test_forecast_names_never_meet_and_flurrys_schema_is_refused(forecast_version: tuple[Workspace, TableRef, str]
+                                                                 ) -> None:
+    from dataclasses import replace
+
+    from backend.errors import DeploymentError
+    from backend.forecast_workflow import forecast_name
+
+    ws, table, model_id = forecast_version
+    version = ws.registry.get_model_version(model_id)
+    twins = [replace(version, table=TableRef(schema, name)) for schema, name in
+             (("staging", "daily visits"), ("prod", "daily visits"), ("lab", "daily visits by site north"),
+              ("lab", "daily visits by site south"))]
+    assert len({forecast_name(v) for v in twins}) == 4
+    name = deploy_forecast(ws.registry, model_id)
+    with pytest.raises(DeploymentError, match="own records"):
+        write_forecast(ws.warehouse, ws.registry, name, table, TableRef("FLURRY", "runs"))
+
+
+def test_a_forecast_is_suggested_for_series_not_for_a_yes_no_target_with_a_date(empty_workspace: Workspace) -> None:
+    from backend.forecast_workflow import suggests_forecast, time_columns
+    from backend.task_detection import Task
+
+    ws = empty_workspace
+    visits = put_table(ws, "visits", daily_visits(60))
+    rng = np.random.default_rng(0)
+    churn = put_table(ws, "churn", pd.DataFrame({
+        "signup": pd.date_range("2023-01-01", periods=400, freq="D"), "plan": rng.choice(["a", "b"], 400),
+        "tenure": rng.integers(1, 60, 400), "spend": rng.normal(50, 10, 400), "churned": rng.integers(0, 2, 400)}))
+    assert suggests_forecast(ws.warehouse.profile(visits), "Visits", time_columns(ws.warehouse, visits),
+                             Task.REGRESSION)
+    assert not suggests_forecast(ws.warehouse.profile(churn), "churned", time_columns(ws.warehouse, churn),
+                                 Task.BINARY)
+    assert not suggests_forecast(ws.warehouse.profile(churn), "spend", time_columns(ws.warehouse, churn),
+                                 Task.REGRESSION)  # one row per signup date in a wide table: examples, not a series

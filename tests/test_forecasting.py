@@ -334,3 +334,56 @@ def test_few_series_get_more_backtest_folds_as_far_as_their_history_allows() -> 
     assert backtest_folds(1, history_needed(12, 12, folds=4), 12, 12) == 4  # as many as its history holds
     assert backtest_folds(20, 76, 8, 4) == MIN_FOLDS  # twenty series judge enough forecasts in three
     assert backtest_folds(1, 30, 6, 12) == MIN_FOLDS  # never fewer than three
+
+
+def test_untidy_rows_stay_honest_missing_stays_missing_and_unseen_series_are_named() -> None:
+    frame = _panel({"A": 40, "B": 40})
+    ahead = pd.DataFrame({"month": [frame["month"].max() + pd.DateOffset(months=1)] * 2, "store": ["A", "A"],
+                          "sales": [np.nan, np.nan]})  # a future period listed twice: still to come, not a zero
+    newcomer = pd.DataFrame({"month": [frame["month"].max()], "store": ["C"], "sales": [np.nan]})
+    prepared = prepare_series(pd.concat([frame, ahead, newcomer], ignore_index=True),
+                              SeriesSpec("month", "sales", ("store",), horizon=6))
+    assert prepared.history.groupby(SERIES_KEY)[PERIOD].max().eq(frame["month"].max()).all()
+    assert len(prepared.future) == 1 and "C" in prepared.left_out
+    assert any(f.kind == "no_history" and "'C'" in f.message for f in prepared.findings)
+
+
+@pytest.mark.parametrize(("texts", "expected"), [
+    (["15-03-2024", "16-03-2024", "17-03-2024"], "2024-03-15"),  # day first throughout
+    (["03-15-2024", "03-16-2024", "03-17-2024"], "2024-03-15"),  # month first; no "time zone" -2024
+    (["2024-03-15 00:00+02:00", "2024-03-16 00:00+02:00", "2024-03-17 00:00+02:00"], "2024-03-15"),  # wall clock
+])
+def test_text_dates_are_read_with_one_format_and_their_own_wall_clock(texts: list[str], expected: str) -> None:
+    from backend.forecasting.series import parse_times
+
+    parsed, findings = parse_times(pd.Series(texts * 4), "day")
+    assert parsed.iloc[0] == pd.Timestamp(expected) and parsed.notna().all()
+    assert [f.kind for f in findings] == ["time_as_text"]
+
+
+def test_a_series_of_exactly_the_length_the_horizon_needs_is_forecast() -> None:
+    """48 months at a 12-month horizon: the earliest fold leaves a season to learn from, too little for lags."""
+    from backend.forecasting.fit import fit_forecast
+
+    prepared = prepare_series(_simulated(1, 48, seed=9), SeriesSpec("month", "sales", ("store",), horizon=12))
+    result = fit_forecast(prepared, "sales", 12, budget_s=2)
+    assert len(result.forecasts) == 12 and result.forecasts["forecast"].notna().all()
+
+
+def test_known_in_advance_values_reach_the_backtests() -> None:
+    """Sales that a promotion drives: the lag model told the promotions of the judged periods beats the same
+    model without them."""
+    from backend.forecasting.backtest_run import run_backtest
+    from backend.forecasting.lag_model import lag_forecaster, lag_plan, lightgbm_regressor
+
+    rng = np.random.default_rng(2)
+    frame = _simulated(6, 60, seed=4)
+    frame["promo"] = rng.integers(0, 2, len(frame)).astype(float)
+    frame["sales"] = frame["sales"] * (1 + frame["promo"])
+    spec = SeriesSpec("month", "sales", ("store",), horizon=6, known_columns=("promo",))
+    prepared = prepare_series(frame, spec)
+    plan = lag_plan(prepared.frequency, 60)
+    methods = {"told": lag_forecaster(plan, prepared.frequency, "sales", lightgbm_regressor(), ("promo",)),
+               "blind": lag_forecaster(plan, prepared.frequency, "sales", lightgbm_regressor())}
+    report = run_backtest(prepared.history, prepared.frequency, "sales", 6, methods)
+    assert report.mean("told") < 0.7 * report.mean("blind")

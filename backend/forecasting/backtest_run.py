@@ -21,8 +21,9 @@ from backend.forecasting.frequency import DetectedFrequency
 from backend.forecasting.scores import FORECAST_METRICS, forecast_score
 from backend.forecasting.series import PERIOD, SERIES_KEY
 
-# history (rows before the origin) → forecasts: SERIES_KEY, PERIOD, forecast for `horizon` periods per series
-Forecaster = Callable[[pd.DataFrame, int], pd.DataFrame]
+# (history: rows before the origin, horizon, future: the known-in-advance columns of the periods ahead, or None)
+# → forecasts: SERIES_KEY, PERIOD, forecast for `horizon` periods per series
+Forecaster = Callable[[pd.DataFrame, int, pd.DataFrame | None], pd.DataFrame]
 INTERVAL_LEVELS = (0.8, 0.95)
 SEASONAL_NAIVE = "seasonal naive"
 NAIVE = "naive"
@@ -31,7 +32,8 @@ NAIVE = "naive"
 def baseline_forecaster(frequency: DetectedFrequency, target: str, *, seasonal: bool) -> Forecaster:
     season = frequency.frequency.season_length
 
-    def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def forecast(history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        del future  # a baseline knows nothing of the future
         keys, values, ahead = [], [], {}
         for key, series in history.groupby(SERIES_KEY, sort=False):
             past = series[target].to_numpy(float)
@@ -52,8 +54,8 @@ def baseline_forecaster(frequency: DetectedFrequency, target: str, *, seasonal: 
 def combined_forecaster(first: Forecaster, second: Forecaster) -> Forecaster:
     """The average of two forecasters (combinations are robust where either one alone misjudges a trend or a
     season)."""
-    def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        a, b = first(history, horizon), second(history, horizon)
+    def forecast(history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        a, b = first(history, horizon, future), second(history, horizon, future)
         both = a.merge(b, on=[SERIES_KEY, PERIOD], suffixes=("_a", "_b"))
         return both.assign(forecast=(both["forecast_a"] + both["forecast_b"]) / 2)[[SERIES_KEY, PERIOD, "forecast"]]
 
@@ -111,6 +113,11 @@ def _folds(history: pd.DataFrame, horizon: int, folds: int) -> list[tuple[int, p
             for fold in rolling_origin_folds(len(calendar), horizon, folds=folds, min_train=2)]
 
 
+def first_fold_origin(history: pd.DataFrame, horizon: int, folds: int) -> pd.Timestamp:
+    """Where the earliest fold's judged periods begin: everything before it is history to every fold."""
+    return _folds(history, horizon, folds)[0][1]
+
+
 def _record(report: BacktestReport, name: str, fold: int, predicted: pd.DataFrame, pasts: dict[object, np.ndarray],
             target: str, season: int) -> None:
     """Score one method's forecasts of one fold (`predicted`: SERIES_KEY, PERIOD, forecast and the actual)."""
@@ -137,9 +144,10 @@ def run_backtest(history: pd.DataFrame, frequency: DetectedFrequency, target: st
         train = history[history[PERIOD] < origin]
         judged = history[(history[PERIOD] >= origin) & history[PERIOD].isin(judged_periods)]
         pasts = {key: values.to_numpy(float) for key, values in train.groupby(SERIES_KEY, sort=False)[target]}
+        known = judged.drop(columns=[target])  # what is known in advance of the judged periods
         for name, forecaster in methods.items():
-            predicted = forecaster(train, horizon).merge(judged[[SERIES_KEY, PERIOD, target]],
-                                                        on=[SERIES_KEY, PERIOD], how="inner")
+            predicted = forecaster(train, horizon, known).merge(judged[[SERIES_KEY, PERIOD, target]],
+                                                               on=[SERIES_KEY, PERIOD], how="inner")
             _record(report, name, number, predicted, pasts, target, season)
     return report
 

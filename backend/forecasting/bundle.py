@@ -6,7 +6,7 @@ newest periods.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -39,8 +39,9 @@ class ForecastBundle:
         return list(dict.fromkeys([spec.time_column, *spec.series_columns, *spec.known_columns, spec.target]))
 
     def prepare(self, frame: pd.DataFrame) -> PreparedSeries:
-        """The table's rows as training read them. Raises InvalidTargetError as prepare_series does."""
-        return prepare_series(frame, self.spec)
+        """The table's rows as training read them, each series needing only a season of history (no backtests
+        follow a re-forecast). Raises InvalidTargetError as prepare_series does."""
+        return prepare_series(frame, replace(self.spec, folds=0))
 
     def forecast_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The next `horizon` periods of every series in `frame`: its series columns (their own values), the

@@ -69,7 +69,8 @@ def ets_forecaster(frequency: DetectedFrequency, target: str) -> Forecaster:
     """A backtestable forecaster: every series fitted on the history it is given."""
     season = frequency.frequency.season_length
 
-    def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    def forecast(history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        del future  # each series from its own past only
         parts = []
         for key, series in history.groupby(SERIES_KEY, sort=False):
             predicted = ets_forecast(series[target].to_numpy(float), horizon, season)

@@ -22,6 +22,7 @@ from backend.forecasting.backtest_run import (
     baseline_forecaster,
     combination_backtest,
     combined_forecaster,
+    first_fold_origin,
     interval_widths,
     run_backtest,
 )
@@ -38,7 +39,7 @@ from backend.forecasting.lag_model import (
     training_table,
 )
 from backend.forecasting.model import COMBINED, LAG_MODEL, ForecastModel, combination_members, combination_name
-from backend.forecasting.series import SERIES_KEY, PreparedSeries
+from backend.forecasting.series import PERIOD, SERIES_KEY, PreparedSeries
 
 # The search's share of the budget; the backtests (every method on every fold) and the final refit share the rest.
 SEARCH_SHARE = 0.6
@@ -53,7 +54,7 @@ SEARCH_ESTIMATORS = ("lgbm", "rf", "extra_tree", "xgboost")
 class Driver:
     feature: str
     words: str  # "the same month last year"
-    importance: float  # share of the model's total split gain
+    importance: float  # share of the model's own importance (LightGBM: splits; forests: impurity decrease)
 
 
 @dataclass
@@ -92,7 +93,11 @@ def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: fl
     template = automl.model.estimator
 
     def regressor(x: pd.DataFrame, y: np.ndarray) -> FittedRegressor:
-        return FittedRegressor(clone(template).fit(x, y), tuple(x.columns))
+        # FLAML imputed for its own trials; refitted alone, forests and extra trees refuse NaN (a known-in-advance
+        # value missing in a gap, an average over periods before a series began): training medians stand in
+        medians = x.median(numeric_only=True).reindex(x.columns).fillna(0.0)
+        fill = tuple(float(v) for v in medians)
+        return FittedRegressor(clone(template).fit(x.fillna(medians), y), tuple(x.columns), fill)
 
     return regressor, str(automl.best_estimator)
 
@@ -128,8 +133,13 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
         report = report.merged(scored(run_backtest(history, frequency, target, horizon, smoothing, folds=folds)))
     learner: str | None = None
     regressor: Regressor | None = None
-    features, targets, _ = training_table(history, plan, frequency, target, known_columns)
-    if len(features) >= 2 * horizon:
+    first_origin = first_fold_origin(history, horizon, folds)
+    # the search sees only what precedes every fold (its own validation must not be the folds' test periods),
+    # and the lag model is tried only when the earliest fold still leaves each series rows to learn from
+    features, targets, _ = training_table(history[history[PERIOD] < first_origin], plan, frequency, target,
+                                          known_columns)
+    earliest = int(history[history[PERIOD] < first_origin].groupby(SERIES_KEY).size().min())
+    if len(features) >= 2 * horizon and earliest > plan.reach:
         if search:
             remaining = budget_s - (time.monotonic() - started)
             regressor, learner = searched_regressor(features, targets, SEARCH_SHARE * remaining, seed)

@@ -69,10 +69,10 @@ class DetectedFrequency:
 
     def periods_between(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
         """Every period from `start` to `end`, both included (the calendar a complete series has)."""
-        periods, current = [], start
-        while current <= end:
-            periods.append(current)
-            current = current + self.offset
+        periods, step = [], 0
+        while (current := start + self.offset * step) <= end:  # multiples of the offset, as next_periods steps:
+            periods.append(current)                            # Jan 30 → Feb 28 → Mar 30, never → Mar 28
+            step += 1
         return pd.DatetimeIndex(periods)
 
 

@@ -25,9 +25,13 @@ class FittedRegressor:
 
     model: object
     columns: tuple[str, ...]
+    fill: tuple[float, ...] = ()  # per column, what a missing value reads as (for learners that refuse NaN)
 
     def __call__(self, rows: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model.predict(rows[list(self.columns)]), dtype=float)  # type: ignore[attr-defined]
+        x = rows[list(self.columns)]
+        if self.fill:
+            x = x.fillna(dict(zip(self.columns, self.fill, strict=True)))
+        return np.asarray(self.model.predict(x), dtype=float)  # type: ignore[attr-defined]
 
     def importances(self) -> dict[str, float]:
         """Each column's share of the model's importance (empty when the model has none)."""
@@ -75,7 +79,10 @@ class LagPlan:
                                    f"{lag} {frequency.period_word}s before")
         for window in self.windows:
             words[f"mean_{window}"] = f"the average of the last {window} {frequency.period_word}s"
-        words["season_position"] = f"the time of {'year' if frequency.season_length >= 4 else 'cycle'}"
+        words["season_position"] = {Frequency.HOURLY: "the hour of the day", Frequency.DAILY: "the day of the week",
+                                    Frequency.WEEKLY: "the week of the year", Frequency.MONTHLY: "the month of the year",
+                                    Frequency.QUARTERLY: "the quarter of the year",
+                                    Frequency.YEARLY: "the year"}[frequency]
         return words
 
 
@@ -231,10 +238,12 @@ def lightgbm_regressor(**params: object) -> Regressor:
 
 
 def lag_forecaster(plan: LagPlan, frequency: DetectedFrequency, target: str, regressor: Regressor,
-                   known_columns: tuple[str, ...] = ()) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
-    """A backtestable forecaster: fitted on the history it is given, then forecasting onward."""
-    def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+                   known_columns: tuple[str, ...] = ()
+                   ) -> Callable[[pd.DataFrame, int, pd.DataFrame | None], pd.DataFrame]:
+    """A backtestable forecaster: fitted on the history it is given, then forecasting onward with the known
+    columns of the periods ahead."""
+    def forecast(history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
         model = fit_lag_model(history, plan, frequency, target, regressor, known_columns)
-        return model.forecast(history, horizon)
+        return model.forecast(history, horizon, future)
 
     return forecast

@@ -64,15 +64,15 @@ class ForecastModel:
             return stacked.groupby([SERIES_KEY, PERIOD], as_index=False, sort=False)["forecast"].mean()
         if self.method in (NAIVE, SEASONAL_NAIVE):
             return baseline_forecaster(self.frequency, self.target, seasonal=self.method == SEASONAL_NAIVE)(
-                history, self.horizon)
+                history, self.horizon, None)
         if self.method == ETS:  # refitted on the history it is given: it keeps no state between forecasts
-            return ets_forecaster(self.frequency, self.target)(history, self.horizon)
+            return ets_forecaster(self.frequency, self.target)(history, self.horizon, None)
         if self.lag_model is None:
             raise ValueError(f"The {self.method} forecaster has no fitted model.")
         lagged = self.lag_model.forecast(history, self.horizon, future)
         if self.method == LAG_MODEL:
             return lagged
-        seasonal = baseline_forecaster(self.frequency, self.target, seasonal=True)(history, self.horizon)
+        seasonal = baseline_forecaster(self.frequency, self.target, seasonal=True)(history, self.horizon, None)
         both = lagged.merge(seasonal, on=[SERIES_KEY, PERIOD], suffixes=("_lag", "_seasonal"))
         return both.assign(forecast=(both["forecast_lag"] + both["forecast_seasonal"]) / 2)[
             [SERIES_KEY, PERIOD, "forecast"]]

@@ -43,6 +43,11 @@ class ForecastReport:
     by_series: list[SeriesError]  # worst first
     methods: list[dict[str, Any]]  # every method tried: method, words, mase, smape
     drivers: list[dict[str, Any]] = field(default_factory=list)  # feature, words, importance
+    metric: str = "mase"  # what the method was chosen by
+
+    @property
+    def metric_label(self) -> str:
+        return FORECAST_METRICS[self.metric].label
 
     @property
     def method_words(self) -> str:
@@ -69,11 +74,18 @@ class ForecastReport:
             lines.append(f"Its errors were {1 - mase['model'] / mase['seasonal_naive']:.0%} smaller than "
                          "repeating last season's values (MASE "
                          f"{mase['model']:.2f} against {mase['seasonal_naive']:.2f}).")
+        elif self.method == SEASONAL_NAIVE:
+            lines.append("No method beat repeating last season's values here, so Flurry forecasts that way. A "
+                         "longer history or columns known in advance may help.")
+        elif not (_finite(mase["model"]) and _finite(mase["seasonal_naive"])):
+            lines.append("MASE is undefined here (a series repeats exactly, so repeating last season makes no "
+                         "error in its history); the other scores compare the methods.")
         else:
-            lines.append("No model beat repeating last season's values here, so Flurry forecasts that way "
-                         f"(MASE {mase['model']:.2f}). A longer history or known-in-advance columns may help.")
+            lines.append(f"It was chosen by {self.metric_label}; by MASE it was no better than repeating last "
+                         f"season (MASE {mase['model']:.2f} against {mase['seasonal_naive']:.2f}).")
         if self.left_out:
-            lines.append(f"{len(self.left_out):,} series were too short to forecast and are left out.")
+            lines.append(f"{len(self.left_out):,} series were left out (too short, or no values yet); the checks "
+                         "below name them.")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,7 +106,7 @@ def _finite(value: float) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def build_report(result: ForecastResult, prepared: PreparedSeries) -> ForecastReport:
+def build_report(result: ForecastResult, prepared: PreparedSeries, metric: str = "mase") -> ForecastReport:
     backtest, chosen = result.backtest, result.chosen
     scores = {metric: {"model": backtest.mean(chosen, metric), "seasonal_naive": backtest.mean(SEASONAL_NAIVE, metric),
                        "naive": backtest.mean(NAIVE, metric)} for metric in FORECAST_METRICS}
@@ -115,4 +127,5 @@ def build_report(result: ForecastResult, prepared: PreparedSeries) -> ForecastRe
         findings=[{"kind": f.kind, "message": f.message, "remedy": f.remedy} for f in prepared.findings],
         scores=scores, by_fold=by_fold, by_series=by_series,
         methods=sorted(methods, key=lambda m: m["mase"] if _finite(m["mase"]) else math.inf),
-        drivers=[{"feature": d.feature, "words": d.words, "importance": d.importance} for d in result.drivers])
+        drivers=[{"feature": d.feature, "words": d.words, "importance": d.importance} for d in result.drivers],
+        metric=metric)

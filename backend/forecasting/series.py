@@ -60,7 +60,7 @@ class PreparedSeries:
     future: pd.DataFrame  # rows already in the table for periods after each series' history (known columns)
     frequency: DetectedFrequency
     findings: list[SeriesFinding] = field(default_factory=list)
-    left_out: list[str] = field(default_factory=list)  # series too short to backtest and forecast
+    left_out: list[str] = field(default_factory=list)  # series with no values yet, or too short to backtest
 
     @property
     def series(self) -> list[str]:
@@ -98,13 +98,17 @@ def parse_times(values: pd.Series, column: str) -> tuple[pd.Series, list[SeriesF
     elif pd.api.types.infer_dtype(values, skipna=True) in ("date", "datetime"):  # DATE columns read as objects
         parsed = pd.to_datetime(values, errors="coerce")
     else:
-        text = values.astype("string")
-        offsets = text.str.extract(r"([+-]\d{2}:?\d{2}|Z)\s*$")[0].dropna().unique()
+        text = values.astype("string").str.strip()
+        # an offset only counts after a time of day ("2024-03-01 10:00+02:00"), never a date's "-2024"
+        zone = text.str.extract(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*([+-]\d{2}:?\d{2}|Z)$")[0]
+        offsets = zone.dropna().unique()
         if len(offsets) > 1:
             raise InvalidTargetError(
                 f"The time column {column!r} mixes time zones ({', '.join(map(str, offsets[:4]))}).",
                 hint="Store its times in one zone (UTC is safest), then pick the table again.")
-        parsed = pd.to_datetime(text, errors="coerce", utc=len(offsets) == 1, format="mixed")
+        wall_clock = text.where(zone.isna(), text.str.slice(stop=-1).where(zone == "Z", text.str.replace(
+            r"\s*[+-]\d{2}:?\d{2}$", "", regex=True)))  # one zone: its wall-clock times, as the rows say them
+        parsed = _one_format(wall_clock)
         share = float(parsed.notna().sum()) / max(1, int(text.notna().sum()))
         if share < MIN_PARSED_SHARE:
             bad = text[parsed.isna() & text.notna()].head(3).tolist()
@@ -116,6 +120,13 @@ def parse_times(values: pd.Series, column: str) -> tuple[pd.Series, list[SeriesF
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]"), findings
+
+
+def _one_format(text: pd.Series) -> pd.Series:
+    """Times read with one format for the whole column (the one that reads the most values: month first, then
+    day first), never value by value, so "03-04-2024" means the same in every row."""
+    candidates = [pd.to_datetime(text, errors="coerce", dayfirst=dayfirst) for dayfirst in (False, True)]
+    return max(candidates, key=lambda parsed: int(parsed.notna().sum()))
 
 
 def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
@@ -144,6 +155,12 @@ def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
     if observed.empty:
         raise InvalidTargetError(f"Every value of {spec.target!r} is missing.", hint="Pick a column with values.")
     last_seen = observed.groupby(SERIES_KEY)[PERIOD].max()
+    unseen = sorted(set(rows[SERIES_KEY]) - set(last_seen.index))
+    if unseen:
+        findings.append(SeriesFinding("no_history", f"{len(unseen):,} series have no value of {spec.target!r} yet "
+                                                    f"({_names(unseen)}) and were left out.",
+                                      "They are forecast once their history arrives.", tuple(unseen[:20])))
+        rows = rows[rows[SERIES_KEY].isin(last_seen.index)]
     is_future = rows[PERIOD] > rows[SERIES_KEY].map(last_seen)
     future = rows[is_future].drop(columns=[spec.target])
     if len(future):
@@ -159,7 +176,7 @@ def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
         findings.append(SeriesFinding("constant", f"{len(constant):,} series never change ({_names(constant)}).",
                                       "They are forecast as that same value.", tuple(constant[:20])))
     return PreparedSeries(history.reset_index(drop=True), future.reset_index(drop=True), frequency, findings,
-                          left_out)
+                          [*unseen, *left_out])
 
 
 def _capped(rows: pd.DataFrame, findings: list[SeriesFinding]) -> pd.DataFrame:
@@ -185,8 +202,8 @@ def _deduplicated(rows: pd.DataFrame, spec: SeriesSpec, findings: list[SeriesFin
     how = "added up" if spec.duplicates is Duplicates.SUM else "averaged"
     findings.append(SeriesFinding("duplicates", f"{where}; their values of {spec.target!r} were {how}.",
                                   "Choose the other rule if that is not what they mean."))
-    aggregate = {spec.target: "sum" if spec.duplicates is Duplicates.SUM else "mean",
-                 **{c: "first" for c in spec.known_columns}}
+    total = (lambda values: values.sum(min_count=1)) if spec.duplicates is Duplicates.SUM else "mean"
+    aggregate = {spec.target: total, **{c: "first" for c in spec.known_columns}}  # all-missing stays missing
     return rows.groupby([SERIES_KEY, PERIOD], as_index=False, sort=False).agg(aggregate)
 
 
@@ -229,7 +246,7 @@ def _long_enough(history: pd.DataFrame, frequency: DetectedFrequency, spec: Seri
         longest = int(lengths.max())
         raise InvalidTargetError(
             f"The longest history is {longest:,} {frequency.frequency.period_word}s; forecasting {spec.horizon} "
-            f"ahead with {spec.folds} backtests needs at least {needed:,}.",
+            f"ahead{f' with {spec.folds} backtests' if spec.folds else ''} needs at least {needed:,}.",
             hint=f"Forecast fewer {frequency.frequency.period_word}s ahead, or use a table with a longer history.")
     if short:
         findings.append(SeriesFinding(

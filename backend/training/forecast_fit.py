@@ -58,7 +58,7 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
     result = fit_forecast(prepared, config.target, config.horizon, budget_s=config.time_budget_s, seed=config.seed,
                           known_columns=tuple(name for name, _ in config.features),
                           search=not from_log, metric=config.metric, on_scored=scored)
-    report = build_report(result, prepared)
+    report = build_report(result, prepared, config.metric)
     bundle = ForecastBundle(spec, config.target_sql_type, result.model, result.learner)
     judged = len(result.backtest.errors.get(result.chosen, ()))
     return TrainingResult(

@@ -61,7 +61,8 @@ class LocalWorkerRunner:
         total = self.wh.row_count(config.table)
         spec = SampleSpec(table=config.table, columns=config.exported_columns, target=config.target,
                           max_rows=config.max_rows, seed=config.seed, stratify=config.task.is_classification,
-                          distinct=config.deduplicate, exclude_target_values=config.drop_classes)
+                          distinct=config.deduplicate, exclude_target_values=config.drop_classes,
+                          unlabelled=config.is_forecast)
         sample = self.wh.export_training_sample(spec, job_dir / jf.DATA)
         used = sample.rows_written
         if used < MIN_TRAINING_ROWS:

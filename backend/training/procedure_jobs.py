@@ -59,7 +59,8 @@ class ProcedureRunner:
 
         spec = SampleSpec(table=config.table, columns=config.exported_columns, target=config.target,
                           max_rows=config.max_rows, seed=config.seed, stratify=config.task.is_classification,
-                          distinct=config.deduplicate, exclude_target_values=config.drop_classes)
+                          distinct=config.deduplicate, exclude_target_values=config.drop_classes,
+                          unlabelled=config.is_forecast)
         total = self.wh.row_count(config.table)
         sql, params, eligible, sampled = self.wh.training_sample_sql(spec)
         if eligible < MIN_TRAINING_ROWS:

@@ -77,7 +77,8 @@ class ColumnStats:
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """Which rows a training export takes: non-null target, at most `max_rows`, drawn in the warehouse."""
+    """Which rows a training export takes: non-null target (unless `unlabelled`), at most `max_rows`, drawn in
+    the warehouse."""
 
     table: TableRef
     columns: tuple[str, ...]
@@ -87,6 +88,7 @@ class SampleSpec:
     stratify: bool = False  # keep each class's share (classification)
     distinct: bool = False  # drop exact duplicate rows first
     exclude_target_values: tuple[str, ...] = ()  # e.g. classes too small to learn
+    unlabelled: bool = False  # keep rows without a target too (a forecast's periods to come, with known columns)
 
 
 # Rows kept of each class in a stratified sample even when its proportional share is smaller.

@@ -257,7 +257,7 @@ class DuckDBWarehouse(Warehouse):
     def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
         table, target = spec.table, quote_ident(spec.target)
         projection = self._projection(table, list(spec.columns))
-        where = f"WHERE {target} IS NOT NULL"
+        where = "WHERE TRUE" if spec.unlabelled else f"WHERE {target} IS NOT NULL"
         where_params: list[Any] = []
         if spec.exclude_target_values:
             where += f" AND NOT list_contains(?::VARCHAR[], CAST({target} AS VARCHAR))"

@@ -46,14 +46,16 @@ def job_payload(run_id: str, database: str, config: TrainConfig, spec: SampleSpe
                        "spec": {"schema": spec.table.schema, "name": spec.table.name, "columns": list(spec.columns),
                                 "target": spec.target, "max_rows": spec.max_rows, "seed": spec.seed,
                                 "stratify": spec.stratify, "distinct": spec.distinct,
-                                "exclude_target_values": list(spec.exclude_target_values)}})
+                                "exclude_target_values": list(spec.exclude_target_values),
+                                "unlabelled": spec.unlabelled}})
 
 
 def _spec(data: dict[str, Any]) -> SampleSpec:
     return SampleSpec(table=TableRef(data["schema"], data["name"]), columns=tuple(data["columns"]),
                       target=data["target"], max_rows=int(data["max_rows"]), seed=int(data["seed"]),
                       stratify=bool(data["stratify"]), distinct=bool(data["distinct"]),
-                      exclude_target_values=tuple(data["exclude_target_values"]))
+                      exclude_target_values=tuple(data["exclude_target_values"]),
+                      unlabelled=bool(data.get("unlabelled", False)))
 
 
 def run_procedure(session: Any, job_json: str) -> str:

@@ -268,7 +268,7 @@ class SnowflakeWarehouse(Warehouse):
     def training_sample_sql(self, spec: SampleSpec) -> tuple[str, list[Any], int, bool]:
         """The query selecting `spec`'s rows, its parameters, the rows eligible and whether it samples."""
         table, target = spec.table, quote_ident(spec.target)
-        where, where_params = f"WHERE {target} IS NOT NULL", []
+        where, where_params = ("WHERE TRUE" if spec.unlabelled else f"WHERE {target} IS NOT NULL"), []
         if spec.exclude_target_values:
             where += f" AND CAST({target} AS VARCHAR) NOT IN ({', '.join('?' for _ in spec.exclude_target_values)})"
             where_params = list(spec.exclude_target_values)
