@@ -1,6 +1,6 @@
 """Forecasts against what happened: the newest forecast table of a forecast deployment, joined with the
-actual values the history table has gained since, and the error of every forecast made so far (a table
-written with "add each new forecast" keeps them all)."""
+actual values its history table has gained since (as recorded, nothing filled in), and the error of every
+forecast made so far (a table written with "add each new forecast" keeps them all)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from backend.forecast_workflow import CREATED_AT_COLUMN, load_forecast_bundle, read_rows
 from backend.forecasting.bundle import FORECAST_COLUMNS
-from backend.forecasting.series import PERIOD, SERIES_KEY, parse_times, series_keys
+from backend.forecasting.series import PERIOD, SERIES_KEY, observed_values, parse_times, series_keys
 from backend.registry import Deployment, Registry
 from backend.warehouse.base import TableRef, Warehouse
 
@@ -43,15 +43,23 @@ def forecast_outcome(warehouse: Warehouse, registry: Registry, model_id: str) ->
                                                CREATED_AT_COLUMN])
     forecasts = forecasts.assign(**{SERIES_KEY: series_keys(forecasts, spec.series_columns),
                                     PERIOD: parse_times(forecasts[spec.time_column], spec.time_column)[0]})
-    history = bundle.prepare(read_rows(warehouse, registry.get_model_version(model_id).table,
-                                       bundle.input_columns)).history
-    actuals = history[[SERIES_KEY, PERIOD, spec.target]].rename(columns={spec.target: "actual"})
+    source = forecast_source(registry, deployment.function_name) or registry.get_model_version(model_id).table
+    actuals = observed_values(read_rows(warehouse, source, bundle.input_columns), spec).rename(
+        columns={spec.target: "actual"}).sort_values([SERIES_KEY, PERIOD], ignore_index=True)
     joined = forecasts.merge(actuals, on=[SERIES_KEY, PERIOD], how="left")
     newest = joined[joined[CREATED_AT_COLUMN] == joined[CREATED_AT_COLUMN].max()]
     recent = actuals.groupby(SERIES_KEY, sort=False).tail(CHART_HISTORY)
     recent = recent[~recent.set_index([SERIES_KEY, PERIOD]).index.isin(newest.set_index([SERIES_KEY, PERIOD]).index)]
     latest = pd.concat([recent, newest[[SERIES_KEY, PERIOD, "actual", *FORECAST_COLUMNS]]], ignore_index=True)
     return ForecastOutcome(table, latest, _errors(joined))
+
+
+def forecast_source(registry: Registry, deployment: str) -> TableRef | None:
+    """The history table the deployment's newest forecast was made from (None before any)."""
+    frame = registry._query(f"SELECT source_schema, source_table FROM {registry.t('scoring_runs')} WHERE "
+                            "function_name = ? AND state = 'SUCCEEDED' ORDER BY requested_at DESC LIMIT 1",
+                            [deployment])
+    return None if frame.empty else TableRef(str(frame["source_schema"].iloc[0]), str(frame["source_table"].iloc[0]))
 
 
 def _errors(joined: pd.DataFrame) -> pd.DataFrame:

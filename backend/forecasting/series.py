@@ -129,6 +129,16 @@ def _one_format(text: pd.Series) -> pd.Series:
     return max(candidates, key=lambda parsed: int(parsed.notna().sum()))
 
 
+def observed_values(frame: pd.DataFrame, spec: SeriesSpec) -> pd.DataFrame:
+    """What actually happened: SERIES_KEY, PERIOD and the target for each (series, period) the table has a value
+    for, several rows combined by the spec's rule, nothing filled in (for judging forecasts, not learning)."""
+    times, _ = parse_times(frame[spec.time_column], spec.time_column)
+    rows = pd.DataFrame({SERIES_KEY: series_keys(frame, spec.series_columns), PERIOD: times,
+                         spec.target: pd.to_numeric(frame[spec.target], errors="coerce")}).dropna()
+    how = "mean" if spec.duplicates is Duplicates.MEAN else "sum"
+    return rows.groupby([SERIES_KEY, PERIOD], as_index=False, sort=False)[spec.target].agg(how)
+
+
 def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
     """Clean, complete series from `frame` (the table's rows). Raises InvalidTargetError when no forecast can
     be made: no numeric target, an unreadable or mixed-zone time column, duplicates the user refused, or no
