@@ -4,7 +4,8 @@ the app's worker (series prepared from the raw rows, every method backtested, th
 forecast table written into an embedded warehouse.
 
 Reports `train_s` (training wall time, to set beside the budget), `write_s` (the forecast table), `rows`,
-`series`, `chosen`, `mase` and `seasonal_naive_mase` of the backtest, and `peak_rss_mb` (target ≤ 2,048).
+`series`, `chosen`, `mase` and `seasonal_naive_mase` of the backtest, `peak_rss_mb` (target ≤ 2,048), and
+`scored_at_s`: when each method's backtest score was known, seconds into training.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def main() -> int:
         started = time.monotonic()
         result = train_run(frame, config, Path(tmp) / "trials.jsonl")
         train_s = time.monotonic() - started
+        stages = {json.loads(line)["learner"]: round(json.loads(line)["wall_clock_time"], 1)
+                  for line in (Path(tmp) / "trials.jsonl").read_text(encoding="utf-8").splitlines() if line}
         bundle = result.bundle.to_bytes()
         model_id = record_model_version(ws.registry, run_id, config, json.loads(json.dumps(
             result_summary(result, bundle))), bundle, result.holdout_parquet)
@@ -85,7 +88,8 @@ def main() -> int:
                       "write_s": round(write_s, 1), "forecast_rows": written.rows, "chosen": report.method,
                       "mase": round(report.scores["mase"]["model"], 3),
                       "seasonal_naive_mase": round(report.scores["mase"]["seasonal_naive"], 3),
-                      "peak_rss_mb": round(peak_rss_mb()), "target_peak_rss_mb": 2048}))
+                      "peak_rss_mb": round(peak_rss_mb()), "target_peak_rss_mb": 2048,
+                      "scored_at_s": stages}))
     return 0
 
 

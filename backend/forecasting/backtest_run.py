@@ -121,16 +121,15 @@ def first_fold_origin(history: pd.DataFrame, horizon: int, folds: int) -> pd.Tim
 def _record(report: BacktestReport, name: str, fold: int, predicted: pd.DataFrame, pasts: dict[object, np.ndarray],
             target: str, season: int) -> None:
     """Score one method's forecasts of one fold (`predicted`: SERIES_KEY, PERIOD, forecast and the actual)."""
-    errors = []
     for key, rows in predicted.groupby(SERIES_KEY, sort=False):
-        past = pasts[key]
         actual, forecast = rows[target].to_numpy(float), rows["forecast"].to_numpy(float)
         report.scores.append(FoldScore(name, fold, str(key), {
-            m: forecast_score(m, actual, forecast, past, season) for m in FORECAST_METRICS}))
-        level = float(np.nanmean(np.abs(past))) or 1.0
-        errors.append(pd.DataFrame({"step": np.arange(1, len(rows) + 1), "error": (actual - forecast) / level}))
-    if errors:
-        report.errors[name] = pd.concat([report.errors.get(name, pd.DataFrame()), *errors], ignore_index=True)
+            m: forecast_score(m, actual, forecast, pasts[key], season) for m in FORECAST_METRICS}))
+    if len(predicted):
+        levels = predicted[SERIES_KEY].map({k: float(np.nanmean(np.abs(p))) or 1.0 for k, p in pasts.items()})
+        errors = pd.DataFrame({"step": predicted.groupby(SERIES_KEY, sort=False).cumcount().to_numpy() + 1,
+                               "error": ((predicted[target] - predicted["forecast"]) / levels).to_numpy(float)})
+        report.errors[name] = pd.concat([report.errors.get(name, pd.DataFrame()), errors], ignore_index=True)
     kept = predicted[[SERIES_KEY, PERIOD, "forecast"]].assign(fold=fold)
     report.predictions[name] = pd.concat([report.predictions.get(name, pd.DataFrame()), kept], ignore_index=True)
 
