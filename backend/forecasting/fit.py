@@ -152,6 +152,8 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     for size in COMBINATION_SIZES:  # forecasts averaged are robust where one method alone misjudges a series
         if len(individual) >= size:
             members = tuple(individual[:size])
+            if set(members) == {LAG_MODEL, SEASONAL_NAIVE}:
+                continue  # that average is COMBINED, already backtested
             report = report.merged(scored(combination_backtest(report, members, combination_name(members), history,
                                                                frequency, target, horizon, folds=folds)))
     chosen = report.best(metric)
