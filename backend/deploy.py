@@ -70,6 +70,9 @@ def deploy(warehouse: Warehouse, registry: Registry, model_id: str, function_nam
     validate_function_name(function_name)
     target = target_for(warehouse)
     existing = {d.function_name: d for d in registry.list_deployments()}
+    if function_name in existing and function_name not in {d.function_name for d in registry.function_deployments()}:
+        raise InvalidIdentifierError(f"{function_name!r} is the name of a forecast's deployment.",
+                                     hint="Choose another name.")
     if function_name not in existing and warehouse.function_exists(function_name):
         raise InvalidIdentifierError(f"The warehouse already has a function called {function_name!r}.",
                                      hint="Choose another name.")

@@ -153,6 +153,11 @@ def test_forecast_names_never_meet_and_flurrys_schema_is_refused(forecast_versio
               ("lab", "daily visits by site south"))]
     assert len({forecast_name(v) for v in twins}) == 4
     name = deploy_forecast(ws.registry, model_id)
+    from backend.deploy import deploy
+    from backend.errors import InvalidIdentifierError
+
+    with pytest.raises(InvalidIdentifierError, match="forecast's deployment"):
+        deploy(ws.warehouse, ws.registry, model_id, name)  # a SQL function never takes a forecast's name
     with pytest.raises(DeploymentError, match="own records"):
         write_forecast(ws.warehouse, ws.registry, name, table, TableRef("FLURRY", "runs"))
 

@@ -389,3 +389,15 @@ def test_known_in_advance_values_reach_the_backtests() -> None:
                "blind": lag_forecaster(plan, prepared.frequency, "sales", lightgbm_regressor())}
     report = run_backtest(prepared.history, prepared.frequency, "sales", 6, methods)
     assert report.mean("told") < 0.7 * report.mean("blind")
+
+
+def test_rows_off_the_calendar_are_counted_in_their_nearest_period_not_dropped() -> None:
+    weeks = pd.date_range("2022-01-03", periods=80, freq="W-MON")
+    times = pd.Series(weeks)
+    times.iloc[[10, 40]] += pd.Timedelta(days=1)  # two Tuesdays among the Mondays
+    frame = pd.DataFrame({"week": times, "units": np.arange(80, dtype=float)})
+    prepared = prepare_series(frame, SeriesSpec("week", "units", horizon=4))
+    assert list(prepared.history[PERIOD]) == list(weeks)
+    assert prepared.history["units"].tolist() == list(range(80))  # every value kept, none interpolated
+    kinds = [f.kind for f in prepared.findings]
+    assert "off_calendar" in kinds and "gaps" not in kinds

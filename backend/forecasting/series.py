@@ -159,6 +159,15 @@ def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
     if rows.empty:
         raise InvalidTargetError(f"{spec.time_column!r} has no times.", hint="Pick a column with dates.")
     frequency = detect_frequency(rows[PERIOD])
+    snapped = frequency.snapped(rows[PERIOD])
+    moved = int((snapped != rows[PERIOD]).sum())
+    if moved:
+        findings.append(SeriesFinding(
+            "off_calendar", f"{_count(moved, 'row')} of {spec.time_column!r} lay off the {frequency.frequency.value} "
+                            f"calendar and {'was' if moved == 1 else 'were'} counted in the nearest "
+                            f"{frequency.frequency.period_word}.",
+            f"Store one time per {frequency.frequency.period_word} ({frequency.words}) to skip this step."))
+        rows = rows.assign(**{PERIOD: snapped})
     rows = _capped(rows, findings)
     rows = _deduplicated(rows, spec, findings)
     observed = rows[rows[spec.target].notna()]
