@@ -213,11 +213,16 @@ def forecast_frame(warehouse: Warehouse, registry: Registry, model_id: str,
                    source: TableRef | None = None) -> pd.DataFrame:
     """The version's forecast from the newest history in `source` (default: the table it was trained on):
     series columns, period, forecast and bounds, the version and when."""
+    return _forecast(warehouse, registry, model_id, source)[0]
+
+
+def _forecast(warehouse: Warehouse, registry: Registry, model_id: str,
+              source: TableRef | None) -> tuple[pd.DataFrame, ForecastBundle]:
     version = registry.get_model_version(model_id)
     bundle = load_forecast_bundle(registry, model_id)
     rows = read_rows(warehouse, source or version.table, bundle.input_columns)
     forecasts = bundle.forecast_rows(rows)
-    return forecasts.assign(**{MODEL_VERSION_COLUMN: version.label, CREATED_AT_COLUMN: now()})
+    return forecasts.assign(**{MODEL_VERSION_COLUMN: version.label, CREATED_AT_COLUMN: now()}), bundle
 
 
 def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, source: TableRef, output: TableRef,
@@ -233,7 +238,7 @@ def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, so
         raise DeploymentError(f"Flurry keeps its own records in the {METADATA_SCHEMA} schema; forecasts go elsewhere.",
                               hint="Choose another schema.")
     model_id = deployment_model(registry, deployment)
-    frame = forecast_frame(warehouse, registry, model_id, source)
+    frame, bundle = _forecast(warehouse, registry, model_id, source)
     if frame.empty:
         raise DeploymentError(f"No series in {source} has enough history to forecast.",
                               hint="Check that the table still holds the series' recent rows.")
@@ -246,7 +251,7 @@ def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, so
     else:
         warehouse.write_table(output, frame, replace=True)
     registry.record_scoring(deployment, output, len(frame), (FORECAST_COLUMNS[0], None, CREATED_AT_COLUMN))
-    series_columns = list(load_forecast_bundle(registry, model_id).spec.series_columns)
+    series_columns = list(bundle.spec.series_columns)
     series = len(frame[series_columns].drop_duplicates()) if series_columns else 1
     return ForecastWritten(output, len(frame), series, frame[CREATED_AT_COLUMN].iloc[0])
 

@@ -37,9 +37,9 @@ with user_errors("open the dashboard"):
         st.query_params.update(calls.link_params(choice.model_id))  # the address bar is the shareable link
         model_id = choice.model_id
 
-    forecast = ForecastReport.of(calls.model_version(model_id).metrics)
+    version = calls.model_version(model_id)
+    forecast = ForecastReport.of(version.metrics)
     if forecast is not None:
-        version = calls.model_version(model_id)
         st.caption(f"{md(version.name)} · {version.label} · forecast · {md(forecast.method_words)} · trained "
                    f"{version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
         versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
