@@ -9,7 +9,7 @@ from typing import Any
 from backend.errors import InvalidTrainingOptionError
 from backend.metrics import METRICS_BY_TASK
 from backend.task_detection import Task
-from backend.warehouse.base import TableRef
+from backend.warehouse.base import SampleSpec, TableRef
 
 MIN_TIME_BUDGET_S = 2
 MAX_TIME_BUDGET_S = 3600
@@ -88,6 +88,13 @@ class TrainConfig:
     @property
     def is_forecast(self) -> bool:
         return self.task is Task.FORECAST
+
+    def sample_spec(self) -> SampleSpec:
+        """The rows this run trains on, as the warehouse draws them (every runner and reproduce.py alike)."""
+        return SampleSpec(table=self.table, columns=self.exported_columns, target=self.target,
+                          max_rows=self.max_rows, seed=self.seed, stratify=self.task.is_classification,
+                          distinct=self.deduplicate, exclude_target_values=self.drop_classes,
+                          unlabelled=self.is_forecast)
 
     def validate(self) -> None:
         """Raise InvalidTrainingOptionError for any option out of range."""

@@ -59,10 +59,7 @@ class LocalWorkerRunner:
         job_dir = Path(location)
         job_dir.mkdir(parents=True)
         total = self.wh.row_count(config.table)
-        spec = SampleSpec(table=config.table, columns=config.exported_columns, target=config.target,
-                          max_rows=config.max_rows, seed=config.seed, stratify=config.task.is_classification,
-                          distinct=config.deduplicate, exclude_target_values=config.drop_classes,
-                          unlabelled=config.is_forecast)
+        spec = config.sample_spec()
         sample = self.wh.export_training_sample(spec, job_dir / jf.DATA)
         used = sample.rows_written
         if used < MIN_TRAINING_ROWS:

@@ -21,7 +21,7 @@ from backend.registry import Registry, Run, RunState, new_id
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.jobs import JobManager
 from backend.training.runner import Ending, Outcome
-from backend.warehouse.base import SampleSpec, Warehouse
+from backend.warehouse.base import Warehouse
 from backend.warehouse.snowflake_session import snowflake_reason
 
 PROCEDURE_JOB_DIR = "snowflake-procedure"
@@ -57,10 +57,7 @@ class ProcedureRunner:
     def prepare(self, run_id: str, config: TrainConfig, location: str) -> None:
         from backend.warehouse.snowflake_training import job_payload
 
-        spec = SampleSpec(table=config.table, columns=config.exported_columns, target=config.target,
-                          max_rows=config.max_rows, seed=config.seed, stratify=config.task.is_classification,
-                          distinct=config.deduplicate, exclude_target_values=config.drop_classes,
-                          unlabelled=config.is_forecast)
+        spec = config.sample_spec()
         total = self.wh.row_count(config.table)
         sql, params, eligible, sampled = self.wh.training_sample_sql(spec)
         if eligible < MIN_TRAINING_ROWS:

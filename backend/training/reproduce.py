@@ -17,7 +17,7 @@ from backend.task_detection import Task
 from backend.training.config import TrainConfig
 from backend.training.fit import feature_specs, outcome_of_interest, split_for_holdout, training_rows
 from backend.training.recipe import refit
-from backend.warehouse.base import SampleSpec, Warehouse
+from backend.warehouse.base import Warehouse
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ class Reproduction:
 
 def training_sample(warehouse: Warehouse, config: TrainConfig, destination: Path) -> str:
     """Draw the run's training sample again into `destination` (Parquet); return its sha256."""
-    spec = SampleSpec(table=config.table, columns=config.exported_columns, target=config.target,
-                      max_rows=config.max_rows, seed=config.seed, stratify=config.task.is_classification,
-                      distinct=config.deduplicate, exclude_target_values=config.drop_classes)
+    spec = config.sample_spec()
     warehouse.export_training_sample(spec, destination)
     digest = hashlib.sha256()
     with open(destination, "rb") as handle:
