@@ -37,6 +37,8 @@ with user_errors("read the table's columns"):
     if target != saved:
         state.put(state.Key.TARGET, target)
         state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE, state.Key.POSITIVE)
+        for widget in ("target.task", "target.positive"):  # a new target's kind is detected afresh, not carried over
+            st.session_state.pop(widget, None)
 
     summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
     if summary.null_rows:

@@ -518,3 +518,15 @@ def test_forecast_from_target_to_dashboard(warehouse_file: Path) -> None:
     assert not at.exception and not at.error, texts(at, "error")
     assert any(s.value == "The newest forecast and what happened" for s in at.subheader)
     assert "None of the forecast periods has an actual value yet" in texts(at, "info")
+
+
+@pytest.mark.usefixtures("warehouse_file")
+def test_a_new_target_gets_its_own_kind_of_prediction() -> None:
+    """A text target (categories), then a number in the same table: the second is detected afresh, not
+    judged as categories because the first one was."""
+    at = new_app()
+    choose(at, "demo", "tourism_nights", "region")
+    assert at.radio(key="target.task").value.value == "multiclass"
+    at.selectbox(key="target.column").set_value("visitor_nights_m").run()
+    assert not at.exception and not at.error, texts(at, "error")
+    assert at.radio(key="target.task").value.value == "forecast"
