@@ -10,6 +10,7 @@ import pytest
 
 from backend.errors import InvalidTargetError
 from backend.forecasting.backtest import history_needed, rolling_origin_folds
+from backend.forecasting.backtest_run import Forecaster
 from backend.forecasting.baselines import naive, seasonal_naive
 from backend.forecasting.frequency import Frequency, detect_frequency
 from backend.forecasting.scores import FORECAST_METRICS, forecast_score, mape, mase, seasonal_naive_scale, smape
@@ -244,6 +245,7 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     forecasts each series' next periods with nested intervals, and a lag model says its drivers in words."""
     from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE
     from backend.forecasting.fit import COMBINED, LAG_MODEL, fit_forecast
+    from backend.forecasting.theta import THETA
 
     frame = _simulated(6, 60, seed=8)
     prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=4))
@@ -251,7 +253,7 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     from backend.forecasting.model import combination_members
 
     tried = set(result.backtest.errors)
-    assert {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED} <= tried
+    assert {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED, THETA} <= tried  # theta: cheap enough for any budget
     averages = [m for m in tried if combination_members(m)]
     singles = tried - {NAIVE, COMBINED, *averages}
     assert all(set(combination_members(m)) <= singles for m in averages)
@@ -312,9 +314,14 @@ def test_a_combination_is_scored_as_the_average_of_its_members_forecasts() -> No
         SEASONAL_NAIVE,
         baseline_forecaster,
         combination_backtest,
-        combined_forecaster,
         run_backtest,
     )
+
+    def combined_forecaster(first: Forecaster, second: Forecaster) -> Forecaster:  # the average, refitted
+        def forecast(history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
+            both = first(history, horizon, future).merge(second(history, horizon, future), on=[SERIES_KEY, PERIOD])
+            return both.assign(forecast=(both["forecast_x"] + both["forecast_y"]) / 2)
+        return forecast
 
     prepared = prepare_series(_simulated(4, 60, seed=6), SeriesSpec("month", "sales", ("store",), horizon=5))
     naive_f = baseline_forecaster(prepared.frequency, "sales", seasonal=False)
@@ -401,3 +408,35 @@ def test_rows_off_the_calendar_are_counted_in_their_nearest_period_not_dropped()
     assert prepared.history["units"].tolist() == list(range(80))  # every value kept, none interpolated
     kinds = [f.kind for f in prepared.findings]
     assert "off_calendar" in kinds and "gaps" not in kinds
+
+
+def test_each_series_statistical_method_follows_a_trend_and_season_and_only_positive_data_is_multiplicative() -> None:
+    """Exponential smoothing (form by AICc) and theta, fitted on one trending seasonal series, forecast its
+    held-out year closer than repeating last year does; series with zeros get no multiplicative form."""
+    from backend.forecasting.ets import candidate_forms, ets_forecast
+    from backend.forecasting.theta import theta_forecast
+
+    rng = np.random.default_rng(5)
+    months = np.arange(84)
+    values = (100 + 1.5 * months) * (1 + 0.25 * np.sin(2 * np.pi * months / 12)) + rng.normal(0, 2, 84)
+    history, held_out = values[:72], values[72:]
+    repeat_last_year = mase(held_out, seasonal_naive(history, 12, 12), history, 12)
+    for method in (ets_forecast, theta_forecast):
+        assert mase(held_out, method(history, 12, 12), history, 12) < 0.6 * repeat_last_year, method.__name__
+    forms = candidate_forms(history, 12)
+    assert any(f.seasonal == "mul" for f in forms) and any(f.damped for f in forms)
+    assert not any(f.error == "add" and f.seasonal == "mul" for f in forms)  # unstable: left out
+    with_zero = np.concatenate([[0.0], history[1:]])
+    assert all(f.error == "add" and f.seasonal != "mul" for f in candidate_forms(with_zero, 12))
+    flat = np.full(30, 7.0)
+    assert np.all(ets_forecast(flat, 3, 12) == 7.0) and np.all(theta_forecast(flat, 3, 12) == 7.0)
+
+
+def test_rows_stacked_from_parts_with_repeated_labels_prepare_like_any_other() -> None:
+    parts = [frame.reset_index(drop=True) for _, frame in _simulated(3, 30).groupby("store")]
+    stacked = pd.concat(parts)  # labels 0…29 three times
+    assert not stacked.index.is_unique
+    prepared = prepare_series(stacked, SeriesSpec("month", "sales", ("store",), horizon=3))
+    expected = prepare_series(stacked.reset_index(drop=True), SeriesSpec("month", "sales", ("store",), horizon=3))
+    pd.testing.assert_frame_equal(prepared.history, expected.history)
+    assert len(prepared.history) == 90

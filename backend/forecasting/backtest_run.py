@@ -51,17 +51,6 @@ def baseline_forecaster(frequency: DetectedFrequency, target: str, *, seasonal: 
     return forecast
 
 
-def combined_forecaster(first: Forecaster, second: Forecaster) -> Forecaster:
-    """The average of two forecasters (combinations are robust where either one alone misjudges a trend or a
-    season)."""
-    def forecast(history: pd.DataFrame, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
-        a, b = first(history, horizon, future), second(history, horizon, future)
-        both = a.merge(b, on=[SERIES_KEY, PERIOD], suffixes=("_a", "_b"))
-        return both.assign(forecast=(both["forecast_a"] + both["forecast_b"]) / 2)[[SERIES_KEY, PERIOD, "forecast"]]
-
-    return forecast
-
-
 @dataclass(frozen=True)
 class FoldScore:
     method: str

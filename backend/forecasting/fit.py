@@ -21,12 +21,10 @@ from backend.forecasting.backtest_run import (
     Forecaster,
     baseline_forecaster,
     combination_backtest,
-    combined_forecaster,
     first_fold_origin,
     interval_widths,
     run_backtest,
 )
-from backend.forecasting.ets import ETS, affordable, ets_available, ets_forecaster
 from backend.forecasting.frequency import Frequency
 from backend.forecasting.lag_model import (
     FittedRegressor,
@@ -38,15 +36,24 @@ from backend.forecasting.lag_model import (
     lightgbm_regressor,
     training_table,
 )
-from backend.forecasting.model import COMBINED, LAG_MODEL, ForecastModel, combination_members, combination_name
+from backend.forecasting.model import (
+    COMBINED,
+    LAG_MODEL,
+    PER_SERIES,
+    ForecastModel,
+    combination_members,
+    combination_name,
+)
+from backend.forecasting.per_series import affordable, per_series_forecaster, statsmodels_available
 from backend.forecasting.series import PERIOD, SERIES_KEY, PreparedSeries
 
 # The search's share of the budget; the backtests (every method on every fold) and the final refit share the rest.
 SEARCH_SHARE = 0.6
 # Averages of the best two and three single methods are candidates too.
 COMBINATION_SIZES = (2, 3)
-# Exponential smoothing is tried when fitting every series on every fold fits in this share of the budget.
-ETS_SHARE = 0.3
+# Each per-series method (exponential smoothing, theta) is tried when fitting every series on every fold fits
+# in this share of the budget.
+PER_SERIES_SHARE = 0.3
 SEARCH_ESTIMATORS = ("lgbm", "rf", "extra_tree", "xgboost")
 
 
@@ -79,17 +86,18 @@ class ForecastResult:
 MethodScored = Callable[[str, float, float], None]
 
 
-def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: float, seed: int
-                       ) -> tuple[Regressor, str]:
+def searched_regressor(features: pd.DataFrame, targets: np.ndarray, budget_s: float, seed: int,
+                       trial_limit_s: float | None = None) -> tuple[Regressor, str]:
     """FLAML's best regressor for the lag table (validated on its latest fifth), as a refittable regressor,
-    and its family."""
+    and its family; no configuration that trains for longer than `trial_limit_s` is kept."""
     from flaml import AutoML
     from sklearn.base import clone
 
     automl = AutoML()
     automl.fit(features, targets, task="regression", metric="mae", time_budget=max(1.0, budget_s), seed=seed,
                estimator_list=list(SEARCH_ESTIMATORS), eval_method="holdout", split_type="time",
-               split_ratio=0.2, n_jobs=1, verbose=0, retrain_full=True, force_cancel=True)
+               split_ratio=0.2, n_jobs=1, verbose=0, retrain_full=True, force_cancel=True,
+               train_time_limit=max(0.5, trial_limit_s) if trial_limit_s else None)
     template = automl.model.estimator
 
     def regressor(x: pd.DataFrame, y: np.ndarray) -> FittedRegressor:
@@ -106,7 +114,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                  folds: int | None = None, known_columns: tuple[str, ...] = (), search: bool = True,
                  metric: str = "mase",
                  on_scored: MethodScored | None = None) -> ForecastResult:
-    """Backtest the baselines, exponential smoothing (when affordable), the lag model (its regressor searched
+    """Backtest the baselines, exponential smoothing and theta (each when affordable), the lag model (its regressor searched
     within SEARCH_SHARE of the budget; LightGBM's defaults without `search`) and averages of the best, on `folds`
     rolling origins (default: backtest_folds); refit the one with the lowest mean `metric` (a FORECAST_METRICS
     name) on all history and forecast `horizon` periods of every series with intervals. `on_scored` hears each
@@ -127,10 +135,11 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     baselines: dict[str, Forecaster] = {NAIVE: baseline_forecaster(frequency, target, seasonal=False),
                                         SEASONAL_NAIVE: baseline_forecaster(frequency, target, seasonal=True)}
     report = scored(run_backtest(history, frequency, target, horizon, baselines, folds=folds))
-    if search and ets_available() and affordable(history, target, frequency.frequency.season_length,
-                                                 ETS_SHARE * budget_s, folds + 1):
-        smoothing = {ETS: ets_forecaster(frequency, target)}
-        report = report.merged(scored(run_backtest(history, frequency, target, horizon, smoothing, folds=folds)))
+    for name, method in PER_SERIES.items() if search and statsmodels_available() else ():
+        if affordable(history, target, frequency.frequency.season_length, method, PER_SERIES_SHARE * budget_s,
+                      folds + 1):
+            statistical = {name: per_series_forecaster(frequency, target, method)}
+            report = report.merged(scored(run_backtest(history, frequency, target, horizon, statistical, folds=folds)))
     learner: str | None = None
     regressor: Regressor | None = None
     first_origin = first_fold_origin(history, horizon, folds)
@@ -142,12 +151,17 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     if len(features) >= 2 * horizon and earliest > plan.reach:
         if search:
             remaining = budget_s - (time.monotonic() - started)
-            regressor, learner = searched_regressor(features, targets, SEARCH_SHARE * remaining, seed)
+            # each refit (one per fold, and the final one) must fit in what the search leaves, with as much
+            # again for the lag tables and the recursive forecasts: no trial may train for longer than that
+            refit_s = (1 - SEARCH_SHARE) * remaining / (folds + 1) / 2
+            regressor, learner = searched_regressor(features, targets, SEARCH_SHARE * remaining, seed, refit_s)
         else:
             regressor, learner = lightgbm_regressor(), "lgbm"
-        lagged = lag_forecaster(plan, frequency, target, regressor, known_columns)
-        learnt = {LAG_MODEL: lagged, COMBINED: combined_forecaster(lagged, baselines[SEASONAL_NAIVE])}
-        report = report.merged(scored(run_backtest(history, frequency, target, horizon, learnt, folds=folds)))
+        lagged = {LAG_MODEL: lag_forecaster(plan, frequency, target, regressor, known_columns)}
+        report = report.merged(scored(run_backtest(history, frequency, target, horizon, lagged, folds=folds)))
+        # its average with seasonal naive, from the fold forecasts both already made (the lag model not refitted)
+        report = report.merged(scored(combination_backtest(report, (LAG_MODEL, SEASONAL_NAIVE), COMBINED, history,
+                                                           frequency, target, horizon, folds=folds)))
     individual = [m for m in report.ranked(metric) if m not in (NAIVE, COMBINED)]
     for size in COMBINATION_SIZES:  # forecasts averaged are robust where one method alone misjudges a series
         if len(individual) >= size:

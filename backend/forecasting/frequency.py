@@ -70,18 +70,20 @@ class DetectedFrequency:
     def snapped(self, times: pd.Series) -> pd.Series:
         """Each time moved to the nearest period of the calendar that starts at the earliest one (a Tuesday row
         of Monday weeks, a reading at 10:02 of hourly data), when it lies within half a period of it."""
-        known = times.dropna()
-        if known.empty:
+        present = times.notna().to_numpy()
+        if not present.any():
             return times
+        known = times[present]
         calendar = self.periods_between(known.min(), known.max() + self.offset)
         days = next(d for f, d, _ in _SPACING_DAYS if f is self.frequency)
         grid = pd.DataFrame({"period": calendar, "__at": calendar})
-        ordered = pd.DataFrame({"__at": known.to_numpy(), "__row": known.index}).sort_values("__at")
+        # by position, not index label: a frame stacked from parts repeats its labels
+        ordered = pd.DataFrame({"__at": known.to_numpy(), "__row": np.flatnonzero(present)}).sort_values("__at")
         matched = pd.merge_asof(ordered, grid, on="__at", direction="nearest",
                                 tolerance=pd.Timedelta(days=days / 2))
-        out = times.copy()
-        out.loc[matched["__row"].to_numpy()] = matched["period"].fillna(matched["__at"]).to_numpy()
-        return out
+        out = times.to_numpy().copy()
+        out[matched["__row"].to_numpy()] = matched["period"].fillna(matched["__at"]).to_numpy()
+        return pd.Series(out, index=times.index, name=times.name)
 
     def periods_between(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
         """Every period from `start` to `end`, both included (the calendar a complete series has)."""

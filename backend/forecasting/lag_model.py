@@ -194,28 +194,37 @@ def _known_values(future: pd.DataFrame | None, keys: list[object], periods: np.n
 def training_table(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequency, target: str,
                    known_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray, dict[str, float]]:
     """Every (series, period) with a full reach of history before it, in time order (so a time-ordered split
-    validates on the latest periods), the latest MAX_LAG_ROWS of them: features, scaled target, series levels."""
-    frames, levels = [], {}
-    for key, series in history.groupby(SERIES_KEY, sort=False):
-        raw = series[target].to_numpy(float)
-        level = levels[str(key)] = _level(raw)
-        values = raw / level
-        if len(values) <= plan.reach:
-            continue
-        features, scales = _feature_block(_windows(values, plan.width)[plan.reach:len(values)], plan)
-        table = pd.DataFrame(features)
-        table["season_position"] = _season_position(series[PERIOD].iloc[plan.reach:], frequency.frequency)
-        for column in known_columns:
-            table[column] = pd.to_numeric(series[column].iloc[plan.reach:], errors="coerce").to_numpy(float)
-        table[PERIOD] = series[PERIOD].iloc[plan.reach:].to_numpy()
-        table["__target"] = values[plan.reach:] / scales
-        frames.append(table)
-    if not frames:
+    validates on the latest periods), the latest MAX_LAG_ROWS of them: features, scaled target, series levels.
+    Each series' rows are taken in the order `history` holds them (oldest first)."""
+    codes, keys = pd.factorize(history[SERIES_KEY], sort=False)
+    order = np.argsort(codes, kind="stable")  # each series' rows together, in their own order
+    rows = history.iloc[order]
+    codes = codes[order]
+    raw = rows[target].to_numpy(float)
+    per_series = pd.Series(np.abs(raw)).groupby(codes).mean().to_numpy()
+    level_of = np.where(np.isfinite(per_series) & (per_series > 0), per_series, 1.0)
+    levels = {str(key): float(level_of[i]) for i, key in enumerate(keys)}
+    values = raw / level_of[codes]
+    sizes = np.bincount(codes, minlength=len(keys))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    position = np.arange(len(rows)) - starts[codes]  # each row's place in its own series
+    # one array for every series, each preceded by `width` NaNs: a row's window never reaches into another series
+    width = plan.width
+    padded_at = np.arange(len(rows)) + (codes + 1) * width
+    padded = np.full(len(rows) + len(keys) * width, np.nan)
+    padded[padded_at] = values
+    kept = np.flatnonzero(position >= plan.reach)
+    if not len(kept):
         return pd.DataFrame(), np.zeros(0), levels
-    ordered = pd.concat(frames, ignore_index=True).sort_values(PERIOD, kind="stable", ignore_index=True)
-    ordered = ordered.iloc[-MAX_LAG_ROWS:]
-    return (ordered.drop(columns=[PERIOD, "__target"]).reset_index(drop=True), ordered["__target"].to_numpy(float),
-            levels)
+    windows = sliding_window_view(padded, width)[padded_at[kept] - width]
+    features, scales = _feature_block(windows, plan)
+    table = pd.DataFrame(features)
+    table["season_position"] = _season_position(rows[PERIOD].iloc[kept], frequency.frequency)
+    for column in known_columns:
+        table[column] = pd.to_numeric(rows[column].iloc[kept], errors="coerce").to_numpy(float)
+    targets = values[kept] / scales
+    by_time = np.argsort(rows[PERIOD].to_numpy()[kept], kind="stable")[-MAX_LAG_ROWS:]
+    return table.iloc[by_time].reset_index(drop=True), targets[by_time], levels
 
 
 def fit_lag_model(history: pd.DataFrame, plan: LagPlan, frequency: DetectedFrequency, target: str,

@@ -11,16 +11,21 @@ import numpy as np
 import pandas as pd
 
 from backend.forecasting.backtest_run import NAIVE, SEASONAL_NAIVE, baseline_forecaster, with_intervals
-from backend.forecasting.ets import ETS, ets_forecaster
+from backend.forecasting.ets import ETS, ets_forecast
 from backend.forecasting.frequency import DetectedFrequency
 from backend.forecasting.lag_model import LagModel
+from backend.forecasting.per_series import SeriesForecast, per_series_forecaster
 from backend.forecasting.series import PERIOD, SERIES_KEY
+from backend.forecasting.theta import THETA, theta_forecast
 
 LAG_MODEL = "lag model"
 COMBINED = "lag model and seasonal naive, averaged"
-METHODS = (NAIVE, SEASONAL_NAIVE, ETS, LAG_MODEL, COMBINED)
+METHODS = (NAIVE, SEASONAL_NAIVE, ETS, THETA, LAG_MODEL, COMBINED)
+# the methods that fit each series alone, by name
+PER_SERIES: dict[str, SeriesForecast] = {ETS: ets_forecast, THETA: theta_forecast}
 METHOD_WORDS = {NAIVE: "repeating the last value", SEASONAL_NAIVE: "repeating last season",
                 ETS: "exponential smoothing (each series' own level, trend and season)",
+                THETA: "the theta method (each series' long-run trend and recent level, with its season)",
                 LAG_MODEL: "a model of recent values and the calendar, learnt across every series",
                 COMBINED: "the average of that model and repeating last season"}
 
@@ -65,8 +70,9 @@ class ForecastModel:
         if self.method in (NAIVE, SEASONAL_NAIVE):
             return baseline_forecaster(self.frequency, self.target, seasonal=self.method == SEASONAL_NAIVE)(
                 history, self.horizon, None)
-        if self.method == ETS:  # refitted on the history it is given: it keeps no state between forecasts
-            return ets_forecaster(self.frequency, self.target)(history, self.horizon, None)
+        if self.method in PER_SERIES:  # refitted on the history it is given: it keeps no state between forecasts
+            return per_series_forecaster(self.frequency, self.target, PER_SERIES[self.method])(
+                history, self.horizon, None)
         if self.lag_model is None:
             raise ValueError(f"The {self.method} forecaster has no fitted model.")
         lagged = self.lag_model.forecast(history, self.horizon, future)

@@ -146,6 +146,7 @@ def prepare_series(frame: pd.DataFrame, spec: SeriesSpec) -> PreparedSeries:
     for column in (spec.time_column, spec.target, *spec.series_columns, *spec.known_columns):
         if column not in frame.columns:
             raise InvalidTargetError(f"The table has no column {column!r}.", hint="Pick the columns again.")
+    frame = frame.reset_index(drop=True)  # rows by position: a frame stacked from parts repeats its labels
     target = pd.to_numeric(frame[spec.target], errors="coerce")
     if frame[spec.target].notna().any() and target.notna().sum() < 0.95 * frame[spec.target].notna().sum():
         raise InvalidTargetError(f"{spec.target!r} is not a number, so it cannot be forecast.",
@@ -230,9 +231,14 @@ def _completed(rows: pd.DataFrame, frequency: DetectedFrequency, spec: SeriesSpe
                ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Every series on its full calendar, missing periods filled by the chosen rule; the fills per series."""
     parts, gaps = [], {}
+    latest = rows[PERIOD].max()
+    calendars: dict[pd.Timestamp, pd.DatetimeIndex] = {}  # by first period: most series of a panel share one
     for key, series in rows.sort_values(PERIOD).groupby(SERIES_KEY, sort=False):
         series = series[series[PERIOD] >= series.loc[series[spec.target].notna(), PERIOD].min()]
-        calendar = frequency.periods_between(series[PERIOD].iloc[0], series[PERIOD].iloc[-1])
+        first = series[PERIOD].iloc[0]
+        if first not in calendars:
+            calendars[first] = frequency.periods_between(first, latest)
+        calendar = calendars[first][calendars[first] <= series[PERIOD].iloc[-1]]
         full = series.set_index(PERIOD).reindex(calendar)
         missing = int(full[spec.target].isna().sum())
         if missing:
