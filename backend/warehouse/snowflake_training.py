@@ -35,7 +35,7 @@ PROCEDURE = "FLURRY_TRAIN"
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 # From the channel at this installation's versions; FLAML comes through the stage (snowflake_packages)
 PROCEDURE_PACKAGES = ("snowflake-snowpark-python", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy",
-                      "pyarrow", "scipy")
+                      "pyarrow", "scipy", "statsmodels")
 RESULT_EVENT = "result"
 
 def job_payload(run_id: str, database: str, config: TrainConfig, spec: SampleSpec,
