@@ -13,6 +13,7 @@ from backend.forecast_workflow import CREATED_AT_COLUMN, load_forecast_bundle, r
 from backend.forecasting.bundle import FORECAST_COLUMNS
 from backend.forecasting.series import PERIOD, SERIES_KEY, observed_values, parse_times, series_keys
 from backend.registry import Deployment, Registry
+from backend.scoring_jobs import ScoringJobs
 from backend.warehouse.base import TableRef, Warehouse
 
 CHART_HISTORY = 40  # history periods per series shown before the newest forecast
@@ -43,7 +44,8 @@ def forecast_outcome(warehouse: Warehouse, registry: Registry, model_id: str) ->
                                                CREATED_AT_COLUMN])
     forecasts = forecasts.assign(**{SERIES_KEY: series_keys(forecasts, spec.series_columns),
                                     PERIOD: parse_times(forecasts[spec.time_column], spec.time_column)[0]})
-    source = forecast_source(registry, deployment.function_name) or registry.get_model_version(model_id).table
+    source = ScoringJobs(warehouse, registry).last_source(deployment.function_name) or \
+        registry.get_model_version(model_id).table
     actuals = observed_values(read_rows(warehouse, source, bundle.input_columns), spec).rename(
         columns={spec.target: "actual"}).sort_values([SERIES_KEY, PERIOD], ignore_index=True)
     joined = forecasts.merge(actuals, on=[SERIES_KEY, PERIOD], how="left")
@@ -52,14 +54,6 @@ def forecast_outcome(warehouse: Warehouse, registry: Registry, model_id: str) ->
     recent = recent[~recent.set_index([SERIES_KEY, PERIOD]).index.isin(newest.set_index([SERIES_KEY, PERIOD]).index)]
     latest = pd.concat([recent, newest[[SERIES_KEY, PERIOD, "actual", *FORECAST_COLUMNS]]], ignore_index=True)
     return ForecastOutcome(table, latest, _errors(joined))
-
-
-def forecast_source(registry: Registry, deployment: str) -> TableRef | None:
-    """The history table the deployment's newest forecast was made from (None before any)."""
-    frame = registry._query(f"SELECT source_schema, source_table FROM {registry.t('scoring_runs')} WHERE "
-                            "function_name = ? AND state = 'SUCCEEDED' ORDER BY requested_at DESC LIMIT 1",
-                            [deployment])
-    return None if frame.empty else TableRef(str(frame["source_schema"].iloc[0]), str(frame["source_table"].iloc[0]))
 
 
 def _errors(joined: pd.DataFrame) -> pd.DataFrame:

@@ -110,6 +110,13 @@ class ScoringJobs:
         frame = self.registry._query(sql + f" ORDER BY requested_at DESC LIMIT {int(limit)}", params)
         return [_run_from_row(row) for _, row in frame.iterrows()]
 
+    def last_source(self, function_name: str) -> TableRef | None:
+        """The table the deployment's newest successful job read (None before any)."""
+        frame = self.registry._query(f"SELECT source_schema, source_table FROM {self._t()} WHERE function_name = ? "
+                                     "AND state = ? ORDER BY requested_at DESC LIMIT 1",
+                                     [function_name, ScoringState.SUCCEEDED.value])
+        return None if frame.empty else TableRef(str(frame["source_schema"].iloc[0]), str(frame["source_table"].iloc[0]))
+
     def stop(self, scoring_id: str) -> None:
         """Ask a running score to stop after its current batch; a queued one never starts."""
         self.wh.execute(f"UPDATE {self._t()} SET stop_requested = TRUE WHERE scoring_id = ?", [scoring_id])

@@ -41,7 +41,7 @@ from backend.forecasting.model import (
     LAG_MODEL,
     PER_SERIES,
     ForecastModel,
-    combination_members,
+    averaged_methods,
     combination_name,
 )
 from backend.forecasting.per_series import affordable, per_series_forecaster, statsmodels_available
@@ -145,9 +145,9 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     first_origin = first_fold_origin(history, horizon, folds)
     # the search sees only what precedes every fold (its own validation must not be the folds' test periods),
     # and the lag model is tried only when the earliest fold still leaves each series rows to learn from
-    features, targets, _ = training_table(history[history[PERIOD] < first_origin], plan, frequency, target,
-                                          known_columns)
-    earliest = int(history[history[PERIOD] < first_origin].groupby(SERIES_KEY).size().min())
+    before_folds = history[history[PERIOD] < first_origin]
+    features, targets, _ = training_table(before_folds, plan, frequency, target, known_columns)
+    earliest = int(before_folds.groupby(SERIES_KEY).size().min())
     if len(features) >= 2 * horizon and earliest > plan.reach:
         if search:
             remaining = budget_s - (time.monotonic() - started)
@@ -160,18 +160,18 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
         lagged = {LAG_MODEL: lag_forecaster(plan, frequency, target, regressor, known_columns)}
         report = report.merged(scored(run_backtest(history, frequency, target, horizon, lagged, folds=folds)))
         # its average with seasonal naive, from the fold forecasts both already made (the lag model not refitted)
-        report = report.merged(scored(combination_backtest(report, (LAG_MODEL, SEASONAL_NAIVE), COMBINED, history,
+        report = report.merged(scored(combination_backtest(report, averaged_methods(COMBINED), COMBINED, history,
                                                            frequency, target, horizon, folds=folds)))
     individual = [m for m in report.ranked(metric) if m not in (NAIVE, COMBINED)]
     for size in COMBINATION_SIZES:  # forecasts averaged are robust where one method alone misjudges a series
         if len(individual) >= size:
             members = tuple(individual[:size])
-            if set(members) == {LAG_MODEL, SEASONAL_NAIVE}:
+            if set(members) == set(averaged_methods(COMBINED)):
                 continue  # that average is COMBINED, already backtested
             report = report.merged(scored(combination_backtest(report, members, combination_name(members), history,
                                                                frequency, target, horizon, folds=folds)))
     chosen = report.best(metric)
-    uses_lags = bool({chosen, *combination_members(chosen)} & {LAG_MODEL, COMBINED}) and regressor is not None
+    uses_lags = LAG_MODEL in {chosen, *averaged_methods(chosen)} and regressor is not None
     lag_model = fit_lag_model(history, plan, frequency, target, regressor, known_columns) if uses_lags else None
     model = ForecastModel(chosen, target, frequency, horizon, interval_widths(report.errors[chosen], horizon),
                           lag_model)

@@ -42,6 +42,12 @@ def combination_members(method: str) -> tuple[str, ...]:
     return tuple(method[len(AVERAGE_OF):].split(" + ")) if method.startswith(AVERAGE_OF) else ()
 
 
+def averaged_methods(method: str) -> tuple[str, ...]:
+    """The methods whose forecasts `method` averages: a combination's members, or COMBINED's two (empty for a
+    single method)."""
+    return (LAG_MODEL, SEASONAL_NAIVE) if method == COMBINED else combination_members(method)
+
+
 def method_words(method: str) -> str:
     """A method in words, a combination as the average of its members'."""
     members = combination_members(method)
@@ -62,7 +68,7 @@ class ForecastModel:
 
     def point_forecast(self, history: pd.DataFrame, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """`horizon` periods after each series' history: SERIES_KEY, PERIOD, forecast."""
-        members = combination_members(self.method)
+        members = averaged_methods(self.method)
         if members:
             parts = [replace(self, method=m).point_forecast(history, future) for m in members]
             stacked = pd.concat(parts, ignore_index=True)
@@ -75,13 +81,7 @@ class ForecastModel:
                 history, self.horizon, None)
         if self.lag_model is None:
             raise ValueError(f"The {self.method} forecaster has no fitted model.")
-        lagged = self.lag_model.forecast(history, self.horizon, future)
-        if self.method == LAG_MODEL:
-            return lagged
-        seasonal = baseline_forecaster(self.frequency, self.target, seasonal=True)(history, self.horizon, None)
-        both = lagged.merge(seasonal, on=[SERIES_KEY, PERIOD], suffixes=("_lag", "_seasonal"))
-        return both.assign(forecast=(both["forecast_lag"] + both["forecast_seasonal"]) / 2)[
-            [SERIES_KEY, PERIOD, "forecast"]]
+        return self.lag_model.forecast(history, self.horizon, future)
 
     def forecast(self, history: pd.DataFrame, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """The point forecast with its 80% and 95% intervals (lower_80, upper_80, lower_95, upper_95)."""
