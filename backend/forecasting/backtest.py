@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from backend.errors import InvalidTargetError
 
 MIN_FOLDS = 3
-MAX_FOLDS = 8
+MAX_FOLDS = 5
 # Forecasts judged across the folds: a few series get more folds (as far as their history allows), so the
 # choice between methods does not rest on a handful of periods.
-JUDGED_FORECASTS = 300
+JUDGED_FORECASTS = 100
 
 
 @dataclass(frozen=True)
