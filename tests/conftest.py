@@ -43,6 +43,14 @@ def _no_supervisor_outlives_its_test() -> Iterator[None]:
     stop_all()
 
 
+@pytest.fixture
+def warehouse_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The app's warehouse (FLURRY_WAREHOUSE) as a fresh DuckDB file, for AppTest and browser suites."""
+    path = tmp_path / "app.duckdb"
+    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
+    yield path
+
+
 def make_workspace(path: Path, *, seed_demo: bool = True) -> Workspace:
     return open_workspace(WarehouseConfig("duckdb", str(path)), seed_demo=seed_demo)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,75 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from backend.config import WarehouseConfig
+from tests.apptest_steps import PAGES, ROOT, choose, goto, new_app, score_and_wait, start_training, texts, wait_for_model
 from tests.conftest import FAST_BUDGET_S, make_workspace, put_table
-
-ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["pages/data.py", "pages/target.py", "pages/train.py", "pages/evaluate.py", "pages/deploy.py",
-         "pages/dashboard.py", "pages/experiments.py"]
-
-
-@pytest.fixture
-def warehouse_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
-    yield path
-
-
-def new_app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def goto(at: AppTest, page: str) -> AppTest:
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def choose(at: AppTest, schema: str, table: str, target: str | None = None) -> AppTest:
-    """Pick a table on the Data step and, when given, the target on the Target step."""
-    at.selectbox(key="data.schema").set_value(schema).run()
-    at.selectbox(key="data.table").set_value(table).run()
-    if target is not None:
-        goto(at, "pages/target.py")
-        at.selectbox(key="target.column").set_value(target).run()
-    return at
-
-
-def start_training(at: AppTest, budget: int) -> AppTest:
-    """On the Train step: set the budget and press Start."""
-    goto(at, "pages/train.py")
-    at.number_input(key="train.budget").set_value(budget)
-    at.button(key="train.start").click().run()
-    return at
-
-
-def wait_for_model(at: AppTest, timeout: float = 90) -> None:
-    """Rerun the Train step until its run has produced a model (as the page's fragment would)."""
-    deadline = time.monotonic() + timeout
-    while "wizard.model_id" not in at.session_state and time.monotonic() < deadline:
-        time.sleep(1)
-        at.run()
-        assert not at.exception, at.exception
-    assert "wizard.model_id" in at.session_state, "training did not finish"
-
-
-def score_and_wait(at: AppTest, timeout: float = 90) -> None:
-    """Press Score on the Deploy step, then rerun until the supervisor has scored the table (as the page's
-    fragment does every second)."""
-    at.button(key="deploy.score").click().run()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not any(w in texts(at, "success") + texts(at, "error") + texts(at, "warning")
-                                                  for w in ("Scored", "Scoring failed", "stopped")):
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, at.exception
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return " ".join(str(e.value) for e in getattr(at, kind))
 
 
 @pytest.mark.floor
@@ -453,80 +385,3 @@ def test_viewer_mode_shows_dashboards_and_no_wizard_page(monkeypatch: pytest.Mon
         assert not alone.exception, alone.exception
         assert "dashboards only" in texts(alone, "error"), page
         assert not alone.button and not alone.selectbox and not alone.text_input
-
-
-def weekly_store_sales() -> pd.DataFrame:
-    """Three stores' weekly units (awkward names; a duplicate row, a missing week) and a store too new to
-    forecast."""
-    rng = np.random.default_rng(3)
-    weeks = pd.date_range("2022-01-03", periods=120, freq="W-MON")
-    rows = []
-    for store, level in (("North #1", 200.0), ("South \"2\"", 80.0), ("East", 40.0)):
-        season = 1 + 0.3 * np.sin(2 * np.pi * np.arange(len(weeks)) / 52)
-        values = level * season + rng.normal(0, level * 0.05, len(weeks))
-        rows += [{"Week Start": w.date(), "store id": store, "Units Sold": float(v)} for w, v in zip(weeks, values, strict=True)]
-    rows += [{"Week Start": weeks[-1].date(), "store id": "New", "Units Sold": 5.0}]
-    frame = pd.DataFrame(rows)
-    frame = pd.concat([frame, frame.iloc[[10]]], ignore_index=True)  # a duplicate (store, week) row
-    return frame.drop(index=[50]).reset_index(drop=True)  # a week missing in one store
-
-
-@pytest.mark.floor
-def test_forecast_from_target_to_dashboard(warehouse_file: Path) -> None:
-    ws = make_workspace(warehouse_file)
-    put_table(ws, "weekly sales", weekly_store_sales())
-    ws.close()
-
-    at = new_app()
-    choose(at, "lab", "weekly sales", "Units Sold")
-    assert not at.exception and not at.error, texts(at, "error")
-    task = at.radio(key="target.task")
-    assert task.value.value == "forecast", "a table of dated rows per store should suggest a forecast"
-    assert at.multiselect(key="target.forecast.series").value == ["store id"]
-    at.number_input(key="target.forecast.horizon").set_value(6).run()
-    assert not at.exception and not at.error, texts(at, "error")
-    shown = texts(at, "markdown").replace("\\", "")  # as the page reads, without Markdown's escapes
-    assert "weekly (one row per week, on Mondays)" in shown and "3 series" in shown
-    assert "1 series has fewer than" in shown and "('New')" in shown  # each finding, in words
-    assert "1 missing period in 1 series" in shown and "pair has more than one row" in shown, shown
-
-    start_training(at, FAST_BUDGET_S)
-    assert not at.exception and not at.error, texts(at, "error")
-    wait_for_model(at, 120)
-    at.run()
-    assert "Flurry forecasts by" in texts(at, "success")
-
-    goto(at, "pages/evaluate.py")
-    assert not at.exception and not at.error, texts(at, "error")
-    assert "Forecasts Units Sold for the next 6 weeks of each of 3 series" in texts(at, "markdown")
-    assert set(at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("evaluate.series"))).options) \
-        == {"North #1", "South \"2\"", "East"}
-
-    goto(at, "pages/deploy.py")
-    at.button(key="deploy.forecast_use").click().run()
-    assert not at.exception and not at.error, texts(at, "error")
-    at.button(key="deploy.forecast_write").click().run()
-    deadline = time.monotonic() + 60
-    while "Wrote the forecast" not in texts(at, "success") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception and not at.error, texts(at, "error")
-    assert ("Wrote the forecast into forecasts.weekly_sales_forecast: 18 rows, 3 series × 6 periods ahead"
-            in texts(at, "success").replace("\\", ""))
-
-    at.button(key="deploy.open_dashboard").click().run()
-    assert not at.exception and not at.error, texts(at, "error")
-    assert any(s.value == "The newest forecast and what happened" for s in at.subheader)
-    assert "None of the forecast periods has an actual value yet" in texts(at, "info")
-
-
-@pytest.mark.usefixtures("warehouse_file")
-def test_a_new_target_gets_its_own_kind_of_prediction() -> None:
-    """A text target (categories), then a number in the same table: the second is detected afresh, not
-    judged as categories because the first one was."""
-    at = new_app()
-    choose(at, "demo", "tourism_nights", "region")
-    assert at.radio(key="target.task").value.value == "multiclass"
-    at.selectbox(key="target.column").set_value("visitor_nights_m").run()
-    assert not at.exception and not at.error, texts(at, "error")
-    assert at.radio(key="target.task").value.value == "forecast"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from backend.warehouse.snowflake_session import open_session, use_secrets
-from tests.test_app import goto, texts, wait_for_model
+from tests.apptest_steps import goto, texts, wait_for_model
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def snowflake_app(fakesnow_server: dict, monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_the_wizard_runs_unchanged_on_snowflake(snowflake_app: dict) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from tests.test_app import ROOT
+    from tests.apptest_steps import ROOT
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     at.secrets["connections"] = snowflake_app["connections"]
@@ -73,7 +73,7 @@ def test_the_sidebar_switches_this_session_between_the_embedded_warehouse_and_sn
     from streamlit.testing.v1 import AppTest
 
     from backend.config import SECRETS_CONNECTION, WarehouseConfig, embedded_config
-    from tests.test_app import ROOT
+    from tests.apptest_steps import ROOT
 
     monkeypatch.delenv("FLURRY_WAREHOUSE")  # nothing configured: the embedded default, Snowflake on offer
     monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "SALES,demo")
@@ -109,7 +109,7 @@ def test_a_snowflake_connection_that_fails_can_be_swapped_back_in_the_sidebar(
     from streamlit.testing.v1 import AppTest
 
     from backend.config import SECRETS_CONNECTION, WarehouseConfig, embedded_config
-    from tests.test_app import ROOT
+    from tests.apptest_steps import ROOT
 
     monkeypatch.delenv("FLURRY_WAREHOUSE")
     monkeypatch.setenv("FLURRY_ALLOWED_SCHEMAS", "SALES,demo")

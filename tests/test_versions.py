@@ -99,7 +99,7 @@ def test_promote_and_roll_back_change_what_the_sql_function_returns(versions) ->
 def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(versions,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from components import backend_calls
-    from tests.test_app import goto, new_app, texts
+    from tests.apptest_steps import goto, new_app, texts
 
     ws, _, second, path = versions
     ws.warehouse.execute("CHECKPOINT")
