@@ -239,14 +239,17 @@ def test_the_deployed_udf_labels_at_the_threshold_it_was_created_with(staged, mo
     monkeypatch.setattr(snowflake_udf, "import_directory", lambda: directory)
     arguments = frame[["tenure months", "plan"]].set_axis(["ARG1", "ARG2"], axis=1)
     bundle = load_staged_bundle(str(directory), "model.pkl", sha)
+    # two thresholds that split this model's own probabilities (a well-fitted one puts none between 0.2 and 0.8)
+    own = np.unique(snowflake_udf.staged_handler("model.pkl", sha, "probability", 0.5)(arguments).to_numpy(float))
+    low, high = float(own[0]), float(own[-1])
     counts, probabilities = {}, {}
-    for threshold in (0.2, 0.8):
+    for threshold in (low, high):
         labels = snowflake_udf.staged_handler("model.pkl", sha, "predict", threshold)(arguments)
         probabilities[threshold] = snowflake_udf.staged_handler("model.pkl", sha, "probability", threshold)(arguments)
         counts[threshold] = int((labels == bundle.outcome_of_interest).sum())
         assert counts[threshold] == int((probabilities[threshold] >= threshold).sum())
-    assert counts[0.2] > counts[0.8]
-    pd.testing.assert_series_equal(probabilities[0.2], probabilities[0.8])
+    assert counts[low] > counts[high]
+    pd.testing.assert_series_equal(probabilities[low], probabilities[high])
 
 
 def test_the_reasons_udf_gives_what_the_embedded_explain_function_gives(staged, monkeypatch: pytest.MonkeyPatch
