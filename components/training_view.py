@@ -105,7 +105,7 @@ def show_result(progress: RunProgress) -> None:
         blend = chosen_row.get("blend")
         chosen = f"a blend of {blend}" if blend else version.best_estimator
         forecast = run.task == Task.FORECAST.value
-        finished = ((f"Training finished: Flurry forecasts by **{md(method_words(chosen))}**, the best of "
+        finished = ((f"Training finished: Flurry forecasts by **{md(method_words(chosen))}**, chosen from "
                      f"{len(progress.trials)} methods in time-ordered backtests." if forecast else
                      f"Training finished: the best model is **{chosen}** after {len(progress.trials)} trials.")
                     + (f" {md(run.message)}" if run.message else ""))

@@ -250,7 +250,8 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     frame = _simulated(6, 60, seed=8)
     prepared = prepare_series(frame, SeriesSpec("month", "sales", ("store",), horizon=4))
     result = fit_forecast(prepared, "sales", 4, budget_s=2)
-    from backend.forecasting.model import combination_members
+    from backend.forecasting.model import averaged_methods, combination_members
+    from backend.forecasting.report import build_report
 
     tried = set(result.backtest.errors)
     assert {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED, THETA} <= tried  # theta: cheap enough for any budget
@@ -260,7 +261,14 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     assert averages or singles == {SEASONAL_NAIVE, LAG_MODEL}  # whose average is COMBINED itself
     assert result.learner in (None, "lgbm", "rf", "extra_tree", "xgboost")
     means = {m: result.backtest.mean(m) for m in result.backtest.errors}
-    assert result.chosen == min(means, key=means.get)
+    close = result.backtest.within_noise_of_best()  # the choice: of these, the one averaging the most methods
+    assert result.chosen in close and min(means, key=means.get) in close
+    assert all(len(averaged_methods(m)) <= len(averaged_methods(result.chosen)) for m in close
+               if means[m] < means[SEASONAL_NAIVE])
+    report = build_report(result, prepared)
+    best = min(means, key=means.get)
+    assert report.best_alone == (best if best != result.chosen else None)
+    assert any(line.startswith("It was chosen over") for line in report.summary("sales")) == (best != result.chosen)
     forecasts = result.forecasts
     assert len(forecasts) == 6 * 4 and set(forecasts[SERIES_KEY]) == set(prepared.series)
     last = prepared.history.groupby(SERIES_KEY)[PERIOD].max()
@@ -440,3 +448,34 @@ def test_rows_stacked_from_parts_with_repeated_labels_prepare_like_any_other() -
     expected = prepare_series(stacked.reset_index(drop=True), SeriesSpec("month", "sales", ("store",), horizon=3))
     pd.testing.assert_frame_equal(prepared.history, expected.history)
     assert len(prepared.history) == 90
+
+
+def test_an_average_within_noise_of_the_best_method_is_chosen_and_a_clearly_better_method_alone_is_kept() -> None:
+    from backend.forecasting.backtest_run import SEASONAL_NAIVE, BacktestReport, FoldScore
+    from backend.forecasting.fit import robust_choice
+    from backend.forecasting.model import combination_name
+
+    def report(scores: dict[str, np.ndarray]) -> BacktestReport:  # one score per (fold, series) cell
+        return BacktestReport([FoldScore(method, fold, f"s{series}", {"mase": float(values[fold, series])})
+                               for method, values in scores.items() for fold, series in np.ndindex(values.shape)],
+                              {method: pd.DataFrame() for method in scores})
+
+    rng = np.random.default_rng(3)
+
+    def noise(spread: float) -> np.ndarray:  # mean exactly zero: the shift added is the difference in means
+        drawn = rng.normal(0, spread, (3, 4))
+        return drawn - drawn.mean()
+
+    theta, average = "theta method", combination_name(("theta method", "exponential smoothing"))
+    alone = 0.8 + rng.normal(0, 0.2, (3, 4))
+    noisy = report({theta: alone, average: alone + 0.02 + noise(0.2),
+                    SEASONAL_NAIVE: alone + 0.5})
+    assert noisy.best() == theta and noisy.within_noise_of_best() == [theta, average]
+    assert robust_choice(noisy) == average  # a little worse on these folds, within their noise
+
+    clear = report({theta: alone, average: alone + 0.1 + noise(0.01), SEASONAL_NAIVE: alone + 0.5})
+    assert clear.within_noise_of_best() == [theta] and robust_choice(clear) == theta
+
+    # an average within noise of seasonal naive but worse than it never displaces it
+    baseline_best = report({SEASONAL_NAIVE: alone, average: alone + 0.02 + noise(0.2)})
+    assert average in baseline_best.within_noise_of_best() and robust_choice(baseline_best) == SEASONAL_NAIVE

@@ -1,8 +1,9 @@
 """Backtesting forecasters on prepared series, choosing one, and its prediction intervals.
 
 Folds are cut on the panel's common calendar (backend.forecasting.backtest): at each origin every series
-learns from its periods before it and is judged on the `horizon` periods from it. The method with the lowest
-mean MASE over folds and series is chosen, and must beat seasonal naive to be called a model at all.
+learns from its periods before it and is judged on the `horizon` periods from it. Methods are ranked by their
+mean MASE over folds and series (fit.py chooses among those within noise of the best), and must beat seasonal
+naive to be called a model at all.
 Intervals come from the chosen method's own backtest errors at each step ahead (scaled by each series'
 level), so a forecast 12 months out is as uncertain as that method's 12-month-ahead errors were.
 """
@@ -93,6 +94,29 @@ class BacktestReport:
 
     def best(self, metric: str = "mase") -> str:
         return self.ranked(metric)[0]
+
+    def within_noise_of_best(self, metric: str = "mase") -> list[str]:
+        """The methods whose mean score is within one standard error of the best's, best first. The error is
+        that of the mean paired difference over the folds and series both were judged on, so two methods are
+        compared on the same forecasts; with few folds it is wide, and ranking inside it is mostly chance."""
+        ranked = self.ranked(metric)
+        best = ranked[0]
+        by_method: dict[str, dict[tuple[int, str], float]] = {}
+        for s in self.scores:
+            if np.isfinite(s.scores[metric]):
+                by_method.setdefault(s.method, {})[(s.fold, s.series)] = s.scores[metric]
+        reference = by_method.get(best, {})
+        close = []
+        for method in ranked:
+            pairs = [(score, reference[key]) for key, score in by_method.get(method, {}).items() if key in reference]
+            if len(pairs) < 2:
+                if method == best:
+                    close.append(method)
+                continue
+            differences = np.asarray([a - b for a, b in pairs])
+            if differences.mean() <= differences.std(ddof=1) / np.sqrt(len(differences)):
+                close.append(method)
+        return close
 
 
 def _folds(history: pd.DataFrame, horizon: int, folds: int) -> list[tuple[int, pd.Timestamp, pd.DatetimeIndex]]:

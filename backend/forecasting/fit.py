@@ -116,7 +116,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                  on_scored: MethodScored | None = None) -> ForecastResult:
     """Backtest the baselines, exponential smoothing and theta (each when affordable), the lag model (its regressor searched
     within SEARCH_SHARE of the budget; LightGBM's defaults without `search`) and averages of the best, on `folds`
-    rolling origins (default: backtest_folds); refit the one with the lowest mean `metric` (a FORECAST_METRICS
+    rolling origins (default: backtest_folds); refit the robust_choice by mean `metric` (a FORECAST_METRICS
     name) on all history and forecast `horizon` periods of every series with intervals. `on_scored` hears each
     method's score as it is known."""
     started = time.monotonic()
@@ -170,7 +170,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                 continue  # that average is COMBINED, already backtested
             report = report.merged(scored(combination_backtest(report, members, combination_name(members), history,
                                                                frequency, target, horizon, folds=folds)))
-    chosen = report.best(metric)
+    chosen = robust_choice(report, metric)
     uses_lags = LAG_MODEL in {chosen, *averaged_methods(chosen)} and regressor is not None
     lag_model = fit_lag_model(history, plan, frequency, target, regressor, known_columns) if uses_lags else None
     model = ForecastModel(chosen, target, frequency, horizon, interval_widths(report.errors[chosen], horizon),
@@ -179,6 +179,19 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
     drivers = _drivers(plan, frequency.frequency, lag_model.predict_scaled.importances() if lag_model else {})
     return ForecastResult(model, learner if uses_lags else None, report, forecasts, drivers,
                           time.monotonic() - started)
+
+
+def robust_choice(report: BacktestReport, metric: str = "mase") -> str:
+    """The method to forecast with: of those within noise of the best backtest score (one standard error,
+    BacktestReport.within_noise_of_best), the one averaging the most methods, the better score breaking ties.
+    A few folds cannot rank close methods reliably, and an average of close methods holds up better on a future
+    none of them has seen than whichever of them happened to score best (the one-standard-error rule, leaning
+    to the average rather than the simplest). Nothing that fails to beat seasonal naive displaces it."""
+    best = report.best(metric)
+    baseline = report.mean(SEASONAL_NAIVE, metric)
+    contenders = [m for m in report.within_noise_of_best(metric)
+                  if m == best or not np.isfinite(baseline) or report.mean(m, metric) < baseline]
+    return max(contenders, key=lambda m: len(averaged_methods(m)))  # the first of the largest: the better score
 
 
 def _drivers(plan: LagPlan, frequency: Frequency, importances: dict[str, float]) -> list[Driver]:

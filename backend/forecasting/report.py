@@ -44,10 +44,20 @@ class ForecastReport:
     methods: list[dict[str, Any]]  # every method tried: method, words, mase, smape
     drivers: list[dict[str, Any]] = field(default_factory=list)  # feature, words, importance
     metric: str = "mase"  # what the method was chosen by
+    # the method with the best backtest score, when an average within noise of it was chosen instead (fit.py)
+    best_alone: str | None = None
 
     @property
     def metric_label(self) -> str:
         return FORECAST_METRICS[self.metric].label
+
+    @property
+    def chosen_score(self) -> float:
+        return next(m[self.metric] for m in self.methods if m["method"] == self.method)
+
+    @property
+    def best_score(self) -> float:
+        return next(m[self.metric] for m in self.methods if m["method"] == self.best_alone)
 
     @property
     def method_words(self) -> str:
@@ -83,6 +93,11 @@ class ForecastReport:
         else:
             lines.append(f"It was chosen by {self.metric_label}; by MASE it was no better than repeating last "
                          f"season (MASE {mase['model']:.2f} against {mase['seasonal_naive']:.2f}).")
+        if self.best_alone:
+            lines.append(f"It was chosen over {method_words(self.best_alone)}, whose backtest score was a little "
+                         f"better ({self.metric_label} {self.best_score:.2f} against {self.chosen_score:.2f}) but "
+                         "within the backtests' noise: an average of close methods holds up better on periods "
+                         "none of them has seen.")
         if self.left_out:
             lines.append(f"{len(self.left_out):,} series were left out (too short, or no values yet); the checks "
                          "below name them.")
@@ -117,8 +132,9 @@ def build_report(result: ForecastResult, prepared: PreparedSeries, metric: str =
     smape = backtest.by_series(chosen, "smape")
     by_series = [SeriesError(str(key), float(value), float(baseline.get(key, math.nan)), float(smape.get(key, math.nan)))
                  for key, value in mase.head(MAX_SERIES_ROWS).items()]
-    methods = [{"method": m, "words": method_words(m), "mase": backtest.mean(m), "smape": backtest.mean(m, "smape")}
+    methods = [{"method": m, "words": method_words(m), **{k: backtest.mean(m, k) for k in FORECAST_METRICS}}
                for m in backtest.errors]
+    best = backtest.best(metric)
     frequency = prepared.frequency
     return ForecastReport(
         method=chosen, learner=result.learner, frequency_words=frequency.words,
@@ -128,4 +144,4 @@ def build_report(result: ForecastResult, prepared: PreparedSeries, metric: str =
         scores=scores, by_fold=by_fold, by_series=by_series,
         methods=sorted(methods, key=lambda m: m["mase"] if _finite(m["mase"]) else math.inf),
         drivers=[{"feature": d.feature, "words": d.words, "importance": d.importance} for d in result.drivers],
-        metric=metric)
+        metric=metric, best_alone=best if best != chosen else None)
