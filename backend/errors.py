@@ -63,5 +63,9 @@ class WarehouseQueryError(FlurryError):
     """The warehouse refused a statement (privileges, a missing object, a quota); its own reason is kept."""
 
 
+class UploadError(FlurryError):
+    """An uploaded file cannot become a table."""
+
+
 class RunAlreadyEndedError(FlurryError):
     """A run's outcome arrived after the run had ended another way (cancelled, interrupted); it is not kept."""

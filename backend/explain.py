@@ -12,13 +12,13 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from backend.model_bundle import ModelBundle
+from backend.model_bundle import ModelBundle, prepare_features
+from backend.weighted_ensemble import WeightedEnsemble
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +158,6 @@ def _tree_shap_probability(estimator: object, model_input: pd.DataFrame, referen
 
 def _tree_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame | None = None
                       ) -> Explanation:
-    from backend.training.ensemble import WeightedEnsemble
-
     if isinstance(bundle.estimator, WeightedEnsemble):
         return _blend_explanation(bundle, frame, background)
     values, base, columns = _tree_shap(bundle.estimator, bundle.model_input(frame))
@@ -190,8 +188,6 @@ def _fold_to_originals(bundle: ModelBundle, values: np.ndarray, columns: list[st
 
 def _sampled_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -> Explanation:
     import shap
-
-    from backend.model_bundle import prepare_features
 
     names = bundle.feature_names
     explained, evals = sampling_plan(len(frame), len(names), min(len(background), BACKGROUND_ROWS))

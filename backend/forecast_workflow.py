@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -256,16 +257,22 @@ def write_forecast(warehouse: Warehouse, registry: Registry, deployment: str, so
     return ForecastWritten(output, len(frame), series, frame[CREATED_AT_COLUMN].iloc[0])
 
 
+# (warehouse, deployment, source, output, schedule, append=) → the Task that re-forecasts (snowflake_procedure)
+InWarehouseScheduler = Callable[..., ScheduledScoring]
+
+
 def schedule_forecast(warehouse: Warehouse, registry: Registry, deployment: str, source: TableRef, output: TableRef,
-                      schedule: str, *, append: bool) -> ScheduledScoring:
-    """Re-forecast into `output` on a schedule run by the warehouse itself (a Snowflake Task calling Flurry's
-    procedure). Raises DeploymentError for an unknown deployment or a warehouse without a scheduler."""
+                      schedule: str, *, append: bool, scheduler: InWarehouseScheduler | None) -> ScheduledScoring:
+    """Re-forecast into `output` on a schedule run by the warehouse itself (`scheduler`: a Snowflake Task
+    calling Flurry's procedure; None where the warehouse has none). Raises DeploymentError for an unknown
+    deployment or a warehouse without a scheduler."""
     deployment_model(registry, deployment)
     if (output.schema, output.name.lower()) == (source.schema, source.name.lower()):
         raise DeploymentError("The forecast cannot overwrite the history it is made from.",
                               hint="Choose a new table name.")
-    schedule_in_warehouse = getattr(warehouse, "schedule_forecast", None)
-    if schedule_in_warehouse is None:
+    if scheduler is None:
         raise DeploymentError("This warehouse has no scheduler of its own.",
                               hint="Use the embedded scheduler (Re-forecast on a schedule).")
-    return schedule_in_warehouse(deployment, source, output, schedule, append=append)
+    warehouse.describe(source)  # through the workspace's allow-list, like every table a deployment names
+    warehouse.table_exists(output)
+    return scheduler(warehouse, deployment, source, output, schedule, append=append)

@@ -224,12 +224,6 @@ class ModelBundle:
             return np.zeros((0, len(self.classes)))
         return np.asarray(self.estimator.predict_proba(self.model_input(frame)))
 
-    def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """SHAP contribution of each original column to each row's prediction (see backend.explain)."""
-        from backend.explain import explain_rows
-
-        return explain_rows(self, frame).values
-
     # --- serialisation ---------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-
-if TYPE_CHECKING:
-    from backend.warehouse.base import ColumnStats
 
 HISTOGRAM_BINS = 20
 TOP_VALUES = 5
 # Below this many rows exact distinct counts are cheap, and they matter: "a different value in every row"
 # (an ID) cannot be told from HyperLogLog's ±2% estimate.
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """Aggregates computed in the warehouse for one column."""
+
+    name: str
+    non_null: int
+    distinct: int
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,4 @@ def histogram_from_counts(low: float, edges: list[float], counts: dict[float, in
 
 def column_stats(profile: TableProfile) -> list[ColumnStats]:
     """Non-null and distinct counts per column, as task detection reads them (from the one profile)."""
-    from backend.warehouse.base import ColumnStats
-
     return [ColumnStats(name=c.name, non_null=c.non_null, distinct=c.distinct) for c in profile.columns]

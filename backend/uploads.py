@@ -12,16 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.errors import FlurryError
+from backend.errors import UploadError
 from backend.identifiers import slugify, validate_table_name
 from backend.warehouse.base import TableRef, Warehouse
 
 DEFAULT_MAX_UPLOAD_MB = 200
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-class UploadError(FlurryError):
-    """An uploaded file cannot become a table."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from backend.errors import (
     TrainingFailedError,
 )
 from backend.evaluation.rows import RowExplanation, edited_row, explain_row
+from backend.forecast_workflow import InWarehouseScheduler, schedule_forecast
 from backend.model_catalog import Catalog
 from backend.model_health import refuse_broken_deployments
 from backend.profiling import TableProfile, column_stats
@@ -50,10 +51,9 @@ from backend.task_detection import (
 )
 from backend.training.config import TrainConfig, rows_cap
 from backend.training.jobs import JobManager
-from backend.training.procedure_jobs import ProcedureJobManager
 from backend.warehouse import open_warehouse
 from backend.warehouse.allow_list import AllowList, guard
-from backend.warehouse.base import TableRef, Warehouse, column_kind
+from backend.warehouse.base import ScheduledScoring, TableRef, Warehouse, column_kind
 from backend.warehouse.snowflake_session import ACTIVE
 
 if TYPE_CHECKING:  # imported where used: APScheduler is for local workers, not for the app hosted in Snowflake
@@ -92,6 +92,7 @@ class Workspace:
     supervisor: Supervisor | None = None  # advances local training jobs with no page open
 
     scoring: ScoringJobs | None = None  # batch scores as jobs (set by open_workspace)
+    forecast_scheduler: InWarehouseScheduler | None = None  # Snowflake Tasks re-forecasting (set by open_workspace)
 
     @property
     def catalog(self) -> Catalog:
@@ -216,6 +217,12 @@ class Workspace:
             row = edited_row(bundle, row, edits)
         return explain_row(bundle, row, frame)
 
+    def schedule_forecast(self, deployment: str, source: TableRef, output: TableRef, schedule: str, *,
+                          append: bool) -> ScheduledScoring:
+        """Re-forecast `deployment` into `output` on a schedule the warehouse itself runs (forecast_workflow)."""
+        return schedule_forecast(self.warehouse, self.registry, deployment, source, output, schedule, append=append,
+                                 scheduler=self.forecast_scheduler)
+
     def start_supervisor(self) -> None:
         """Supervise a workspace opened without (what `open_workspace(supervise=True)` does at once)."""
         if self.supervisor is None or not self.supervisor.running:
@@ -254,7 +261,15 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     # Everything past this point (pages, jobs, scoring) sees only the allowed schemas.
     warehouse = guard(raw, AllowList.parse(allow))
     jobs_root = _jobs_root_for(config)
-    if config.kind == "snowflake" and training_location(config.kind) == "warehouse":
+    in_warehouse = config.kind == "snowflake" and training_location(config.kind) == "warehouse"
+    forecast_scheduler: InWarehouseScheduler | None = None
+    if config.kind == "snowflake":
+        # imported for a Snowflake workspace only: the embedded default starts without loading Snowpark
+        from backend.procedure_jobs import ProcedureJobManager
+        from backend.snowflake_procedure import schedule_forecast_task
+
+        forecast_scheduler = schedule_forecast_task
+    if in_warehouse:
         jobs: JobManager = ProcedureJobManager(warehouse, registry, jobs_root, max_concurrent=max_concurrent_jobs(),
                                                training_warehouse=training_warehouse())
     else:
@@ -265,10 +280,11 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     scoring = ScoringJobs(warehouse, registry)
     if raw.capabilities.local_worker:  # this process owns the database file: nothing else can be scoring
         scoring.recover()
-    workspace = Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, scoring=scoring)
+    workspace = Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, scoring=scoring,
+                          forecast_scheduler=forecast_scheduler)
     # Only where this process owns the warehouse (the embedded file): on Snowflake the procedure records its own
     # result and Tasks run schedules, and a tick every second would queue behind the pages' own queries
-    if supervise and raw.capabilities.local_worker and not isinstance(jobs, ProcedureJobManager):
+    if supervise and raw.capabilities.local_worker and not in_warehouse:
         _supervise(workspace)
     return workspace
 

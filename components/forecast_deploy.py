@@ -14,7 +14,6 @@ from backend.forecast_workflow import (
     MODEL_VERSION_COLUMN,
     deploy_forecast,
     forecast_name,
-    schedule_forecast,
 )
 from backend.forecasting.bundle import FORECAST_COLUMNS
 from backend.identifiers import quote_ident, slugify
@@ -90,8 +89,7 @@ def snowflake_task(ws: Workspace, name: str, version: ModelVersion, out_schema: 
     if st.button("Schedule re-forecasting", key="deploy.forecast_schedule_start"):
         with user_errors("schedule re-forecasting"):
             output = scoring_view.output_table(out_schema, out_name)
-            scheduled = schedule_forecast(ws.warehouse, ws.registry, name, version.table, output, schedule,
-                                          append=mode is OutputMode.APPEND)
+            scheduled = ws.schedule_forecast(name, version.table, output, schedule, append=mode is OutputMode.APPEND)
             if scheduled.resumed:
                 st.success(f"The task {md(scheduled.task)} re-forecasts {md(output)} {schedule}.")
             else:

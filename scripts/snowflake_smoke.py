@@ -75,10 +75,10 @@ def main(argv: list[str]) -> int:
     from backend.deploy import deploy, schedule_scoring, score_table
     from backend.deployed_model import load_bundle
     from backend.errors import FlurryError
+    from backend.procedure_jobs import ProcedureJobManager
     from backend.registry import Registry
     from backend.task_detection import Task
     from backend.training.config import TrainConfig
-    from backend.training.procedure_jobs import ProcedureJobManager
     from backend.warehouse.snowflake_session import identity, open_session
     from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 

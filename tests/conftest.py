@@ -110,3 +110,26 @@ def fakesnow_server() -> Iterator[dict]:
         warnings.simplefilter("ignore")
         with fakesnow.server() as kwargs:
             yield kwargs
+            _forget_sessions_before_the_server_stops()
+
+
+def _forget_sessions_before_the_server_stops() -> None:
+    """Snowpark sessions and connector connections close themselves at exit, after the server has stopped:
+    each closing query fails, and the timer the connector arms per query (fakesnow asks for a 1 s network
+    timeout) then fires at the closed port and prints a thread's traceback. With the server gone there is
+    nothing to close against, so their exit handlers are dropped, and any timer still armed cancelled."""
+    import atexit
+    import gc
+    import threading
+
+    from snowflake.connector._utils import _TrackedQueryCancellationTimer
+    from snowflake.connector.connection import SnowflakeConnection
+    from snowflake.snowpark import Session
+
+    # by exact type: gc also holds lazy-module stand-ins (shap's) that raise on isinstance
+    for held in gc.get_objects():
+        if type(held) in (Session, SnowflakeConnection):
+            atexit.unregister(held._close_at_exit)
+    for thread in threading.enumerate():
+        if isinstance(thread, _TrackedQueryCancellationTimer):
+            thread.cancel()

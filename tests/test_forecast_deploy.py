@@ -161,6 +161,35 @@ def test_forecast_names_never_meet_and_flurrys_schema_is_refused(forecast_versio
         deploy(ws.warehouse, ws.registry, model_id, name)  # a SQL function never takes a forecast's name
     with pytest.raises(DeploymentError, match="own records"):
         write_forecast(ws.warehouse, ws.registry, name, table, TableRef("FLURRY", "runs"))
+    # the embedded warehouse has no scheduler of its own: the remedy is the embedded one
+    with pytest.raises(DeploymentError, match="no scheduler of its own"):
+        ws.schedule_forecast(name, table, TableRef(table.schema, "visits forecast"), "daily", append=False)
+
+
+def test_a_warehouse_scheduled_re_forecast_reaches_only_allowed_tables(
+        forecast_version: tuple[Workspace, TableRef, str]) -> None:
+    """What a Snowflake Task would be asked to do, through the workspace: the tables it names pass the
+    schema allow-list first (a scheduler stands in for the Task: fakesnow cannot host the procedure)."""
+    from dataclasses import replace
+
+    from backend.warehouse.allow_list import AllowList, NotAllowedError, guard
+
+    ws, table, model_id = forecast_version
+    name = deploy_forecast(ws.registry, model_id)
+    asked: list[tuple[str, TableRef, TableRef]] = []
+
+    def scheduler(warehouse: object, deployment: str, source: TableRef, output: TableRef, schedule: str, *,
+                  append: bool) -> object:
+        asked.append((deployment, source, output))
+        return "scheduled"
+
+    fenced = replace(ws, warehouse=guard(ws.warehouse, AllowList.parse(table.schema)), forecast_scheduler=scheduler)
+    output = TableRef(table.schema, "visits forecast")
+    assert fenced.schedule_forecast(name, table, output, "daily", append=True) == "scheduled"
+    assert asked == [(name, table, output)]
+    with pytest.raises(NotAllowedError, match="elsewhere"):
+        fenced.schedule_forecast(name, table, TableRef("elsewhere", "visits forecast"), "daily", append=True)
+    assert len(asked) == 1  # refused before the scheduler was asked
 
 
 def test_a_forecast_is_suggested_for_series_not_for_a_yes_no_target_with_a_date(empty_workspace: Workspace) -> None:

@@ -105,8 +105,8 @@ def test_permanent_registrations_use_the_stage_the_migrations_create() -> None:
     test_snowflake_workspace)."""
     from snowflake.snowpark import Session
 
+    from backend.snowflake_procedure import procedure_stage, register_procedure
     from backend.warehouse.snowflake_deploy import stage_name
-    from backend.warehouse.snowflake_training import procedure_stage, register_procedure
 
     warehouse = SnowflakeWarehouse.__new__(SnowflakeWarehouse)
     warehouse.database = "FLURRY_WS"

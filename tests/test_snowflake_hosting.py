@@ -403,9 +403,9 @@ def test_a_re_forecast_task_calls_the_procedure_with_names_no_literal_can_be_bro
     import base64
     import json
 
+    from backend.snowflake_procedure import FORECAST_JOB, forecast_job, procedure_name
     from backend.warehouse import snowflake_deploy as sd
     from backend.warehouse.base import TableRef
-    from backend.warehouse.snowflake_training import FORECAST_JOB, forecast_job, procedure_name
 
     hostile = TableRef("lab", "x'); DROP TABLE y; --")
     argument = forecast_job("DB", "flurry_forecast_sales", hostile, TableRef("out", "f$$'"), append=True)

@@ -87,10 +87,10 @@ def test_the_training_procedure_records_its_own_verified_model_version(workspace
     from snowflake.snowpark import Session
 
     from backend.deployed_model import load_bundle
+    from backend.snowflake_procedure import RESULT_EVENT, job_payload, run_procedure
     from backend.training.config import TrainConfig
     from backend.warehouse import snowflake_deploy as sd
     from backend.warehouse.base import SampleSpec
-    from backend.warehouse.snowflake_training import RESULT_EVENT, job_payload, run_procedure
     from backend.warehouse.snowflake_udf import predict_batch
 
     session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
@@ -161,7 +161,7 @@ def test_training_in_the_warehouse_records_the_job_and_says_why_it_cannot_start_
     """The stored-procedure route on an engine that cannot host procedures (fakesnow): the job is recorded
     (rows counted in the warehouse, the query's fingerprint, the payload), then the run fails with the
     engine's reason instead of hanging or raising."""
-    from backend.training.procedure_jobs import JOB_EVENT, ProcedureJobManager
+    from backend.procedure_jobs import JOB_EVENT, ProcedureJobManager
 
     monkeypatch.setenv("FLURRY_TRAINING", "warehouse")
     jobs = ProcedureJobManager(workspace.warehouse, workspace.registry, workspace.jobs.jobs_root)
@@ -184,7 +184,7 @@ def test_snowpark_accepts_the_training_procedure_from_the_backend_package() -> N
     cannot run the body's SQL; the body itself runs against fakesnow above."""
     from snowflake.snowpark import Session
 
-    from backend.warehouse.snowflake_training import procedure_name, register_procedure
+    from backend.snowflake_procedure import procedure_name, register_procedure
 
     session = Session.builder.config("local_testing", True).create()
     try:
@@ -203,8 +203,8 @@ def test_a_forecast_trains_in_the_procedure_and_writes_its_table_in_snowflake(wo
     from backend.forecast_workflow import deploy_forecast, forecast_config, forecast_frame
     from backend.forecasting.report import ForecastReport
     from backend.forecasting.series import SeriesSpec
+    from backend.snowflake_procedure import job_payload, run_procedure
     from backend.warehouse.base import SampleSpec
-    from backend.warehouse.snowflake_training import job_payload, run_procedure
 
     table = TableRef("LAB", "Monthly sales")
     months = pd.date_range("2019-01-01", periods=48, freq="MS")

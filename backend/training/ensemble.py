@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,9 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from backend.metrics import METRICS, metric_value
 from backend.model_bundle import ALL_ROWS, SPLIT_ROWS, MemberRecipe, clean_config
 from backend.task_detection import Task
+
+# re-exported: bundles pickled before the class moved name it here
+from backend.weighted_ensemble import WeightedEnsemble
 
 logger = logging.getLogger(__name__)
 
@@ -68,31 +70,6 @@ def _finite(value: object) -> bool:
         return bool(np.isfinite(float(value)))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
-
-
-class WeightedEnsemble:
-    """A weighted average of fitted FLAML estimators, with the estimator surface the model bundle calls."""
-
-    def __init__(self, members: list[Any], weights: list[float], names: list[str], is_classification: bool):
-        self.members = members
-        self.weights = np.asarray(weights, dtype=float)
-        self.names = names
-        self.is_classification = is_classification
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return sum(w * np.asarray(m.predict_proba(frame)) for m, w in zip(self.members, self.weights, strict=True))
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.is_classification:
-            return np.asarray(self.members[0].classes_)[self.predict_proba(frame).argmax(axis=1)]
-        return sum(w * np.asarray(m.predict(frame), dtype=float) for m, w in zip(self.members, self.weights, strict=True))
-
-    def describe(self) -> str:
-        """E.g. "lgbm 55% · xgboost 25% · rf 20%" (families repeated when several of their configs are in)."""
-        shares: Counter[str] = Counter()
-        for name, weight in zip(self.names, self.weights, strict=True):
-            shares[name] += weight
-        return " · ".join(f"{name} {share:.0%}" for name, share in shares.most_common())
 
 
 def select_weights(predictions: list[np.ndarray], loss: Any, rounds: int = SELECTION_ROUNDS) -> np.ndarray:

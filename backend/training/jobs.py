@@ -4,7 +4,7 @@ A run is QUEUED, then RUNNING when a slot is free, then SUCCEEDED / FAILED / CAN
 JobManager owns those moves, the queue, cancelling and recovery at start-up; a Runner does the part that
 differs — prepare the run's data, launch the work, report what it left, stop it, release what it held:
 `LocalWorkerRunner` (a worker process beside the app, backend.training.local_runner) and `ProcedureRunner`
-(Flurry's stored procedure on Snowflake's compute, backend.training.procedure_jobs).
+(Flurry's stored procedure on Snowflake's compute, backend.procedure_jobs).
 `sync` is idempotent and safe to call from several threads (UI fragments of many sessions).
 """
 

@@ -1,6 +1,6 @@
 """The interface between the training state machine (backend.training.jobs) and the places a run's work
 happens: a worker process beside the app (backend.training.local_runner) or Flurry's stored procedure on
-Snowflake's compute (backend.training.procedure_jobs)."""
+Snowflake's compute (backend.procedure_jobs)."""
 
 from __future__ import annotations
 

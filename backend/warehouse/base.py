@@ -16,8 +16,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from backend.errors import TableNotFoundError
 from backend.identifiers import limit_clause, quote_ident
-from backend.profiling import TableProfile
+from backend.profiling import ColumnStats, TableProfile, column_stats
 
 METADATA_SCHEMA = "FLURRY"
 
@@ -64,15 +65,6 @@ class TableSummary:
     kind: str  # "table" or "view"
     rows: int | None
     columns: int | None
-
-
-@dataclass(frozen=True)
-class ColumnStats:
-    """Aggregates computed in the warehouse for one column."""
-
-    name: str
-    non_null: int
-    distinct: int
 
 
 @dataclass(frozen=True)
@@ -223,16 +215,12 @@ class Warehouse(abc.ABC):
 
     def _require(self, table: TableRef) -> None:
         """Raise TableNotFoundError when `table` is gone."""
-        from backend.errors import TableNotFoundError
-
         if not self.table_exists(table):
             raise TableNotFoundError(f"The table {table} does not exist (it may have been dropped or renamed).",
                                      hint="Go back to the Data step and pick a table that exists.")
 
     def _columns_named(self, table: TableRef, columns: list[str]) -> dict[str, ColumnInfo]:
         """`table`'s columns by name. Raises TableNotFoundError when one of `columns` is no longer there."""
-        from backend.errors import TableNotFoundError
-
         by_name = {c.name: c for c in self.describe(table)}
         missing = [c for c in columns if c not in by_name]
         if missing:
@@ -242,8 +230,6 @@ class Warehouse(abc.ABC):
 
     def column_stats(self, table: TableRef) -> list[ColumnStats]:
         """Non-null and distinct counts per column (from the warehouse-side profile)."""
-        from backend.profiling import column_stats
-
         return column_stats(self.profile(table))
 
     @abc.abstractmethod

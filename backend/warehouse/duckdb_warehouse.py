@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from backend.errors import ConfigurationError, EmptyTableError, TableNotFoundError, WarehouseLockedError
+from backend.errors import ConfigurationError, EmptyTableError, TableNotFoundError, UploadError, WarehouseLockedError
 from backend.identifiers import limit_clause, qualified, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
@@ -408,8 +408,6 @@ class DuckDBWarehouse(Warehouse):
         return written
 
     def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
-        from backend.uploads import UploadError
-
         if fmt == "csv":
             # No BOOLEAN among the guessed types: DuckDB reads "Yes"/"No" as true/false, and the user's own labels
             # ("Yes") must be the ones their model predicts.

@@ -19,7 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from backend.errors import DeploymentError, EmptyTableError, FlurryError, TableNotFoundError, WarehouseQueryError
+from backend.errors import (
+    DeploymentError,
+    EmptyTableError,
+    FlurryError,
+    TableNotFoundError,
+    UploadError,
+    WarehouseQueryError,
+)
 from backend.identifiers import limit_clause, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse import snowflake_deploy as sd
@@ -385,8 +392,6 @@ class SnowflakeWarehouse(Warehouse):
     def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
         from pyarrow import csv
 
-        from backend.uploads import UploadError
-
         try:
             arrow = (csv.read_csv(path, parse_options=csv.ParseOptions(delimiter=delimiter or ","))
                      if fmt == "csv" else pq.read_table(path))
@@ -441,18 +446,6 @@ class SnowflakeWarehouse(Warehouse):
                               self.qualify(output), prediction_column=prediction_column,
                               probability_column=probability_column)
         return self.schedule_statement(task, body, schedule)
-
-    def schedule_forecast(self, deployment: str, source: TableRef, output: TableRef, schedule: str, *,
-                          append: bool) -> ScheduledScoring:
-        """A Task that calls the training procedure to re-forecast `deployment` into `output` on `schedule`
-        (the procedure registered first, as a training run would)."""
-        from backend.warehouse.snowflake_training import forecast_job, procedure_name, register_procedure
-
-        with self.session_lock():
-            register_procedure(self._session, self.database)
-        argument = forecast_job(self.database, deployment, source, output, append=append)
-        return self.schedule_statement(f"{deployment}_reforecast", f"CALL {procedure_name(self.database)}('{argument}')",
-                                       schedule)
 
     def schedule_statement(self, task: str, body: str, schedule: str) -> ScheduledScoring:
         """A Task running `body` on `schedule` with the session's warehouse, created suspended, then resumed

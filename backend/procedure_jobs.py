@@ -18,6 +18,7 @@ from typing import Any
 
 from backend.errors import FlurryError, InvalidTargetError
 from backend.registry import Registry, Run, RunState, new_id
+from backend.snowflake_procedure import RESULT_EVENT, job_payload, procedure_name, register_procedure
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.jobs import JobManager
 from backend.training.runner import Ending, Outcome
@@ -55,8 +56,6 @@ class ProcedureRunner:
         return PROCEDURE_JOB_DIR
 
     def prepare(self, run_id: str, config: TrainConfig, location: str) -> None:
-        from backend.warehouse.snowflake_training import job_payload
-
         spec = config.sample_spec()
         total = self.wh.row_count(config.table)
         sql, params, eligible, sampled = self.wh.training_sample_sql(spec)
@@ -90,8 +89,6 @@ class ProcedureRunner:
 
     # --- launch ----------------------------------------------------------------------------------
     def launch(self, run: Run, *, finalize: bool = False) -> int | None:
-        from backend.warehouse.snowflake_training import procedure_name, register_procedure
-
         try:
             if not self._procedure_ready:
                 with self.wh.session_lock():
@@ -125,8 +122,6 @@ class ProcedureRunner:
     def outcome(self, run: Run) -> Outcome | None:
         """The procedure records its own outcome (model version and final state); only a call that ended
         without doing so is noticed here, with the call's own error as the reason."""
-        from backend.warehouse.snowflake_training import RESULT_EVENT
-
         launches = self.registry.events(run.run_id, LAUNCH_EVENT)
         attempt = launches[-1].payload.get("attempt") if launches else None
         results = [e for e in self.registry.events(run.run_id, RESULT_EVENT) if e.payload.get("attempt") == attempt]

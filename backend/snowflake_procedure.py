@@ -20,6 +20,7 @@ from typing import Any
 from snowflake.snowpark import Session
 
 from backend.errors import FlurryError
+from backend.forecast_workflow import write_forecast
 from backend.identifiers import quote_ident
 from backend.registry import Registry, RunState
 from backend.training.config import TrainConfig
@@ -27,12 +28,13 @@ from backend.training.dispatch import train_run
 from backend.training.fit import result_summary
 from backend.training.jobs import record_model_version
 from backend.training.progress import best_trial_log, train_with_events
-from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, TableRef
+from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, ScheduledScoring, TableRef
 from backend.warehouse.snowflake_deploy import stage_name
 from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
+from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
 PROCEDURE = "FLURRY_TRAIN"
-BACKEND_DIR = Path(__file__).resolve().parents[1]
+BACKEND_DIR = Path(__file__).resolve().parent
 # From the channel at this installation's versions; FLAML comes through the stage (snowflake_packages)
 PROCEDURE_PACKAGES = ("snowflake-snowpark-python", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy",
                       "pyarrow", "scipy", "statsmodels")
@@ -65,8 +67,6 @@ def run_procedure(session: Any, job_json: str) -> str:
 
     Never raises for a training failure: the run is marked FAILED with the reason, which the app shows. All its
     queries are issued from this one thread (Snowflake procedures do not support concurrent queries)."""
-    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
-
     job = json.loads(job_json)
     run_id, database, attempt = job["run_id"], job["database"], job.get("attempt")
     warehouse = SnowflakeWarehouse(session, database)
@@ -118,9 +118,6 @@ def forecast_job(database: str, deployment: str, source: TableRef, output: Table
 def run_forecast_job(session: Any, argument: str) -> str:
     """Write a forecast deployment's table from its source's newest history, inside Snowflake (a Task's call).
     Returns "SUCCEEDED: <what was written>"; raises on failure, so the Task's history shows the reason."""
-    from backend.forecast_workflow import write_forecast
-    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
-
     job = json.loads(base64.b64decode(argument[len(FORECAST_JOB):]))
     warehouse = SnowflakeWarehouse(session, job["database"])
     written = write_forecast(warehouse, Registry(warehouse), job["deployment"], TableRef(*job["source"]),
@@ -155,3 +152,15 @@ def register_procedure(session: Any, database: str, *, permanent: bool = True) -
         stage_location=procedure_stage(database),
         imports=[(str(BACKEND_DIR), "backend"), *shipped_imports()], packages=channel_packages(PROCEDURE_PACKAGES))
     return procedure_name(database)
+
+
+def schedule_forecast_task(warehouse: Any, deployment: str, source: TableRef, output: TableRef, schedule: str, *,
+                           append: bool) -> ScheduledScoring:
+    """A Task that calls the training procedure to re-forecast `deployment` into `output` on `schedule`
+    (the procedure registered first, as a training run would). `warehouse`: a SnowflakeWarehouse, or the
+    workspace's allow-listed view of one."""
+    with warehouse.session_lock():
+        register_procedure(warehouse.session, warehouse.database)
+    argument = forecast_job(warehouse.database, deployment, source, output, append=append)
+    return warehouse.schedule_statement(f"{deployment}_reforecast",
+                                        f"CALL {procedure_name(warehouse.database)}('{argument}')", schedule)
