@@ -38,6 +38,7 @@ APPTEST_SUITE := tests/test_app.py tests/test_app_forecast.py tests/test_snowfla
 
 test: $(INSTALLED) .venv-snowcli/.installed $(FLOOR)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m mypy backend
 	$(PY) -m pytest
 	$(FLOOR)/bin/python -m pytest -p no:cacheprovider -m floor $(APPTEST_SUITE)
 

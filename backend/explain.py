@@ -127,10 +127,9 @@ def _blend_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: pd.
             values, base, columns = _tree_shap(member, model_input)
             base_value = float(base[-1])
         else:
-            values, base, columns = _tree_shap_probability(member, model_input, reference)
+            values, base_value, columns = _tree_shap_probability(member, model_input, reference)
             if bundle.positive_index == 0:  # explained: the last class's probability; the other's is 1 − it
-                values, base = -values, 1.0 - base
-            base_value = float(base)
+                values, base_value = -values, 1.0 - base_value
         total += weight * _fold_to_originals(bundle, values, columns, frame.index)
         base_total += weight * base_value
     if reference is None:
@@ -190,9 +189,9 @@ def _sampled_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: p
     import shap
 
     names = bundle.feature_names
-    explained, evals = sampling_plan(len(frame), len(names), min(len(background), BACKGROUND_ROWS))
-    if len(frame) > explained:
-        frame = frame.sample(explained, random_state=0)
+    sampled_rows, evals = sampling_plan(len(frame), len(names), min(len(background), BACKGROUND_ROWS))
+    if len(frame) > sampled_rows:
+        frame = frame.sample(sampled_rows, random_state=0)
     prepared_bg = prepare_features(background, bundle.features)
     prepared = prepare_features(frame, bundle.features)
     categories = {c: pd.Index(prepared_bg[c].dropna().unique().tolist() + prepared[c].dropna().unique().tolist()).unique()
@@ -214,7 +213,9 @@ def _sampled_explanation(bundle: ModelBundle, frame: pd.DataFrame, background: p
         for j, c in enumerate(names):
             if c in categories:
                 codes = matrix[:, j].astype(int)
-                out[c] = np.where(codes >= 0, np.asarray(categories[c], dtype=object)[np.clip(codes, 0, None)], None)
+                labels = np.asarray(categories[c], dtype=object)[np.clip(codes, 0, None)]  # a copy: safe to write
+                labels[codes < 0] = None
+                out[c] = labels
             elif np.issubdtype(prepared[c].dtype, np.datetime64):
                 out[c] = pd.to_datetime(matrix[:, j].astype("int64"))
             else:

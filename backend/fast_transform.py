@@ -29,6 +29,8 @@ _LOCK = threading.Lock()
 def _medians(transformer: Any) -> np.ndarray | None:
     """The numeric columns' fill values, from FLAML's ColumnTransformer(SimpleImputer(median))."""
     inner = getattr(transformer, "transformer", None)
+    if inner is None:
+        return None
     try:
         imputer = inner.named_transformers_["continuous"]
         return np.asarray(imputer.statistics_, dtype=float)
@@ -43,9 +45,9 @@ def supported(transformer: Any) -> bool:
     cats = getattr(transformer, "_cat_categories", None)
     cat_columns = getattr(transformer, "_cat_columns", None)
     num_columns = getattr(transformer, "_num_columns", None)
-    if cat_columns is None or num_columns is None or (cat_columns and not cats):
+    if cat_columns is None or num_columns is None:
         return False
-    if any(cats.get(c) is None for c in cat_columns):
+    if cat_columns and (not cats or any(cats.get(c) is None for c in cat_columns)):
         return False
     return not num_columns or _medians(transformer) is not None
 
@@ -65,7 +67,9 @@ def fast_transform(transformer: Any, frame: pd.DataFrame) -> pd.DataFrame:
         numbers = frame[transformer._num_columns].to_numpy(dtype=float, copy=True)
         holes = np.isnan(numbers)
         if holes.any():
-            numbers[holes] = np.take(_medians(transformer), np.nonzero(holes)[1])
+            medians = _medians(transformer)
+            assert medians is not None  # `supported` requires them whenever there are numeric columns
+            numbers[holes] = np.take(medians, np.nonzero(holes)[1])
         for j, column in enumerate(transformer._num_columns):
             columns[column] = numbers[:, j]
     return pd.DataFrame(columns, index=frame.index)[transformer._cat_columns + transformer._num_columns]

@@ -109,7 +109,8 @@ def baseline_of(frame: pd.DataFrame, features: list[str], prediction: pd.Series 
 def _aggregates(column: str, baseline: ColumnBaseline) -> tuple[list[str], list[Any]]:
     """SELECT expressions (and their bound values) whose results give the column's bin counts."""
     c = quote_ident(column)
-    expressions, params = [f"count_if({c} IS NULL)"], []
+    expressions = [f"count_if({c} IS NULL)"]
+    params: list[float | str] = []
     if baseline.kind == "numeric":
         for edge in baseline.edges:  # cumulative: rows below each edge
             expressions.append(f"count_if({c} < ?)")

@@ -221,7 +221,7 @@ def _baseline_predictions(task: Task, n: int, y_train: pd.Series, classes: list[
     freq = y_train.value_counts(normalize=True).reindex(classes).fillna(0.0).to_numpy()
     majority = np.full(n, y_train.value_counts().idxmax(), dtype=object)
     prior = np.tile(freq, (n, 1))
-    plan = {name: (majority, prior) for name in REPORTED[task]}
+    plan: dict[str, tuple[np.ndarray, np.ndarray | None]] = {name: (majority, prior) for name in REPORTED[task]}
     if task is Task.BINARY:
         plan["f1"] = (np.full(n, positive, dtype=object), prior)
     return plan

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,7 +155,7 @@ class LagModel:
             lasts.append(series[PERIOD].iloc[-1])
         if not keys:
             return pd.DataFrame(columns=[SERIES_KEY, PERIOD, "forecast"])
-        recent, level = np.vstack(tails), np.asarray(levels)
+        recent, series_levels = np.vstack(tails), np.asarray(levels)
         periods = _following(self.frequency, lasts, horizon)  # [series, step]
         known = _known_values(future, keys, periods, self.known_columns)
         predicted = np.empty((len(keys), horizon))
@@ -167,7 +168,7 @@ class LagModel:
             predicted[:, step] = value
             recent = np.hstack([recent[:, 1:], value[:, None]])
         return pd.DataFrame({SERIES_KEY: np.repeat(np.asarray(keys, dtype=object), horizon),
-                             PERIOD: periods.ravel(), "forecast": (predicted * level[:, None]).ravel()})
+                             PERIOD: periods.ravel(), "forecast": (predicted * series_levels[:, None]).ravel()})
 
 
 def _following(frequency: DetectedFrequency, lasts: list[pd.Timestamp], horizon: int) -> np.ndarray:
@@ -239,8 +240,10 @@ def lightgbm_regressor(**params: object) -> Regressor:
     def fit(features: pd.DataFrame, targets: np.ndarray) -> FittedRegressor:
         from lightgbm import LGBMRegressor
 
-        settings = {"n_estimators": 200, "num_leaves": 15, "learning_rate": 0.05, "min_child_samples": 10,
-                    "verbose": -1, "random_state": 0, "n_jobs": 1, **params}  # tiny fits: one thread
+        # Any: LightGBM's keywords take values of many types, and `params` adds whichever the caller chose
+        settings: dict[str, Any] = {"n_estimators": 200, "num_leaves": 15, "learning_rate": 0.05,
+                                    "min_child_samples": 10, "verbose": -1, "random_state": 0,
+                                    "n_jobs": 1, **params}  # tiny fits: one thread
         return FittedRegressor(LGBMRegressor(**settings).fit(features, targets), tuple(features.columns))
 
     return fit

@@ -45,7 +45,7 @@ def candidates_from_log(records: list[dict[str, Any]], n_rows: int, fits_per_tri
     """The best configuration of each family, then the next-best overall, distinct, best first."""
     trials = sorted((r for r in records if _finite(r.get("validation_loss")) and r.get("learner")),
                     key=lambda r: float(r["validation_loss"]))
-    best_per_family = {}
+    best_per_family: dict[str, dict[str, Any]] = {}
     for record in trials:
         best_per_family.setdefault(record["learner"], record)
     ordered = list(best_per_family.values()) + [r for r in trials if r not in best_per_family.values()]
@@ -149,7 +149,8 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
     classes = sorted(pd.unique(y_original).tolist()) if task.is_classification else []
     held_out = np.concatenate([valid for _, valid in splits])
     truth = y_original.iloc[held_out]
-    predictions, fitted = [], []
+    predictions: list[np.ndarray] = []
+    fitted: list[list[Any]] = []
     kept: list[Candidate] = []
     for candidate in affordable:
         try:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,10 @@ from backend.training.ensemble import BlendResult, HeldOut, blend, candidates_fr
 from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
 from backend.training.recipe import fit_kwargs
 from backend.warehouse.base import column_kind
+from backend.weighted_ensemble import WeightedEnsemble
+
+if TYPE_CHECKING:  # for the annotation only: FLAML itself is imported inside the functions that train
+    from flaml.automl.model import BaseEstimator
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class FittedModel:
 @dataclass
 class TrainingResult:
     bundle: ModelBundle
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float | None]]  # None: a forecast metric with no finite value
     leaderboard: list[dict[str, Any]]
     importance: list[dict[str, Any]]
     holdout_parquet: bytes
@@ -263,7 +267,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     leaderboard = leaderboard_from_log(log_path, config)
     # retrain_from_log leaves AutoML.best_estimator unset; the log's best record names the family
     best = leaderboard[0]["estimator"] if from_log and leaderboard else str(automl.best_estimator)
-    estimator = automl._trained_estimator
+    estimator: BaseEstimator | WeightedEnsemble = automl._trained_estimator
     blended = None if from_log or not config.ensemble else _blend(automl, x_train, y_train, config, log_path,
                                                                   deadline=started + config.time_budget_s,
                                                                   fit_kwargs=extra, positive=positive)
@@ -397,7 +401,8 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
                           classes=bundle.classes, positive=positive, train_rows=len(train_frame),
                           validation=fitted.validation, validation_rows=fitted.validation_rows,
                           threshold=bundle.threshold, segments=segments, shap=summary, seed=config.seed)
-    scores = {m.name: {"model": m.model, "baseline": m.baseline} for m in report.metrics}
+    scores: dict[str, dict[str, float | None]] = {m.name: {"model": m.model, "baseline": m.baseline}
+                                                  for m in report.metrics}
     buffer = io.BytesIO()
     holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
     return TrainingResult(bundle=bundle, metrics=scores, leaderboard=fitted.leaderboard, importance=importance,

@@ -74,6 +74,7 @@ def refit(x_train: pd.DataFrame, y_train: pd.Series, config: TrainConfig, recipe
         model = learner(task=state.task, n_jobs=-1, **member.config)
         model.fit(x.iloc[rows], y[rows], **{k: v[rows] for k, v in extra.items()})
         members.append(model)
-    automl._trained_estimator = WeightedEnsemble(members, [m.weight for m in recipe], [m.learner for m in recipe],
-                                                 config.task.is_classification)
+    # FLAML types its private attribute as its own BaseEstimator; the bundle reads the blend in its place duck-typed
+    automl._trained_estimator = WeightedEnsemble(  # type: ignore[assignment]
+        members, [m.weight for m in recipe], [m.learner for m in recipe], config.task.is_classification)
     return automl

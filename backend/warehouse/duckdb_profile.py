@@ -26,7 +26,9 @@ DUCKDB = ProfileDialect(epoch_seconds=lambda ident: f"epoch(CAST({ident} AS TIME
 
 def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query: Query
                  ) -> tuple[pd.Series | None, dict[int, list[float]]]:
-    parts, params, edges = [], [], {}
+    parts: list[str] = []
+    params: list[float | list[str]] = []  # bin bounds, and each text column's top values
+    edges: dict[int, list[float]] = {}
     for i, col in enumerate(columns):
         number = numeric_expr(col, DUCKDB)
         if number is not None and present(first, f"lo_{i}") is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb.func
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -424,6 +425,7 @@ class DuckDBWarehouse(Warehouse):
             raise UploadError(f"The file could not be read as {fmt.upper()}: {reason}",
                               hint="Check that it has one header row and the same number of fields on every line."
                               if fmt == "csv" else "Check that it is a valid Parquet file.") from exc
+        assert arrow is not None  # only a statement without a result set (not a SELECT) gives none
         if arrow.num_rows == 0:
             raise UploadError("The file has a header but no rows.", hint="Upload a file with data rows.")
         return self.replace_table_from_batches(table, iter(arrow.to_batches(max_chunksize=100_000)))
@@ -449,8 +451,8 @@ class DuckDBWarehouse(Warehouse):
                 handler_with_arity,
                 [duckdb.sqltype(t) for t in parameter_types],
                 duckdb.sqltype(return_type),
-                type="arrow",
-                null_handling="special",  # models handle missing features themselves
+                type=duckdb.func.ARROW,
+                null_handling=duckdb.func.SPECIAL,  # models handle missing features themselves
                 side_effects=False,
             )
             self._registered.add(name)

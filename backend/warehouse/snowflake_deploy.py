@@ -108,9 +108,10 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
     explain_name = explain_function_name(name)
 
     inputs = [PandasDataFrameType([_snowpark_type(column_kind(f["sql_type"])) for f in bundle.features])]
+    packages = model_packages(bundle)
     common = {"input_types": inputs, "is_permanent": permanent, "replace": True,
               "stage_location": f"@{stage_name(database)}/functions",
-              "imports": model_imports(staged), "packages": model_packages(bundle)}
+              "imports": model_imports(staged), "packages": packages}
     try:
         session.udf.register(staged_handler(staged.file_name, staged.sha256, "predict", bundle.threshold),
                              return_type=PandasSeriesType(_return_type(prediction_type)),
@@ -124,7 +125,7 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
         background = ((BACKGROUND_FILE, staged.background_sha256) if staged.background_sha256 else None)
         session.udf.register(staged_handler(staged.file_name, staged.sha256, "explain", bundle.threshold, background),
                              return_type=PandasSeriesType(VariantType()), name=function_name(database, explain_name),
-                             **{**common, "packages": [*common["packages"], *channel_packages(EXPLAIN_PACKAGES)]})
+                             **{**common, "packages": [*packages, *channel_packages(EXPLAIN_PACKAGES)]})
     except Exception as exc:  # the account's message (e.g. a package version the channel lacks) is the reason
         raise DeploymentError(f"Snowflake could not create the function {name!r}: {snowflake_reason(exc)}",
                               hint="If a package version is missing from the account's Anaconda channel, retrain "

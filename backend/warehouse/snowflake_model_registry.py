@@ -148,7 +148,9 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
                 task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")))
     except Exception as exc:  # the registry's own reason (privileges, an existing version, a package) is the news
         reason = snowflake_reason(exc)
-        if "already exists" not in reason.lower():
+        # "already exists" from log_model: this version was logged before and can still be made the default,
+        # which needs the registry to have opened
+        if registry is None or "already exists" not in reason.lower():
             return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")
     try:  # MODEL(...)!PREDICT serves the default version: the one labelling at the threshold in force
         registry.get_model(model_name.upper()).default = version

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from backend.errors import ConfigurationError
 
@@ -143,7 +143,10 @@ def connection_names() -> list[str]:
     try:
         from snowflake.connector.config_manager import CONFIG_MANAGER
 
-        return sorted(str(name) for name in CONFIG_MANAGER["connections"])
+        # the connector annotates an option lookup as the option itself, but returns its value: here the
+        # table of connections by name
+        connections = cast(Mapping[str, Any], CONFIG_MANAGER["connections"])
+        return sorted(str(name) for name in connections)
     except Exception:  # no Snowflake configuration, or one the connector cannot read
         return []
 
