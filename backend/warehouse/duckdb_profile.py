@@ -1,4 +1,4 @@
-"""DuckDB SQL for column profiles: two scans of the table, whatever its size or width.
+"""DuckDB SQL for column profiles: two scans of the table per slice of its columns, whatever its size.
 
 Pass 1 computes counts, approximate distinct counts, min/max/mean/std and approximate top values for every
 column at once; pass 2 computes histograms (edges from pass 1) and the counts of the top values.
@@ -12,13 +12,21 @@ from backend.identifiers import quote_ident
 from backend.profiling import (
     EXACT_DISTINCT_MAX_ROWS,
     HISTOGRAM_BINS,
+    ColumnProfile,
     TableProfile,
     equal_width_edges,
     histogram_from_counts,
     present,
 )
 from backend.warehouse.base import ColumnInfo
-from backend.warehouse.profile_sql import ProfileDialect, Query, column_profile, first_pass_sql, numeric_expr
+from backend.warehouse.profile_sql import (
+    ProfileDialect,
+    Query,
+    column_profile,
+    first_pass_sql,
+    numeric_expr,
+    profile_in_slices,
+)
 
 DUCKDB = ProfileDialect(epoch_seconds=lambda ident: f"epoch(CAST({ident} AS TIMESTAMP))",
                         parses_as_number=lambda ident: f"TRY_CAST({ident} AS DOUBLE)")
@@ -55,6 +63,10 @@ def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query
 def profile_columns(columns: list[ColumnInfo], source: str, query: Query) -> TableProfile:
     """Profile `columns` of the table `source` (an already-quoted name) using `query(sql, params)`."""
     rows = int(query(f"SELECT count(*) AS n FROM {source}", [])["n"].iloc[0])
+    return profile_in_slices(columns, rows, lambda part, n: _profile_slice(part, n, source, query))
+
+
+def _profile_slice(columns: list[ColumnInfo], rows: int, source: str, query: Query) -> list[ColumnProfile]:
     first = query(first_pass_sql(columns, source, DUCKDB, exact=rows <= EXACT_DISTINCT_MAX_ROWS), []).iloc[0]
     second, edges = _second_pass(columns, first, source, query)
     profiles = []
@@ -68,4 +80,4 @@ def profile_columns(columns: list[ColumnInfo], source: str, query: Query) -> Tab
             counts = {edge: by_bin.get(b + 1, 0) for b, edge in enumerate(edges[i])}
             histogram = histogram_from_counts(float(first[f"lo_{i}"]), edges[i], counts)
         profiles.append(column_profile(col, i, rows, first, top, histogram))
-    return TableProfile(rows=rows, columns=profiles)
+    return profiles

@@ -1,5 +1,5 @@
 """What a table profile asks of every warehouse: the first pass (counts, distincts, ranges, moments, frequent
-values) as one aggregate query, and the column profile built from its row. Each SQL dialect supplies the
+values) as one aggregate query per slice of columns, and the column profile built from its row. Each SQL dialect supplies the
 two expressions that differ; the second pass (histograms and exact counts of the frequent values) is the
 dialect modules' own, since each warehouse counts buckets best in its own way."""
 
@@ -12,10 +12,24 @@ from typing import Any
 import pandas as pd
 
 from backend.identifiers import quote_ident
-from backend.profiling import TOP_VALUES, ColumnProfile, present
+from backend.profiling import TOP_VALUES, ColumnProfile, TableProfile, present
 from backend.warehouse.base import ColumnInfo
 
 Query = Callable[[str, list[Any]], pd.DataFrame]  # (sql, bound values) → the result
+# (a slice of the columns, the table's row count) → their profiles, from the dialect's two passes over them
+SliceProfiler = Callable[[list[ColumnInfo], int], list[ColumnProfile]]
+# A wide table is profiled this many columns at a time: planning one aggregate statement is not linear in its
+# aggregates (DuckDB: 500 distinct counts in one SELECT took 10 s, in slices of 50 a quarter of a second each,
+# and a 1,000-column table 218 s in all); each slice reads only its own columns of a columnar table.
+COLUMNS_PER_QUERY = 50
+
+
+def profile_in_slices(columns: list[ColumnInfo], rows: int, profile_slice: SliceProfiler) -> TableProfile:
+    """The table's profile, COLUMNS_PER_QUERY columns at a time."""
+    profiles: list[ColumnProfile] = []
+    for start in range(0, len(columns), COLUMNS_PER_QUERY):
+        profiles += profile_slice(columns[start:start + COLUMNS_PER_QUERY], rows)
+    return TableProfile(rows=rows, columns=profiles)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Snowflake SQL for column profiles: two scans whatever the table's width, as for DuckDB.
+"""Snowflake SQL for column profiles: two scans per slice of the table's columns, as for DuckDB.
 
 Pass 1: counts, distinct counts (exact up to EXACT_DISTINCT_MAX_ROWS rows, HyperLogLog beyond), min/max/
 mean/std, numbers-in-text counts and APPROX_TOP_K's candidates for the most frequent values. Pass 2: the
@@ -16,13 +16,14 @@ from backend.identifiers import quote_ident
 from backend.profiling import (
     EXACT_DISTINCT_MAX_ROWS,
     HISTOGRAM_BINS,
+    ColumnProfile,
     TableProfile,
     equal_width_edges,
     histogram_from_counts,
     present,
 )
 from backend.warehouse.base import ColumnInfo
-from backend.warehouse.profile_sql import ProfileDialect, Query, column_profile, numeric_expr
+from backend.warehouse.profile_sql import ProfileDialect, Query, column_profile, numeric_expr, profile_in_slices
 from backend.warehouse.profile_sql import first_pass_sql as shared_first_pass_sql
 
 SNOWFLAKE = ProfileDialect(epoch_seconds=lambda ident: f"DATE_PART(EPOCH_SECOND, CAST({ident} AS TIMESTAMP_NTZ))",
@@ -75,6 +76,11 @@ def second_pass_sql(columns: list[ColumnInfo], first: pd.Series, source: str
 def profile_columns(columns: list[ColumnInfo], source: str, query: Query, *, top_values: bool = True) -> TableProfile:
     """Profile `columns` of `source` (an already-quoted name) with `query(sql, params)`."""
     rows = int(query(f'SELECT COUNT(*) AS "n" FROM {source}', [])["n"].iloc[0])
+    return profile_in_slices(columns, rows, lambda part, n: _profile_slice(part, n, source, query, top_values))
+
+
+def _profile_slice(columns: list[ColumnInfo], rows: int, source: str, query: Query, top_values: bool
+                   ) -> list[ColumnProfile]:
     first = query(first_pass_sql(columns, source, exact=rows <= EXACT_DISTINCT_MAX_ROWS, top_values=top_values),
                   []).iloc[0]
     sql, params, edges, tops = second_pass_sql(columns, first, source)
@@ -89,4 +95,4 @@ def profile_columns(columns: list[ColumnInfo], source: str, query: Query, *, top
         if second is not None and i in tops:
             top = sorted(((v, int(second[f"t_{i}_{k}"])) for k, v in enumerate(tops[i])), key=lambda kv: -kv[1])
         profiles.append(column_profile(col, i, rows, first, top, histogram))
-    return TableProfile(rows=rows, columns=profiles)
+    return profiles
