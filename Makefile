@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test bench lint clean snowflake-app
+.PHONY: run test bench lint clean snowflake-app reliability
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ test: $(INSTALLED) .venv-snowcli/.installed $(FLOOR)/.installed
 	$(PY) -m mypy backend
 	$(PY) -m pytest
 	$(FLOOR)/bin/python -m pytest -p no:cacheprovider -m floor $(APPTEST_SUITE)
+
+# Bad input, faults, concurrency and security (tests/reliability, also part of `make test`): the summary table
+# of cases tried, failures, rows lost and tracebacks seen, printed and written to reliability.json.
+reliability: $(INSTALLED)
+	FLURRY_RELIABILITY_JSON=reliability.json $(PY) -m pytest tests/reliability
+	@cat reliability.json
 
 BENCH_INSTALLED := $(VENV)/.installed-bench
 

@@ -381,7 +381,8 @@ class Registry:
                                              hint="Only yes/no models trained with Flurry's thresholds have one; "
                                                   "retrain to get one.")
         if not 0.0 <= float(threshold) <= 1.0:
-            raise InvalidTrainingOptionError(f"A threshold is a probability between 0 and 1 (got {threshold}).")
+            raise InvalidTrainingOptionError(f"A threshold is a probability between 0 and 1 (got {threshold}).",
+                                             hint="Pick one on the threshold chart, or type a value such as 0.5.")
         self._insert_threshold(model_id, threshold, how, detail or {}, now())
         return self.threshold(model_id)  # type: ignore[return-value]
 

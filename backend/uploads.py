@@ -54,6 +54,28 @@ def file_format(file_name: str) -> str:
     return FORMATS[suffix]
 
 
+PARQUET_MAGIC = b"PAR1"
+ZIP_MAGIC = b"PK\x03\x04"  # Excel workbooks (.xlsx) are zip archives
+
+
+def check_content(file_name: str, fmt: str, content: bytes) -> None:
+    """The bytes are what the name says. Raises UploadError naming what the file seems to be instead."""
+    if fmt == "parquet" and not (content.startswith(PARQUET_MAGIC) and content.endswith(PARQUET_MAGIC)):
+        looks_like_text = b"\x00" not in content[:4096]
+        raise UploadError(f"{file_name!r} is not a complete Parquet file"
+                          + (" (it reads as text)." if looks_like_text else " (it may be cut short)."),
+                          hint="If it is CSV text, rename it to end in .csv; otherwise export the Parquet file again.")
+    if fmt == "csv" and content.startswith(PARQUET_MAGIC):
+        raise UploadError(f"{file_name!r} is a Parquet file, though its name says CSV.",
+                          hint="Rename it to end in .parquet and upload it again.")
+    if fmt == "csv" and content.startswith(ZIP_MAGIC):
+        raise UploadError(f"{file_name!r} is an Excel workbook or a zip archive, not CSV text.",
+                          hint="Open it and save the sheet as CSV (File → Save As → CSV), then upload that.")
+    if fmt == "csv" and b"\x00" in content[:4096]:
+        raise UploadError(f"{file_name!r} is not text, so it cannot be read as CSV.",
+                          hint="Export the data as CSV (UTF-8) or Parquet and upload that.")
+
+
 def sniff_delimiter(head: bytes) -> str:
     """The CSV delimiter, from the first few kilobytes (comma when it cannot tell)."""
     text = head.decode("utf-8", errors="replace")
@@ -78,6 +100,7 @@ def import_upload(warehouse: Warehouse, file_name: str, size: int, content: byte
     """Create `table` from an uploaded file. Raises UploadError (size, format, parse errors, existing table)."""
     check_size(size)  # before parsing anything
     fmt = file_format(file_name)
+    check_content(file_name, fmt, content)
     table = TableRef(validate_table_name(table.schema), validate_table_name(table.name))
     if warehouse.table_exists(table) and not replace:
         raise UploadError(f"A table {table} already exists.",

@@ -51,7 +51,7 @@ def test_parquet_upload_and_replace_only_when_asked(empty_workspace: Workspace) 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("broken.csv", b'a,b\n1,2,3,4\n"unterminated\n', "could not be read as CSV"),
-    ("broken.parquet", b"not a parquet file at all", "could not be read as PARQUET"),
+    ("broken.parquet", b"not a parquet file at all", "not a complete Parquet file .it reads as text"),
     ("header_only.csv", b"a,b,c\n", "no rows"),
     ("empty.csv", b"", "empty"),
     ("table.xlsx", b"PK\x03\x04", "not a CSV or Parquet"),

@@ -111,24 +111,32 @@ class TrainConfig:
             raise InvalidTrainingOptionError("No feature columns are selected.",
                                              hint="Include at least one column on the Target step.")
         if self.target in {name for name, _ in self.features}:
-            raise InvalidTrainingOptionError("The target cannot also be a feature.")
+            raise InvalidTrainingOptionError(f"The target {self.target!r} cannot also be a feature.",
+                                             hint="Untick it among the features on the Target step.")
         if set(self.casts) - {name for name, _ in self.features}:
-            raise InvalidTrainingOptionError("Only feature columns can be read as numbers.")
+            raise InvalidTrainingOptionError("Only feature columns can be read as numbers.",
+                                             hint="Include the column as a feature, or leave it as text.")
         if self.validation not in VALIDATIONS:
             raise InvalidTrainingOptionError(f"Unknown validation {self.validation!r}.",
                                              hint=f"Choose one of {', '.join(VALIDATIONS)}.")
         if not 2 <= self.cv_folds <= 20:
-            raise InvalidTrainingOptionError("Cross-validation needs between 2 and 20 folds.")
+            raise InvalidTrainingOptionError(f"Cross-validation needs between 2 and 20 folds (got {self.cv_folds}).",
+                                             hint="Choose 5 folds, or a single validation split.")
         if self.class_weight not in ("none", "balanced"):
-            raise InvalidTrainingOptionError(f"Unknown class weighting {self.class_weight!r}.")
+            raise InvalidTrainingOptionError(f"Unknown class weighting {self.class_weight!r}.",
+                                             hint="Choose none or balanced.")
         if self.class_weight == "balanced" and not self.task.is_classification:
-            raise InvalidTrainingOptionError("Class weighting only applies to classification.")
+            raise InvalidTrainingOptionError("Class weighting only applies to classification.",
+                                             hint="Set class weighting to none for a number target.")
         if not 0.05 <= self.split_ratio <= 0.5:
-            raise InvalidTrainingOptionError("The validation share must be between 5% and 50%.")
+            raise InvalidTrainingOptionError(f"The validation share must be between 5% and 50% (got {self.split_ratio:.0%}).",
+                                             hint="10% to 20% suits most tables.")
         if self.time_column is not None and self.time_column == self.target:
-            raise InvalidTrainingOptionError("The target cannot order the rows in time.")
+            raise InvalidTrainingOptionError(f"The target {self.target!r} cannot order the rows in time.",
+                                             hint="Pick a date or time column to order the rows.")
         if not 0 <= self.seed < 2**31:
-            raise InvalidTrainingOptionError("The seed must be a whole number between 0 and 2,147,483,647.")
+            raise InvalidTrainingOptionError(f"The seed must be a whole number between 0 and 2,147,483,647 (got {self.seed}).",
+                                             hint="Any number in that range gives a repeatable run; 0 is fine.")
         missing = set(self.estimators) & set(OPTIONAL_ESTIMATORS) - set(available_estimators())
         if missing:
             raise InvalidTrainingOptionError(f"{', '.join(sorted(missing))} is not installed here.",
@@ -139,9 +147,11 @@ class TrainConfig:
             raise InvalidTrainingOptionError(f"Unknown model families: {', '.join(sorted(unknown))}.",
                                              hint=f"Choose from {', '.join(available_estimators())}.")
         if self.positive_class is not None and self.task is not Task.BINARY:
-            raise InvalidTrainingOptionError("An outcome of interest only applies to a yes/no (binary) target.")
+            raise InvalidTrainingOptionError("An outcome of interest only applies to a yes/no (binary) target.",
+                                             hint="Leave the outcome of interest unset for this target.")
         if not 0.05 <= self.holdout_ratio <= 0.5:
-            raise InvalidTrainingOptionError("The holdout share must be between 5% and 50%.")
+            raise InvalidTrainingOptionError(f"The holdout share must be between 5% and 50% (got {self.holdout_ratio:.0%}).",
+                                             hint="20% suits most tables.")
 
     def _validate_forecast(self) -> None:
         if self.time_column is None:
@@ -154,9 +164,11 @@ class TrainConfig:
             raise InvalidTrainingOptionError("The target and the time column cannot also identify series or be "
                                              "known in advance.", hint="Pick other columns on the Target step.")
         if set(self.series_columns) & {name for name, _ in self.features}:
-            raise InvalidTrainingOptionError("A column cannot both identify series and be known in advance.")
+            raise InvalidTrainingOptionError("A column cannot both identify series and be known in advance.",
+                                             hint="Keep it in one of the two lists on the Target step.")
         if self.duplicates not in ("sum", "mean", "refuse") or self.gaps not in ("interpolate", "zero"):
-            raise InvalidTrainingOptionError("Unknown handling of duplicate rows or missing periods.")
+            raise InvalidTrainingOptionError("Unknown handling of duplicate rows or missing periods.",
+                                             hint="Choose it again on the Target step.")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

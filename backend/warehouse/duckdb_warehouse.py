@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -421,8 +422,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             arrow = self._con.cursor().execute(f"SELECT * FROM {reader}", params).to_arrow_table()
         except duckdb.Error as exc:
-            reason = str(exc).split("\n")[0].replace(str(path), "the file")
-            raise UploadError(f"The file could not be read as {fmt.upper()}: {reason}",
+            raise UploadError(f"The file could not be read as {fmt.upper()}: {_file_reason(exc, path)}",
                               hint="Check that it has one header row and the same number of fields on every line."
                               if fmt == "csv" else "Check that it is a valid Parquet file.") from exc
         assert arrow is not None  # only a statement without a result set (not a SELECT) gives none
@@ -470,3 +470,11 @@ class DuckDBWarehouse(Warehouse):
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self._con.close()
+
+
+def _file_reason(exc: duckdb.Error, path: Path) -> str:
+    """DuckDB's reason a file could not be read, in the user's terms: no engine error class, no temporary path."""
+    reason = re.sub(r"^[A-Za-z ]*Error:\s*", "", str(exc).split("\n")[0]).replace(str(path), "the file")
+    if "sniffing file" in reason:  # the CSV sniffer found no consistent layout
+        return "its lines do not all have the same number of fields, or a quote is opened and never closed."
+    return reason
