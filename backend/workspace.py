@@ -280,6 +280,8 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
     scoring = ScoringJobs(warehouse, registry)
     if raw.capabilities.local_worker:  # this process owns the database file: nothing else can be scoring
         scoring.recover()
+        for table in raw.drop_staging_tables():
+            logger.info("dropped %s, left by a score or forecast that was stopped while writing", table)
     workspace = Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, scoring=scoring,
                           forecast_scheduler=forecast_scheduler)
     # Only where this process owns the warehouse (the embedded file): on Snowflake the procedure records its own

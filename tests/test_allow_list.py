@@ -54,5 +54,21 @@ def test_everything_outside_the_allow_list_is_refused(tmp_path: Path, monkeypatc
         with pytest.raises(NotAllowedError):
             score_table(ws.warehouse, ws.registry, "flurry_predict_ok", DEMO, TableRef("lab", "scored"))
         assert score_table(ws.warehouse, ws.registry, "flurry_predict_ok", table, TableRef("lab", "s")).rows == 200
+        # raw SQL too: by the fully qualified names in it, however they are spaced or quoted
+        assert ws.warehouse.query(f"SELECT count(*) AS n FROM {ws.warehouse.qualify(table)}")["n"].iloc[0] == 200
+        demo = ws.warehouse.qualify(table).replace('"lab"."ok"', '"demo"."penguins"')  # qualify(DEMO) is refused
+        for sql in (f"SELECT * FROM {demo}", f"CREATE TABLE {ws.warehouse.qualify(TableRef('lab', 'copy'))} AS "
+                    f"SELECT * FROM {demo.replace('.', ' . ')}"):
+            for call in (ws.warehouse.query, ws.warehouse.execute):
+                with pytest.raises(NotAllowedError, match="'demo'"):
+                    call(sql)
+        assert not ws.warehouse.table_exists(TableRef("lab", "copy"))
     finally:
         ws.close()
+
+
+def test_the_schemas_of_raw_sql_are_read_from_its_qualified_names() -> None:
+    from backend.warehouse.allow_list import schemas_in_sql
+
+    assert schemas_in_sql('SELECT "a"."x" FROM "db"."lab"."t" JOIN "db" . "we""ird" . "u" ON 1') == {"lab", 'we"ird'}
+    assert schemas_in_sql("SELECT 1 FROM t") == set()

@@ -1,13 +1,14 @@
 """An allow-list of schemas the app may show and read.
 
 Required when the app runs with its owner's rights (Streamlit in Snowflake): viewers must only reach what
-configuration allows. The guard wraps any warehouse; every call that names a table is checked, so no page
-or engine function can forget to.
+configuration allows. The guard wraps any warehouse; every call that names a table is checked, raw SQL
+included (by the fully qualified names in it), so no page or engine function can forget to.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,16 @@ class AllowList:
     def parse(text: str) -> AllowList | None:
         patterns = tuple(p.strip() for p in text.split(",") if p.strip())
         return AllowList(patterns) if patterns else None
+
+
+# A fully qualified name as the adapters write it (Warehouse.qualify): "catalog"."schema"."table", each part
+# quoted, doubled quotes inside. Raw SQL names every table it reads or writes this way.
+_QUALIFIED = re.compile(r'"((?:[^"]|"")*)"\s*\.\s*"((?:[^"]|"")*)"\s*\.\s*"((?:[^"]|"")*)"')
+
+
+def schemas_in_sql(sql: str) -> set[str]:
+    """The schemas of the fully qualified table names in `sql`."""
+    return {match.group(2).replace('""', '"') for match in _QUALIFIED.finditer(sql)}
 
 
 def _tables_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TableRef]:
@@ -66,6 +77,21 @@ class GuardedWarehouse:
             raise NotAllowedError(f"This app is not allowed to use the schema {table.schema!r}.",
                                   hint="Ask the app's owner to add it to FLURRY_ALLOWED_SCHEMAS.")
 
+    def query(self, sql: str, params: list[Any] | None = None) -> Any:
+        self._check_sql(sql)
+        return self._inner.query(sql, params)
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self._check_sql(sql)
+        self._inner.execute(sql, params)
+
+    def _check_sql(self, sql: str) -> None:
+        """Raw SQL passes the allow-list too: every table it names in full (as qualify writes it)."""
+        for schema in sorted(schemas_in_sql(sql)):
+            if not self._allow.allows(schema):
+                raise NotAllowedError(f"This app is not allowed to use the schema {schema!r}.",
+                                      hint="Ask the app's owner to add it to FLURRY_ALLOWED_SCHEMAS.")
+
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
         if not callable(attribute):
@@ -75,7 +101,8 @@ class GuardedWarehouse:
             for table in _tables_in(args, kwargs):
                 self.check(table)
             if name == "list_tables" and args and not self._allow.allows(str(args[0])):
-                raise NotAllowedError(f"This app is not allowed to use the schema {args[0]!r}.")
+                raise NotAllowedError(f"This app is not allowed to use the schema {args[0]!r}.",
+                                      hint="Ask the app's owner to add it to FLURRY_ALLOWED_SCHEMAS.")
             return attribute(*args, **kwargs)
 
         return guarded

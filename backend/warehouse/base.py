@@ -83,6 +83,10 @@ class SampleSpec:
     unlabelled: bool = False  # keep rows without a target too (a forecast's periods to come, with known columns)
 
 
+# Scores and forecasts are written to a table of this prefix first, then swapped in (or appended) at once.
+STAGING_PREFIX = "__flurry_staging_"
+
+
 # Rows kept of each class in a stratified sample even when its proportional share is smaller.
 STRATIFIED_FLOOR = 1000
 
@@ -313,6 +317,15 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def drop_table(self, table: TableRef) -> None: ...
+
+    def drop_staging_tables(self) -> list[TableRef]:
+        """Drop the staging tables a process killed while writing left behind (their target tables are as they
+        were); return them. Only for a warehouse this process alone writes to: elsewhere they may be in use."""
+        left = [TableRef(schema, name) for schema in self.list_schemas() for name in self.list_tables(schema)
+                if name.startswith(STAGING_PREFIX)]
+        for table in left:
+            self.drop_table(table)
+        return left
 
     # --- functions ------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -30,6 +30,7 @@ from backend.identifiers import limit_clause, qualified, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
     METADATA_SCHEMA,
+    STAGING_PREFIX,
     Capabilities,
     ColumnInfo,
     SampleInfo,
@@ -371,7 +372,7 @@ class DuckDBWarehouse(Warehouse):
         """Stage every batch first; only then, in one transaction, replace `table` by the staging table or
         (append) add its rows to `table`, matching columns by name. A failure or a stop while staging leaves
         `table` as it was."""
-        staging = TableRef(table.schema, f"__flurry_staging_{uuid.uuid4().hex[:12]}")
+        staging = TableRef(table.schema, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         target, staged = self.qualify(table), self.qualify(staging)
         written = 0
         cursor = self._con.cursor()

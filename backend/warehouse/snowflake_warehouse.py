@@ -32,6 +32,7 @@ from backend.profiling import TableProfile
 from backend.warehouse import snowflake_deploy as sd
 from backend.warehouse.base import (
     METADATA_SCHEMA,
+    STAGING_PREFIX,
     Capabilities,
     ColumnInfo,
     SampleInfo,
@@ -357,7 +358,7 @@ class SnowflakeWarehouse(Warehouse):
         self._save(table, frame)
 
     def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
-        staging = TableRef(table.schema, f"__flurry_staging_{uuid.uuid4().hex[:12]}")
+        staging = TableRef(table.schema, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
         try:
             written = self._stage_batches(staging, batches)
             if written == 0:

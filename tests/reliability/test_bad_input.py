@@ -172,7 +172,8 @@ CASES: dict[str, tuple[Callable[[Bench], str], str]] = {
     "a time-zone column": (lambda b: finding(_target_step(b, "dated", "churned"), "datetime", "last_seen"), "last_seen"),
     "an ID-like column": (lambda b: finding(_target_step(b, "with_ids", "churned"), "id_like", "customer_id"), "customer_id"),
     "free text in every row": (lambda b: finding(_target_step(b, "with_ids", "churned"), "id_like", "note"), "note"),
-    "numbers stored as text": (lambda b: finding(_target_step(b, "mixed", "churned"), "mixed_type", "monthly_fee"), "monthly_fee"),
+    "numbers stored as text": (lambda b: finding(_target_step(b, "mixed", "churned"), "mixed_type", "monthly_fee"),
+                               "monthly_fee"),
     "a copy of the target": (lambda b: finding(_target_step(b, "leaky", "churned"), "leakage", "churn_flag"), "churn_flag"),
     "2,000 columns": (lambda b: finding(_target_step(b, "wide", "churned"), "leakage", "m0"), "m0"),
     # --- the Train step ----------------------------------------------------------------------------------------

@@ -1,0 +1,133 @@
+"""Faults: a worker killed at random moments, the warehouse file held by another program, a batch score killed
+midway. After each: no run or score stuck running, no version without a verified artifact, no temporary
+files or staging tables left, and every earlier output intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.deploy import deploy, score_table
+from backend.deployed_model import load_bundle
+from backend.registry import RunState
+from backend.scoring_jobs import ScoringState
+from backend.task_detection import Task
+from backend.warehouse.base import TableRef
+from backend.workspace import Workspace
+from tests.conftest import make_workspace, put_table, train_and_wait, wait_for
+from tests.reliability.conftest import Observed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_killing_the_worker_at_random_moments_never_leaves_a_broken_registry(workspace: Workspace,
+                                                                             observed: Observed) -> None:
+    """Six runs, each worker killed at a random moment (some after training ends, while results are
+    written): every run ends FAILED or SUCCEEDED, and every model version's artifacts verify."""
+    table = TableRef("demo", "penguins")
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
+                                    ensemble=False)
+    chance = random.Random(1234)
+    outcomes = []
+    for _ in range(6):  # kills at 5.8, 2.6, 0.04, 5.5, 5.6 and 3.5 s: before, during and after training
+        run_id = workspace.jobs.start(config)
+        time.sleep(chance.uniform(0.0, 6.0))
+        pid = workspace.registry.get_run(run_id).worker_pid
+        with contextlib.suppress(ProcessLookupError, TypeError):  # it may have finished already
+            os.killpg(pid, signal.SIGKILL)
+        progress = wait_for(workspace, run_id)
+        outcomes.append(progress.run.state)
+        assert progress.run.state in (RunState.FAILED, RunState.SUCCEEDED)
+        assert (progress.model_id is not None) == (progress.run.state is RunState.SUCCEEDED)
+        assert not Path(progress.run.job_dir).exists()
+    for version in workspace.registry.list_model_versions():
+        assert load_bundle(workspace.registry, version.model_id).predict(
+            workspace.warehouse.read_columns(table, version.feature_names, limit=5)).shape == (5,)
+    assert RunState.FAILED in outcomes  # the loop really did interrupt training
+
+
+def _hold(path: Path) -> subprocess.Popen[str]:
+    """Another program holding the DuckDB file open (as a second app or a notebook would)."""
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\n"
+                               f"con = duckdb.connect({str(path)!r})\nprint('holding', flush=True)\ntime.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_warehouse_file_held_by_another_program_is_said_plainly_when_the_app_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, observed: Observed) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    path = tmp_path / "held.duckdb"
+    make_workspace(path, seed_demo=False).close()
+    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
+    holder = _hold(path)
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.run()
+        shown = " ".join(e.value for e in at.error).replace("\\", "")  # as drawn: Markdown escapes undone
+        observed.tracebacks(int(bool(at.exception)) + shown.count("Traceback"))
+        assert not at.exception, at.exception
+        assert f"{path.name} is in use by another program" in shown and "Close the other" in shown
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_batch_score_killed_midway_leaves_the_previous_scores_intact(tmp_path: Path, observed: Observed) -> None:
+    """The command-line scorer replacing last week's scores, killed at random moments: each time the old scores
+    are all there, no staging table is left, and the score is not left RUNNING once the warehouse reopens."""
+    path = tmp_path / "scores.duckdb"
+    ws = make_workspace(path, seed_demo=False)
+    rng = np.random.default_rng(2)
+    many = 2_000_000  # ~6 s to score here, after the scorer's 1.5 s of imports: kills land midway
+    frame = pd.DataFrame({"tenure": rng.normal(size=many), "spend": rng.gamma(2.0, 30.0, many)})
+    frame["churned"] = np.where(frame["tenure"] + rng.normal(0, 1, many) > 0, "yes", "no")
+    small = put_table(ws, "customers", frame.head(2000))
+    source = put_table(ws, "customers_all", frame.drop(columns="churned"))
+    progress = train_and_wait(ws, small, "churned", budget=2)
+    deploy(ws.warehouse, ws.registry, progress.model_id, "churn")
+    output = TableRef("lab", "weekly_scores")
+    score_table(ws.warehouse, ws.registry, "churn", small, output)
+    kept = ws.warehouse.query(f"SELECT * FROM {ws.warehouse.qualify(output)} ORDER BY ALL")
+    ws.close()
+
+    env = {**os.environ, "FLURRY_WAREHOUSE": f"duckdb:///{path}", "PYTHONPATH": str(ROOT)}
+    chance = random.Random(7)
+    midway = 0
+    for _ in range(3):
+        scorer = subprocess.Popen([sys.executable, "-m", "backend.score", "--function", "churn", "--source",
+                                   str(source), "--output", str(output), "--replace"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(chance.uniform(1.0, 5.0))  # during its imports, opening, planning or scoring
+        finished = scorer.poll() is not None
+        scorer.send_signal(signal.SIGKILL)
+        scorer.wait()
+        midway += not finished
+        reopened = make_workspace(path, seed_demo=False)
+        try:
+            now = reopened.warehouse.query(f"SELECT * FROM {reopened.warehouse.qualify(output)} ORDER BY ALL")
+            if finished:  # it beat the kill: the new scores replaced the old ones whole
+                assert len(now) == many
+                kept = now
+                continue
+            observed.rows_lost(len(kept) - len(now))
+            pd.testing.assert_frame_equal(now, kept)
+            assert reopened.warehouse.list_tables("lab") == ["customers", "customers_all", "weekly_scores"]
+            assert reopened.scoring is not None
+            assert all(r.state is not ScoringState.RUNNING for r in reopened.scoring.recent(20))
+        finally:
+            reopened.close()
+    assert midway >= 2  # the kills really did land while it worked
