@@ -115,13 +115,16 @@ def finding(findings: list[Finding], check: str, column: str | None = None) -> s
 
 
 def _target_step(b: Bench, table: str, target: str, task: Task | None = None) -> list[Finding]:
-    """The Target step: the task detected (or the user's choice checked), then every data check."""
+    """The Target step: the task detected (or the user's choice checked), then every data check, from the one
+    profile of the table (as the page's cache keeps it)."""
     ref = b.tables[table]
-    summary, choices = b.ws.target_summary(ref, target)
+    profile = b.ws.warehouse.profile(ref)
+    summary, choices = b.ws.target_summary(ref, target, profile)
     column = next(c for c in b.ws.warehouse.describe(ref) if c.name == target)
     if task is not None:
         check_task_override(summary, column, task)
-    return b.ws.checks(ref, target, task or summary.detected_task, [c.name for c in choices if c.name != target])
+    return b.ws.checks(ref, target, task or summary.detected_task, [c.name for c in choices if c.name != target],
+                       profile)
 
 
 def _train_step(b: Bench, table: str, target: str, *, budget: int = 10, **options: object) -> object:
