@@ -31,7 +31,8 @@ def _open_snowflake(config: WarehouseConfig) -> Warehouse:
     secrets = dict(configured_secrets() or {})
     # a setting of the connection, not of Snowflake: only the offline test double lacks APPROX_TOP_K
     top_values = str(secrets.pop("flurry_top_values", "true")).lower() != "false"
-    return SnowflakeWarehouse(open_session(config.location, secrets=secrets or None), top_values=top_values)
+    return SnowflakeWarehouse(open_session(config.location, secrets=secrets or None), top_values=top_values,
+                              reopen=lambda: open_session(config.location, secrets=secrets or None))
 
 
 register_adapter("snowflake", _open_snowflake)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,15 @@ def _snowflake_errors() -> Iterator[None]:
                                   hint="Check that the app's role may use this database, schema and warehouse.") from exc
 
 
+# The connector's errors for a connection that is gone (the network, or the service unreachable) and for a
+# session the service no longer knows (expired or closed): a new session may succeed where this one cannot.
+LOST_CONNECTION_ERRNOS = frozenset({250001, 250002, 250003, 390111, 390112, 390114})
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    return getattr(exc, "errno", None) in LOST_CONNECTION_ERRNOS
+
+
 def argument_types(signature: str) -> str:
     """INFORMATION_SCHEMA's "(ARG1 FLOAT, ARG2 VARCHAR)" → "FLOAT, VARCHAR" (DROP FUNCTION names the types)."""
     return ", ".join(part.strip().split(" ", 1)[-1] for part in signature.strip().strip("()").split(",") if part.strip())
@@ -103,8 +112,10 @@ class SnowflakeWarehouse(Warehouse):
         # before anything is registered with stage_location on it or put there
         return [f"CREATE STAGE IF NOT EXISTS {sd.stage_name(self.database)}"]
 
-    def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True) -> None:
+    def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True,
+                 reopen: Callable[[], Any] | None = None) -> None:
         self._session = session
+        self._reopen = reopen  # a new session of the same connection, when this one is lost (None: never)
         # APPROX_TOP_K gives the profile's most frequent values; engines that only emulate Snowflake (the
         # offline tests' fakesnow) lack it, and the profile then goes without them
         self._top_values = top_values
@@ -143,12 +154,32 @@ class SnowflakeWarehouse(Warehouse):
     # Every statement holds the session's lock: one Snowpark session serves every thread of the app, a
     # transaction belongs to the session, and a statement of another thread must not land inside it.
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        with self._transaction_lock, _snowflake_errors():
-            self._session.sql(sql, params=params or None).collect()
+        self._reconnecting(lambda: self._session.sql(sql, params=params or None).collect())
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        with self._transaction_lock, _snowflake_errors():
-            return self._session.sql(sql, params=params or None).to_pandas()
+        result: pd.DataFrame = self._reconnecting(lambda: self._session.sql(sql, params=params or None).to_pandas())
+        return result
+
+    def _reconnecting(self, statement: Callable[[], Any]) -> Any:
+        """Run `statement` under the session's lock; when the connection is lost outside a transaction, open a
+        new session once and run it again. Raises WarehouseQueryError, saying so when the connection could not
+        be made again."""
+        with self._transaction_lock:
+            try:
+                with _snowflake_errors():
+                    return statement()
+            except WarehouseQueryError as exc:
+                if self._reopen is None or self._transaction_depth or not connection_lost(exc.__cause__):
+                    raise
+                logger.warning("The Snowflake connection was lost; opening a new session once.")
+                try:
+                    self._session = self._reopen()
+                except Exception as again:
+                    raise WarehouseQueryError(
+                        f"The connection to Snowflake was lost and could not be made again: {snowflake_reason(again)}",
+                        hint="Check the network and that the account is reachable, then reload the page.") from again
+                with _snowflake_errors():
+                    return statement()
 
     def _batches(self, sql: str, params: list[Any] | None = None) -> Iterator[pd.DataFrame]:
         """The result of `sql` in pandas batches; the statement runs under the session's lock, the batches

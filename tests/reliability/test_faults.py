@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,3 +133,75 @@ def test_a_batch_score_killed_midway_leaves_the_previous_scores_intact(tmp_path:
         finally:
             reopened.close()
     assert midway >= 2  # the kills really did land while it worked
+
+
+def _fakesnow_server() -> Callable[..., Any] | None:
+    """fakesnow's server() as a function: calling it once rebinds `fakesnow.server` to its submodule, so it is
+    taken here, when the tests are collected, before any fixture has called it."""
+    try:
+        import fakesnow
+    except ImportError:
+        return None
+    return fakesnow.server if callable(fakesnow.server) else None
+
+
+FAKESNOW_SERVER = _fakesnow_server()
+
+
+@contextlib.contextmanager
+def _abort_timers_quiet() -> Iterator[None]:
+    """A query to a server that has gone arms the connector's abort timer, which then fails at the closed port in
+    its own thread: expected here, so those threads' errors are kept off the console (any other thread's are not)."""
+    import threading
+
+    from snowflake.connector._utils import _TrackedQueryCancellationTimer
+
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.thread, _TrackedQueryCancellationTimer):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        for thread in threading.enumerate():
+            if isinstance(thread, _TrackedQueryCancellationTimer):
+                thread.cancel()
+        threading.excepthook = previous
+
+
+def test_a_snowflake_connection_that_drops_is_made_again_once_then_said_plainly(observed: Observed) -> None:
+    """The service the session talks to goes away: the next statement opens a new session once (here, to where
+    the service is now) and goes on; when it is gone for good, the page gets a plain sentence, not a traceback."""
+    import atexit
+
+    from backend.errors import WarehouseQueryError
+    from backend.warehouse.snowflake_session import open_session
+    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+    if FAKESNOW_SERVER is None:
+        pytest.skip("fakesnow is not installed")
+    where: dict[str, Any] = {}
+
+    def connect() -> Any:
+        session = open_session("unused", secrets=dict(where["server"], database="RECONNECT", schema="PUBLIC",
+                                                      login_timeout=3))
+        atexit.unregister(session._close_at_exit)  # closed with its server, not at exit against a closed port
+        atexit.unregister(session._conn._conn._close_at_exit)
+        return session
+
+    with _abort_timers_quiet():
+        with FAKESNOW_SERVER() as first:
+            where["server"] = first
+            warehouse = SnowflakeWarehouse(connect(), "RECONNECT", reopen=connect)
+            assert int(warehouse.query("SELECT 1 AS n")["N"].iloc[0]) == 1
+        with FAKESNOW_SERVER() as second:  # the first is gone; the service answers elsewhere now
+            where["server"] = second
+            assert int(warehouse.query("SELECT 2 AS n")["N"].iloc[0]) == 2  # one new session, the same call
+        with pytest.raises(WarehouseQueryError) as lost:  # gone for good: one attempt, then a plain sentence
+            warehouse.query("SELECT 3 AS n")
+    observed.tracebacks(str(lost.value).count("Traceback"))
+    assert "connection to Snowflake was lost and could not be made again" in lost.value.message
+    assert lost.value.hint.startswith("Check the network")
