@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -98,17 +99,31 @@ def train_and_wait(ws: Workspace, table: TableRef, target: str, *, budget: int =
     return progress
 
 
+def _fakesnow_server_function() -> Callable[..., Any] | None:
+    """fakesnow's server(): calling it rebinds `fakesnow.server` to its submodule, so the function is taken
+    here, when conftest loads, for every fixture and test that starts a server."""
+    try:
+        import fakesnow
+    except ImportError:
+        return None
+    return fakesnow.server if callable(fakesnow.server) else None
+
+
+FAKESNOW_SERVER = _fakesnow_server_function()
+
+
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[dict]:
     """Connection parameters of a fakesnow server: Snowflake's wire protocol and SQL, run by DuckDB."""
     import logging
     import warnings
 
-    fakesnow = pytest.importorskip("fakesnow")
+    if FAKESNOW_SERVER is None:
+        pytest.skip("fakesnow is not installed")
     logging.getLogger("uvicorn").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with fakesnow.server() as kwargs:
+        with FAKESNOW_SERVER() as kwargs:
             yield kwargs
             _forget_sessions_before_the_server_stops()
 

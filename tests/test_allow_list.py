@@ -63,12 +63,16 @@ def test_everything_outside_the_allow_list_is_refused(tmp_path: Path, monkeypatc
                 with pytest.raises(NotAllowedError, match="'demo'"):
                     call(sql)
         assert not ws.warehouse.table_exists(TableRef("lab", "copy"))
+        elsewhere = ws.warehouse.qualify(table).replace(ws.warehouse.qualify(table).split(".")[0], '"other_db"', 1)
+        with pytest.raises(NotAllowedError, match="own database"):
+            ws.warehouse.query(f"SELECT * FROM {elsewhere}")
     finally:
         ws.close()
 
 
 def test_the_schemas_of_raw_sql_are_read_from_its_qualified_names() -> None:
-    from backend.warehouse.allow_list import schemas_in_sql
+    from backend.warehouse.allow_list import qualified_names_in_sql
 
-    assert schemas_in_sql('SELECT "a"."x" FROM "db"."lab"."t" JOIN "db" . "we""ird" . "u" ON 1') == {"lab", 'we"ird'}
-    assert schemas_in_sql("SELECT 1 FROM t") == set()
+    assert qualified_names_in_sql('SELECT "a"."x" FROM "db"."lab"."t" JOIN "db" . "we""ird" . "u" ON 1') == {
+        ("db", "lab"), ("db", 'we"ird')}
+    assert qualified_names_in_sql("SELECT 1 FROM t") == set()

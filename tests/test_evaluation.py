@@ -42,31 +42,20 @@ def credit_frame(n: int = 800, seed: int = 1) -> pd.DataFrame:
                          "debt": debt.round(1), "region": region, "status": status})
 
 
-def start(ws: Workspace, table: TableRef, target: str, features: list[str], task: Task, *,
+def train(ws: Workspace, table: TableRef, target: str, features: list[str], task: Task, *,
           positive: str | None = None, budget: int = 3) -> str:
-    """A run of a single LightGBM model (blends are tested in test_ensemble); its run id."""
+    """A single LightGBM model (blends are tested in test_ensemble)."""
     metric = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "r2"}[task.value]
     config = ws.train_config(table, target, task, features, metric, budget,
                              positive_class=positive, estimators=("lgbm",), ensemble=False)
-    return ws.jobs.start(config)
-
-
-def finished(ws: Workspace, run_id: str) -> str:
-    progress = wait_for(ws, run_id)
+    progress = wait_for(ws, ws.jobs.start(config))
     assert progress.model_id, progress.run.message
     return progress.model_id
 
 
-def train(ws: Workspace, table: TableRef, target: str, features: list[str], task: Task, *,
-          positive: str | None = None, budget: int = 3) -> str:
-    return finished(ws, start(ws, table, target, features, task, positive=positive, budget=budget))
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, dict[str, str]]]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FLURRY_MAX_JOBS", "2")  # the four runs two at a time, one per core
-        ws = make_workspace(tmp_path_factory.mktemp("evaluation") / "w.duckdb", seed_demo=False)
+    ws = make_workspace(tmp_path_factory.mktemp("evaluation") / "w.duckdb", seed_demo=False)
     rng = np.random.default_rng(3)
     credit = put_table(ws, "credit", credit_frame())
     noise = put_table(ws, "noise", pd.DataFrame({"a": rng.normal(size=800), "b": rng.normal(size=800),
@@ -76,13 +65,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspac
     kinds = put_table(ws, "kinds", pd.DataFrame({"x": x, "z": rng.normal(size=600),
                                                  "kind": np.where(x < -0.5, "low", np.where(x > 0.5, "high", "mid")),
                                                  "amount": 10 * x + rng.normal(0, 1, 600)}))
-    runs = {
-        "credit": start(ws, credit, "status", ["income", "debt", "region"], Task.BINARY, positive="bad"),
-        "noise": start(ws, noise, "outcome", ["a", "b", "c"], Task.BINARY),
-        "multiclass": start(ws, kinds, "kind", ["x", "z"], Task.MULTICLASS),
-        "regression": start(ws, kinds, "amount", ["x", "z"], Task.REGRESSION),
+    models = {
+        "credit": train(ws, credit, "status", ["income", "debt", "region"], Task.BINARY, positive="bad"),
+        "noise": train(ws, noise, "outcome", ["a", "b", "c"], Task.BINARY),
+        "multiclass": train(ws, kinds, "kind", ["x", "z"], Task.MULTICLASS),
+        "regression": train(ws, kinds, "amount", ["x", "z"], Task.REGRESSION),
     }
-    models = {name: finished(ws, run_id) for name, run_id in runs.items()}
     yield ws, models
     ws.close()
 

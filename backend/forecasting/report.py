@@ -94,9 +94,12 @@ class ForecastReport:
             lines.append(f"It was chosen by {self.metric_label}; by MASE it was no better than repeating last "
                          f"season (MASE {mase['model']:.2f} against {mase['seasonal_naive']:.2f}).")
         if self.best_alone:
-            lines.append(f"It was chosen over {method_words(self.best_alone)}, whose backtest score was a little "
-                         f"better ({self.metric_label} {self.best_score:.2f} against {self.chosen_score:.2f}) but "
-                         "within the backtests' noise: an average of close methods holds up better on periods "
+            best, chosen = self.best_score, self.chosen_score
+            digits = 2 if round(best, 2) != round(chosen, 2) else 4  # never "0.81 against 0.81"
+            unit = "%" if self.metric in ("smape", "mape") else ""
+            lines.append(f"It was chosen over {method_words(self.best_alone)}, whose backtest score was better "
+                         f"on these folds ({self.metric_label} {best:.{digits}f}{unit} against {chosen:.{digits}f}"
+                         f"{unit}) but within their noise: an average of close methods holds up better on periods "
                          "none of them has seen.")
         if self.left_out:
             lines.append(f"{len(self.left_out):,} series were left out (too short, or no values yet); the checks "

@@ -43,9 +43,9 @@ class AllowList:
 _QUALIFIED = re.compile(r'"((?:[^"]|"")*)"\s*\.\s*"((?:[^"]|"")*)"\s*\.\s*"((?:[^"]|"")*)"')
 
 
-def schemas_in_sql(sql: str) -> set[str]:
-    """The schemas of the fully qualified table names in `sql`."""
-    return {match.group(2).replace('""', '"') for match in _QUALIFIED.finditer(sql)}
+def qualified_names_in_sql(sql: str) -> set[tuple[str, str]]:
+    """(catalog, schema) of every fully qualified table name in `sql`."""
+    return {(m.group(1).replace('""', '"'), m.group(2).replace('""', '"')) for m in _QUALIFIED.finditer(sql)}
 
 
 def _tables_in(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TableRef]:
@@ -86,8 +86,14 @@ class GuardedWarehouse:
         self._inner.execute(sql, params)
 
     def _check_sql(self, sql: str) -> None:
-        """Raw SQL passes the allow-list too: every table it names in full (as qualify writes it)."""
-        for schema in sorted(schemas_in_sql(sql)):
+        """Raw SQL passes the allow-list too: every table it names in full (as qualify writes it) must be in this
+        warehouse's own database and an allowed schema."""
+        own = qualified_names_in_sql(self._inner.qualify(TableRef("s", "t")))
+        catalog = next(iter(own))[0].lower() if own else None
+        for named_catalog, schema in sorted(qualified_names_in_sql(sql)):
+            if catalog is not None and named_catalog.lower() != catalog:
+                raise NotAllowedError(f"This app only reaches its own database, not {named_catalog!r}.",
+                                      hint="Ask the app's owner to connect it to that database instead.")
             if not self._allow.allows(schema):
                 raise NotAllowedError(f"This app is not allowed to use the schema {schema!r}.",
                                       hint="Ask the app's owner to add it to FLURRY_ALLOWED_SCHEMAS.")

@@ -318,11 +318,16 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def drop_table(self, table: TableRef) -> None: ...
 
+    def staging_in_use(self) -> set[str]:
+        """The staging tables this process is writing now (none known: the adapter keeps no record)."""
+        return set()
+
     def drop_staging_tables(self) -> list[TableRef]:
         """Drop the staging tables a process killed while writing left behind (their target tables are as they
         were); return them. Only for a warehouse this process alone writes to: elsewhere they may be in use."""
+        busy = self.staging_in_use()
         left = [TableRef(schema, name) for schema in self.list_schemas() for name in self.list_tables(schema)
-                if name.startswith(STAGING_PREFIX)]
+                if name.startswith(STAGING_PREFIX) and name not in busy]
         for table in left:
             self.drop_table(table)
         return left

@@ -67,6 +67,11 @@ def _memory_setting(text: str) -> str:
     return f"{match.group(1)}{match.group(2).upper().replace('IB', 'iB')}"
 
 
+# Staging tables being written by this process, whichever of its workspaces writes them: a second workspace
+# opened on the same file (another allow-list, a cleared cache) must not drop them as leftovers.
+_STAGING_IN_USE: set[str] = set()
+
+
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
     capabilities = Capabilities(python_udfs=True, local_worker=True)
@@ -376,6 +381,7 @@ class DuckDBWarehouse(Warehouse):
         target, staged = self.qualify(table), self.qualify(staging)
         written = 0
         cursor = self._con.cursor()
+        _STAGING_IN_USE.add(staging.name)
         try:
             for batch in batches:
                 view = pa.Table.from_batches([batch])
@@ -407,8 +413,12 @@ class DuckDBWarehouse(Warehouse):
                 cursor.execute(f"DROP TABLE IF EXISTS {staged}")
             raise
         finally:
+            _STAGING_IN_USE.discard(staging.name)
             cursor.close()
         return written
+
+    def staging_in_use(self) -> set[str]:
+        return set(_STAGING_IN_USE)
 
     def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:
         if fmt == "csv":

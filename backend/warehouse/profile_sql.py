@@ -24,11 +24,12 @@ SliceProfiler = Callable[[list[ColumnInfo], int], list[ColumnProfile]]
 COLUMNS_PER_QUERY = 20
 
 
-def profile_in_slices(columns: list[ColumnInfo], rows: int, profile_slice: SliceProfiler) -> TableProfile:
-    """The table's profile, COLUMNS_PER_QUERY columns at a time."""
+def profile_in_slices(columns: list[ColumnInfo], rows: int, profile_slice: SliceProfiler,
+                      per_query: int = COLUMNS_PER_QUERY) -> TableProfile:
+    """The table's profile, `per_query` columns at a time."""
     profiles: list[ColumnProfile] = []
-    for start in range(0, len(columns), COLUMNS_PER_QUERY):
-        profiles += profile_slice(columns[start:start + COLUMNS_PER_QUERY], rows)
+    for start in range(0, len(columns), per_query):
+        profiles += profile_slice(columns[start:start + per_query], rows)
     return TableProfile(rows=rows, columns=profiles)
 
 

@@ -26,6 +26,7 @@ from backend.warehouse.base import ColumnInfo
 from backend.warehouse.profile_sql import ProfileDialect, Query, column_profile, numeric_expr, profile_in_slices
 from backend.warehouse.profile_sql import first_pass_sql as shared_first_pass_sql
 
+SNOWFLAKE_COLUMNS_PER_QUERY = 250
 SNOWFLAKE = ProfileDialect(epoch_seconds=lambda ident: f"DATE_PART(EPOCH_SECOND, CAST({ident} AS TIMESTAMP_NTZ))",
                            parses_as_number=lambda ident: f"TRY_TO_DOUBLE(CAST({ident} AS VARCHAR))")
 
@@ -76,7 +77,9 @@ def second_pass_sql(columns: list[ColumnInfo], first: pd.Series, source: str
 def profile_columns(columns: list[ColumnInfo], source: str, query: Query, *, top_values: bool = True) -> TableProfile:
     """Profile `columns` of `source` (an already-quoted name) with `query(sql, params)`."""
     rows = int(query(f'SELECT COUNT(*) AS "n" FROM {source}', [])["n"].iloc[0])
-    return profile_in_slices(columns, rows, lambda part, n: _profile_slice(part, n, source, query, top_values))
+    # each statement is a round trip through the service's compiler and queue: far fewer, wider slices there
+    return profile_in_slices(columns, rows, lambda part, n: _profile_slice(part, n, source, query, top_values),
+                             per_query=SNOWFLAKE_COLUMNS_PER_QUERY)
 
 
 def _profile_slice(columns: list[ColumnInfo], rows: int, source: str, query: Query, top_values: bool

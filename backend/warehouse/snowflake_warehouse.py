@@ -77,13 +77,16 @@ def _snowflake_errors() -> Iterator[None]:
                                   hint="Check that the app's role may use this database, schema and warehouse.") from exc
 
 
-# The connector's errors for a connection that is gone (the network, or the service unreachable) and for a
-# session the service no longer knows (expired or closed): a new session may succeed where this one cannot.
-LOST_CONNECTION_ERRNOS = frozenset({250001, 250002, 250003, 390111, 390112, 390114})
+# The connector's errors for a connection that is gone and for a session the service no longer knows (expired
+# or closed): a new session may succeed where this one cannot. Before these the statement never ran; 250003
+# ("failed to execute request") may come after the service received it, so only a read is repeated then.
+NOT_RUN_ERRNOS = frozenset({250001, 250002, 390111, 390112, 390114})
+MAYBE_RUN_ERRNOS = frozenset({250003})
 
 
-def connection_lost(exc: BaseException | None) -> bool:
-    return getattr(exc, "errno", None) in LOST_CONNECTION_ERRNOS
+def connection_lost(exc: BaseException | None, *, read_only: bool) -> bool:
+    errno = getattr(exc, "errno", None)
+    return errno in NOT_RUN_ERRNOS or (read_only and errno in MAYBE_RUN_ERRNOS)
 
 
 def argument_types(signature: str) -> str:
@@ -154,29 +157,32 @@ class SnowflakeWarehouse(Warehouse):
     # Every statement holds the session's lock: one Snowpark session serves every thread of the app, a
     # transaction belongs to the session, and a statement of another thread must not land inside it.
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        self._reconnecting(lambda: self._session.sql(sql, params=params or None).collect())
+        self._reconnecting(lambda: self._session.sql(sql, params=params or None).collect(), read_only=False)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        result: pd.DataFrame = self._reconnecting(lambda: self._session.sql(sql, params=params or None).to_pandas())
+        result: pd.DataFrame = self._reconnecting(lambda: self._session.sql(sql, params=params or None).to_pandas(),
+                                                  read_only=True)
         return result
 
-    def _reconnecting(self, statement: Callable[[], Any]) -> Any:
-        """Run `statement` under the session's lock; when the connection is lost outside a transaction, open a
-        new session once and run it again. Raises WarehouseQueryError, saying so when the connection could not
-        be made again."""
+    def _reconnecting(self, statement: Callable[[], Any], *, read_only: bool) -> Any:
+        """Run `statement` under the session's lock; when the connection is lost outside a transaction (and the
+        statement cannot have run, unless it only reads), open a new session once and run it again. Raises
+        WarehouseQueryError, saying so when the connection could not be made again."""
         with self._transaction_lock:
             try:
                 with _snowflake_errors():
                     return statement()
             except WarehouseQueryError as exc:
-                if self._reopen is None or self._transaction_depth or not connection_lost(exc.__cause__):
+                if self._reopen is None or self._transaction_depth or not connection_lost(exc.__cause__,
+                                                                                          read_only=read_only):
                     raise
                 logger.warning("The Snowflake connection was lost; opening a new session once.")
                 try:
                     self._session = self._reopen()
                 except Exception as again:
+                    reason = again.message if isinstance(again, FlurryError) else snowflake_reason(again)
                     raise WarehouseQueryError(
-                        f"The connection to Snowflake was lost and could not be made again: {snowflake_reason(again)}",
+                        f"The connection to Snowflake was lost and could not be made again: {reason}",
                         hint="Check the network and that the account is reachable, then reload the page.") from again
                 with _snowflake_errors():
                     return statement()

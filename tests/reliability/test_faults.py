@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from backend.scoring_jobs import ScoringState
 from backend.task_detection import Task
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace
-from tests.conftest import make_workspace, put_table, train_and_wait, wait_for
+from tests.conftest import FAKESNOW_SERVER, make_workspace, put_table, train_and_wait, wait_for
 from tests.reliability.conftest import Observed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,17 +135,6 @@ def test_a_batch_score_killed_midway_leaves_the_previous_scores_intact(tmp_path:
     assert midway >= 2  # the kills really did land while it worked
 
 
-def _fakesnow_server() -> Callable[..., Any] | None:
-    """fakesnow's server() as a function: calling it once rebinds `fakesnow.server` to its submodule, so it is
-    taken here, when the tests are collected, before any fixture has called it."""
-    try:
-        import fakesnow
-    except ImportError:
-        return None
-    return fakesnow.server if callable(fakesnow.server) else None
-
-
-FAKESNOW_SERVER = _fakesnow_server()
 
 
 @contextlib.contextmanager
@@ -205,3 +194,30 @@ def test_a_snowflake_connection_that_drops_is_made_again_once_then_said_plainly(
     observed.tracebacks(str(lost.value).count("Traceback"))
     assert "connection to Snowflake was lost and could not be made again" in lost.value.message
     assert lost.value.hint.startswith("Check the network")
+
+
+def test_a_second_workspace_on_the_same_file_leaves_a_write_in_progress_alone(tmp_path: Path,
+                                                                              observed: Observed) -> None:
+    """Opening the warehouse drops staging tables a killed writer left behind, but not one this process is
+    still writing (a second workspace on the same file: another allow-list, or a cleared cache)."""
+    import pyarrow as pa
+
+    path = tmp_path / "two.duckdb"
+    first = make_workspace(path, seed_demo=False)
+    opened: list[Workspace] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch({"n": list(range(100))})
+        opened.append(make_workspace(path, seed_demo=False))
+        yield pa.record_batch({"n": list(range(100, 200))})
+
+    table = TableRef("lab", "counts")
+    first.warehouse.ensure_schema("lab")
+    try:
+        written = first.warehouse.replace_table_from_batches(table, batches())
+        observed.rows_lost(200 - first.warehouse.row_count(table))
+        assert written == 200 and first.warehouse.row_count(table) == 200 and len(opened) == 1
+        assert first.warehouse.list_tables("lab") == ["counts"]
+    finally:
+        for ws in (first, *opened):
+            ws.close()

@@ -53,19 +53,25 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     for name, value in {"HOME": str(home), "SNOWFLAKE_HOME": str(home / ".snowflake"), "SNOWFLAKE_PASSWORD": SECRET,
                         "FLURRY_SNOWFLAKE_PASSWORD": SECRET, "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": SECRET}.items():
         patch.setenv(name, value)
-    ws = make_workspace(tmp_path_factory.mktemp("security") / "flurry.duckdb", seed_demo=False)
+    try:
+        ws = make_workspace(tmp_path_factory.mktemp("security") / "flurry.duckdb", seed_demo=False)
+    except BaseException:
+        patch.undo()  # the rest of the session must not run with the seeded credentials
+        raise
     rng = np.random.default_rng(9)
     x = rng.normal(size=300)
     frame = pd.DataFrame({PAYLOADS[0]: x, PAYLOADS[2]: rng.choice(PAYLOADS[1:4], 300),
                           "outcome": np.where(x + rng.normal(0, 0.5, 300) > 0, PAYLOADS[3], PAYLOADS[5])})
-    table = put_table(ws, PAYLOADS[4], frame)
-    progress = train_and_wait(ws, table, "outcome", budget=2)
-    assert progress.model_id is not None
-    function = "flurry_predict_people"
-    deploy(ws.warehouse, ws.registry, progress.model_id, function)
-    yield Trained(ws, table, progress.model_id, function)
-    ws.close()
-    patch.undo()
+    try:
+        table = put_table(ws, PAYLOADS[4], frame)
+        progress = train_and_wait(ws, table, "outcome", budget=2)
+        assert progress.model_id is not None
+        function = "flurry_predict_people"
+        deploy(ws.warehouse, ws.registry, progress.model_id, function)
+        yield Trained(ws, table, progress.model_id, function)
+    finally:
+        ws.close()
+        patch.undo()
 
 
 def test_hostile_names_and_values_round_trip_and_nothing_is_executed(trained: Trained, observed: Observed) -> None:
