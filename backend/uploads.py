@@ -76,6 +76,21 @@ def check_content(file_name: str, fmt: str, content: bytes) -> None:
                           hint="Export the data as CSV (UTF-8) or Parquet and upload that.")
 
 
+UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # Excel's "Unicode text" and some exports: UTF-16 with its byte-order mark
+
+
+def as_utf8(fmt: str, content: bytes) -> bytes:
+    """CSV text as UTF-8: a UTF-16 file (marked by its byte-order mark) re-encoded, anything else unchanged.
+    Raises UploadError when a marked file does not decode."""
+    if fmt != "csv" or not content.startswith(UTF16_MARKS):
+        return content
+    try:
+        return content.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UploadError("The file says it is UTF-16 text but does not decode as such.",
+                          hint="Save it as CSV (UTF-8) and upload it again.") from exc
+
+
 def sniff_delimiter(head: bytes) -> str:
     """The CSV delimiter, from the first few kilobytes (comma when it cannot tell)."""
     text = head.decode("utf-8", errors="replace")
@@ -100,6 +115,7 @@ def import_upload(warehouse: Warehouse, file_name: str, size: int, content: byte
     """Create `table` from an uploaded file. Raises UploadError (size, format, parse errors, existing table)."""
     check_size(size)  # before parsing anything
     fmt = file_format(file_name)
+    content = as_utf8(fmt, content)
     check_content(file_name, fmt, content)
     table = TableRef(validate_table_name(table.schema), validate_table_name(table.name))
     if warehouse.table_exists(table) and not replace:

@@ -277,6 +277,19 @@ def test_awkward_column_names_round_trip_through_upload_profile_and_checks(bench
         bench.ws.warehouse.drop_table(ref)
 
 
+def test_a_utf16_text_file_from_excel_is_read_like_any_csv(bench: Bench, observed: Observed) -> None:
+    """Excel's "Unicode text" is UTF-16 with a byte-order mark and tabs between fields: read as it is meant."""
+    frame = pd.DataFrame({"région": ["Île-de-France", "Nord", "Sud"] * 10, "ventes": [1.5, 2.0, 3.25] * 10})
+    content = frame.to_csv(index=False, sep="\t").encode("utf-16")
+    try:
+        result = _upload(bench, "export.txt", content, "excel_unicode")
+        read = bench.ws.warehouse.read_columns(TableRef("lab", "excel_unicode"), ["région", "ventes"])
+        assert result.rows == 30 and not result.renamed
+        assert list(read["région"][:3]) == ["Île-de-France", "Nord", "Sud"] and read["ventes"].sum() == 67.5
+    finally:
+        bench.ws.warehouse.drop_table(TableRef("lab", "excel_unicode"))
+
+
 def test_a_dashboard_link_to_a_deleted_model_says_so(bench: Bench, observed: Observed) -> None:
     """Last, as it deletes the bench's model: its link then gets the same plain refusal as any unknown id."""
     before = bench.snapshot()
