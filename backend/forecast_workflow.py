@@ -273,6 +273,7 @@ def schedule_forecast(warehouse: Warehouse, registry: Registry, deployment: str,
     if scheduler is None:
         raise DeploymentError("This warehouse has no scheduler of its own.",
                               hint="Use the embedded scheduler (Re-forecast on a schedule).")
-    warehouse.describe(source)  # through the workspace's allow-list, like every table a deployment names
+    # asked only so the workspace's allow-list sees both tables before the warehouse's scheduler does
+    warehouse.describe(source)
     warehouse.table_exists(output)
     return scheduler(warehouse, deployment, source, output, schedule, append=append)

@@ -171,10 +171,9 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
             report = report.merged(scored(combination_backtest(report, members, combination_name(members), history,
                                                                frequency, target, horizon, folds=folds)))
     chosen = robust_choice(report, metric)
-    uses_lags = LAG_MODEL in {chosen, *averaged_methods(chosen)} and regressor is not None
-    # uses_lags already implies a regressor; checked again because mypy cannot narrow through a bool variable
     lag_model = (fit_lag_model(history, plan, frequency, target, regressor, known_columns)
-                 if uses_lags and regressor is not None else None)
+                 if LAG_MODEL in {chosen, *averaged_methods(chosen)} and regressor is not None else None)
+    uses_lags = lag_model is not None
     model = ForecastModel(chosen, target, frequency, horizon, interval_widths(report.errors[chosen], horizon),
                           lag_model)
     forecasts = model.forecast(history, prepared.future)

@@ -17,7 +17,8 @@ import pandas as pd
 from backend.errors import InvalidTargetError
 from backend.model_bundle import ALL_ROWS, MemberRecipe
 from backend.training.config import TrainConfig
-from backend.training.ensemble import WeightedEnsemble, split_rows
+from backend.training.ensemble import split_rows
+from backend.weighted_ensemble import WeightedEnsemble
 
 
 def fit_kwargs(config: TrainConfig, y_train: pd.Series) -> dict[str, Any]:
