@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class FlurryError(Exception):
     """Base of every error the UI turns into a plain message."""
@@ -69,3 +71,21 @@ class UploadError(FlurryError):
 
 class RunAlreadyEndedError(FlurryError):
     """A run's outcome arrived after the run had ended another way (cancelled, interrupted); it is not kept."""
+
+
+class StorageFullError(FlurryError):
+    """A disk (or its quota, or the process's file-size limit) had no room for a file Flurry was writing."""
+
+
+# a full disk, a full quota, a file-size limit: each means "no room", and each is fixed the same way
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def no_room(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _NO_ROOM
+
+
+def storage_full(what: str, where: object) -> StorageFullError:
+    return StorageFullError(f"There was no room left on the disk to write {what} ({where}).",
+                            hint="Free some space on that disk (or raise its quota), then try again; "
+                                 "nothing was kept half-written.")

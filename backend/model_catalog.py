@@ -146,12 +146,13 @@ class Catalog:
             if key is not None and number is not None:
                 return key, number
             key = self._find_or_create(version.table, version.target, version.task)
-            frame = self._query(f"SELECT coalesce(max(version_number), 0) AS n FROM {self._t('model_versions')} "
-                                "WHERE model_key = ?", [key])
-            number = int(frame["n"].iloc[0]) + 1
-            self.registry.wh.execute(f"UPDATE {self._t('model_versions')} SET model_key = ?, version_number = ? "
-                                     "WHERE model_id = ?", [key, number, version.model_id])
-            self._record(key, version.model_id, Stage.CANDIDATE, "system", "trained", version.created_at)
+            with self.registry.wh.transaction():  # a number without its "trained" entry would never get one
+                frame = self._query(f"SELECT coalesce(max(version_number), 0) AS n FROM {self._t('model_versions')} "
+                                    "WHERE model_key = ?", [key])
+                number = int(frame["n"].iloc[0]) + 1
+                self.registry.wh.execute(f"UPDATE {self._t('model_versions')} SET model_key = ?, version_number = ? "
+                                         "WHERE model_id = ?", [key, number, version.model_id])
+                self._record(key, version.model_id, Stage.CANDIDATE, "system", "trained", version.created_at)
             return key, number
 
     def _key_and_number(self, model_id: str) -> tuple[str | None, int | None]:

@@ -170,3 +170,6 @@ class ProcedureRunner:
 
     def release(self, run: Run) -> None:
         pass  # nothing of a procedure run lives outside the registry
+
+    def sweep(self, active: list[Run]) -> list[str]:
+        return []  # nothing of a procedure run lives outside the registry

@@ -66,12 +66,16 @@ def test_a_restart_mid_run_marks_it_interrupted(tmp_path: Path) -> None:
     ws.close()
     os.killpg(run.worker_pid, signal.SIGKILL)  # the app went down and took its worker with it
     time.sleep(0.5)
+    jobs_root = Path(run.job_dir).parent
+    (jobs_root / "job-ended-earlier").mkdir()  # an app stopped after recording a run's end, before releasing it
+    (jobs_root / "notes.txt").write_text("not Flurry's", encoding="utf-8")
     reopened = make_workspace(path)
     try:
         after = reopened.registry.get_run(run_id)
         assert after.state is RunState.INTERRUPTED
         assert "stopped while this run was training" in after.message
         assert not Path(run.job_dir).exists()
+        assert sorted(p.name for p in jobs_root.iterdir()) == ["notes.txt"]
         assert reopened.registry.list_model_versions() == []
     finally:
         reopened.close()

@@ -31,11 +31,15 @@ FINGERPRINT = "fingerprint.json"
 def write_atomic(path: Path, content: bytes) -> None:
     """Write a file so readers see either nothing or the whole content."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, say: no half file left behind for anyone to mistake for a whole one
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_status(job_dir: Path, record: dict[str, Any]) -> None:

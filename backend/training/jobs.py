@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from backend.errors import ArtifactIntegrityError, FlurryError, RunAlreadyEndedError
+from backend.errors import ArtifactIntegrityError, FlurryError, RunAlreadyEndedError, no_room, storage_full
 from backend.evaluation.report import HoldoutReport
 from backend.forecasting.report import FORECAST_REPORT
 from backend.metrics import METRICS
@@ -151,8 +151,12 @@ class JobManager:
             self.runner.discard(location)
             raise
         except Exception as exc:
-            self.registry.set_run_state(run_id, RunState.FAILED, message=f"Could not start training: {exc}")
+            full = storage_full("the training data", location) if no_room(exc) else None
+            self.registry.set_run_state(run_id, RunState.FAILED,
+                                        message=str(full) if full else f"Could not start training: {exc}")
             self.runner.discard(location)
+            if full:
+                raise full from exc
             raise
         self._launch_queued()
         return run_id
@@ -301,5 +305,7 @@ class JobManager:
             elif not self.registry.get_run(run.run_id).state.is_final:
                 self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
                 interrupted.append(run.run_id)
+        for left in self.runner.sweep(self.active_runs()):
+            logger.info("removed %s, left by a run that ended as the app stopped", left)
         self._launch_queued()
         return interrupted

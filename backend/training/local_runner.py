@@ -144,6 +144,14 @@ class LocalWorkerRunner:
             process.wait(timeout=10)
         shutil.rmtree(run.job_dir, ignore_errors=True)
 
+    def sweep(self, active: list[Run]) -> list[str]:
+        # Only directories named as `location` names them: the jobs root may sit beside other files.
+        keep = {Path(run.job_dir).resolve() for run in active}
+        left = [p for p in self.jobs_root.glob("job-*") if p.is_dir() and p.resolve() not in keep]
+        for path in left:
+            shutil.rmtree(path, ignore_errors=True)
+        return [str(p) for p in left]
+
 
 def _stamp(epoch_s: Any) -> datetime | None:
     """A worker's `time.time()` as the registry's naive-UTC timestamp (None when absent)."""

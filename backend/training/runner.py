@@ -65,3 +65,7 @@ class Runner(Protocol):
 
     def release(self, run: Run) -> None:
         """Free what the run held (its process, its files) once it has ended."""
+
+    def sweep(self, active: list[Run]) -> list[str]:
+        """At start-up: remove what runs no longer active left (an app stopped between recording a run's end and
+        releasing it); return what was removed."""

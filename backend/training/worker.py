@@ -6,6 +6,7 @@ reads its sample from Parquet and leaves its results as files in the job directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backend.errors import FlurryError
+from backend.errors import FlurryError, no_room, storage_full
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
 from backend.training.dispatch import train_run
@@ -45,11 +46,23 @@ def run_job(job_dir: Path, *, finalize: bool = False) -> int:
     except FlurryError as exc:
         jf.append_status(job_dir, {"state": "FAILED", "message": str(exc), "at": time.time()})
         return 1
-    except Exception as exc:  # the app shows the message; the traceback goes to the worker's log
-        logger.error("training failed:\n%s", traceback.format_exc())
-        jf.append_status(job_dir, {"state": "FAILED", "at": time.time(),
-                                   "message": f"Training failed: {type(exc).__name__}: {exc}"[:500]})
+    except OSError as exc:
+        if not no_room(exc):
+            return _failed(job_dir, exc)
+        message = str(storage_full("the training's results", job_dir))
+        with contextlib.suppress(OSError):  # not even a line of status fits: the app finds the worker gone
+            jf.append_status(job_dir, {"state": "FAILED", "message": message, "at": time.time()})
         return 1
+    except Exception as exc:
+        return _failed(job_dir, exc)
+
+
+def _failed(job_dir: Path, exc: Exception) -> int:
+    """The app shows the message; the traceback goes to the worker's log."""
+    logger.error("training failed:\n%s", traceback.format_exc())
+    jf.append_status(job_dir, {"state": "FAILED", "at": time.time(),
+                               "message": f"Training failed: {type(exc).__name__}: {exc}"[:500]})
+    return 1
 
 
 def main(argv: list[str]) -> int:

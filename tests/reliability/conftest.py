@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-AREAS = {"test_bad_input": "bad input", "test_faults": "faults", "test_security": "security",
+AREAS = {"test_bad_input": "bad input", "test_faults": "faults", "test_kills": "faults", "test_security": "security",
          "test_concurrency": "concurrency"}
 
 
@@ -38,6 +38,12 @@ class Observed:
 
     def __init__(self, area: str) -> None:
         self.figures = LEDGER.setdefault(area, AreaFigures())
+        self.extra_cases = 0
+
+    def case(self) -> None:
+        """One more case tried within this test (a kill, say); a test that counts its own stands for that many."""
+        self.figures.cases += 1
+        self.extra_cases += 1
 
     def rows_lost(self, rows: int) -> None:
         self.figures.rows_lost += max(0, rows)
@@ -48,7 +54,10 @@ class Observed:
 
 @pytest.fixture
 def observed(request: pytest.FixtureRequest) -> Iterator[Observed]:
-    yield Observed(_area(request.node.nodeid) or "other")
+    seen = Observed(_area(request.node.nodeid) or "other")
+    yield seen
+    if seen.extra_cases:
+        seen.figures.cases -= 1  # the test itself, counted when it reported, is the cases it counted
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
