@@ -44,7 +44,7 @@ test: $(INSTALLED) .venv-snowcli/.installed $(FLOOR)/.installed
 
 # Bad input, faults, concurrency and security (tests/reliability, also part of `make test`): the summary table
 # of cases tried, failures, rows lost and tracebacks seen, printed and written to reliability.json. Here the
-# processes are killed 30 times (FLURRY_KILLS); `make test` kills them 16 times to keep the suite short.
+# processes are killed 30 times (FLURRY_KILLS); `make test` kills them 12 times to keep the suite short.
 reliability: $(INSTALLED)
 	FLURRY_KILLS=30 FLURRY_RELIABILITY_JSON=reliability.json $(PY) -m pytest tests/reliability
 	@cat reliability.json

@@ -18,7 +18,7 @@ from backend.training.jobs import RunProgress
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace, open_workspace
 
-FAST_BUDGET_S = 3
+FAST_BUDGET_S = 2  # the least a run may have (MIN_TIME_BUDGET_S): tests judge behaviour, not model quality
 
 
 @pytest.fixture(autouse=True, scope="session")

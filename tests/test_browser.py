@@ -116,8 +116,41 @@ def _launch(p: Playwright) -> Browser:
         "--disable-sync", "--no-first-run"])
 
 
-def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
-    """The first request a fresh server sees is a shared link: it must open inside the app's shell."""
+def _offline_snowflake_home(tmp_path: Path) -> Path:
+    """A connections.toml naming a Snowflake account that cannot be reached (a closed local port)."""
+    home = tmp_path / "snowflake-home"
+    home.mkdir()
+    (home / "connections.toml").write_text(
+        '[offline]\naccount = "acme"\nuser = "ana"\npassword = "hunter2-in-a-file"\nhost = "127.0.0.1"\n'
+        'port = 1\nprotocol = "http"\nlogin_timeout = 2\n', encoding="utf-8")
+    (home / "connections.toml").chmod(0o600)
+    return home
+
+
+def _the_sidebar_moves_the_session_to_another_warehouse_and_back(browser: Browser, server: Server) -> None:
+    """A Snowflake connection of connections.toml that cannot connect: a plain message, no password, and the
+    sidebar still there to go back."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    with screenshot_on_failure(page, "browser-warehouse-picker.png"):
+        page.goto(server.url)
+        page.get_by_text("Pick the data to learn from").wait_for()
+        _pick(page, "Warehouse", "Snowflake · offline")
+        page.get_by_text("Could not connect to Snowflake with the connection 'offline'").wait_for()
+        assert "hunter2" not in page.content()
+        _pick(page, "Warehouse", f"DuckDB · {server.db.name}")
+        page.get_by_text("Pick the data to learn from").wait_for()
+        _pick(page, "Table", "penguins")
+        page.get_by_text("344", exact=True).first.wait_for()  # the row count (the column table may show it too)
+        # a shared link names its warehouse: a new visitor lands there (here: the offline one)
+        fresh = browser.new_page()
+        fresh.goto(f"{server.url}/dashboard?model=m0&warehouse=snowflake%3A%20offline")
+        fresh.get_by_text("Could not connect to Snowflake with the connection 'offline'").wait_for()
+
+
+def test_a_shared_dashboard_link_as_the_first_visit_then_the_warehouse_picker(tmp_path: Path) -> None:
+    """The first request a fresh server sees is a shared link: it must open inside the app's shell. The same
+    server (one start instead of two) then has its sidebar moved to an unreachable Snowflake and back."""
     from playwright.sync_api import sync_playwright
 
     _chromium_or_skip()
@@ -126,7 +159,7 @@ def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
     progress = train_and_wait(ws, TableRef("demo", "penguins"), "species", budget=2)
     deploy(ws.warehouse, ws.registry, progress.model_id, "flurry_predict_species")
     ws.close()
-    for server in _serve(tmp_path, db):
+    for server in _serve(tmp_path, db, SNOWFLAKE_HOME=str(_offline_snowflake_home(tmp_path))):
         with sync_playwright() as p:
             browser = _launch(p)
             page = browser.new_page()
@@ -137,6 +170,7 @@ def test_a_shared_dashboard_link_as_the_first_visit(tmp_path: Path) -> None:
                 page.get_by_text(f"id {progress.model_id}").wait_for()
                 assert page.get_by_role("link", name="1 · Data").is_visible()
                 assert page.get_by_text("Page not found").count() == 0
+            _the_sidebar_moves_the_session_to_another_warehouse_and_back(browser, server)
             browser.close()
     # the same warehouse shared read-only with analysts: dashboards, and no wizard page even by its address
     for server in _serve(tmp_path, db, FLURRY_VIEWER="1"):
@@ -226,38 +260,3 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
         assert len(forecast) == 80 and forecast["region"].nunique() == 20
     finally:
         ws.close()
-
-
-
-def test_the_sidebar_moves_the_session_to_another_warehouse_and_back(tmp_path: Path) -> None:
-    """A Snowflake connection of connections.toml that cannot connect: a plain message, no password, and the
-    sidebar still there to go back."""
-    from playwright.sync_api import sync_playwright
-
-    _chromium_or_skip()
-    home = tmp_path / "snowflake-home"
-    home.mkdir()
-    (home / "connections.toml").write_text(
-        '[offline]\naccount = "acme"\nuser = "ana"\npassword = "hunter2-in-a-file"\nhost = "127.0.0.1"\n'
-        'port = 1\nprotocol = "http"\nlogin_timeout = 2\n', encoding="utf-8")
-    (home / "connections.toml").chmod(0o600)
-    for server in _serve(tmp_path, tmp_path / "picker.duckdb", SNOWFLAKE_HOME=str(home)):
-        with sync_playwright() as p:
-            browser = _launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            with screenshot_on_failure(page, "browser-warehouse-picker.png"):
-                page.goto(server.url)
-                page.get_by_text("Pick the data to learn from").wait_for()
-                _pick(page, "Warehouse", "Snowflake · offline")
-                page.get_by_text("Could not connect to Snowflake with the connection 'offline'").wait_for()
-                assert "hunter2" not in page.content()
-                _pick(page, "Warehouse", "DuckDB · picker.duckdb")
-                page.get_by_text("Pick the data to learn from").wait_for()
-                _pick(page, "Table", "penguins")
-                page.get_by_text("344", exact=True).first.wait_for()  # the row count (the column table may show it too)
-                # a shared link names its warehouse: a new visitor lands there (here: the offline one)
-                fresh = browser.new_page()
-                fresh.goto(f"{server.url}/dashboard?model=m0&warehouse=snowflake%3A%20offline")
-                fresh.get_by_text("Could not connect to Snowflake with the connection 'offline'").wait_for()
-            browser.close()

@@ -43,7 +43,7 @@ def credit_frame(n: int = 800, seed: int = 1) -> pd.DataFrame:
 
 
 def train(ws: Workspace, table: TableRef, target: str, features: list[str], task: Task, *,
-          positive: str | None = None, budget: int = 3) -> str:
+          positive: str | None = None, budget: int = 2) -> str:
     """A single LightGBM model (blends are tested in test_ensemble)."""
     metric = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "r2"}[task.value]
     config = ws.train_config(table, target, task, features, metric, budget,

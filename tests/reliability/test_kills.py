@@ -6,7 +6,7 @@ previous output whole.
 
 The processes are forked from a server that has already imported Flurry (multiprocessing's forkserver), so a
 kill costs the work it interrupts rather than a second of imports each. `make test` kills
-FLURRY_KILLS (default 16) times; `make reliability` 30 times.
+FLURRY_KILLS (default 12) times; `make reliability` 30 times.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from backend.workspace import Workspace
 from tests.conftest import make_workspace, put_table, wait_for
 from tests.reliability.conftest import Observed
 
-KILLS = max(3, int(os.environ.get("FLURRY_KILLS", "16")))
+KILLS = max(3, int(os.environ.get("FLURRY_KILLS", "12")))
 WORKER_KILLS, COLLECTOR_KILLS = KILLS // 2, KILLS * 3 // 10
 SCHEDULE_KILLS = KILLS - WORKER_KILLS - COLLECTOR_KILLS
 FORKS = multiprocessing.get_context("forkserver")
