@@ -251,7 +251,9 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     else:
         estimators = list(config.estimators) if config.estimators else "auto"
         starts = {"lgbm": LGBM_DEFAULTS} if estimators == "auto" or "lgbm" in estimators else {}
-        with _iteration_hook(on_iteration) as verbose:
+        # FLAML normalises a search range whose two ends meet (a small table shrinks some ranges to one value) by
+        # dividing by its zero width and copes with the NaN; numpy's warning about it would tell no one anything.
+        with _iteration_hook(on_iteration) as verbose, np.errstate(divide="ignore", invalid="ignore"):
             automl.fit(
                 x_train, y_train, task=task,
                 metric=search_metric(config.metric, classes, positive), time_budget=_search_budget(config),
