@@ -46,23 +46,16 @@ def run_job(job_dir: Path, *, finalize: bool = False) -> int:
     except FlurryError as exc:
         jf.append_status(job_dir, {"state": "FAILED", "message": str(exc), "at": time.time()})
         return 1
-    except OSError as exc:
-        if not no_room(exc):
-            return _failed(job_dir, exc)
-        message = str(storage_full("the training's results", job_dir))
-        with contextlib.suppress(OSError):  # not even a line of status fits: the app finds the worker gone
+    except Exception as exc:  # the app shows the message; the traceback goes to the worker's log
+        if no_room(exc):
+            message = str(storage_full("the training's results", job_dir))
+        else:
+            logger.error("training failed:\n%s", traceback.format_exc())
+            message = f"Training failed: {type(exc).__name__}: {exc}"[:500]
+        # on a full disk not even a status line may fit: the app then finds the worker gone and says so
+        with contextlib.suppress(OSError):
             jf.append_status(job_dir, {"state": "FAILED", "message": message, "at": time.time()})
         return 1
-    except Exception as exc:
-        return _failed(job_dir, exc)
-
-
-def _failed(job_dir: Path, exc: Exception) -> int:
-    """The app shows the message; the traceback goes to the worker's log."""
-    logger.error("training failed:\n%s", traceback.format_exc())
-    jf.append_status(job_dir, {"state": "FAILED", "at": time.time(),
-                               "message": f"Training failed: {type(exc).__name__}: {exc}"[:500]})
-    return 1
 
 
 def main(argv: list[str]) -> int:

@@ -119,12 +119,11 @@ class ReplayRunner(LocalWorkerRunner):
 @dataclass(frozen=True)
 class Trained:
     """A warehouse file with one collected, deployed model, the job directory its worker left, and when (seconds
-    after the worker was started) that worker wrote its first artifact and finished."""
+    after the worker was started) that worker finished."""
 
     db: Path
     finished_job: Path
     config: TrainConfig
-    artifacts_from_s: float
     done_s: float
 
 
@@ -148,12 +147,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     finished_job = base / "finished-job"
     shutil.copytree(job_dir, finished_job)
     done = jf.read_complete_lines(job_dir / jf.STATUS)[-1]["at"]
-    artifacts_from = (job_dir / jf.BUNDLE).stat().st_mtime
     progress = wait_for(ws, run_id)
     assert progress.model_id is not None, progress.run.message
     deploy(ws.warehouse, ws.registry, progress.model_id, FUNCTION)
     ws.close()
-    yield Trained(db, finished_job, config, artifacts_from - started, done - started)
+    yield Trained(db, finished_job, config, done - started)
 
 
 def _copy(trained: Trained, tmp_path: Path) -> Path:
