@@ -140,7 +140,8 @@ def show_result(progress: RunProgress) -> None:
         if run.state is RunState.CANCELLED:
             st.warning("This run was cancelled; no model was kept.")
         else:
-            st.error(f"This run ended {run.state.value.lower()}: {md(run.message or 'no reason was recorded.')}  \n"
+            ended = "was interrupted" if run.state is RunState.INTERRUPTED else "failed"
+            st.error(f"This run {ended}: {md(run.message or 'no reason was recorded.')}  \n"
                      "Run it again as it was, or adjust the options and press Start.", icon=":material/error:")
         if st.button("Run it again", key="train.rerun", icon=":material/replay:"):
             with user_errors("start the run again"):
