@@ -10,7 +10,7 @@ from components import backend_calls as calls
 from components import state
 from components.formatting import md
 from components.shell import mark_shell
-from components.sidebar import active_runs_panel, warehouse_picker
+from components.sidebar import active_runs_panel, show_choices, warehouse_picker
 
 st.set_page_config(page_title="Flurry", page_icon=":material/ac_unit:", layout="wide")
 mark_shell()
@@ -46,13 +46,12 @@ navigation = st.navigation(pages)
 with st.sidebar:
     for label, value in calls.connection_details():
         st.caption(f"{label} · {md(value)}")
-    choice_slot = st.empty()  # filled after the page ran, so it shows the choices the page just made
+    choice_slot = st.empty()
+    show_choices(choice_slot)  # as the run starts; a page that ends in st.stop() gets nothing drawn after it
     if not viewer:
         active_runs_panel()
 
 try:
     navigation.run()
-finally:  # also when a page stops early (st.stop)
-    table, target = state.table(), state.target()
-    if table is not None:
-        choice_slot.caption(f"Table · {md(table)}" + (f" → predicting **{md(target)}**" if target else ""))
+finally:
+    show_choices(choice_slot)  # again, with the choices the page just made (when it ran to the end)

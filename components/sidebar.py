@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from backend.config import SECRETS_CONNECTION, WarehouseConfig, default_duckdb_path
 from backend.warehouse.snowflake_session import ACTIVE
 from components import backend_calls as calls
+from components import state
 from components.formatting import md
 
 
@@ -60,3 +62,10 @@ def active_runs_panel() -> None:
                        f"({run.state.value.lower()})")
 
     panel()
+
+
+def show_choices(slot: DeltaGenerator) -> None:
+    """The table and target this session chose, in `slot` (an st.empty, so drawing again replaces it)."""
+    table, target = state.table(), state.target()
+    if table is not None:
+        slot.caption(f"Table · {md(table)}" + (f" → predicting **{md(target)}**" if target else ""))

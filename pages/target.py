@@ -18,6 +18,18 @@ from components.shell import require_shell
 
 require_shell()
 
+
+def adopt_target() -> None:
+    """The column just chosen becomes the target; what was decided for the previous one no longer applies."""
+    target = st.session_state.get("target.column")
+    if target == state.target():
+        return
+    state.put(state.Key.TARGET, target)
+    state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE, state.Key.POSITIVE)
+    for widget in ("target.task", "target.positive"):  # a new target's kind is detected afresh, not carried over
+        st.session_state.pop(widget, None)
+
+
 st.title("What should the model predict?")
 table = state.table()
 if table is None:
@@ -29,16 +41,14 @@ with user_errors("read the table's columns"):
     columns = calls.describe(table)
     names = [c.name for c in columns]
     saved = state.target()
+    # adopted in the change callback, before the run: the sidebar, drawn first, then names the new target
     target = st.selectbox("Column to predict (the target)", names, key="target.column",
                           index=names.index(saved) if saved in names else None,
-                          placeholder="Choose a column…")
+                          placeholder="Choose a column…", on_change=adopt_target)
     if target is None:
         st.stop()
-    if target != saved:
-        state.put(state.Key.TARGET, target)
-        state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE, state.Key.POSITIVE)
-        for widget in ("target.task", "target.positive"):  # a new target's kind is detected afresh, not carried over
-            st.session_state.pop(widget, None)
+    if target != state.target():  # a value the widget restored, without a change
+        adopt_target()
 
     summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
     if summary.null_rows:

@@ -220,6 +220,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             page.get_by_text("What should the model predict?").wait_for()
             _pick(page, "Column to predict", "species")
             page.get_by_text("Multiclass classification (several categories) · detected").wait_for()
+            page.get_by_text("Table · demo.penguins → predicting species").wait_for()
             page.get_by_text("Columns the model may use").wait_for()
 
             _train(page, "Training finished")
@@ -238,6 +239,7 @@ def test_main_path_in_a_real_browser(server: Server) -> None:
             _pick(page, "Column to predict", "visitor_nights_m")
             page.get_by_text("suggested: the rows look like a time series").wait_for()
             page.get_by_text("quarterly (one row per quarter, on the 1st)").wait_for()
+            page.get_by_text("Table · demo.tourism_nights → predicting visitor_nights_m").wait_for()  # page stopped early
             _train(page, "Flurry forecasts by")
             page.get_by_role("link", name="4 · Evaluate & explain").click()
             page.get_by_text("History and forecast").wait_for()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from playwright.sync_api import Page
 
 from backend.deploy import MODEL_VERSION_COLUMN, score_table
 from backend.errors import DeploymentError
@@ -26,7 +27,7 @@ from backend.training.dispatch import train_run
 from backend.training.fit import result_summary
 from backend.training.jobs import record_model_version
 from backend.warehouse.base import TableRef
-from tests.conftest import make_workspace, put_table
+from tests.conftest import FAST_BUDGET_S, make_workspace, put_table, train_and_wait
 from tests.reliability.conftest import Observed
 
 NEW_VERSIONS = 6  # per collecting user
@@ -110,3 +111,96 @@ def test_users_at_once_never_share_a_version_number_or_lose_a_promotion(tmp_path
     history = Catalog(ws.registry).history(key)  # newest first
     assert [c.model_id for c in reversed(history) if c.stage is Stage.PRODUCTION] == promoted  # none lost
     ws.close()
+
+
+def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path: Path, observed: Observed) -> None:
+    """The same, as people: four sessions of one real server in headless Chromium. Two train (a third version
+    of a model, a first of another), one promotes v2 while they do, one browses; then a finished run is
+    deployed. No session sees another's choices, and the warehouse holds every version once and the promotion."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import _chromium_or_skip, _launch, _pick, _serve, screenshot_on_failure
+
+    _chromium_or_skip()
+    db = tmp_path / "four.duckdb"
+    ws = make_workspace(db)
+    penguins = TableRef("demo", "penguins")
+    first, second = (train_and_wait(ws, penguins, "species").model_id for _ in range(2))
+    promote(ws.warehouse, ws.registry, first)
+    ws.close()
+
+    def choose(page: Page, table: str, target: str | None = None) -> None:
+        page.goto(url)
+        page.get_by_text("Pick the data to learn from").wait_for()
+        _pick(page, "Table", table)
+        page.get_by_text(f"Table · demo.{table}", exact=True).wait_for()
+        page.get_by_role("link", name="2 · Target").click()
+        page.get_by_text("What should the model predict?").wait_for()
+        if target is not None:
+            _pick(page, "Column to predict", target)
+            page.get_by_text(f"Table · demo.{table} → predicting {target}").wait_for()  # the sidebar follows
+
+    def start_training(page: Page) -> None:
+        page.get_by_text("Columns the model may use").wait_for()
+        page.get_by_role("link", name="3 · Train").click()
+        budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
+        budget.fill(str(FAST_BUDGET_S))
+        budget.press("Enter")
+        page.get_by_role("button", name="Start training").click()
+
+    for server in _serve(tmp_path, db):
+        url = server.url
+        with sync_playwright() as p:
+            browser = _launch(p)
+            browsing, training, other, promoting = (browser.new_context(viewport={"width": 1400, "height": 1000})
+                                                    .new_page() for _ in range(4))
+            for page in (browsing, training, other, promoting):
+                page.set_default_timeout(45_000)
+            with screenshot_on_failure(training, "four-sessions-training.png"):
+                choose(training, "penguins", "species")
+                start_training(training)
+            with screenshot_on_failure(other, "four-sessions-other.png"):
+                choose(other, "credit_default", "Status")
+                start_training(other)
+            with screenshot_on_failure(promoting, "four-sessions-promoting.png"):
+                promoting.goto(f"{url}/deploy")
+                promoting.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first.click()
+                promoting.get_by_role("option").filter(has_text=second).click()
+                promoting.get_by_role("button", name="Promote v2 to production…").click()
+                promoting.get_by_role("button", name="Yes, promote v2").click()
+                promoting.get_by_text("v2 is in production").first.wait_for()
+            with screenshot_on_failure(browsing, "four-sessions-browsing.png"):
+                choose(browsing, "tourism_nights")
+                browsing.get_by_role("link", name="Experiments").click()
+                browsing.get_by_text("Table · demo.tourism_nights", exact=True).wait_for()
+            with screenshot_on_failure(other, "four-sessions-other.png"):
+                other.get_by_text("Training finished").wait_for(timeout=180_000)
+                other.get_by_role("link", name="5 · Deploy").click()
+                other.get_by_role("button", name="Deploy as a SQL function").click()
+                other.get_by_text("Deployed.").wait_for(timeout=60_000)
+            with screenshot_on_failure(training, "four-sessions-training.png"):
+                training.get_by_text("Training finished").wait_for(timeout=180_000)
+                training.get_by_role("link", name="5 · Deploy").click()
+                training.get_by_role("button", name="Promote v3 to production…").wait_for()
+                training.get_by_text("serves v2 now").wait_for()  # the other session's promotion, not lost
+            for page, words in ((browsing, "Table · demo.tourism_nights"),
+                                (training, "Table · demo.penguins → predicting species"),
+                                (other, "Table · demo.credit_default → predicting Status")):
+                assert page.locator('[data-testid="stSidebar"]').get_by_text(words).count() == 1  # no crossing
+            browser.close()
+        server.stop()  # the app holds the DuckDB file
+        observed.tracebacks((tmp_path / "server.log").read_text(encoding="utf-8").count("Traceback"))
+
+    ws = make_workspace(db)
+    try:
+        catalog = Catalog(ws.registry)
+        species = catalog.model_of(first).key
+        assert sorted(v.number for v in catalog.versions(species)) == [1, 2, 3]
+        production = catalog.production(species)
+        assert production is not None and production.model_id == second
+        (credit,) = [m for m in catalog.models() if m.key != species]
+        credit_production = catalog.production(credit.key)
+        assert credit_production is not None and credit_production.number == 1
+    finally:
+        ws.close()
+    assert "Traceback" not in (tmp_path / "server.log").read_text(encoding="utf-8")
