@@ -21,7 +21,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -290,11 +292,20 @@ def test_the_app_killed_while_recording_finished_runs(trained: Trained, tmp_path
     print(f"collections killed part-way: {midway} of {COLLECTOR_KILLS}")
 
 
-def _app_with_its_supervisor(db: str) -> None:
-    """The app left open: its supervisor fires the schedule that is due and scores the table."""
+def _app_with_its_supervisor(db: str, scoring: EventType) -> None:
+    """The app left open: its supervisor fires the schedule that is due and scores the table, setting `scoring`
+    as the scoring itself begins (so a kill can be aimed at it)."""
+    import backend.scoring_jobs as scoring_jobs
     from backend.config import WarehouseConfig
     from backend.workspace import open_workspace
 
+    real = scoring_jobs.score_table
+
+    def announced(*args: Any, **kwargs: Any) -> Any:
+        scoring.set()
+        return real(*args, **kwargs)
+
+    scoring_jobs.score_table = announced  # the real scoring, which says when it starts
     open_workspace(WarehouseConfig("duckdb", db), seed_demo=False, supervise=True)
     time.sleep(120)
 
@@ -317,11 +328,16 @@ def test_the_app_killed_while_a_scheduled_score_runs(trained: Trained, tmp_path:
     ws.close()
     chance = random.Random(11)
     midway = 0
-    for _ in range(SCHEDULE_KILLS):
+    for kill in range(SCHEDULE_KILLS):
         time.sleep(1.0)  # the schedule is due again
-        app = FORKS.Process(target=_app_with_its_supervisor, args=(str(db),))
+        scoring = FORKS.Event()
+        app = FORKS.Process(target=_app_with_its_supervisor, args=(str(db), scoring))
         app.start()
-        time.sleep(chance.uniform(0.3, 2.0))
+        if kill % 2:  # half of the kills aimed at the scoring (a slow start must not make them all miss it)
+            assert scoring.wait(60), "the schedule never started scoring"
+            time.sleep(chance.uniform(0.0, 0.2))
+        else:
+            time.sleep(chance.uniform(0.3, 2.0))
         app.kill()
         app.join(10)
         ws = make_workspace(db, seed_demo=False)
