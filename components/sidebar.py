@@ -46,7 +46,9 @@ def warehouse_picker() -> None:
 
 def active_runs_panel() -> None:
     jobs = calls.workspace().jobs
-    # Poll only while something trains; the fragment then persists progress even if no page shows it.
+    # Poll only while something trains (the next full run stops it); the fragment then persists progress even
+    # if no page shows it. It never reruns the whole page when a run ends: that run may be another session's,
+    # and a rerun landing on this one's click would swallow it (the Train step redraws its own run's result).
     every = timedelta(seconds=2) if jobs.active_runs() else None
 
     @st.fragment(run_every=every)
@@ -54,10 +56,7 @@ def active_runs_panel() -> None:
         if not jobs.supervised:  # on Snowflake, the page refreshes what the procedure recorded
             for run in jobs.active_runs():
                 jobs.sync(run.run_id)
-        still_active = jobs.active_runs()
-        if every is not None and not still_active:
-            st.rerun()  # a run just finished: redraw the page so it shows the result
-        for run in still_active:
+        for run in jobs.active_runs():
             st.caption(f":material/hourglass_top: Training on {md(run.table.name)} → {md(run.target)} "
                        f"({run.state.value.lower()})")
 

@@ -73,9 +73,11 @@ def rows_sentence(run: Run) -> str:
     return sentence + "."
 
 
-def live_progress(run_id: str) -> None:
-    """Show a run's progress, refreshing every second while it trains."""
+def live_progress(first: RunProgress) -> None:
+    """Show a run's progress (`first`: as the page read it, and made its model the session's), refreshing every
+    second while it trains."""
     jobs = calls.workspace().jobs
+    run_id = first.run.run_id
 
     @st.fragment(run_every=timedelta(seconds=1))
     def refresh() -> None:
@@ -84,7 +86,6 @@ def live_progress(run_id: str) -> None:
         if progress.run.state.is_final:
             st.rerun()  # hand over to the full page, which shows the result
 
-    first = jobs.progress(run_id)
     if first.run.state.is_final:
         show_result(first)
     else:
@@ -181,4 +182,4 @@ def forecast_training(table: TableRef, spec: SeriesSpec | None) -> None:
             progress = ws.jobs.progress(run_id)
             if progress.model_id:
                 state.put(state.Key.MODEL_ID, progress.model_id)
-            live_progress(run_id)
+            live_progress(progress)

@@ -66,4 +66,4 @@ if run_id:
         progress = calls.workspace().jobs.progress(run_id)
         if progress.model_id:
             state.put(state.Key.MODEL_ID, progress.model_id)
-        live_progress(run_id)
+        live_progress(progress)

@@ -1,4 +1,5 @@
-"""One real-browser walk through the main path: streamlit run + headless Chromium (Debian's) via Playwright."""
+"""Real-browser checks: streamlit run + headless Chromium (Debian's) via Playwright. The main paths (classify,
+deploy, score; forecast, write it) are walked by four sessions at once in tests/reliability/test_concurrency.py."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright
 
 from backend.deploy import deploy
-from backend.deployed_model import load_bundle
 from backend.warehouse.base import TableRef
-from tests.conftest import FAST_BUDGET_S, make_workspace, train_and_wait
+from tests.conftest import make_workspace, train_and_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -189,76 +189,3 @@ def test_a_shared_dashboard_link_as_the_first_visit_then_the_warehouse_picker(tm
                     assert page.get_by_text("Pick the data to learn from").count() == 0
                     assert page.locator("input[type=file]").count() == 0
             browser.close()
-
-
-def _train(page: Page, finished: str) -> None:
-    """On the Train step: the test budget, Start, and wait for the words of a finished run."""
-    page.get_by_role("link", name="3 · Train").click()
-    budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
-    budget.fill(str(FAST_BUDGET_S))
-    budget.press("Enter")
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text(finished).wait_for(timeout=120_000)
-
-
-def test_main_path_in_a_real_browser(server: Server) -> None:
-    from playwright.sync_api import sync_playwright
-
-    url, db = server.url, server.db
-    with sync_playwright() as p:
-        browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        with screenshot_on_failure(page, "browser-failure.png"):
-            page.goto(url)
-            page.get_by_text("Pick the data to learn from").wait_for()
-            _pick(page, "Table", "penguins")
-            page.get_by_text("344", exact=True).first.wait_for()  # the row count (the column table may show it too)
-            page.get_by_text("Table · demo.penguins").wait_for()  # the sidebar follows the page's choice
-
-            page.get_by_role("link", name="2 · Target").click()
-            page.get_by_text("What should the model predict?").wait_for()
-            _pick(page, "Column to predict", "species")
-            page.get_by_text("Multiclass classification (several categories) · detected").wait_for()
-            page.get_by_text("Table · demo.penguins → predicting species").wait_for()
-            page.get_by_text("Columns the model may use").wait_for()
-
-            _train(page, "Training finished")
-
-            page.get_by_role("link", name="5 · Deploy").click()
-            page.get_by_role("button", name="Deploy as a SQL function").click()
-            page.get_by_text("Deployed.").wait_for(timeout=60_000)
-            page.get_by_role("button", name="Score the table").click()
-            page.get_by_text("Scored 344 rows").wait_for(timeout=60_000)
-
-        with screenshot_on_failure(page, "browser-forecast-failure.png"):  # then a forecast, in the same session
-            page.get_by_role("link", name="1 · Data").click()
-            _pick(page, "Table", "tourism_nights")
-            page.get_by_text("Table · demo.tourism_nights").wait_for()
-            page.get_by_role("link", name="2 · Target").click()
-            _pick(page, "Column to predict", "visitor_nights_m")
-            page.get_by_text("suggested: the rows look like a time series").wait_for()
-            page.get_by_text("quarterly (one row per quarter, on the 1st)").wait_for()
-            page.get_by_text("Table · demo.tourism_nights → predicting visitor_nights_m").wait_for()  # page stopped early
-            _train(page, "Flurry forecasts by")
-            page.get_by_role("link", name="4 · Evaluate & explain").click()
-            page.get_by_text("History and forecast").wait_for()
-            page.get_by_role("link", name="5 · Deploy").click()
-            page.get_by_role("button", name="Forecast with v1").click()
-            page.get_by_role("button", name="Write the forecast").click()
-            page.get_by_text("Wrote the forecast into forecasts.tourism_nights_forecast: 80 rows").wait_for(timeout=60_000)
-        browser.close()
-
-    # The app holds the DuckDB file; checking it needs the server gone.
-    server.stop()
-    ws = make_workspace(db)
-    try:
-        scored = TableRef("scores", "penguins_scored")
-        assert ws.warehouse.table_exists(scored)
-        frame = ws.warehouse.preview(scored, 1000)
-        (classifier,) = [v for v in ws.registry.list_model_versions() if v.task != "forecast"]
-        assert list(frame["prediction"]) == list(load_bundle(ws.registry, classifier.model_id).predict(frame))
-        forecast = ws.warehouse.read_columns(TableRef("forecasts", "tourism_nights_forecast"), ["region", "forecast"])
-        assert len(forecast) == 80 and forecast["region"].nunique() == 20
-    finally:
-        ws.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 from playwright.sync_api import Page
 
 from backend.deploy import MODEL_VERSION_COLUMN, score_table
+from backend.deployed_model import load_bundle
 from backend.errors import DeploymentError
 from backend.model_catalog import Catalog, Stage
 from backend.promotion import promote, rollback
@@ -114,9 +116,11 @@ def test_users_at_once_never_share_a_version_number_or_lose_a_promotion(tmp_path
 
 
 def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path: Path, observed: Observed) -> None:
-    """The same, as people: four sessions of one real server in headless Chromium. Two train (a third version
-    of a model, a first of another), one promotes v2 while they do, one browses; then a finished run is
-    deployed. No session sees another's choices, and the warehouse holds every version once and the promotion."""
+    """The same, as people, and the main paths of the wizard with them: four sessions of one real server in
+    headless Chromium. Three train (a third version of a model, a first of another, a forecast), one promotes
+    v2 while they do; then a classifier is deployed and scores its table, and the forecast is written. No session
+    sees another's choices, and the warehouse holds every version once, the promotion, the scores and the
+    forecast."""
     from playwright.sync_api import sync_playwright
 
     from tests.test_browser import _chromium_or_skip, _launch, _pick, _serve, screenshot_on_failure
@@ -140,8 +144,8 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
             _pick(page, "Column to predict", target)
             page.get_by_text(f"Table · demo.{table} → predicting {target}").wait_for()  # the sidebar follows
 
-    def start_training(page: Page) -> None:
-        page.get_by_text("Columns the model may use").wait_for()
+    def start_training(page: Page, ready: str = "Columns the model may use") -> None:
+        page.get_by_text(ready).wait_for()
         page.get_by_role("link", name="3 · Train").click()
         budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
         budget.fill(str(FAST_BUDGET_S))
@@ -158,10 +162,22 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
                 page.set_default_timeout(45_000)
             with screenshot_on_failure(training, "four-sessions-training.png"):
                 choose(training, "penguins", "species")
+                training.get_by_text("Multiclass classification (several categories) · detected").wait_for()
                 start_training(training)
             with screenshot_on_failure(other, "four-sessions-other.png"):
                 choose(other, "credit_default", "Status")
                 start_training(other)
+            with screenshot_on_failure(browsing, "four-sessions-browsing.png"):
+                choose(browsing, "tourism_nights")
+                browsing.get_by_role("link", name="Experiments").click()
+                browsing.get_by_text("Table · demo.tourism_nights", exact=True).wait_for()
+                browsing.get_by_role("link", name="2 · Target").click()
+                _pick(browsing, "Column to predict", "visitor_nights_m")
+                browsing.get_by_text("suggested: the rows look like a time series").wait_for()
+                browsing.get_by_text("quarterly (one row per quarter, on the 1st)").wait_for()
+                # the forecast setup ends its page early (st.stop): the sidebar names the new target all the same
+                browsing.get_by_text("Table · demo.tourism_nights → predicting visitor_nights_m").wait_for()
+                start_training(browsing, ready="Next: train")
             with screenshot_on_failure(promoting, "four-sessions-promoting.png"):
                 promoting.goto(f"{url}/deploy")
                 promoting.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first.click()
@@ -169,21 +185,28 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
                 promoting.get_by_role("button", name="Promote v2 to production…").click()
                 promoting.get_by_role("button", name="Yes, promote v2").click()
                 promoting.get_by_text("v2 is in production").first.wait_for()
-            with screenshot_on_failure(browsing, "four-sessions-browsing.png"):
-                choose(browsing, "tourism_nights")
-                browsing.get_by_role("link", name="Experiments").click()
-                browsing.get_by_text("Table · demo.tourism_nights", exact=True).wait_for()
             with screenshot_on_failure(other, "four-sessions-other.png"):
                 other.get_by_text("Training finished").wait_for(timeout=180_000)
                 other.get_by_role("link", name="5 · Deploy").click()
                 other.get_by_role("button", name="Deploy as a SQL function").click()
                 other.get_by_text("Deployed.").wait_for(timeout=60_000)
+                other.get_by_role("button", name="Score the table").click()
+                other.get_by_text(re.compile(r"Scored [0-9,]+ rows")).wait_for(timeout=60_000)
             with screenshot_on_failure(training, "four-sessions-training.png"):
                 training.get_by_text("Training finished").wait_for(timeout=180_000)
                 training.get_by_role("link", name="5 · Deploy").click()
                 training.get_by_role("button", name="Promote v3 to production…").wait_for()
                 training.get_by_text("serves v2 now").wait_for()  # the other session's promotion, not lost
-            for page, words in ((browsing, "Table · demo.tourism_nights"),
+            with screenshot_on_failure(browsing, "four-sessions-browsing.png"):
+                browsing.get_by_text("Flurry forecasts by").wait_for(timeout=180_000)
+                browsing.get_by_role("link", name="4 · Evaluate & explain").click()
+                browsing.get_by_text("History and forecast").wait_for()
+                browsing.get_by_role("link", name="5 · Deploy").click()
+                browsing.get_by_role("button", name="Forecast with v1").click()
+                browsing.get_by_role("button", name="Write the forecast").click()
+                browsing.get_by_text("Wrote the forecast into forecasts.tourism_nights_forecast: 80 rows").wait_for(
+                    timeout=60_000)
+            for page, words in ((browsing, "Table · demo.tourism_nights → predicting visitor_nights_m"),
                                 (training, "Table · demo.penguins → predicting species"),
                                 (other, "Table · demo.credit_default → predicting Status")):
                 assert page.locator('[data-testid="stSidebar"]').get_by_text(words).count() == 1  # no crossing
@@ -198,9 +221,14 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
         assert sorted(v.number for v in catalog.versions(species)) == [1, 2, 3]
         production = catalog.production(species)
         assert production is not None and production.model_id == second
-        (credit,) = [m for m in catalog.models() if m.key != species]
+        (credit,) = [m for m in catalog.models() if m.key != species and m.target == "Status"]
         credit_production = catalog.production(credit.key)
         assert credit_production is not None and credit_production.number == 1
+        scored = ws.warehouse.preview(TableRef("scores", "credit_default_scored"), 10_000)
+        served = load_bundle(ws.registry, credit_production.model_id).predict(scored)
+        assert len(scored) > 0 and list(scored["prediction"]) == list(served)  # the scores are the model's own
+        forecast = ws.warehouse.read_columns(TableRef("forecasts", "tourism_nights_forecast"), ["region", "forecast"])
+        assert len(forecast) == 80 and forecast["region"].nunique() == 20
     finally:
         ws.close()
     assert "Traceback" not in (tmp_path / "server.log").read_text(encoding="utf-8")
