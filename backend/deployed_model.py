@@ -16,6 +16,7 @@ from backend.errors import DeploymentError, FlurryError
 from backend.identifiers import quote_ident
 from backend.model_bundle import ModelBundle
 from backend.registry import ModelVersion, Registry
+from backend.version_records import Feature
 from backend.warehouse.base import TableRef, column_kind, is_integer_type
 
 PREDICTION_COLUMN = "prediction"
@@ -73,10 +74,10 @@ def explain_sql_type(bundle: ModelBundle) -> str:
     return f"STRUCT(prediction {prediction_sql_type(bundle)}, probability DOUBLE, reasons VARCHAR[])"
 
 
-def parameter_types(features: list[dict[str, str]]) -> list[str]:
+def parameter_types(features: list[Feature]) -> list[str]:
     """The SQL functions' parameter types: each column's own kind (a text column read as numbers still arrives
     as text; the bundle does the reading), so SQL callers pass their columns unchanged."""
-    return [_PARAMETER_TYPE.get(column_kind(f["sql_type"]), "VARCHAR") for f in features]
+    return [_PARAMETER_TYPE.get(column_kind(f.sql_type), "VARCHAR") for f in features]
 
 
 def load_bundle(registry: Registry, model_id: str) -> ModelBundle:

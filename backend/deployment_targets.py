@@ -248,7 +248,7 @@ class SnowflakeTarget:
             function_name, bundle, content, version.sha256, model_id, prediction_type,
             background_bytes(registry, model_id, bundle))
         logged, note = self.warehouse.log_model_version(function_name, bundle, content, version.sha256, model_id,
-                                                        prediction_type, version.metrics,
+                                                        prediction_type, version.metrics.finite_scores(),
                                                         alias=PRODUCTION_ALIAS if production else None)
         return DeployedFunctions(predict=predict, probability=probability, registry_version=logged,
                                  registry_note=note, explain=explain_function_name(function_name))

@@ -23,15 +23,15 @@ class RunSummary:
     def holdout_score(self) -> float | None:
         if self.version is None:
             return None
-        value = self.version.metrics.get(self.run.metric, {}).get("model")
+        value = self.version.metrics.model_score(self.run.metric)
         if value is None:  # the optimised metric is not in the holdout report: use the headline one
-            first = next((v for k, v in self.version.metrics.items() if not k.startswith("_")), None)
-            value = first["model"] if first else None
+            headline = self.version.metrics.headline
+            value = headline[1].model if headline else None
         return value
 
 
 def _is_forecast(run: Run) -> bool:
-    return run.task == Task.FORECAST.value
+    return run.task is Task.FORECAST
 
 
 def _scored_on(run: Run) -> str:
@@ -55,7 +55,7 @@ def summarize_runs(registry: Registry) -> list[RunSummary]:
 def runs_table(summaries: list[RunSummary]) -> pd.DataFrame:
     return pd.DataFrame([{
         "run": s.run.run_id, "started": s.run.created_at, "state": s.run.state.value, "table": str(s.run.table),
-        "target": s.run.target, "task": s.run.task, "metric": METRICS[s.run.metric].label,
+        "target": s.run.target, "task": s.run.task.value, "metric": METRICS[s.run.metric].label,
         "score": s.holdout_score, "scored on": _scored_on(s.run), "best model": s.version.best_estimator if s.version else None,
         "trials": s.trials, "seconds": s.duration_s, "budget (s)": s.run.time_budget,
     } for s in summaries])
@@ -85,11 +85,10 @@ def compare_runs(summaries: list[RunSummary]) -> pd.DataFrame:
             column[label] = ", ".join(map(str, value)) if isinstance(value, list) else value
         if s.version is not None:
             column["best model"] = s.version.best_estimator
-            for name, values in s.version.metrics.items():
-                if not name.startswith("_"):
-                    column[f"{_scored_on(s.run)} {METRICS[name].label}"] = values["model"]
+            for name, score in s.version.metrics.scores.items():
+                column[f"{_scored_on(s.run)} {METRICS[name].label}"] = score.model
             for entry in s.version.leaderboard:
-                column[f"{'backtest' if _is_forecast(s.run) else 'validation'} · {entry['estimator']}"] = entry["score"]
+                column[f"{'backtest' if _is_forecast(s.run) else 'validation'} · {entry.estimator}"] = entry.score
         columns[s.run.run_id] = column
     # one column per run mixes numbers and text: shown as text, so Arrow takes it as it is
     return pd.DataFrame(columns).astype(object).where(lambda f: f.notna(), "—").astype(str)

@@ -89,8 +89,7 @@ def reproduce_script(registry: Registry, model_id: str, warehouse: WarehouseConf
     version = registry.get_model_version(model_id)
     bundle = load_bundle(registry, model_id)
     config = TrainConfig.from_dict(bundle.config)
-    recorded = {name: float(value["model"]) for name, value in version.metrics.items()
-                if isinstance(value, dict) and "model" in value}
+    recorded = {name: score.model for name, score in version.metrics.scores.items() if score.model is not None}
     return _environment().get_template("reproduce.py.j2").render(
         name=_doc(version.name), label=version.label, model_id=version.model_id, table=str(config.table),
         seed=config.seed, recipe_text=recipe_text(bundle.recipe) if bundle.recipe else bundle.best_estimator,

@@ -18,7 +18,7 @@ import pandas as pd
 from backend import fast_transform
 from backend.digests import sha256_bytes
 from backend.errors import ArtifactIntegrityError
-from backend.warehouse.base import column_kind
+from backend.version_records import Feature
 
 Bundle = TypeVar("Bundle")
 
@@ -48,7 +48,7 @@ def incompatible_versions(recorded: dict[str, str], current: dict[str, str]) -> 
             if name in recorded and line(recorded[name]) != line(current.get(name))]
 
 
-def prepare_features(frame: pd.DataFrame, features: list[dict[str, str]]) -> pd.DataFrame:
+def prepare_features(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
     """Select the model's input columns in order and coerce each to the kind it had in training.
 
     Text becomes object dtype (FLAML turns it into categories), booleans become 0/1 floats and numbers
@@ -56,7 +56,7 @@ def prepare_features(frame: pd.DataFrame, features: list[dict[str, str]]) -> pd.
     """
     columns: dict[str, pd.Series] = {}
     for feature in features:
-        name, kind = feature["name"], feature.get("kind") or column_kind(feature["sql_type"])
+        name, kind = feature.name, feature.kind
         series = frame[name]
         if kind == "text":
             columns[name] = series.astype(object).where(series.notna(), None)
@@ -124,7 +124,7 @@ class ModelBundle:
     task: str
     target: str
     target_sql_type: str
-    features: list[dict[str, str]]
+    features: list[Feature]
     classes: list[Any]
     best_estimator: str
     flaml_task: Any
@@ -142,9 +142,14 @@ class ModelBundle:
     # How to fit this model again without its search (backend.training.recipe); empty for bundles made before.
     recipe: tuple[MemberRecipe, ...] = ()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # bundles pickled before features were records hold them as dicts
+        self.__dict__.update(state, features=[f if isinstance(f, Feature) else Feature.from_dict(f)
+                                              for f in state.get("features", [])])
+
     @property
     def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.features]
+        return [f.name for f in self.features]
 
     @property
     def is_classification(self) -> bool:

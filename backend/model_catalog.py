@@ -18,6 +18,7 @@ from typing import Any
 from backend.errors import DeploymentError, ModelNotFoundError
 from backend.identifiers import slugify
 from backend.registry import ModelVersion, Registry, next_event_seq, now
+from backend.task_detection import Task
 from backend.warehouse.base import TableRef
 
 FUNCTION_PREFIX = "flurry_predict_"
@@ -37,7 +38,7 @@ class NamedModel:
     name: str  # what people call it ("churn risk"); may be changed
     table: TableRef
     target: str
-    task: str
+    task: Task
     created_at: datetime
 
     @property
@@ -123,7 +124,7 @@ class Catalog:
         self.model(key)
         self.registry.wh.execute(f"UPDATE {self._t('models')} SET display_name = ? WHERE model_key = ?", [cleaned, key])
 
-    def _find_or_create(self, table: TableRef, target: str, task: str) -> str:
+    def _find_or_create(self, table: TableRef, target: str, task: Task) -> str:
         frame = self._query(f"SELECT model_key FROM {self._t('models')} WHERE source_schema = ? AND source_table = ? "
                             "AND target = ?", [table.schema, table.name, target])
         if not frame.empty:
@@ -134,7 +135,7 @@ class Catalog:
         while key in taken:  # the same table name in another schema, or names that slug alike
             key, n = f"{base}_{n}", n + 1
         self.registry.wh.execute(f"INSERT INTO {self._t('models')} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 [key, f"{target} from {table.name}", table.schema, table.name, target, task, now()])
+                                 [key, f"{target} from {table.name}", table.schema, table.name, target, task.value, now()])
         return key
 
     # --- versions ------------------------------------------------------------------------------
@@ -235,4 +236,4 @@ class Catalog:
 
 def _model_from_row(row: Any) -> NamedModel:
     return NamedModel(str(row["model_key"]), str(row["display_name"]), TableRef(row["source_schema"], row["source_table"]),
-                      str(row["target"]), str(row["task"]), row["created_at"])
+                      str(row["target"]), Task(str(row["task"])), row["created_at"])

@@ -32,8 +32,8 @@ def input_change(registry: Registry, model_id: str) -> str | None:
     current = catalog.production(catalog.model_of(model_id).key)
     if current is None or current.model_id == model_id:
         return None
-    old = [(f["name"], f["sql_type"]) for f in registry.get_model_version(current.model_id).features]
-    new = [(f["name"], f["sql_type"]) for f in registry.get_model_version(model_id).features]
+    old = [(f.name, f.sql_type) for f in registry.get_model_version(current.model_id).features]
+    new = [(f.name, f.sql_type) for f in registry.get_model_version(model_id).features]
     if old == new:
         return None
     added = [name for name, _ in new if name not in dict(old)]

@@ -25,6 +25,14 @@ from backend.evaluation.report import HoldoutReport
 from backend.evaluation.thresholds import DEFAULT_RULE, DecisionThreshold
 from backend.monitoring import MonitoringBaseline
 from backend.registry_migrations import migrations
+from backend.task_detection import Task
+from backend.version_records import (
+    Feature,
+    LeaderboardEntry,
+    VersionMetrics,
+    features_from_dicts,
+    leaderboard_from_dicts,
+)
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -96,7 +104,7 @@ class Run:
     state: RunState
     table: TableRef
     target: str
-    task: str
+    task: Task
     metric: str
     time_budget: int
     config: dict[str, Any]
@@ -118,12 +126,12 @@ class ModelVersion:
     name: str
     table: TableRef
     target: str
-    task: str
+    task: Task
     metric: str
     best_estimator: str
-    features: list[dict[str, str]]
-    metrics: dict[str, Any]
-    leaderboard: list[dict[str, Any]]
+    features: list[Feature]
+    metrics: VersionMetrics
+    leaderboard: list[LeaderboardEntry]
     importance: list[dict[str, Any]]
     versions: dict[str, str]
     sha256: str
@@ -139,7 +147,7 @@ class ModelVersion:
 
     @property
     def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.features]
+        return [f.name for f in self.features]
 
     @property
     def has_threshold(self) -> bool:
@@ -306,8 +314,9 @@ class Registry:
                 "importance_json, versions_json, sha256, status, report_json, baseline_json) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'READY', ?, ?)",
                 [version.model_id, version.run_id, version.created_at, version.name, version.table.schema,
-                 version.table.name, version.target, version.task, version.metric, version.best_estimator,
-                 json.dumps(version.features), json.dumps(version.metrics), json.dumps(version.leaderboard),
+                 version.table.name, version.target, version.task.value, version.metric, version.best_estimator,
+                 json.dumps([f.to_dict() for f in version.features]), json.dumps(version.metrics.to_dict()),
+                 json.dumps([e.to_dict() for e in version.leaderboard]),
                  json.dumps(version.importance), json.dumps(version.versions), version.sha256,
                  json.dumps(version.report.to_dict()) if version.report is not None else None,
                  json.dumps(version.baseline.to_dict()) if version.baseline is not None else None],
@@ -493,7 +502,7 @@ def _run_from_row(row: Any) -> Run:
     used, dropped = _none_if_na(row["rows_used"]), _none_if_na(row["rows_dropped"])
     return Run(
         run_id=row["run_id"], state=RunState(row["state"]), table=TableRef(row["source_schema"], row["source_table"]),
-        target=row["target"], task=row["task"], metric=row["metric"], time_budget=int(row["time_budget"]),
+        target=row["target"], task=Task(row["task"]), metric=row["metric"], time_budget=int(row["time_budget"]),
         config=json.loads(row["config_json"]), created_at=row["created_at"], updated_at=row["updated_at"],
         worker_pid=int(pid) if pid is not None else None, job_dir=row["job_dir"], message=row["message"] or "",
         rows_used=int(used) if used is not None else None, rows_dropped=int(dropped) if dropped is not None else None,
@@ -509,9 +518,11 @@ def _int_or_none(value: Any) -> int | None:
 def _version_from_row(row: Any) -> ModelVersion:
     return ModelVersion(
         model_id=row["model_id"], run_id=row["run_id"], created_at=row["created_at"], name=row["name"],
-        table=TableRef(row["source_schema"], row["source_table"]), target=row["target"], task=row["task"],
-        metric=row["metric"], best_estimator=row["best_estimator"], features=json.loads(row["features_json"]),
-        metrics=json.loads(row["metrics_json"]), leaderboard=json.loads(row["leaderboard_json"]),
+        table=TableRef(row["source_schema"], row["source_table"]), target=row["target"], task=Task(row["task"]),
+        metric=row["metric"], best_estimator=row["best_estimator"],
+        features=features_from_dicts(json.loads(row["features_json"])),
+        metrics=VersionMetrics.from_dict(json.loads(row["metrics_json"])),
+        leaderboard=leaderboard_from_dicts(json.loads(row["leaderboard_json"])),
         importance=json.loads(row["importance_json"]), versions=json.loads(row["versions_json"]),
         sha256=row["sha256"], report=_report_or_none(row.get("report_json")),
         baseline=MonitoringBaseline.from_dict(json.loads(b)) if (b := _none_if_na(row.get("baseline_json"))) else None,

@@ -43,13 +43,17 @@ def show_metrics(report: HoldoutReport) -> None:
 
 def show_legacy_metrics(version: ModelVersion) -> None:
     """Metrics and drivers of a version trained before holdout reports existed."""
-    scores = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
-    for col, (name, values) in zip(st.columns(max(1, len(scores))), scores.items(), strict=False):
-        col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
-        col.caption(f"baseline {values['baseline']:.4f}")
+    scores = version.metrics.scores
+    for col, (name, score) in zip(st.columns(max(1, len(scores))), scores.items(), strict=False):
+        col.metric(METRICS[name].label, _four_places(score.model), help=METRICS[name].explanation)
+        col.caption(f"baseline {_four_places(score.baseline)}")  # not a delta: it has no direction to point
     if version.importance:
         st.plotly_chart(basic_charts.importance_bar(pd.DataFrame(version.importance)), width="stretch",
                         key="evaluate.legacy_importance")
+
+
+def _four_places(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def threshold_picker(report: HoldoutReport, current: DecisionThreshold, key: str) -> tuple[ThresholdRow, str, dict]:

@@ -71,9 +71,9 @@ def render_model_card(card: ModelCardData) -> str:
     report = card.version.report
     weak = [(view, s) for view in (report.segments if report else []) for s in view.segments if s.much_worse]
     segment_metric = report.segments[0].metric if report and report.segments else ""
-    leaderboard = next((e for e in card.version.leaderboard if e.get("estimator") == card.version.best_estimator), {})
+    chosen = next((e for e in card.version.leaderboard if e.estimator == card.version.best_estimator), None)
     return _ENVIRONMENT.get_template("model_card.html.j2").render(
         card=card, v=card.version, report=report, fp=card.fingerprint, charts=chart_html, weak_segments=weak,
         segment_label=METRICS[segment_metric].label if segment_metric in METRICS else segment_metric,
         labels={name: m.label for name, m in METRICS.items()}, metric_label=METRICS[card.version.metric].label,
-        blend=leaderboard.get("blend"))
+        blend=chosen.blend if chosen is not None else None)

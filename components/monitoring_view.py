@@ -148,7 +148,7 @@ def realised_section(version: ModelVersion) -> None:
             row: dict[str, object] = {"scored at (UTC)": f"{run.scored_at:%Y-%m-%d %H:%M}", "outcomes arrived": run.matched}
             for name, value in run.metrics.items():
                 row[name] = round(value, 4)
-                holdout = version.metrics.get(HOLDOUT_NAME.get(name, ""), {}).get("model")
+                holdout = version.metrics.model_score(HOLDOUT_NAME.get(name, ""))
                 if holdout is not None:
                     row[f"{name} on holdout"] = round(float(holdout), 4)
             rows.append(row)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from backend.evaluation.rows import find_rows
 from backend.registry import ModelVersion
-from backend.warehouse.base import column_kind
+from backend.task_detection import Task
 from components import backend_calls as calls
 from components import evaluation_charts as charts
 from components.formatting import human, md
@@ -42,7 +42,7 @@ def _edits_form(version: ModelVersion, values: dict[str, Any], key: str) -> dict
         st.caption("What if? Change any input and press Update.")
         columns = st.columns(3)
         for i, feature in enumerate(version.features):
-            name, kind = feature["name"], feature.get("kind") or column_kind(feature["sql_type"])
+            name, kind = feature.name, feature.kind
             original = values.get(name)
             box = columns[i % 3]
             label = md(name)
@@ -80,7 +80,7 @@ def explain_one_row(version: ModelVersion) -> None:
                 delta=None if not edits else f"was {human(original.prediction)}", delta_color="off")
     middle.metric("Actual", human(holdout[version.target].iloc[position]))
     if explained.probability is not None:
-        label = (f"Probability of {explained.explained_class!r}" if version.task == "binary"
+        label = (f"Probability of {explained.explained_class!r}" if version.task is Task.BINARY
                  else "Probability of the predicted class")
         right.metric(md(label) + changed, f"{explained.probability:.1%}",
                      delta=None if not edits or original.probability is None

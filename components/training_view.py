@@ -36,7 +36,7 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     elapsed = min(progress.elapsed, float(budget))
     st.progress(elapsed / budget if budget else 0.0,
                 text=f"{run.state.value.title()} · {elapsed:.0f} s of {budget} s")
-    forecast = run.task == Task.FORECAST.value
+    forecast = run.task is Task.FORECAST
     cols = st.columns(3)
     cols[0].metric("Methods backtested" if forecast else "Trials done", len(progress.trials))
     best, label = progress.best_score, f"Best {metric.label}"
@@ -66,7 +66,7 @@ def rows_sentence(run: Run) -> str:
         sentence = f"Training on a {run.rows_used:,}-row sample of {eligible:,} rows"
     else:
         sentence = f"Training on {run.rows_used:,} rows"
-    if run.rows_dropped and run.task == Task.FORECAST.value:
+    if run.rows_dropped and run.task is Task.FORECAST:
         sentence += f"; {run.rows_dropped:,} rows have no value of the target (periods still to come, or gaps)"
     elif run.rows_dropped:
         sentence += f"; {run.rows_dropped:,} rows left out (no target value, or a class too small to learn)"
@@ -105,10 +105,10 @@ def show_result(progress: RunProgress) -> None:
     if run.state is RunState.SUCCEEDED and progress.model_id:
         version = calls.model_version(progress.model_id)
         metric = METRICS[run.metric]
-        chosen_row = next((e for e in version.leaderboard if e["estimator"] == version.best_estimator), {})
-        blend = chosen_row.get("blend")
+        chosen_row = next((e for e in version.leaderboard if e.estimator == version.best_estimator), None)
+        blend = chosen_row.blend if chosen_row is not None else None
         chosen = f"a blend of {blend}" if blend else version.best_estimator
-        forecast = run.task == Task.FORECAST.value
+        forecast = run.task is Task.FORECAST
         finished = ((f"Training finished: Flurry forecasts by **{md(method_words(chosen))}**, chosen from "
                      f"{len(progress.trials)} methods in time-ordered backtests." if forecast else
                      f"Training finished: the best model is **{chosen}** after {len(progress.trials)} trials.")
@@ -132,8 +132,8 @@ def show_result(progress: RunProgress) -> None:
         elif run.config.get("ensemble") and not forecast and "stopped early" not in (run.message or "").lower():
             st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; blending its best models did not fit "
                        "in the rest (or did not beat the best one), so the best single model stands.")
-        board = pd.DataFrame(version.leaderboard).drop(columns=["best_single_same_rows"], errors="ignore")
-        board = board.rename(columns={"score": metric.label})
+        board = pd.DataFrame([{"estimator": e.estimator, metric.label: e.score, "blend": e.blend}
+                              for e in version.leaderboard]).dropna(axis="columns", how="all")
         board.insert(0, "chosen", board["estimator"] == version.best_estimator)
         st.dataframe(board, hide_index=True, width="stretch")
         st.page_link("pages/evaluate.py", label="Next: evaluate and explain", icon=":material/arrow_forward:")

@@ -28,12 +28,12 @@ def versions_table(model: NamedModel, versions: list[CatalogVersion]) -> None:
     rows = []
     for v in versions:
         version = calls.model_version(v.model_id)
-        headline = next(iter(version.metrics.items()), None) if version.metrics else None
+        headline = version.metrics.headline
         health = calls.health(v.model_id)
         rows.append({"version": v.label, "stage": v.stage.value, "health": "ok" if health.ok else "broken",
                      "trained": f"{v.created_at:%Y-%m-%d %H:%M}", "model": version.best_estimator,
-                     "holdout": (f"{METRICS[headline[0]].label} {headline[1]['model']:.4f}"
-                                 if headline and headline[0] in METRICS else ""),
+                     "holdout": (f"{METRICS[headline[0]].label} {headline[1].model:.4f}"
+                                 if headline and headline[0] in METRICS and headline[1].model is not None else ""),
                      "own function": model.version_function(v.number)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 

@@ -8,7 +8,7 @@ import streamlit as st
 from backend.evaluation import summary as words
 from backend.evaluation.summary import Severity
 from backend.forecasting.report import ForecastReport
-from backend.metrics import METRICS
+from backend.task_detection import Task
 from components import backend_calls as calls
 from components import charts, monitoring_view, state, versions_view
 from components import evaluation_view as view
@@ -66,11 +66,7 @@ with user_errors("open the dashboard"):
         view.show_metrics(report)
     else:
         st.subheader("Quality on holdout rows")
-        legacy = {k: v for k, v in version.metrics.items() if not k.startswith("_")}
-        cols = st.columns(len(legacy))
-        for col, (name, values) in zip(cols, legacy.items(), strict=True):
-            col.metric(METRICS[name].label, f"{values['model']:.4f}", help=METRICS[name].explanation)
-            col.caption(f"baseline {values['baseline']:.4f}")  # not a delta: it has no direction to point
+        view.show_legacy_metrics(version)
     view.model_card_download(version.model_id, "dashboard.card")
 
     st.subheader("Top drivers")
@@ -87,7 +83,7 @@ with user_errors("open the dashboard"):
     if data.score_distribution is not None and data.latest is not None:
         st.caption(f"{data.latest.scored_rows:,} rows scored into {md(data.latest.scored_table)} "
                    f"at {data.latest.scored_at:%Y-%m-%d %H:%M} UTC by {md(data.latest.function_name)}.")
-        st.plotly_chart(charts.score_distribution(data.score_distribution, numeric=version.task == "regression"),
+        st.plotly_chart(charts.score_distribution(data.score_distribution, numeric=version.task is Task.REGRESSION),
                         width="stretch")
     else:
         st.info(md(data.note))

@@ -29,7 +29,7 @@ st.title("Put the model to work")
 version = pick_model("deploy.model")
 if version is None:
     st.stop()
-if version.task == Task.FORECAST.value:
+if version.task is Task.FORECAST:
     with user_errors("show the forecast's deployment"):
         forecast_deployment(version)
     st.stop()

@@ -23,6 +23,7 @@ from backend.training.config import TrainConfig
 from backend.training.ensemble import Candidate, WeightedEnsemble, blend, candidates_from_log, select_weights
 from backend.training.fit import fit_bundle, training_rows
 from backend.training.recipe import refit
+from backend.version_records import LeaderboardEntry, VersionMetrics
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace
 from tests.conftest import put_table
@@ -213,8 +214,9 @@ def test_a_blend_deploys_as_a_sql_function_that_agrees_with_it(empty_workspace: 
     content = bundle.to_bytes()
     version = ModelVersion(
         model_id="mblend", run_id="rblend", created_at=now(), name="price blend", table=table, target="price",
-        task="regression", metric="r2", best_estimator="ensemble", features=bundle.features, metrics={},
-        leaderboard=[{"estimator": "ensemble", "score": 0.9, "blend": bundle.estimator.describe()}], importance=[],
+        task=Task.REGRESSION, metric="r2", best_estimator="ensemble", features=bundle.features,
+        metrics=VersionMetrics(), leaderboard=[LeaderboardEntry("ensemble", 0.9, bundle.estimator.describe())],
+        importance=[],
         versions=bundle.versions, sha256=hashlib.sha256(content).hexdigest())
     empty_workspace.registry.add_model_version(version, {"bundle": content})
     functions = deploy(empty_workspace.warehouse, empty_workspace.registry, "mblend", "price_blend")

@@ -76,7 +76,7 @@ def test_the_forecast_table_holds_the_models_own_forecast_and_moves_on_with_new_
     report = ForecastReport.of(version.metrics)
     assert version.task == "forecast" and report is not None and report.series == 2
     assert report.frequency_words == "daily (one row per day)" and len(report.by_fold) == MAX_FOLDS  # few series: more folds
-    assert version.metrics["mase"]["baseline"] == pytest.approx(report.scores["mase"]["seasonal_naive"])
+    assert version.metrics.scores["mase"].baseline == pytest.approx(report.scores["mase"]["seasonal_naive"])
 
     name = deploy_forecast(ws.registry, model_id)
     output = TableRef("forecasts", "visits ahead")

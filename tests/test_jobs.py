@@ -173,7 +173,7 @@ def test_cancel_can_keep_the_best_model_found_so_far(workspace: Workspace) -> No
     assert "Stopped early" in progress.run.message and progress.model_id
     assert len(progress.trials) >= trials
     version = workspace.registry.get_model_version(progress.model_id)
-    assert version.leaderboard and version.best_estimator == version.leaderboard[0]["estimator"]
+    assert version.leaderboard and version.best_estimator == version.leaderboard[0].estimator
     frame = workspace.warehouse.read_columns(DIAMONDS, version.feature_names, limit=10)
     assert load_bundle(workspace.registry, progress.model_id).predict(frame).shape == (10,)
 

@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                         "backend.warehouse.duckdb_profile", "backend.warehouse.snowflake_profile",
                         "backend.warehouse.snowflake_session", "backend.warehouse.snowflake_packages",
                         "backend.config", "backend.uploads")),
-    ("registry and model", ("backend.registry", "backend.registry_migrations", "backend.model_bundle",
+    ("registry and model", ("backend.registry", "backend.registry_migrations", "backend.model_bundle", "backend.version_records",
                             "backend.fast_transform", "backend.weighted_ensemble", "backend.explain",
                             "backend.reasons", "backend.metrics", "backend.task_detection", "backend.checks",
                             "backend.monitoring", "backend.evaluation", "backend.forecasting", "backend.model_catalog",

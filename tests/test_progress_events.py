@@ -14,6 +14,7 @@ from backend.task_detection import Task
 from backend.training.config import TrainConfig
 from backend.training.job_files import read_complete_lines
 from backend.training.progress import train_with_events, trial_payloads
+from backend.version_records import LeaderboardEntry
 from backend.warehouse.base import TableRef
 
 
@@ -53,7 +54,7 @@ def test_events_arrive_while_training_runs_not_only_at_the_end(tmp_path: Path) -
     assert len(emitted) >= 2 and emitted[0][0] < finished - 0.2
     best = [p["best_score"] for p in trials]
     assert best == sorted(best)  # R²: the best so far only improves
-    assert result.metrics["r2"]["model"] > 0.8
+    assert (result.metrics.model_score("r2") or 0) > 0.8
 
 
 def test_the_best_trial_so_far_can_be_retrained_from_its_events_alone(tmp_path: Path) -> None:
@@ -73,5 +74,6 @@ def test_the_best_trial_so_far_can_be_retrained_from_its_events_alone(tmp_path: 
     (tmp_path / "best.jsonl").write_text(best_trial_log(events), encoding="utf-8")
     kept = train(frame, config, tmp_path / "best.jsonl", from_log=True)
     assert kept.bundle.best_estimator == best["estimator"]
-    assert kept.leaderboard == [{"estimator": best["estimator"], "score": best["score"]}]
-    assert kept.metrics["log_loss"]["model"] < kept.metrics["log_loss"]["baseline"]
+    assert kept.leaderboard == [LeaderboardEntry(best["estimator"], best["score"])]
+    log_loss = kept.metrics.scores["log_loss"]
+    assert log_loss.model is not None and log_loss.baseline is not None and log_loss.model < log_loss.baseline

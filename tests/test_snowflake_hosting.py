@@ -323,11 +323,11 @@ def test_registry_inputs_get_plain_unique_identifiers_in_feature_order() -> None
 
 
 def test_the_registry_gets_each_metric_s_holdout_score() -> None:
-    from backend.warehouse.snowflake_model_registry import registry_metrics
+    from backend.version_records import VersionMetrics
 
-    metrics = {"roc_auc": {"model": 0.91, "baseline": 0.5}, "log_loss": {"model": float("nan")}, "rmse": 2,
-               "_rows": {"train": 300, "holdout": 100}, "flag": True}
-    assert registry_metrics(metrics) == {"roc_auc": 0.91, "rmse": 2.0}
+    stored = {"roc_auc": {"model": 0.91, "baseline": 0.5}, "log_loss": {"model": float("nan")}, "rmse": {"model": 2},
+              "r2": {"model": None, "baseline": 0.0}, "_rows": {"train": 300, "holdout": 100}}
+    assert VersionMetrics.from_dict(stored).finite_scores() == {"roc_auc": 0.91, "rmse": 2.0}
 
 
 def test_the_registry_model_scores_like_the_functions_it_sits_beside(staged) -> None:
@@ -371,7 +371,7 @@ def test_a_registry_that_refuses_the_model_gives_its_reason_and_never_raises(sta
     bundle = load_staged_bundle(str(directory), "model.pkl", sha)
     session = Session.builder.config("local_testing", True).create()
     outcome = log_model_version(session, "DB", "flurry_churn", "m1", bundle, (directory / "model.pkl").read_bytes(),
-                                sha, "VARCHAR", {"roc_auc": 0.9, "_rows": {"train": 3}})
+                                sha, "VARCHAR", {"roc_auc": 0.9})
     session.close()
     assert outcome.logged is None and (outcome.reason or "").startswith("The Model Registry refused the model: ")
 

@@ -51,8 +51,9 @@ def test_training_persists_run_events_and_a_verified_model_version(trained) -> N
     assert progress.best_per_estimator()
     version = ws.registry.get_model_version(progress.model_id)
     assert version.task == Task.MULTICLASS.value and version.best_estimator
-    assert 0.5 < version.metrics["accuracy"]["model"] <= 1.0
-    assert version.metrics["accuracy"]["model"] > version.metrics["accuracy"]["baseline"]
+    accuracy = version.metrics.scores["accuracy"]
+    assert accuracy.model is not None and accuracy.baseline is not None and accuracy.baseline < accuracy.model <= 1.0
+    assert accuracy.model > 0.5 and version.metrics.train_rows and version.metrics.holdout_rows
     assert {row["feature"] for row in version.importance} <= set(version.feature_names)
     assert version.importance[0]["importance"] > 0
     assert {"python", "flaml", "lightgbm", "scikit-learn"} <= set(version.versions)
@@ -75,6 +76,31 @@ def test_sql_function_returns_exactly_what_predict_returns(trained) -> None:
     np.testing.assert_allclose(proba, expected)
 
 
+def test_a_model_stored_before_its_parts_were_records_reads_and_predicts_the_same(trained) -> None:
+    """Bundles pickled with their features as dicts (one of them without its kind) and versions whose metrics
+    and leaderboard were stored as plain JSON read back as the records, and predict alike."""
+    import pickle
+    from dataclasses import replace
+
+    from backend.version_records import VersionMetrics, leaderboard_from_dicts
+
+    _, ws, progress = trained
+    bundle = load_bundle(ws.registry, progress.model_id)
+    legacy = [f.to_dict() for f in bundle.features]
+    del legacy[0]["kind"]  # the oldest bundles kept only name and SQL type
+    old = pickle.loads(pickle.dumps(replace(bundle, features=legacy)))  # unpickling converts: the old files' path
+    assert old.features == bundle.features
+    rows = ws.warehouse.read_columns(PENGUINS, bundle.feature_names)
+    assert list(old.predict(rows)) == list(bundle.predict(rows))
+    version = ws.registry.get_model_version(progress.model_id)
+    assert VersionMetrics.from_dict(version.metrics.to_dict()) == version.metrics
+    assert version.metrics.train_rows and version.metrics.holdout_rows and version.metrics.headline is not None
+    assert leaderboard_from_dicts([e.to_dict() for e in version.leaderboard]) == version.leaderboard
+    stored = {name: {"model": s.model, "baseline": s.baseline} for name, s in version.metrics.scores.items()}
+    assert VersionMetrics.from_dict(stored).scores == version.metrics.scores  # no row counts: recorded earlier
+    assert VersionMetrics.from_dict(stored).train_rows is None
+
+
 def test_the_fast_input_transform_is_flamls_own_on_missing_and_unseen_values(trained) -> None:
     """Scoring skips FLAML's per-call transform overhead (backend.fast_transform); the frame it builds must be
     FLAML's to the dtype and category, with missing numbers, missing text and text never seen in training."""
@@ -84,8 +110,8 @@ def test_the_fast_input_transform_is_flamls_own_on_missing_and_unseen_values(tra
     _, ws, progress = trained
     bundle = load_bundle(ws.registry, progress.model_id)
     rows = ws.warehouse.read_columns(PENGUINS, bundle.feature_names)
-    text = [f["name"] for f in bundle.features if f["kind"] == "text"]
-    numbers = [f["name"] for f in bundle.features if f["kind"] == "numeric"]
+    text = [f.name for f in bundle.features if f.kind == "text"]
+    numbers = [f.name for f in bundle.features if f.kind == "numeric"]
     assert text and numbers
     odd = rows.copy()
     odd.loc[odd.index[::3], numbers[0]] = np.nan
@@ -196,7 +222,7 @@ def test_a_model_stored_in_parts_loads_only_whole_and_unaltered(tmp_path: Path,
 def test_regression_with_text_columns(workspace: Workspace) -> None:
     progress = train_and_wait(workspace, TableRef("demo", "diamond_prices"), "price")
     version = workspace.registry.get_model_version(progress.model_id)
-    assert version.metrics["r2"]["model"] > 0.8
+    assert (version.metrics.model_score("r2") or 0) > 0.8
     name = default_function_name(version)
     deploy(workspace.warehouse, workspace.registry, version.model_id, name)
     table = TableRef("demo", "diamond_prices")

@@ -14,8 +14,8 @@ from backend.forecasting.fit import ForecastResult
 from backend.forecasting.model import METHOD_WORDS, method_words
 from backend.forecasting.scores import FORECAST_METRICS
 from backend.forecasting.series import PreparedSeries
+from backend.version_records import VersionMetrics
 
-FORECAST_REPORT = "_forecast"  # where a forecast version's metrics keep its report
 MAX_SERIES_ROWS = 1000  # per-series errors kept (worst first)
 
 
@@ -110,9 +110,9 @@ class ForecastReport:
         return asdict(self)
 
     @staticmethod
-    def of(metrics: dict[str, Any]) -> ForecastReport | None:
+    def of(metrics: VersionMetrics) -> ForecastReport | None:
         """The report kept in a version's metrics (None for a version that is not a forecast)."""
-        data = metrics.get(FORECAST_REPORT)
+        data = metrics.forecast_report
         return ForecastReport.from_dict(data) if data else None
 
     @staticmethod

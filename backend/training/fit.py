@@ -33,6 +33,7 @@ from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.ensemble import BlendResult, HeldOut, blend, candidates_from_log, out_of_fold
 from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
 from backend.training.recipe import fit_kwargs
+from backend.version_records import Feature, LeaderboardEntry, Score, VersionMetrics
 from backend.warehouse.base import column_kind
 from backend.weighted_ensemble import WeightedEnsemble
 
@@ -64,7 +65,7 @@ class FittedModel:
     the leaderboard, and the threshold table of the validation rows the threshold was chosen on."""
 
     bundle: ModelBundle
-    leaderboard: list[dict[str, Any]]
+    leaderboard: list[LeaderboardEntry]
     validation: ThresholdTable | None = None
     validation_rows: int | None = None
 
@@ -72,27 +73,24 @@ class FittedModel:
 @dataclass
 class TrainingResult:
     bundle: ModelBundle
-    metrics: dict[str, dict[str, float | None]]  # None: a forecast metric with no finite value
-    leaderboard: list[dict[str, Any]]
+    metrics: VersionMetrics  # with the rows trained on and judged on, and a forecast's report
+    leaderboard: list[LeaderboardEntry]
     importance: list[dict[str, Any]]
     holdout_parquet: bytes
-    train_rows: int
-    holdout_rows: int
     report: HoldoutReport | None = None
     baseline: MonitoringBaseline | None = None  # what drift is measured against
-    forecast: dict[str, Any] | None = None  # a forecast's report (backend.forecasting.report), as JSON
 
 
 def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any]:
     """What a finished run reports to the app (local worker and Snowflake procedure alike): metrics, leaderboard,
     importance, the holdout report and threshold, versions, row counts and the sha256 of the model and holdout
     files the app will verify."""
-    return {"metrics": result.metrics, "leaderboard": result.leaderboard, "importance": result.importance,
+    return {"metrics": result.metrics.to_dict(), "leaderboard": [e.to_dict() for e in result.leaderboard],
+            "importance": result.importance,
             "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
-            "train_rows": result.train_rows, "holdout_rows": result.holdout_rows,
             "report": result.report.to_dict() if result.report is not None else None,
             "baseline": result.baseline.to_dict() if result.baseline is not None else None,
-            "threshold": result.bundle.threshold, "forecast": result.forecast,
+            "threshold": result.bundle.threshold,
             "sha256": {BUNDLE: sha256_bytes(bundle_bytes), HOLDOUT: sha256_bytes(result.holdout_parquet)}}
 
 
@@ -127,10 +125,9 @@ def search_metric(metric: str, classes: list[Any], positive: Any) -> Any:
     return f1_of_the_outcome
 
 
-def feature_specs(config: TrainConfig) -> list[dict[str, str]]:
+def feature_specs(config: TrainConfig) -> list[Feature]:
     """Each feature's name, SQL type and the kind the model treats it as (a cast text column is numeric)."""
-    return [{"name": n, "sql_type": t, "kind": "numeric" if n in config.casts else column_kind(t)}
-            for n, t in config.features]
+    return [Feature(n, t, "numeric" if n in config.casts else column_kind(t)) for n, t in config.features]
 
 
 def split_for_holdout(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -268,7 +265,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
                                  hint="Give training more time, or use fewer rows.")
     leaderboard = leaderboard_from_log(log_path, config)
     # retrain_from_log leaves AutoML.best_estimator unset; the log's best record names the family
-    best = leaderboard[0]["estimator"] if from_log and leaderboard else str(automl.best_estimator)
+    best = leaderboard[0].estimator if from_log and leaderboard else str(automl.best_estimator)
     estimator: BaseEstimator | WeightedEnsemble = automl._trained_estimator
     blended = None if from_log or not config.ensemble else _blend(automl, x_train, y_train, config, log_path,
                                                                   deadline=started + config.time_budget_s,
@@ -276,8 +273,8 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     recipe = _single_recipe(automl, log_path, len(x_train), from_log)
     if blended is not None:
         estimator, best, recipe = blended.ensemble, "ensemble", blended.recipe
-        leaderboard.insert(0, {"estimator": "ensemble", "score": blended.score, "blend": blended.ensemble.describe(),
-                               "best_single_same_rows": blended.best_single_score})
+        leaderboard.insert(0, LeaderboardEntry("ensemble", blended.score, blended.ensemble.describe(),
+                                               blended.best_single_score))
     bundle = ModelBundle(
         task=config.task.value, target=config.target, target_sql_type=config.target_sql_type, features=features,
         classes=classes, best_estimator=best, flaml_task=automl._state.task,
@@ -361,7 +358,7 @@ def _blend(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: Train
         return None
 
 
-def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[dict[str, Any]]:
+def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[LeaderboardEntry]:
     """Best validation score per model family, from FLAML's per-trial log, best first."""
     metric = METRICS[config.metric]
     best: dict[str, float] = {}
@@ -371,8 +368,8 @@ def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[dict[str, 
             continue
         learner = str(record.get("learner"))
         best[learner] = min(best.get(learner, float("inf")), float(loss))
-    return sorted(({"estimator": name, "score": metric.score_from_loss(loss)} for name, loss in best.items()),
-                  key=lambda row: row["score"], reverse=metric.greater_is_better)
+    return sorted((LeaderboardEntry(name, metric.score_from_loss(loss)) for name, loss in best.items()),
+                  key=lambda entry: entry.score, reverse=metric.greater_is_better)
 
 
 def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
@@ -403,12 +400,12 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
                           classes=bundle.classes, positive=positive, train_rows=len(train_frame),
                           validation=fitted.validation, validation_rows=fitted.validation_rows,
                           threshold=bundle.threshold, segments=segments, shap=summary, seed=config.seed)
-    scores: dict[str, dict[str, float | None]] = {m.name: {"model": m.model, "baseline": m.baseline}
-                                                  for m in report.metrics}
+    scores = VersionMetrics({m.name: Score(m.model, m.baseline) for m in report.metrics}, len(train_frame),
+                            len(holdout))
     buffer = io.BytesIO()
     holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
     return TrainingResult(bundle=bundle, metrics=scores, leaderboard=fitted.leaderboard, importance=importance,
-                          holdout_parquet=buffer.getvalue(), train_rows=len(train_frame), holdout_rows=len(holdout),
+                          holdout_parquet=buffer.getvalue(),
                           report=report, baseline=_monitoring_baseline(bundle, train_frame, holdout, labels,
                                                                        positive_probability))
 

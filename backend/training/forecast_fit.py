@@ -23,6 +23,7 @@ from backend.forecasting.scores import FORECAST_METRICS
 from backend.forecasting.series import PERIOD, SERIES_KEY, Duplicates, Gaps, PreparedSeries, SeriesSpec, prepare_series
 from backend.training.config import TrainConfig
 from backend.training.fit import TrainingResult, leaderboard_from_log
+from backend.version_records import Score, VersionMetrics
 
 # History periods per series kept for the chart besides the forecast (the Evaluate step's view of the past).
 CHART_HISTORY_SEASONS = 3
@@ -63,12 +64,12 @@ def train_forecast(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, 
     judged = len(result.backtest.errors.get(result.chosen, ()))
     return TrainingResult(
         bundle=bundle,  # type: ignore[arg-type]  # a forecast bundle: its own scorers load it
-        metrics={name: {"model": _finite(s["model"]), "baseline": _finite(s["seasonal_naive"])}
-                 for name, s in report.scores.items() if name in FORECAST_METRICS},
+        metrics=VersionMetrics({name: Score(_finite(s["model"]), _finite(s["seasonal_naive"]))
+                                for name, s in report.scores.items() if name in FORECAST_METRICS},
+                               len(prepared.history), judged, _json_safe(report.to_dict())),
         leaderboard=leaderboard_from_log(log_path, config),
         importance=[{"feature": d["words"], "importance": d["importance"]} for d in report.drivers],
-        holdout_parquet=chart_rows(prepared, result.forecasts, config.target),
-        train_rows=len(prepared.history), holdout_rows=judged, forecast=_json_safe(report.to_dict()))
+        holdout_parquet=chart_rows(prepared, result.forecasts, config.target))
 
 
 def chart_rows(prepared: PreparedSeries, forecasts: pd.DataFrame, target: str) -> bytes:

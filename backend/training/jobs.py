@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backend.errors import ArtifactIntegrityError, FlurryError, RunAlreadyEndedError, no_room, storage_full
 from backend.evaluation.report import HoldoutReport
-from backend.forecasting.report import FORECAST_REPORT
 from backend.metrics import METRICS
 from backend.model_catalog import Catalog
 from backend.monitoring import MonitoringBaseline
@@ -29,6 +28,7 @@ from backend.training.config import TrainConfig
 from backend.training.fit import feature_specs
 from backend.training.local_runner import LocalWorkerRunner
 from backend.training.runner import Ending, Outcome, Runner
+from backend.version_records import VersionMetrics, leaderboard_from_dicts
 from backend.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -99,11 +99,10 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
     version = ModelVersion(
         model_id=new_id("m"), run_id=run_id, created_at=now(),
         name=f"{config.target} from {config.table.name}", table=config.table, target=config.target,
-        task=config.task.value, metric=config.metric, best_estimator=result["best_estimator"],
-        features=feature_specs(config), metrics={**result["metrics"], "_rows": {
-            "train": result["train_rows"], "holdout": result["holdout_rows"]},
-            **({FORECAST_REPORT: result["forecast"]} if result.get("forecast") else {})},
-        leaderboard=result["leaderboard"], importance=result["importance"], versions=result["versions"],
+        task=config.task, metric=config.metric, best_estimator=result["best_estimator"],
+        features=feature_specs(config), metrics=_metrics_of(result),
+        leaderboard=leaderboard_from_dicts(result["leaderboard"]), importance=result["importance"],
+        versions=result["versions"],
         sha256=result["sha256"][jf.BUNDLE],
         report=HoldoutReport.from_dict(result["report"]) if result.get("report") else None,
         baseline=MonitoringBaseline.from_dict(result["baseline"]) if result.get("baseline") else None)
@@ -116,6 +115,14 @@ def record_model_version(registry: Registry, run_id: str, config: TrainConfig, r
     # same highest number; a version left unnumbered by a crash here is numbered on the next read
     Catalog(registry).assign(version)
     return version.model_id
+
+
+def _metrics_of(result: dict[str, Any]) -> VersionMetrics:
+    metrics = VersionMetrics.from_dict(result["metrics"])
+    if metrics.train_rows is None and "train_rows" in result:  # a run an earlier Flurry finished: rows beside
+        metrics = replace(metrics, train_rows=int(result["train_rows"]), holdout_rows=int(result["holdout_rows"]),
+                          forecast_report=result.get("forecast"))
+    return metrics
 
 
 class JobManager:

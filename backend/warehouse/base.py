@@ -353,7 +353,7 @@ class Warehouse(abc.ABC):
         raise NotImplementedError
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                          prediction_type: str, metrics: dict[str, Any], *, alias: str | None = None
+                          prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
                           ) -> tuple[str | None, str | None]:
         """Record a deployed model in the warehouse's own model registry, if it has one, as its default version
         (carrying `alias`): (what was logged, or why not). Never raises; warehouses without a registry have

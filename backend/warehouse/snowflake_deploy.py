@@ -107,7 +107,7 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
 
     explain_name = explain_function_name(name)
 
-    inputs = [PandasDataFrameType([_snowpark_type(column_kind(f["sql_type"])) for f in bundle.features])]
+    inputs = [PandasDataFrameType([_snowpark_type(column_kind(f.sql_type)) for f in bundle.features])]
     packages = model_packages(bundle)
     common = {"input_types": inputs, "is_permanent": permanent, "replace": True,
               "stage_location": f"@{stage_name(database)}/functions",

@@ -70,16 +70,6 @@ def registry_scores(bundle: ModelBundle, inputs: pd.DataFrame) -> pd.DataFrame:
     return scores
 
 
-def registry_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The model's holdout score per metric ({"roc_auc": {"model": 0.91, "baseline": 0.5}} → {"roc_auc": 0.91})."""
-    flat: dict[str, float] = {}
-    for name, value in metrics.items():
-        score = value.get("model") if isinstance(value, dict) else value
-        if isinstance(score, int | float) and not isinstance(score, bool) and np.isfinite(score):
-            flat[name] = float(score)
-    return flat
-
-
 def registry_code_paths() -> list[str]:
     """Code the registry model carries: Flurry's backend and the packages shipped rather than taken from the
     channel (FLAML), each from this installation."""
@@ -90,7 +80,7 @@ def _signature(bundle: ModelBundle, prediction_type: str) -> Any:
     from snowflake.ml.model import model_signature as ms
 
     kinds = {"numeric": ms.DataType.DOUBLE, "boolean": ms.DataType.BOOL, "datetime": ms.DataType.TIMESTAMP_NTZ}
-    inputs = [ms.FeatureSpec(name, kinds.get(column_kind(f["sql_type"]), ms.DataType.STRING))
+    inputs = [ms.FeatureSpec(name, kinds.get(column_kind(f.sql_type), ms.DataType.STRING))
               for name, f in zip(registry_feature_names(bundle.feature_names), bundle.features, strict=True)]
     returned = {"VARCHAR": ms.DataType.STRING, "BOOLEAN": ms.DataType.BOOL, "BIGINT": ms.DataType.INT64,
                 "DOUBLE": ms.DataType.DOUBLE}[prediction_type]
@@ -120,7 +110,7 @@ def _custom_model(bundle_path: Path, sha256: str, threshold: float | None = None
 
 
 def log_model_version(session: Any, database: str, model_name: str, model_id: str, bundle: ModelBundle,
-                      content: bytes, sha256: str, prediction_type: str, metrics: dict[str, Any],
+                      content: bytes, sha256: str, prediction_type: str, metrics: dict[str, float],
                       alias: str | None = None) -> RegistryOutcome:
     """Log the model as version V_<model_id> of registry model `model_name` in DATABASE.FLURRY, make it the
     default version and (a production function's model) move `alias` onto it.
@@ -133,7 +123,6 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
 
     # a version's labels depend on its threshold: each threshold it is deployed at is a registry version
     version = f"V_{model_id}".upper() + ("" if bundle.threshold is None else f"_T{round(bundle.threshold * 10000):05d}")
-    numeric = registry_metrics(metrics)
     registry = None
     try:
         with tempfile.TemporaryDirectory() as directory:
@@ -143,7 +132,7 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
             registry.log_model(
                 _custom_model(path, sha256, bundle.threshold), model_name=model_name.upper(), version_name=version,
                 comment=f"Flurry model {model_id}: {bundle.best_estimator} predicting {bundle.target}",
-                metrics=numeric, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
+                metrics=metrics, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
                 signatures={"predict": _signature(bundle, prediction_type)}, code_paths=registry_code_paths(),
                 task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")))
     except Exception as exc:  # the registry's own reason (privileges, an existing version, a package) is the news

@@ -458,7 +458,7 @@ class SnowflakeWarehouse(Warehouse):
             return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                          prediction_type: str, metrics: dict[str, Any], *, alias: str | None = None
+                          prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
                           ) -> tuple[str | None, str | None]:
         from backend.warehouse.snowflake_model_registry import log_model_version
 
