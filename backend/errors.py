@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 
 class FlurryError(Exception):
@@ -79,10 +80,16 @@ class StorageFullError(FlurryError):
 
 # a full disk, a full quota, a file-size limit: each means "no room", and each is fixed the same way
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# the system's words for them, which a database's own error carries ("Could not write file …: File too large")
+_NO_ROOM_WORDS = tuple(os.strerror(code) for code in _NO_ROOM)
 
 
 def no_room(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in _NO_ROOM
+    """Whether `exc` says a disk had no room: an OSError with one of those codes, or an error of the embedded
+    database, which reports a failed write only in its message."""
+    if isinstance(exc, OSError):
+        return exc.errno in _NO_ROOM
+    return any(words in str(exc) for words in _NO_ROOM_WORDS)
 
 
 def storage_full(what: str, where: object) -> StorageFullError:

@@ -259,6 +259,13 @@ class JobManager:
         except (KeyError, ValueError, ArtifactIntegrityError) as exc:
             self._finish(run, RunState.FAILED, f"The trained model could not be collected: {exc}", at=outcome.ended)
             return
+        except Exception as exc:
+            if not no_room(exc):
+                raise
+            # the warehouse rolled the whole version back; the worker's files stay, and a later tick collects them
+            logger.warning("run %s finished, but the disk had no room to record its model (%s); it waits, and "
+                           "is collected once there is room", run.run_id, exc)
+            return
         self.runner.release(run)
         self._launch_queued()  # a slot is free
 
@@ -310,6 +317,9 @@ class JobManager:
             if self.registry.get_run(run.run_id).state is RunState.INTERRUPTED:
                 interrupted.append(run.run_id)
             elif not self.registry.get_run(run.run_id).state.is_final:
+                outcome = self.runner.outcome(run)
+                if outcome is not None and outcome.ending is Ending.FINISHED:
+                    continue  # its model could not be recorded yet (no room): a later tick collects it
                 self._finish(run, RunState.INTERRUPTED, "The app stopped while this run was training.")
                 interrupted.append(run.run_id)
         for left in self.runner.sweep(self.active_runs()):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import resource
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -386,3 +388,45 @@ def test_a_disk_that_fills_while_the_model_is_written(trained: Trained, tmp_path
         _assert_registry_whole(ws, runs_started=2)
     finally:
         ws.close()
+
+
+def _open_and_collect_on_a_full_disk(db: str, file_limit: int) -> None:
+    """The app starting on a disk with room for small writes only: it must open all the same."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+    make_workspace(Path(db), seed_demo=False).close()
+
+
+def test_a_disk_that_fills_while_the_registry_records_a_finished_run(trained: Trained, tmp_path: Path,
+                                                                     observed: Observed) -> None:
+    """A run finished while the app was away; the app opens on a disk with no room for the model: the warehouse
+    keeps none of the version (not its artifacts, not its number), the app opens anyway and the run waits, and
+    once there is room it is collected, exactly once."""
+    db = _copy(trained, tmp_path)
+    ws = make_workspace(db, seed_demo=False)
+    ws.jobs.runner = ReplayRunner(ws, trained.finished_job)
+    run_id = ws.jobs.start(trained.config)
+    versions = len(ws.registry.list_model_versions())
+    ws.close()
+    model_bytes = (trained.finished_job / jf.BUNDLE).stat().st_size
+    app = FORKS.Process(target=_open_and_collect_on_a_full_disk, args=(str(db), model_bytes // 2))
+    app.start()
+    app.join(120)
+    assert app.exitcode == 0  # no traceback at start-up: the run is left to wait
+    assert _runs_left_running(db) == 1
+    raw = DuckDBWarehouse(db)
+    try:
+        registry = Registry(raw)
+        assert len(registry.list_model_versions()) == versions
+        stored = raw.query(f"SELECT count(DISTINCT model_id) AS n FROM {registry.t('artifacts')}")["n"].iloc[0]
+        assert stored == versions  # no artifact of a version that was not kept
+    finally:
+        raw.close()
+    ws = make_workspace(db, seed_demo=False)  # room again: the next start collects it
+    try:
+        assert ws.registry.get_run(run_id).state is RunState.SUCCEEDED
+        assert len(ws.registry.list_model_versions()) == versions + 1
+        _assert_registry_whole(ws, runs_started=2)
+    finally:
+        ws.close()
+
