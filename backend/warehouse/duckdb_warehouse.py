@@ -25,8 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from backend.errors import ConfigurationError, EmptyTableError, TableNotFoundError, UploadError, WarehouseLockedError
-from backend.identifiers import limit_clause, qualified, quote_ident
+from backend.errors import ConfigurationError, EmptyTableError, UploadError, WarehouseLockedError
+from backend.identifiers import qualified, quote_ident
 from backend.profiling import TableProfile
 from backend.warehouse.base import (
     METADATA_SCHEMA,
@@ -38,10 +38,8 @@ from backend.warehouse.base import (
     ScalarFunction,
     TableRef,
     TableSummary,
-    Warehouse,
-    column_kind,
-    stratified_quota,
 )
+from backend.warehouse.common_sql import DRAW, DRAW_MODULUS, CommonSqlWarehouse
 from backend.warehouse.duckdb_profile import profile_columns
 
 logger = logging.getLogger(__name__)
@@ -72,7 +70,7 @@ def _memory_setting(text: str) -> str:
 _STAGING_IN_USE: set[str] = set()
 
 
-class DuckDBWarehouse(Warehouse):
+class DuckDBWarehouse(CommonSqlWarehouse):
     kind = "duckdb"
     capabilities = Capabilities(python_udfs=True, local_worker=True)
 
@@ -212,81 +210,43 @@ class DuckDBWarehouse(Warehouse):
         ]
 
     # --- profile / read --------------------------------------------------------------------------
-    def _guarded(self, table: TableRef, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    def _read(self, table: TableRef, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         try:
             return self.query(sql, params)
         except duckdb.CatalogException as exc:
             self._require(table)  # raises TableNotFoundError when the table went away
             raise exc
 
-    def row_count(self, table: TableRef) -> int:
-        self._require(table)
-        frame = self._guarded(table, f"SELECT count(*) AS n FROM {self.qualify(table)}")
-        return int(frame["n"].iloc[0])
-
     def profile(self, table: TableRef) -> TableProfile:
         columns = self.describe(table)
-        return profile_columns(columns, self.qualify(table), lambda sql, params: self._guarded(table, sql, params))
+        return profile_columns(columns, self.qualify(table), lambda sql, params: self._read(table, sql, params))
 
     def _preview_query(self, table: TableRef, sql: str, params: list[Any]) -> pd.DataFrame:
-        return self._guarded(table, sql, params)
+        return self._read(table, sql, params)
 
     def _projection(self, table: TableRef, columns: list[str]) -> str:
         by_name = self._columns_named(table, columns)
         return ", ".join(_select_expr(by_name[c]) for c in columns)
 
-    def read_columns(
-        self, table: TableRef, columns: list[str], *, limit: int | None = None, not_null: str | None = None
-    ) -> pd.DataFrame:
-        sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
-        if not_null is not None:
-            sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
-        params: list[Any] = []
-        if limit is not None:
-            sql += limit_clause(limit)
-        return self._guarded(table, sql, params)
-
     def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
         # Sample size and seed are validated ints; DuckDB cannot bind them in a SAMPLE clause.
-        return self._guarded(table, f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)} "
-                                    f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})")
+        return self._read(table, f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)} "
+                                 f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})")
 
-    def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
-        ident = quote_ident(column)
-        return self._guarded(table, f"SELECT {ident} AS value, count(*) AS count FROM {self.qualify(table)} "
-                                    f"WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1{limit_clause(limit)}", [])
+    def _exclusion(self, target: str, values: tuple[str, ...]) -> tuple[str, list[Any]]:
+        return f" AND NOT list_contains(?::VARCHAR[], CAST({target} AS VARCHAR))", [list(values)]
 
-    def duplicate_rows(self, table: TableRef) -> int:
-        source = self.qualify(table)
-        frame = self._guarded(table, f"SELECT (SELECT count(*) FROM {source}) - "
-                                     f"(SELECT count(*) FROM (SELECT DISTINCT * FROM {source})) AS n")
-        return int(frame["n"].iloc[0])
+    def _rows_with_draw(self, spec: SampleSpec, where: str) -> str:
+        # rowid's hash on a table (cheap); the content's hash after DISTINCT or on a view (which has no rowid)
+        projection, source = self._projection(spec.table, list(spec.columns)), self.qualify(spec.table)
+        if spec.distinct or not self._has_rowid(spec.table):
+            content = ", ".join(quote_ident(c) for c in spec.columns)
+            return (f"SELECT *, hash(({content}), ?) % {DRAW_MODULUS} AS {DRAW} FROM "
+                    f"(SELECT {'DISTINCT ' if spec.distinct else ''}{projection} FROM {source} {where})")
+        return f"SELECT {projection}, hash(rowid, ?) % {DRAW_MODULUS} AS {DRAW} FROM {source} {where}"
 
     def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
-        table, target = spec.table, quote_ident(spec.target)
-        projection = self._projection(table, list(spec.columns))
-        where = "WHERE TRUE" if spec.unlabelled else f"WHERE {target} IS NOT NULL"
-        where_params: list[Any] = []
-        if spec.exclude_target_values:
-            where += f" AND NOT list_contains(?::VARCHAR[], CAST({target} AS VARCHAR))"
-            where_params.append(list(spec.exclude_target_values))
-        # Each row gets a deterministic pseudo-random draw: rowid's hash on a table (cheap), the content's
-        # hash after DISTINCT or on a view (which has no rowid).
-        if spec.distinct or not self._has_rowid(table):
-            content = ", ".join(quote_ident(c) for c in spec.columns)
-            rows_sql = (f"SELECT *, hash(({content}), ?) AS __flurry_draw FROM "
-                        f"(SELECT {'DISTINCT ' if spec.distinct else ''}{projection} FROM {self.qualify(table)} {where})")
-        else:
-            rows_sql = f"SELECT {projection}, hash(rowid, ?) AS __flurry_draw FROM {self.qualify(table)} {where}"
-        params: list[Any] = [int(spec.seed), *where_params]
-        eligible = int(self._guarded(table, f"SELECT count(*) AS n FROM ({rows_sql})", params)["n"].iloc[0])
-        sql, sampled = f"SELECT * EXCLUDE (__flurry_draw) FROM ({rows_sql})", eligible > spec.max_rows
-        if sampled and spec.stratify:
-            sql, params = self._stratified(rows_sql, params, spec, eligible)
-        elif sampled:
-            # a deterministic draw by hash: one streaming pass, no reservoir to hold in memory
-            sql += " WHERE __flurry_draw % 1000000007 < ?"
-            params.append(int(1000000007 * spec.max_rows / eligible))
+        sql, params, eligible, sampled = self.training_sample_sql(spec)
         written = 0
         with self._cursor() as cur:
             reader = cur.sql(sql, params=params).to_arrow_reader(100_000)
@@ -301,22 +261,6 @@ class DuckDBWarehouse(Warehouse):
                            "AND table_schema = ? AND table_name = ?", [table.schema, table.name])
         return not frame.empty and frame["table_type"].iloc[0] == "BASE TABLE"
 
-    def _stratified(self, rows_sql: str, params: list[Any], spec: SampleSpec, eligible: int
-                    ) -> tuple[str, list[Any]]:
-        """Keep each class's share; small classes are kept whole up to a floor so they stay learnable."""
-        target = quote_ident(spec.target)
-        counts = self._guarded(spec.table, f"SELECT CAST({target} AS VARCHAR) AS value, count(*) AS n "
-                                           f"FROM ({rows_sql}) GROUP BY 1", params)
-        fraction = spec.max_rows / eligible
-        cases, case_params = [], []
-        for value, n in zip(counts["value"], counts["n"], strict=True):
-            quota = stratified_quota(int(n), fraction)
-            cases.append("WHEN ? THEN ?")
-            case_params += [str(value), int(1000000007 * quota / int(n))]
-        sql = (f"SELECT * EXCLUDE (__flurry_draw) FROM ({rows_sql}) WHERE __flurry_draw % 1000000007 < "
-               f"CASE CAST({target} AS VARCHAR) {' '.join(cases)} ELSE 0 END")
-        return sql, [*params, *case_params]
-
     def scan_batches(self, table: TableRef, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
         cursor = self._con.cursor()
@@ -325,31 +269,6 @@ class DuckDBWarehouse(Warehouse):
             yield from reader
         finally:
             cursor.close()
-
-    def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
-        columns = {c.name: c for c in self.describe(table)}
-        if column not in columns:
-            raise TableNotFoundError(f"The table {table} has no column {column!r}.")
-        ident, source = quote_ident(column), self.qualify(table)
-        if column_kind(columns[column].sql_type) != "numeric":
-            return self._guarded(
-                table,
-                f"SELECT CAST({ident} AS VARCHAR) AS value, count(*) AS count FROM {source} "
-                f"GROUP BY 1 ORDER BY count DESC{limit_clause(bins)}",
-                [],
-            )
-        return self._guarded(
-            table,
-            f"""
-            WITH v AS (SELECT CAST({ident} AS DOUBLE) AS x FROM {source} WHERE {ident} IS NOT NULL),
-                 r AS (SELECT min(x) AS lo, max(x) AS hi FROM v)
-            SELECT lo + (b + 0.5) * (CASE WHEN hi > lo THEN (hi - lo) / ? ELSE 1 END) AS value, count(*) AS count
-            FROM (SELECT least(CAST(floor((x - lo) / (CASE WHEN hi > lo THEN (hi - lo) / ? ELSE 1 END)) AS INTEGER),
-                               ? - 1) AS b, lo, hi FROM v, r)
-            GROUP BY b, lo, hi ORDER BY b
-            """,
-            [int(bins), int(bins), int(bins)],
-        )
 
     # --- write -----------------------------------------------------------------------------------
     def ensure_schema(self, schema: str) -> None:

@@ -41,17 +41,14 @@ from backend.warehouse.base import (
     ScheduledScoring,
     TableRef,
     TableSummary,
-    Warehouse,
-    column_kind,
-    stratified_quota,
 )
+from backend.warehouse.common_sql import DRAW, DRAW_MODULUS, CommonSqlWarehouse
 from backend.warehouse.snowflake_profile import profile_columns
 from backend.warehouse.snowflake_session import identity, snowflake_reason
 
 logger = logging.getLogger(__name__)
 
 _HIDDEN_SCHEMAS = (METADATA_SCHEMA, "INFORMATION_SCHEMA")
-_DRAW_MODULUS = 1_000_000_007
 
 
 def snowflake_type(data_type: str, scale: Any) -> str:
@@ -103,7 +100,7 @@ def suspended_task(task: str, role: str, refusal: str, resume_sql: str) -> Sched
         f"{quote_ident(role)}`, then `{resume_sql}`."))
 
 
-class SnowflakeWarehouse(Warehouse):
+class SnowflakeWarehouse(CommonSqlWarehouse):
     kind = "snowflake"
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
     capabilities = Capabilities(python_udfs=False, local_worker=False, staged_functions=True)
@@ -262,9 +259,8 @@ class SnowflakeWarehouse(Warehouse):
                 for r in frame.itertuples()]
 
     # --- profile / read --------------------------------------------------------------------------
-    def row_count(self, table: TableRef) -> int:
-        self._require(table)
-        return int(self.query(f'SELECT COUNT(*) AS "n" FROM {self.qualify(table)}')["n"].iloc[0])
+    def _read(self, table: TableRef, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        return self.query(sql, params)
 
     def profile(self, table: TableRef) -> TableProfile:
         return profile_columns(self.describe(table), self.qualify(table), self.query, top_values=self._top_values)
@@ -282,66 +278,22 @@ class SnowflakeWarehouse(Warehouse):
                          and not by_name[name].sql_type.endswith(",0)") else ident)
         return ", ".join(parts)
 
-    def read_columns(self, table: TableRef, columns: list[str], *, limit: int | None = None,
-                     not_null: str | None = None) -> pd.DataFrame:
-        sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
-        if not_null is not None:
-            sql += f" WHERE {quote_ident(not_null)} IS NOT NULL"
-        params: list[Any] = []
-        if limit is not None:
-            sql += limit_clause(limit)
-        return self.query(sql, params)
-
     def _draw(self, columns: list[str]) -> str:
         """A deterministic pseudo-random number per row from its content and the seed (bound first)."""
-        return f"MOD(ABS(HASH(?, {', '.join(quote_ident(c) for c in columns)})), {_DRAW_MODULUS})"
+        return f"MOD(ABS(HASH(?, {', '.join(quote_ident(c) for c in columns)})), {DRAW_MODULUS})"
 
     def sample(self, table: TableRef, columns: list[str], rows: int, *, seed: int = 0) -> pd.DataFrame:
         return self.query(f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)} "
                           f"ORDER BY {self._draw(columns)}{limit_clause(rows)}", [int(seed)])
 
-    def value_counts(self, table: TableRef, column: str, *, limit: int) -> pd.DataFrame:
-        ident = quote_ident(column)
-        return self.query(f'SELECT {ident} AS "value", COUNT(*) AS "count" FROM {self.qualify(table)} '
-                          f'WHERE {ident} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1{limit_clause(limit)}')
+    def _rows_with_draw(self, spec: SampleSpec, where: str) -> str:
+        return (f"SELECT *, {self._draw(list(spec.columns))} AS {DRAW} FROM "
+                f"(SELECT {'DISTINCT ' if spec.distinct else ''}{self._projection(spec.table, list(spec.columns))} "
+                f"FROM {self.qualify(spec.table)} {where})")
 
-    def duplicate_rows(self, table: TableRef) -> int:
-        source = self.qualify(table)
-        return int(self.query(f'SELECT (SELECT COUNT(*) FROM {source}) - '
-                              f'(SELECT COUNT(*) FROM (SELECT DISTINCT * FROM {source})) AS "n"')["n"].iloc[0])
-
-    def training_sample_sql(self, spec: SampleSpec) -> tuple[str, list[Any], int, bool]:
-        """The query selecting `spec`'s rows, its parameters, the rows eligible and whether it samples."""
-        table, target = spec.table, quote_ident(spec.target)
-        where, where_params = ("WHERE TRUE" if spec.unlabelled else f"WHERE {target} IS NOT NULL"), []
-        if spec.exclude_target_values:
-            where += f" AND CAST({target} AS VARCHAR) NOT IN ({', '.join('?' for _ in spec.exclude_target_values)})"
-            where_params = list(spec.exclude_target_values)
-        rows_sql = (f'SELECT *, {self._draw(list(spec.columns))} AS "__flurry_draw" FROM '
-                    f"(SELECT {'DISTINCT ' if spec.distinct else ''}{self._projection(table, list(spec.columns))} "
-                    f"FROM {self.qualify(table)} {where})")
-        params: list[Any] = [int(spec.seed), *where_params]
-        eligible = int(self.query(f'SELECT COUNT(*) AS "n" FROM ({rows_sql})', params)["n"].iloc[0])
-        selected = ", ".join(quote_ident(c) for c in spec.columns)
-        sql, sampled = f"SELECT {selected} FROM ({rows_sql})", eligible > spec.max_rows
-        if sampled and spec.stratify:
-            counts = self.query(f'SELECT CAST({target} AS VARCHAR) AS "value", COUNT(*) AS "n" FROM ({rows_sql}) '
-                                f"GROUP BY 1", params)
-            fraction = spec.max_rows / eligible
-            cases, case_params = [], []
-            for value, n in zip(counts["value"], counts["n"], strict=True):
-                quota = stratified_quota(int(n), fraction)
-                cases.append("WHEN ? THEN ?")
-                case_params += [str(value), int(_DRAW_MODULUS * quota / int(n))]
-            sql += f' WHERE "__flurry_draw" < CASE CAST({target} AS VARCHAR) {" ".join(cases)} ELSE 0 END'
-            params = [*params, *case_params]
-        elif sampled:
-            sql += ' WHERE "__flurry_draw" < ?'
-            params = [*params, int(_DRAW_MODULUS * spec.max_rows / eligible)]
-        # Snowflake returns rows in no set order: ordered by the seeded draw (equal only for equal rows), the same
-        # sample always arrives in the same order, so the same seed splits off the same holdout (reproduce.py)
-        sql += ' ORDER BY "__flurry_draw"'
-        return sql, params, eligible, sampled
+    # Snowflake returns rows in no set order: ordered by the seeded draw (equal only for equal rows), the same
+    # sample always arrives in the same order, so the same seed splits off the same holdout (reproduce.py)
+    sample_order = f" ORDER BY {DRAW}"
 
     def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:
         sql, params, eligible, sampled = self.training_sample_sql(spec)
@@ -362,22 +314,6 @@ class SnowflakeWarehouse(Warehouse):
         sql = f"SELECT {self._projection(table, columns)} FROM {self.qualify(table)}"
         for chunk in self._batches(sql):
             yield from pa.Table.from_pandas(chunk, preserve_index=False).to_batches(max_chunksize=batch_rows)
-
-    def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
-        columns = {c.name: c for c in self.describe(table)}
-        if column not in columns:
-            raise TableNotFoundError(f"The table {table} has no column {column!r}.")
-        ident, source = quote_ident(column), self.qualify(table)
-        if column_kind(columns[column].sql_type) != "numeric":
-            return self.query(f'SELECT CAST({ident} AS VARCHAR) AS "value", COUNT(*) AS "count" FROM {source} '
-                              f'GROUP BY 1 ORDER BY 2 DESC{limit_clause(bins)}')
-        return self.query(
-            f'WITH v AS (SELECT CAST({ident} AS DOUBLE) AS x FROM {source} WHERE {ident} IS NOT NULL), '
-            f'r AS (SELECT MIN(x) AS lo, MAX(x) AS hi, IFF(MAX(x) > MIN(x), (MAX(x) - MIN(x)) / ?, 1) AS w FROM v), '
-            f'k AS (SELECT FLOOR((x - lo) / w) AS raw, lo, w FROM v, r) '
-            f'SELECT lo + (b + 0.5) * w AS "value", COUNT(*) AS "count" FROM '
-            f'(SELECT IFF(raw > ? - 1, ? - 1, raw) AS b, lo, w FROM k) GROUP BY b, lo, w ORDER BY b',
-            [int(bins), int(bins), int(bins)])
 
     # --- write -----------------------------------------------------------------------------------
     def ensure_schema(self, schema: str) -> None:
