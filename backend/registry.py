@@ -6,14 +6,12 @@ so every warehouse adapter can host it.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +19,18 @@ import pandas as pd
 
 from backend.digests import sha256_bytes
 from backend.errors import ArtifactIntegrityError, InvalidTrainingOptionError, ModelNotFoundError
-from backend.evaluation.report import HoldoutReport
 from backend.evaluation.thresholds import DEFAULT_RULE, DecisionThreshold
-from backend.monitoring import MonitoringBaseline
 from backend.registry_migrations import migrations
-from backend.task_detection import Task
-from backend.version_records import (
-    Feature,
-    LeaderboardEntry,
-    VersionMetrics,
-    features_from_dicts,
-    leaderboard_from_dicts,
+from backend.registry_records import (
+    Deployment,
+    ModelNotes,
+    ModelVersion,
+    Run,
+    RunEvent,
+    RunState,
+    deployment_from_row,
+    run_from_row,
+    version_from_row,
 )
 from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
@@ -46,32 +45,6 @@ def artifact_parts(content: bytes, part_bytes: int | None = None) -> list[bytes]
     """`content` cut into consecutive parts of at most `part_bytes` (one empty part for empty content)."""
     part_bytes = part_bytes or ARTIFACT_PART_BYTES
     return [content[i:i + part_bytes] for i in range(0, len(content), part_bytes)] or [b""]
-
-
-class RunState(enum.StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    INTERRUPTED = "INTERRUPTED"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in TRANSITIONS
-
-    def may_become(self, state: RunState) -> bool:
-        return state in TRANSITIONS.get(self, frozenset())
-
-
-# Every move a run can make, in one place. A run starts QUEUED; a stopped search that refits its best trial
-# goes RUNNING → RUNNING; final states move nowhere, so a late outcome (a worker collected after its run was
-# cancelled, a procedure reporting after the app gave up on it) can never overwrite the one recorded.
-TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    RunState.QUEUED: frozenset({RunState.RUNNING, RunState.FAILED, RunState.CANCELLED, RunState.INTERRUPTED}),
-    RunState.RUNNING: frozenset({RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED,
-                                 RunState.INTERRUPTED}),
-}
 
 
 def now() -> datetime:
@@ -96,93 +69,6 @@ def next_event_seq() -> int:
         candidate = time.time_ns() // 1000 * 1000 + secrets.randbelow(1000)
         _last_event_seq = max(candidate, _last_event_seq + 1)
         return _last_event_seq
-
-
-@dataclass(frozen=True)
-class Run:
-    run_id: str
-    state: RunState
-    table: TableRef
-    target: str
-    task: Task
-    metric: str
-    time_budget: int
-    config: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    worker_pid: int | None
-    job_dir: str
-    message: str
-    rows_used: int | None
-    rows_dropped: int | None
-    rows_eligible: int | None = None
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    model_id: str
-    run_id: str
-    created_at: datetime
-    name: str
-    table: TableRef
-    target: str
-    task: Task
-    metric: str
-    best_estimator: str
-    features: list[Feature]
-    metrics: VersionMetrics
-    leaderboard: list[LeaderboardEntry]
-    importance: list[dict[str, Any]]
-    versions: dict[str, str]
-    sha256: str
-    report: HoldoutReport | None = None  # None: trained before Flurry kept holdout reports
-    baseline: MonitoringBaseline | None = None  # what drift is measured against (None: trained before it existed)
-    model_key: str | None = None  # the named model it is a version of (model_catalog), once numbered
-    number: int | None = None  # its version number within that model
-
-    @property
-    def label(self) -> str:
-        """"v3", or the id of a version not numbered yet."""
-        return f"v{self.number}" if self.number is not None else self.model_id
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-    @property
-    def has_threshold(self) -> bool:
-        """Whether the version's labels come from a chosen decision threshold (binary, trained with one)."""
-        return self.report is not None and self.report.default_threshold is not None
-
-
-@dataclass(frozen=True)
-class ModelNotes:
-    """What a model is meant for and not meant for, in its owner's words (the model card)."""
-
-    intended_use: str
-    out_of_scope: str
-    written_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Deployment:
-    function_name: str
-    model_id: str
-    created_at: datetime
-    scored_table: TableRef | None
-    scored_at: datetime | None
-    scored_rows: int | None
-    prediction_column: str | None = None  # None: scored before the names were recorded
-    probability_column: str | None = None
-    scored_at_column: str | None = None
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    seq: int
-    at: datetime
-    kind: str
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 class Registry:
@@ -287,11 +173,11 @@ class Registry:
         frame = self._query(f"SELECT * FROM {self.t('runs')} WHERE run_id = ?", [run_id])
         if frame.empty:
             raise ModelNotFoundError(f"No training run has the id {run_id!r}.")
-        return _run_from_row(frame.iloc[0])
+        return run_from_row(frame.iloc[0])
 
     def list_runs(self, *, states: list[RunState] | None = None) -> list[Run]:
         frame = self._query(f"SELECT * FROM {self.t('runs')} ORDER BY created_at DESC")
-        runs = [_run_from_row(row) for _, row in frame.iterrows()]
+        runs = [run_from_row(row) for _, row in frame.iterrows()]
         return [r for r in runs if states is None or r.state in states]
 
     # --- model versions and artifacts ------------------------------------------------------------
@@ -362,15 +248,15 @@ class Registry:
         if frame.empty:
             raise ModelNotFoundError(f"No model has the id {model_id!r}.",
                                      hint="Pick a model from the list, or train one first.")
-        return _version_from_row(frame.iloc[0])
+        return version_from_row(frame.iloc[0])
 
     def model_for_run(self, run_id: str) -> ModelVersion | None:
         frame = self._query(f"SELECT * FROM {self.t('model_versions')} WHERE run_id = ? AND status = 'READY'", [run_id])
-        return None if frame.empty else _version_from_row(frame.iloc[0])
+        return None if frame.empty else version_from_row(frame.iloc[0])
 
     def list_model_versions(self) -> list[ModelVersion]:
         frame = self._query(f"SELECT * FROM {self.t('model_versions')} WHERE status = 'READY' ORDER BY created_at DESC")
-        return [_version_from_row(row) for _, row in frame.iterrows()]
+        return [version_from_row(row) for _, row in frame.iterrows()]
 
     # --- decision thresholds ----------------------------------------------------------------------
     def _insert_threshold(self, model_id: str, threshold: float, how: str, detail: dict[str, Any],
@@ -470,7 +356,7 @@ class Registry:
             sql += " WHERE model_id = ?"
             params.append(model_id)
         frame = self._query(sql + " ORDER BY created_at DESC", params)
-        return [_deployment_from_row(row) for _, row in frame.iterrows()]
+        return [deployment_from_row(row) for _, row in frame.iterrows()]
 
     def function_deployments(self) -> list[Deployment]:
         """The deployments served by SQL functions: every one but forecasts (which write tables instead)."""
@@ -486,64 +372,3 @@ class Registry:
     def record_seeded(self, table: TableRef, source: str) -> None:
         self.wh.execute(f"INSERT INTO {self.t('seeded_tables')} VALUES (?, ?, ?, ?)",
                         [table.schema, table.name, source, now()])
-
-
-def _none_if_na(value: Any) -> Any:
-    try:
-        import pandas as pd
-
-        return None if pd.isna(value) else value
-    except (TypeError, ValueError):
-        return value
-
-
-def _run_from_row(row: Any) -> Run:
-    pid = _none_if_na(row["worker_pid"])
-    used, dropped = _none_if_na(row["rows_used"]), _none_if_na(row["rows_dropped"])
-    return Run(
-        run_id=row["run_id"], state=RunState(row["state"]), table=TableRef(row["source_schema"], row["source_table"]),
-        target=row["target"], task=Task(row["task"]), metric=row["metric"], time_budget=int(row["time_budget"]),
-        config=json.loads(row["config_json"]), created_at=row["created_at"], updated_at=row["updated_at"],
-        worker_pid=int(pid) if pid is not None else None, job_dir=row["job_dir"], message=row["message"] or "",
-        rows_used=int(used) if used is not None else None, rows_dropped=int(dropped) if dropped is not None else None,
-        rows_eligible=_int_or_none(row.get("rows_eligible")),
-    )
-
-
-def _int_or_none(value: Any) -> int | None:
-    value = _none_if_na(value)
-    return None if value is None else int(value)
-
-
-def _version_from_row(row: Any) -> ModelVersion:
-    return ModelVersion(
-        model_id=row["model_id"], run_id=row["run_id"], created_at=row["created_at"], name=row["name"],
-        table=TableRef(row["source_schema"], row["source_table"]), target=row["target"], task=Task(row["task"]),
-        metric=row["metric"], best_estimator=row["best_estimator"],
-        features=features_from_dicts(json.loads(row["features_json"])),
-        metrics=VersionMetrics.from_dict(json.loads(row["metrics_json"])),
-        leaderboard=leaderboard_from_dicts(json.loads(row["leaderboard_json"])),
-        importance=json.loads(row["importance_json"]), versions=json.loads(row["versions_json"]),
-        sha256=row["sha256"], report=_report_or_none(row.get("report_json")),
-        baseline=MonitoringBaseline.from_dict(json.loads(b)) if (b := _none_if_na(row.get("baseline_json"))) else None,
-        model_key=_none_if_na(row.get("model_key")),
-        number=int(number) if (number := _none_if_na(row.get("version_number"))) is not None else None,
-    )
-
-
-def _report_or_none(value: Any) -> HoldoutReport | None:
-    value = _none_if_na(value)
-    return HoldoutReport.from_dict(json.loads(value)) if value else None
-
-
-def _deployment_from_row(row: Any) -> Deployment:
-    schema, name = _none_if_na(row["scored_schema"]), _none_if_na(row["scored_table"])
-    rows = _none_if_na(row["scored_rows"])
-    return Deployment(
-        function_name=row["function_name"], model_id=row["model_id"], created_at=row["created_at"],
-        scored_table=TableRef(schema, name) if schema and name else None,
-        scored_at=_none_if_na(row["scored_at"]), scored_rows=int(rows) if rows is not None else None,
-        prediction_column=_none_if_na(row.get("prediction_column")),
-        probability_column=_none_if_na(row.get("probability_column")),
-        scored_at_column=_none_if_na(row.get("scored_at_column")),
-    )

@@ -16,7 +16,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from backend.deployed_model import deployment_model
 from backend.errors import DeploymentError
-from backend.registry import Registry, _none_if_na, new_id, now
+from backend.registry import Registry, new_id, now
+from backend.registry_records import none_if_na
 from backend.scoring_jobs import OutputMode, ScoringJobs
 from backend.warehouse.base import TableRef, Warehouse
 
@@ -150,8 +151,8 @@ class Schedules:
 
 
 def _schedule_from_row(row: Any) -> Schedule:
-    every = _none_if_na(row["every_seconds"])
+    every = none_if_na(row["every_seconds"])
     return Schedule(str(row["schedule_id"]), str(row["function_name"]), TableRef(row["source_schema"], row["source_table"]),
                     TableRef(row["output_schema"], row["output_table"]), OutputMode(row["mode"]),
-                    _none_if_na(row["cron"]), int(every) if every is not None else None, bool(row["enabled"]),
-                    row["created_at"], str(_none_if_na(row["created_by"]) or ""), _none_if_na(row["last_fired_at"]))
+                    none_if_na(row["cron"]), int(every) if every is not None else None, bool(row["enabled"]),
+                    row["created_at"], str(none_if_na(row["created_by"]) or ""), none_if_na(row["last_fired_at"]))

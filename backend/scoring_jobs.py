@@ -18,7 +18,8 @@ from backend.deployment_targets import ScoringStopped
 from backend.errors import DeploymentError, FlurryError
 from backend.forecast_workflow import write_forecast
 from backend.monitoring_store import record_drift
-from backend.registry import Registry, _none_if_na, new_id, now
+from backend.registry import Registry, new_id, now
+from backend.registry_records import none_if_na
 from backend.warehouse.base import TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -212,12 +213,12 @@ class ScoringJobs:
 
 
 def _run_from_row(row: Any) -> ScoringRun:
-    total = _none_if_na(row["rows_total"])
+    total = none_if_na(row["rows_total"])
     return ScoringRun(
         scoring_id=str(row["scoring_id"]), function_name=str(row["function_name"]),
         source=TableRef(row["source_schema"], row["source_table"]), output=TableRef(row["output_schema"], row["output_table"]),
-        mode=OutputMode(row["mode"]), state=ScoringState(row["state"]), rows_done=int(_none_if_na(row["rows_done"]) or 0),
+        mode=OutputMode(row["mode"]), state=ScoringState(row["state"]), rows_done=int(none_if_na(row["rows_done"]) or 0),
         rows_total=int(total) if total is not None else None, requested_at=row["requested_at"],
-        started_at=_none_if_na(row["started_at"]), finished_at=_none_if_na(row["finished_at"]),
-        message=str(_none_if_na(row["message"]) or ""), stop_requested=bool(_none_if_na(row["stop_requested"])),
-        schedule_id=_none_if_na(row["schedule_id"]))
+        started_at=none_if_na(row["started_at"]), finished_at=none_if_na(row["finished_at"]),
+        message=str(none_if_na(row["message"]) or ""), stop_requested=bool(none_if_na(row["stop_requested"])),
+        schedule_id=none_if_na(row["schedule_id"]))
