@@ -85,10 +85,10 @@ _NO_ROOM_WORDS = tuple(os.strerror(code) for code in _NO_ROOM)
 
 
 def no_room(exc: BaseException) -> bool:
-    """Whether `exc` says a disk had no room: an OSError with one of those codes, or an error of the embedded
-    database, which reports a failed write only in its message."""
-    if isinstance(exc, OSError):
-        return exc.errno in _NO_ROOM
+    """Whether `exc` says a disk had no room: an OSError with one of those codes, or an error that says so only
+    in its message (the embedded database's; pyarrow's OSError, which carries no errno)."""
+    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+        return True
     return any(words in str(exc) for words in _NO_ROOM_WORDS)
 
 

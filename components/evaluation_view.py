@@ -41,12 +41,17 @@ def show_metrics(report: HoldoutReport) -> None:
                f"{report.train_rows:,}); intervals from resampling those rows.")
 
 
-def show_legacy_metrics(version: ModelVersion) -> None:
-    """Metrics and drivers of a version trained before holdout reports existed."""
+def show_legacy_scores(version: ModelVersion) -> None:
+    """The scores of a version trained before holdout reports existed, beside their baselines."""
     scores = version.metrics.scores
     for col, (name, score) in zip(st.columns(max(1, len(scores))), scores.items(), strict=False):
         col.metric(METRICS[name].label, _four_places(score.model), help=METRICS[name].explanation)
         col.caption(f"baseline {_four_places(score.baseline)}")  # not a delta: it has no direction to point
+
+
+def show_legacy_metrics(version: ModelVersion) -> None:
+    """Scores and drivers of a version trained before holdout reports existed."""
+    show_legacy_scores(version)
     if version.importance:
         st.plotly_chart(basic_charts.importance_bar(pd.DataFrame(version.importance)), width="stretch",
                         key="evaluate.legacy_importance")

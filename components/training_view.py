@@ -16,6 +16,7 @@ from backend.task_detection import Task
 from backend.training.config import DEFAULT_TIME_BUDGET_S
 from backend.training.fit import SEARCH_SHARE
 from backend.training.jobs import RunProgress
+from backend.version_records import LeaderboardEntry
 from backend.warehouse.base import TableRef
 from components import backend_calls as calls
 from components import charts, state
@@ -50,6 +51,8 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
         cols[2].metric("Trying now", progress.current_estimator or "starting…")
     if run.rows_used is not None:
         st.caption(rows_sentence(run))
+    if run.state is RunState.RUNNING and run.message:  # e.g. finished, its model waiting for room on the disk
+        st.warning(md(run.message), icon=":material/info:")
     if progress.trials:
         chart, families = st.columns([3, 2])
         chart.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
@@ -100,6 +103,15 @@ def live_progress(first: RunProgress) -> None:
         refresh()
 
 
+def blend_caption(blended: LeaderboardEntry) -> str:
+    """What the leaderboard's blend row means, against the best single model on the same rows."""
+    single = blended.best_single_same_rows
+    versus = f" against {single:.4f} for the best single model" if single is not None else ""
+    return (f"The search ran for {SEARCH_SHARE:.0%} of the budget; the rest blended its best models. Scored on the "
+            f"same out-of-fold rows, the blend reaches {blended.score:.4f}{versus}. The families' scores come from "
+            "the search's own validation and run higher, since it keeps the best of many tries.")
+
+
 def show_result(progress: RunProgress) -> None:
     run = progress.run
     if run.state is RunState.SUCCEEDED and progress.model_id:
@@ -122,13 +134,8 @@ def show_result(progress: RunProgress) -> None:
         _progress_body(progress, chosen=version.best_estimator)
         st.subheader("Backtest score per method (lower is better)" if forecast else
                      "Leaderboard (best validation score per model family)")
-        if blend:
-            single = chosen_row.get("best_single_same_rows")
-            versus = f" against {single:.4f} for the best single model" if single is not None else ""
-            st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; the rest blended its best models. "
-                       f"Scored on the same out-of-fold rows, the blend reaches {chosen_row['score']:.4f}{versus}. "
-                       "The families' scores come from the search's own validation and run higher, since it keeps "
-                       "the best of many tries.")
+        if chosen_row is not None and blend:
+            st.caption(blend_caption(chosen_row))
         elif run.config.get("ensemble") and not forecast and "stopped early" not in (run.message or "").lower():
             st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; blending its best models did not fit "
                        "in the rest (or did not beat the best one), so the best single model stands.")

@@ -66,7 +66,7 @@ with user_errors("open the dashboard"):
         view.show_metrics(report)
     else:
         st.subheader("Quality on holdout rows")
-        view.show_legacy_metrics(version)
+        view.show_legacy_scores(version)  # its drivers follow below
     view.model_card_download(version.model_id, "dashboard.card")
 
     st.subheader("Top drivers")

@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
         if progress.model_id is None:
             raise RuntimeError(f"training did not produce a model: {progress.run.message}")
         version = registry.get_model_version(progress.model_id)
-        checks["holdout_roc_auc"] = round(version.metrics.model_score("roc_auc") or float("nan"), 4)
+        checks["holdout_roc_auc"] = round(score, 4) if (score := version.metrics.model_score("roc_auc")) is not None else None
 
         functions = deploy(wh, registry, version.model_id, function)
         checks["functions"] = [functions.predict, functions.probability]

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from backend.registry import Run, RunState
+from backend.task_detection import Task
+from backend.version_records import LeaderboardEntry
 from backend.warehouse.base import TableRef
-from components.training_view import rows_sentence
+from components.training_view import blend_caption, rows_sentence
 
 
 def run(used: int, eligible: int, dropped: int) -> Run:
     now = datetime(2026, 1, 1)
-    return Run(run_id="r", state=RunState.RUNNING, table=TableRef("s", "t"), target="y", task="binary",
+    return Run(run_id="r", state=RunState.RUNNING, table=TableRef("s", "t"), target="y", task=Task.BINARY,
                metric="roc_auc", time_budget=60, config={}, created_at=now, updated_at=now, worker_pid=None,
                job_dir="", message="", rows_used=used, rows_dropped=dropped, rows_eligible=eligible)
 
@@ -23,3 +25,10 @@ def test_sampled_runs_say_so() -> None:
 def test_full_runs_and_left_out_rows() -> None:
     sentence = rows_sentence(run(175, 175, 25))
     assert sentence.startswith("Training on 175 rows; 25 rows left out")
+
+
+def test_a_winning_blend_is_scored_against_the_best_single_model_on_the_same_rows() -> None:
+    stored = {"estimator": "ensemble", "score": 0.91234, "blend": "lgbm 60% + rf 40%", "best_single_same_rows": 0.9}
+    caption = blend_caption(LeaderboardEntry.from_dict(stored))
+    assert "the blend reaches 0.9123 against 0.9000 for the best single model" in caption
+    assert "against" not in blend_caption(LeaderboardEntry("ensemble", 0.8, "lgbm 50% + rf 50%"))

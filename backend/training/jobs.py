@@ -10,8 +10,10 @@ differs — prepare the run's data, launch the work, report what it left, stop i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +79,9 @@ class RunProgress:
         return best
 
 
+ROOM_RETRY_S = 30.0  # how soon a model that found no room on the disk is tried again
+WAITING_FOR_ROOM = ("Training finished, but there is no room left on the disk to save the model. Free some space "
+                    "on the warehouse's disk: the model is saved as soon as there is room.")
 STOPPED_EARLY_NOTE = "Stopped early by the user; this is the best model found before that."
 
 
@@ -136,6 +141,7 @@ class JobManager:
         self.max_concurrent = max(1, max_concurrent)
         self.runner: Runner = runner if runner is not None else LocalWorkerRunner(warehouse, registry, jobs_root)
         self._lock = threading.RLock()
+        self._room_retry_at: dict[str, float] = {}  # finished runs whose model found no room: when to try again
         # Set while a Supervisor advances the jobs: reading progress then only reads.
         self.supervised = False
 
@@ -226,6 +232,8 @@ class JobManager:
             if run.state is RunState.QUEUED:
                 self._launch_queued()
                 return
+            if time.monotonic() < self._room_retry_at.get(run_id, 0.0):
+                return  # its model waits for room on the disk; not retried on every tick
             self._record_trials(run)
             outcome = self.runner.outcome(run)
             if outcome is not None:
@@ -262,12 +270,25 @@ class JobManager:
         except Exception as exc:
             if not no_room(exc):
                 raise
-            # the warehouse rolled the whole version back; the worker's files stay, and a later tick collects them
-            logger.warning("run %s finished, but the disk had no room to record its model (%s); it waits, and "
-                           "is collected once there is room", run.run_id, exc)
-            return
+            if self.registry.model_for_run(run.run_id) is None:  # the version rolled back whole
+                self._wait_for_room(run, exc)
+                return
+            # recorded; only its number found no room, and the next read of the catalogue assigns it
+        self._room_retry_at.pop(run.run_id, None)
         self.runner.release(run)
         self._launch_queued()  # a slot is free
+
+    def _wait_for_room(self, run: Run, exc: BaseException) -> None:
+        """A finished run whose model the warehouse had no room for: the worker's files stay, another try comes
+        a little later, and the run says why it is not done yet (if even that small write finds room)."""
+        first = run.run_id not in self._room_retry_at
+        self._room_retry_at[run.run_id] = time.monotonic() + ROOM_RETRY_S
+        if not first:
+            return
+        logger.warning("run %s finished, but the disk had no room to record its model (%s); it waits, and is "
+                       "collected once there is room", run.run_id, exc)
+        with contextlib.suppress(Exception):  # the disk may not even have room for this
+            self.registry.set_run_state(run.run_id, RunState.RUNNING, message=WAITING_FOR_ROOM)
 
     def _finish(self, run: Run, state: RunState, message: str, *, at: datetime | None = None) -> None:
         self.registry.set_run_state(run.run_id, state, message=message, at=at)
@@ -285,6 +306,10 @@ class JobManager:
                 return
             if run.state is RunState.QUEUED:
                 self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
+                return
+            outcome = self.runner.outcome(run) if keep_best else None
+            if outcome is not None and outcome.ending is Ending.FINISHED:  # done (its model waiting for room):
+                self._collect(run, outcome)  # that model is the best there is
                 return
             self.runner.stop(run)
             self._record_trials(run)

@@ -39,6 +39,7 @@ from backend.scoring_jobs import OutputMode, ScoringState
 from backend.task_detection import Task
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
+from backend.training.jobs import WAITING_FOR_ROOM
 from backend.training.local_runner import LocalWorkerRunner
 from backend.training.worker import run_job
 from backend.warehouse.base import TableRef
@@ -417,6 +418,7 @@ def test_a_disk_that_fills_while_the_registry_records_a_finished_run(trained: Tr
     raw = DuckDBWarehouse(db)
     try:
         registry = Registry(raw)
+        assert registry.get_run(run_id).message in ("", WAITING_FOR_ROOM)  # said, where even that found room
         assert len(registry.list_model_versions()) == versions
         stored = raw.query(f"SELECT count(DISTINCT model_id) AS n FROM {registry.t('artifacts')}")["n"].iloc[0]
         assert stored == versions  # no artifact of a version that was not kept
