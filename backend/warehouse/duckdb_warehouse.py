@@ -350,7 +350,8 @@ class DuckDBWarehouse(CommonSqlWarehouse):
             reader, params = "read_parquet(?)", [str(path)]
         self.ensure_schema(table.schema)
         try:
-            arrow = self._con.cursor().execute(f"SELECT * FROM {reader}", params).to_arrow_table()
+            with self._cursor() as cur:  # the relation's own Arrow: a DB-API result would copy every row once more
+                arrow = cur.sql(f"SELECT * FROM {reader}", params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise UploadError(f"The file could not be read as {fmt.upper()}: {_file_reason(exc, path)}",
                               hint="Check that it has one header row and the same number of fields on every line."
