@@ -76,6 +76,13 @@ def target() -> str | None:
     return get(Key.TARGET)
 
 
+def choose_target(column: str | None) -> None:
+    """Choose the column to predict; what was decided for the previous one no longer applies."""
+    if target() != column:
+        put(Key.TARGET, column)
+        clear(Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.POSITIVE)
+
+
 def task() -> Task | None:
     value = get(Key.TASK)
     return Task(value) if value else None

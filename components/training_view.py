@@ -139,10 +139,10 @@ def show_result(progress: RunProgress) -> None:
         elif run.config.get("ensemble") and not forecast and "stopped early" not in (run.message or "").lower():
             st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; blending its best models did not fit "
                        "in the rest (or did not beat the best one), so the best single model stands.")
-        blended = any(e.blend for e in version.leaderboard)  # a blend's row says what it is made of
-        board = pd.DataFrame([{"estimator": e.estimator, metric.label: e.score, **({"blend": e.blend or ""} if blended
-                                                                                   else {})}
+        board = pd.DataFrame([{"estimator": e.estimator, metric.label: e.score, "blend": e.blend or ""}
                               for e in version.leaderboard])
+        if not any(e.blend for e in version.leaderboard):  # the column says what a blend is made of
+            board = board.drop(columns="blend")
         board.insert(0, "chosen", board["estimator"] == version.best_estimator)
         st.dataframe(board, hide_index=True, width="stretch")
         st.page_link("pages/evaluate.py", label="Next: evaluate and explain", icon=":material/arrow_forward:")

@@ -20,14 +20,12 @@ require_shell()
 
 
 def adopt_target() -> None:
-    """The column just chosen becomes the target; what was decided for the previous one no longer applies."""
+    """The column just chosen becomes the target, its kind detected afresh rather than carried over."""
     target = st.session_state.get("target.column")
-    if target == state.target():
-        return
-    state.put(state.Key.TARGET, target)
-    state.clear(state.Key.TASK, state.Key.FEATURES, state.Key.CASTS, state.Key.DEDUPLICATE, state.Key.POSITIVE)
-    for widget in ("target.task", "target.positive"):  # a new target's kind is detected afresh, not carried over
-        st.session_state.pop(widget, None)
+    if target != state.target():
+        state.choose_target(target)
+        for widget in ("target.task", "target.positive"):
+            st.session_state.pop(widget, None)
 
 
 st.title("What should the model predict?")
