@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.checks import plan_features
-from backend.forecast_workflow import suggests_forecast
 from backend.task_detection import Task, check_task_override
 from components import backend_calls as calls
 from components import state
@@ -15,6 +13,7 @@ from components.feedback import user_errors
 from components.forecast_setup import pick_forecast
 from components.formatting import md
 from components.shell import require_shell
+from components.target_proposal import keep_features, propose_features, propose_task
 
 require_shell()
 
@@ -48,17 +47,12 @@ with user_errors("read the table's columns"):
     if target != state.target():  # a value the widget restored, without a change
         adopt_target()
 
-    summary, choices = calls.target_summary(calls.workspace().warehouse.identity, table, target)
+    proposal = propose_task(table, target)
+    summary, choices = proposal.summary, proposal.choices
     if summary.null_rows:
         st.warning(f"{summary.null_rows:,} of {summary.rows:,} rows have no value for {md(repr(target))}; "
                    f"they will be left out of training ({summary.usable_rows:,} rows remain).")
-    identity = calls.workspace().warehouse.identity
-    profile = calls.profile(identity, table)
-    numeric = profile.column(target).kind == "numeric"
-    dated = calls.time_columns(identity, table) if numeric else []
-    tasks = [t for t in Task if t is not Task.FORECAST or dated]  # offered for a number and a time to order it by
-    suggested = (Task.FORECAST if dated and suggests_forecast(profile, target, dated, summary.detected_task)
-                 else summary.detected_task)
+    tasks, suggested = proposal.tasks, proposal.suggested
     chosen_task = state.task() if state.task() in tasks else suggested
     task = st.radio("Kind of prediction", tasks, index=tasks.index(chosen_task), key="target.task",
                     format_func=lambda t: t.label + (
@@ -67,7 +61,7 @@ with user_errors("read the table's columns"):
     check_task_override(summary, next(c for c in columns if c.name == target), task)
     state.put(state.Key.TASK, task.value)
     if task is Task.FORECAST:
-        spec = pick_forecast(table, target, profile, dated)
+        spec = pick_forecast(table, target, proposal.profile, proposal.time_columns)
         if spec is not None:
             st.page_link("pages/train.py", label="Next: train", icon=":material/arrow_forward:")
         st.stop()
@@ -84,20 +78,13 @@ with user_errors("read the table's columns"):
     else:
         state.clear(state.Key.POSITIVE)
 
-    ws = calls.workspace()
-    candidates = [(c.name, c.include, c.reason) for c in choices]
-    findings = calls.checks(ws.warehouse.identity, table, target, task, [c.name for c in choices if c.include])
-    plan = plan_features(candidates, findings)
-    state.put(state.Key.IMBALANCED, any(f.check == "imbalance" for f in findings))
-    if state.get(state.Key.FEATURES) is None:  # first visit for this target: propose the checks' remedies
-        state.put(state.Key.FEATURES, plan.features)
-        state.put(state.Key.CASTS, plan.casts)
-        state.put(state.Key.DEDUPLICATE, plan.deduplicate)
+    checked = propose_features(table, target, task, choices)
+    keep_features(checked)
+    plan, findings = checked.plan, checked.findings
 
     st.subheader("Checks")
-    blocking = [f for f in findings if f.blocking]
     show_findings(findings)
-    if blocking:
+    if checked.blocking:
         st.error("Flurry cannot train on this target as it is; see the checks above.")
         st.stop()
 

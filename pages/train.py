@@ -12,6 +12,7 @@ from components import state
 from components.feedback import user_errors
 from components.formatting import md
 from components.shell import require_shell
+from components.target_proposal import adopt_proposal
 from components.train_options import advanced_options
 from components.training_view import forecast_training, live_progress
 
@@ -19,6 +20,16 @@ require_shell()
 
 st.title("Train a model")
 table, target, task, features = state.table(), state.target(), state.task(), state.features()
+if table is not None and target is not None and (task is None or state.get(state.Key.FEATURES) is None):
+    # the target was chosen but the Target step's run that proposes the rest did not finish: propose it here
+    with user_errors("check the target"):
+        proposal = adopt_proposal(table, target)
+        if proposal is not None and proposal.blocking:
+            st.error(f"Flurry cannot train on {md(repr(target))} as it is: "
+                     f"{md(proposal.blocking[0].title)}. The Target step says why and what to do.")
+            st.page_link("pages/target.py", label="Go to Target", icon=":material/target:")
+            st.stop()
+    task, features = state.task(), state.features()
 if task is Task.FORECAST and table is not None:
     forecast_training(table, state.forecast_spec())
     st.stop()

@@ -196,6 +196,33 @@ def test_checks_propose_remedies_that_reach_training(warehouse_file: Path) -> No
     ws.jobs.cancel(run.run_id)
 
 
+def test_train_proposes_what_the_target_step_would_when_its_run_was_cut_short(warehouse_file: Path) -> None:
+    """A target switched and Train clicked at once: the Target step's run that proposes the task, the outcome
+    and the features is interrupted, and the Train step proposes the same ones rather than sending the user back."""
+    ws = make_workspace(warehouse_file)
+    put_table(ws, "rare_class", pd.DataFrame({"x": np.arange(50.0), "label": ["yes"] * 48 + ["no"] * 2}))
+    ws.close()
+    at = new_app()
+    choose(at, "demo", "credit_default", "Status")
+    proposed = {k: at.session_state[k] for k in ("wizard.task", "wizard.positive", "wizard.features", "wizard.casts")}
+    for key in ("wizard.task", "wizard.positive", "wizard.features", "wizard.casts", "wizard.deduplicate"):
+        del at.session_state[key]  # as choosing the target does, before the Target step's run proposes them
+
+    goto(at, "pages/train.py")
+    assert not at.exception and not at.error, texts(at, "error")
+    assert "Finish the Target step" not in texts(at, "info")
+    assert {k: at.session_state[k] for k in proposed} == proposed
+    assert at.button(key="train.start")
+
+    goto(at, "pages/data.py")
+    choose(at, "lab", "rare_class")
+    at.session_state["wizard.target"] = "label"  # chosen, and nothing else yet
+    goto(at, "pages/train.py")
+    assert not at.exception
+    assert "cannot train on 'label'" in texts(at, "error") and "Target step" in texts(at, "error")
+    assert not [b for b in at.button if b.key == "train.start"]
+
+
 def test_search_and_allow_list_on_the_data_step(warehouse_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = make_workspace(warehouse_file)
     put_table(ws, "pen_pals", pd.DataFrame({"a": [1, 2]}))
