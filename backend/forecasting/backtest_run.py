@@ -96,9 +96,12 @@ class BacktestReport:
         return self.ranked(metric)[0]
 
     def within_noise_of_best(self, metric: str = "mase") -> list[str]:
-        """The methods whose mean score is within one standard error of the best's, best first. The error is
-        that of the mean paired difference over the folds and series both were judged on, so two methods are
-        compared on the same forecasts; with few folds it is wide, and ranking inside it is mostly chance."""
+        """The methods whose mean score is within one standard error of the best's, best first. Two methods are
+        compared on the same forecasts: the paired difference of their scores, averaged within each fold, and
+        its standard error over the folds. Series judged on the same periods share that period's shocks (a bad
+        quarter for every region), so their differences are not independent draws: counting each series as one
+        would make a large panel's error look small and its ranking look sure when it rests on a few folds.
+        With few folds the error is wide, and ranking inside it is mostly chance."""
         ranked = self.ranked(metric)
         best = ranked[0]
         by_method: dict[str, dict[tuple[int, str], float]] = {}
@@ -108,13 +111,16 @@ class BacktestReport:
         reference = by_method.get(best, {})
         close = []
         for method in ranked:
-            pairs = [(score, reference[key]) for key, score in by_method.get(method, {}).items() if key in reference]
-            if len(pairs) < 2:
+            differences: dict[int, list[float]] = {}
+            for (fold, series), score in by_method.get(method, {}).items():
+                if (fold, series) in reference:
+                    differences.setdefault(fold, []).append(score - reference[(fold, series)])
+            if len(differences) < 2:
                 if method == best:
                     close.append(method)
                 continue
-            differences = np.asarray([a - b for a, b in pairs])
-            if differences.mean() <= differences.std(ddof=1) / np.sqrt(len(differences)):
+            per_fold = np.asarray([np.mean(d) for d in differences.values()])
+            if per_fold.mean() <= per_fold.std(ddof=1) / np.sqrt(len(per_fold)):
                 close.append(method)
         return close
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.forecasting.baselines import naive
+from backend.forecasting.frequency import Frequency
 
 ETS = "exponential smoothing"
 
@@ -38,10 +39,11 @@ def candidate_forms(values: np.ndarray, season: int) -> list[EtsForm]:
     return [EtsForm(e, t, d, s) for e in errors for t, d in trends for s in seasonal if not (e == "add" and s == "mul")]
 
 
-def ets_forecast(values: np.ndarray, horizon: int, season: int) -> np.ndarray:
+def ets_forecast(values: np.ndarray, horizon: int, frequency: Frequency) -> np.ndarray:
     """The forecast of the form with the lowest AICc (naive when no form fits)."""
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
+    season = frequency.season_length
     values = np.asarray(values, dtype=float)
     best: tuple[float, np.ndarray] | None = None
     if len(values) >= 4 and np.nanstd(values) > 0 and np.all(np.isfinite(values)):

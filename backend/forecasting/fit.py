@@ -139,7 +139,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                                         SEASONAL_NAIVE: baseline_forecaster(frequency, target, seasonal=True)}
     report = scored(run_backtest(history, frequency, target, horizon, baselines, folds=folds))
     for name, method in PER_SERIES.items() if search and statsmodels_available() else ():
-        if affordable(history, target, frequency.frequency.season_length, method, PER_SERIES_SHARE * budget_s,
+        if affordable(history, target, frequency.frequency, method, PER_SERIES_SHARE * budget_s,
                       folds + 1):
             statistical = {name: per_series_forecaster(frequency, target, method)}
             report = report.merged(scored(run_backtest(history, frequency, target, horizon, statistical, folds=folds)))

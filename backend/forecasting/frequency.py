@@ -33,6 +33,10 @@ class Frequency(enum.StrEnum):
         return {"hourly": 24, "daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}[self.value]
 
     @property
+    def periods_per_year(self) -> int:
+        return {"hourly": 8766, "daily": 365, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}[self.value]
+
+    @property
     def season_words(self) -> str:
         return {"hourly": "the same hour yesterday", "daily": "the same day last week",
                 "weekly": "the same week last year", "monthly": "the same month last year",
