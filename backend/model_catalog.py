@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import enum
 import getpass
+import random
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from backend.errors import DeploymentError, ModelNotFoundError
+from backend.errors import DeploymentError, ModelNotFoundError, WarehouseQueryError
 from backend.identifiers import slugify
 from backend.registry import ModelVersion, Registry, next_event_seq, now
 from backend.task_detection import Task
@@ -24,6 +26,7 @@ from backend.warehouse.base import TableRef
 FUNCTION_PREFIX = "flurry_predict_"
 KEY_PART_LENGTH = 20
 _numbering = threading.Lock()  # version numbers are given out one at a time within a process
+NUMBERING_ATTEMPTS = 5  # a numbering transaction that collided with another process's is tried again
 
 
 class Stage(enum.StrEnum):
@@ -134,7 +137,8 @@ class Catalog:
         key, n = base, 2
         while key in taken:  # the same table name in another schema, or names that slug alike
             key, n = f"{base}_{n}", n + 1
-        self.registry.wh.execute(f"INSERT INTO {self._t('models')} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self.registry.wh.execute(f"INSERT INTO {self._t('models')} (model_key, display_name, source_schema, "
+                                 "source_table, target, task, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  [key, f"{target} from {table.name}", table.schema, table.name, target, task.value, now()])
         return key
 
@@ -143,18 +147,35 @@ class Catalog:
         """Put a new version into its model (made on first use) with the next number, as a candidate; return
         (model key, number). Idempotent: a version already assigned keeps its place."""
         with _numbering:
-            key, number = self._key_and_number(version.model_id)
-            if key is not None and number is not None:
-                return key, number
-            key = self._find_or_create(version.table, version.target, version.task)
-            with self.registry.wh.transaction():  # a number without its "trained" entry would never get one
-                frame = self._query(f"SELECT coalesce(max(version_number), 0) AS n FROM {self._t('model_versions')} "
-                                    "WHERE model_key = ?", [key])
-                number = int(frame["n"].iloc[0]) + 1
-                self.registry.wh.execute(f"UPDATE {self._t('model_versions')} SET model_key = ?, version_number = ? "
-                                         "WHERE model_id = ?", [key, number, version.model_id])
-                self._record(key, version.model_id, Stage.CANDIDATE, "system", "trained", version.created_at)
-            return key, number
+            for attempt in range(NUMBERING_ATTEMPTS):
+                key, number = self._key_and_number(version.model_id)
+                if key is not None and number is not None:
+                    return key, number
+                key = self._find_or_create(version.table, version.target, version.task)
+                try:
+                    return key, self._number(key, version)
+                except WarehouseQueryError:
+                    if attempt == NUMBERING_ATTEMPTS - 1:
+                        raise
+                    time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+            raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _number(self, key: str, version: ModelVersion) -> int:
+        """Give `version` its model's next number, with its "trained" entry, in one transaction."""
+        with self.registry.wh.transaction():  # a number without its "trained" entry would never get one
+            # The model's own row is written first. A warehouse holds a write's lock until its transaction ends,
+            # so another app process numbering a version of this model (the hosted app runs one per viewer,
+            # beyond this process's lock) waits here and then reads the number given now (Snowflake), or fails
+            # and is tried again (DuckDB's optimistic transactions, rolled back whole).
+            self.registry.wh.execute(f"UPDATE {self._t('models')} SET numbered_at = ? WHERE model_key = ?",
+                                     [now(), key])
+            frame = self._query(f"SELECT coalesce(max(version_number), 0) AS n FROM {self._t('model_versions')} "
+                                "WHERE model_key = ?", [key])
+            number = int(frame["n"].iloc[0]) + 1
+            self.registry.wh.execute(f"UPDATE {self._t('model_versions')} SET model_key = ?, version_number = ? "
+                                     "WHERE model_id = ?", [key, number, version.model_id])
+            self._record(key, version.model_id, Stage.CANDIDATE, "system", "trained", version.created_at)
+        return number
 
     def _key_and_number(self, model_id: str) -> tuple[str | None, int | None]:
         frame = self._query(f"SELECT model_key, version_number FROM {self._t('model_versions')} WHERE model_id = ?",

@@ -94,4 +94,7 @@ def migrations(t: Callable[[str], str], binary_type: str = "BLOB", timestamp_typ
             f"ALTER TABLE {t('deployments')} ADD COLUMN IF NOT EXISTS probability_column VARCHAR",
             f"ALTER TABLE {t('deployments')} ADD COLUMN IF NOT EXISTS scored_at_column VARCHAR",
         ],
+        [  # 10: when a version of the model was last numbered: the write that makes numbering one at a time
+            f"ALTER TABLE {t('models')} ADD COLUMN IF NOT EXISTS numbered_at {ts}",
+        ],
     ]

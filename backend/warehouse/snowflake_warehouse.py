@@ -154,10 +154,12 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
     # Every statement holds the session's lock: one Snowpark session serves every thread of the app, a
     # transaction belongs to the session, and a statement of another thread must not land inside it.
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        self._reconnecting(lambda: self._session.sql(sql, params=params or None).collect(), read_only=False)
+        bound = _bindable(params)
+        self._reconnecting(lambda: self._session.sql(sql, params=bound).collect(), read_only=False)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        result: pd.DataFrame = self._reconnecting(lambda: self._session.sql(sql, params=params or None).to_pandas(),
+        bound = _bindable(params)
+        result: pd.DataFrame = self._reconnecting(lambda: self._session.sql(sql, params=bound).to_pandas(),
                                                   read_only=True)
         return result
 
@@ -188,7 +190,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
         """The result of `sql` in pandas batches; the statement runs under the session's lock, the batches
         are then fetched from its result without it."""
         with self._transaction_lock, _snowflake_errors():
-            batches = self._session.sql(sql, params=params or None).to_pandas_batches()
+            batches = self._session.sql(sql, params=_bindable(params)).to_pandas_batches()
         return batches
 
     @contextlib.contextmanager
@@ -452,3 +454,11 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._session.close()
+
+
+def _bindable(params: list[Any] | None) -> list[Any] | None:
+    """`params` as the connector binds them: a time read back from Snowflake is a pandas Timestamp, which it
+    refuses ("cannot be automatically mapped"), so it goes back as the datetime it stands for."""
+    if not params:
+        return None
+    return [p.to_pydatetime() if isinstance(p, pd.Timestamp) else p for p in params]

@@ -11,6 +11,7 @@ import json
 import random
 import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from backend.deployed_model import load_bundle
 from backend.errors import DeploymentError
 from backend.model_catalog import Catalog, Stage
 from backend.promotion import promote, rollback
-from backend.registry import RunState
+from backend.registry import RunState, now
 from backend.task_detection import Task
 from backend.training.dispatch import train_run
 from backend.training.fit import result_summary
@@ -232,3 +233,54 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
     finally:
         ws.close()
     assert "Traceback" not in (tmp_path / "server.log").read_text(encoding="utf-8")
+
+
+PROCESS_VERSIONS = 12  # per app process
+
+
+def test_two_app_processes_on_one_snowflake_account_never_share_a_version_number(fakesnow_server: dict,
+                                                                                  tmp_path: Path,
+                                                                                  observed: Observed) -> None:
+    """Two processes (the hosted app runs one per viewer) collect versions of one model at the same moment:
+    the process's own lock cannot keep them apart, the warehouse's must. Numbers 1..n, each once."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from backend.registry import Registry
+    from backend.registry_records import ModelVersion
+    from backend.version_records import VersionMetrics
+    from backend.warehouse.snowflake_session import open_session
+    from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+    server = dict(fakesnow_server, database="NUMBERS", schema="PUBLIC")
+    setup = open_session("unused", secrets=server)
+    setup.sql("CREATE DATABASE IF NOT EXISTS NUMBERS").collect()
+    registry = Registry(SnowflakeWarehouse(setup, "NUMBERS"))
+    registry.migrate()
+    content = b"a model file"
+    ids = [f"m{i:02d}" for i in range(1 + 2 * PROCESS_VERSIONS)]
+    for model_id in ids:
+        registry.add_model_version(ModelVersion(
+            model_id=model_id, run_id=f"r{model_id}", created_at=now(), name="y from signal",
+            table=TableRef("LAB", "signal"), target="y", task=Task.BINARY, metric="roc_auc", best_estimator="lgbm",
+            features=[], metrics=VersionMetrics(), leaderboard=[], importance=[], versions={},
+            sha256=hashlib.sha256(content).hexdigest()), {"bundle": content})
+    Catalog(registry).assign(registry.get_model_version(ids[0]))  # the model exists: v1
+
+    go = tmp_path / "go"
+    processes = [subprocess.Popen([sys.executable, "-m", "tests.reliability.number_versions", json.dumps(server),
+                                   str(go), *part], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+                 for part in (ids[1::2], ids[2::2])]
+    time.sleep(3)  # both connected (each waits up to a minute for the signal)
+    go.touch()
+    outputs = [p.communicate(timeout=180) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outputs]
+    given = sorted(n for out, _ in outputs for n in json.loads(out.strip().splitlines()[-1]))
+    stored = sorted(v.number for v in Catalog(registry).versions(Catalog(registry).model_of(ids[0]).key))
+    for _ in given:
+        observed.case()
+    assert given == list(range(2, 2 + 2 * PROCESS_VERSIONS))
+    assert stored == list(range(1, 2 + 2 * PROCESS_VERSIONS))
