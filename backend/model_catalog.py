@@ -164,9 +164,10 @@ class Catalog:
         """Give `version` its model's next number, with its "trained" entry, in one transaction."""
         with self.registry.wh.transaction():  # a number without its "trained" entry would never get one
             # The model's own row is written first. A warehouse holds a write's lock until its transaction ends,
-            # so another app process numbering a version of this model (the hosted app runs one per viewer,
-            # beyond this process's lock) waits here and then reads the number given now (Snowflake), or fails
-            # and is tried again (DuckDB's optimistic transactions, rolled back whole).
+            # so another process numbering a version of this model (on Snowflake each training procedure records
+            # its own version, beside the app: beyond this process's lock) waits here and then reads the number
+            # given now (Snowflake), or fails and is tried again (DuckDB's optimistic transactions, rolled back
+            # whole).
             self.registry.wh.execute(f"UPDATE {self._t('models')} SET numbered_at = ? WHERE model_key = ?",
                                      [now(), key])
             frame = self._query(f"SELECT coalesce(max(version_number), 0) AS n FROM {self._t('model_versions')} "

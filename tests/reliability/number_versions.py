@@ -1,4 +1,4 @@
-"""One app process numbering model versions on a Snowflake account, for the concurrency test: `python -m
+"""One process numbering model versions on a Snowflake account, for the concurrency test: `python -m
 tests.reliability.number_versions SERVER_JSON GO_FILE MODEL_ID...` connects, waits until GO_FILE exists (so two
 processes start together), numbers each version as the app does when it collects one, and prints the numbers
 it was given as JSON."""

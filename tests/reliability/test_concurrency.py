@@ -241,8 +241,9 @@ PROCESS_VERSIONS = 12  # per app process
 def test_two_app_processes_on_one_snowflake_account_never_share_a_version_number(fakesnow_server: dict,
                                                                                   tmp_path: Path,
                                                                                   observed: Observed) -> None:
-    """Two processes (the hosted app runs one per viewer) collect versions of one model at the same moment:
-    the process's own lock cannot keep them apart, the warehouse's must. Numbers 1..n, each once."""
+    """Two processes (on Snowflake each training procedure records its own version, beside the app) number
+    versions of one model at the same moment: a process's own lock cannot keep them apart, the warehouse's must.
+    Numbers 1..n, each once."""
     import hashlib
     import os
     import subprocess
