@@ -235,7 +235,7 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
     assert "Traceback" not in (tmp_path / "server.log").read_text(encoding="utf-8")
 
 
-PROCESS_VERSIONS = 12  # per app process
+PROCESS_VERSIONS = 8  # per process
 
 
 def test_two_app_processes_on_one_snowflake_account_never_share_a_version_number(fakesnow_server: dict,
