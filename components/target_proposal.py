@@ -83,5 +83,6 @@ def adopt_proposal(table: TableRef, target: str) -> FeatureProposal | None:
         state.put(state.Key.POSITIVE, default_outcome(table, target))
     proposal = propose_features(table, target, task, calls.target_summary(
         calls.workspace().warehouse.identity, table, target)[1])
-    keep_features(proposal)
+    if not proposal.blocking:  # kept, features stay unchosen: every visit to Train checks again and says why
+        keep_features(proposal)
     return proposal

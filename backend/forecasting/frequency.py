@@ -34,6 +34,7 @@ class Frequency(enum.StrEnum):
 
     @property
     def periods_per_year(self) -> int:
+        """About how many periods a year holds (a method that looks back a number of years counts them)."""
         return {"hourly": 8766, "daily": 365, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}[self.value]
 
     @property

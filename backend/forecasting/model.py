@@ -1,5 +1,6 @@
-"""The fitted forecaster a forecast version keeps: the chosen method, fitted on the whole history, and the
-interval widths its backtest earned. It forecasts onward from whatever history it is given, so a scheduled
+"""The fitted forecaster a forecast version keeps: the chosen method, fitted on the history it learnt from (the
+lag model on all of it; each series' statistical methods refitted at every forecast), and the interval widths its
+backtest earned. It forecasts onward from whatever history it is given, so a scheduled
 re-forecast starts from the newest periods without training again.
 """
 

@@ -35,10 +35,12 @@ def theta_forecast(values: np.ndarray, horizon: int, frequency: Frequency) -> np
     finite)."""
     from statsmodels.tsa.forecasting.theta import ThetaModel
 
-    values = np.asarray(values, dtype=float)[-recent_window(frequency):]
+    history = np.asarray(values, dtype=float)
+    values = history[-recent_window(frequency):]
     season = frequency.season_length
     if len(values) < 4 or not np.all(np.isfinite(values)) or np.nanstd(values) == 0:
-        return naive(values[np.isfinite(values)], horizon)
+        known = values[np.isfinite(values)]
+        return naive(known if len(known) else history[np.isfinite(history)], horizon)
     seasonal = season > 1 and len(values) >= 2 * season
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings of the smoothing fit

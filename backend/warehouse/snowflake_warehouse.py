@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -461,4 +462,5 @@ def _bindable(params: list[Any] | None) -> list[Any] | None:
     refuses ("cannot be automatically mapped"), so it goes back as the datetime it stands for."""
     if not params:
         return None
-    return [p.to_pydatetime() if isinstance(p, pd.Timestamp) else p for p in params]
+    return [None if p is pd.NaT else p.to_pydatetime() if isinstance(p, pd.Timestamp)
+            else pd.Timestamp(p).to_pydatetime() if isinstance(p, np.datetime64) else p for p in params]

@@ -1,11 +1,12 @@
 """One process numbering model versions on a Snowflake account, for the concurrency test: `python -m
-tests.reliability.number_versions SERVER_JSON GO_FILE MODEL_ID...` connects, waits until GO_FILE exists (so two
-processes start together), numbers each version as the app does when it collects one, and prints the numbers
-it was given as JSON."""
+tests.reliability.number_versions SERVER_JSON GO_FILE MODEL_ID...` connects, says so (GO_FILE.ready-PID), waits
+until GO_FILE exists (so two processes start together), numbers each version as the app does when it collects
+one, and prints the numbers it was given as JSON."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
 def main(server: dict, go: Path, model_ids: list[str]) -> list[int]:
     registry = Registry(SnowflakeWarehouse(open_session("unused", secrets=server), "NUMBERS"))
+    registry.get_model_version(model_ids[0])  # connected and answering
+    go.with_name(f"{go.name}.ready-{os.getpid()}").touch()
     deadline = time.monotonic() + 60
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.01)

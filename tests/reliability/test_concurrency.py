@@ -275,8 +275,10 @@ def test_two_app_processes_on_one_snowflake_account_never_share_a_version_number
                                    str(go), *part], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
                  for part in (ids[1::2], ids[2::2])]
-    time.sleep(3)  # both connected (each waits up to a minute for the signal)
-    go.touch()
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()  # both connected: they number at the same moment
     outputs = [p.communicate(timeout=180) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outputs]
     given = sorted(n for out, _ in outputs for n in json.loads(out.strip().splitlines()[-1]))
