@@ -26,7 +26,7 @@ METHODS = (NAIVE, SEASONAL_NAIVE, ETS, THETA, LAG_MODEL, COMBINED)
 PER_SERIES: dict[str, SeriesForecast] = {ETS: ets_forecast, THETA: theta_forecast}
 METHOD_WORDS = {NAIVE: "repeating the last value", SEASONAL_NAIVE: "repeating last season",
                 ETS: "exponential smoothing (each series' own level, trend and season)",
-                THETA: "the theta method (each series' trend and level over its recent seasons, with its season)",
+                THETA: "the theta method (each series' trend and level over its last ten years, with its season)",
                 LAG_MODEL: "a model of recent values and the calendar, learnt across every series",
                 COMBINED: "the average of that model and repeating last season"}
 

@@ -458,9 +458,15 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
 
 
 def _bindable(params: list[Any] | None) -> list[Any] | None:
-    """`params` as the connector binds them: a time read back from Snowflake is a pandas Timestamp, which it
-    refuses ("cannot be automatically mapped"), so it goes back as the datetime it stands for."""
-    if not params:
+    """`params` as the connector binds them (None for none)."""
+    return [_bindable_value(p) for p in params] if params else None
+
+
+def _bindable_value(value: Any) -> Any:
+    """A time read back from Snowflake is a pandas Timestamp (or numpy datetime64), which the connector refuses
+    ("cannot be automatically mapped"): it goes back as the datetime it stands for, a missing one as NULL."""
+    if value is pd.NaT:
         return None
-    return [None if p is pd.NaT else p.to_pydatetime() if isinstance(p, pd.Timestamp)
-            else pd.Timestamp(p).to_pydatetime() if isinstance(p, np.datetime64) else p for p in params]
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).to_pydatetime()
+    return value
