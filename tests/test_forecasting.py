@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -257,8 +258,9 @@ def test_a_forecast_is_backtested_against_the_baselines_and_continues_every_seri
     assert {NAIVE, SEASONAL_NAIVE, LAG_MODEL, COMBINED, THETA} <= tried  # theta: cheap enough for any budget
     averages = [m for m in tried if combination_members(m)]
     singles = tried - {NAIVE, COMBINED, *averages}
-    assert all(set(combination_members(m)) <= singles for m in averages)
-    assert averages or singles == {SEASONAL_NAIVE, LAG_MODEL}  # whose average is COMBINED itself
+    # every pair and every three of the single methods is averaged, not only the best-ranked (COMBINED is one pair)
+    assert {frozenset(averaged_methods(m)) for m in tried if averaged_methods(m)} == {
+        frozenset(members) for size in (2, 3) for members in itertools.combinations(singles, size)}
     assert result.learner in (None, "lgbm", "rf", "extra_tree", "xgboost")
     means = {m: result.backtest.mean(m) for m in result.backtest.errors}
     close = result.backtest.within_noise_of_best()  # the choice: of these, the one averaging the most methods

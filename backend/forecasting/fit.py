@@ -6,6 +6,7 @@ procedure and the benchmarks call it alike).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +50,8 @@ from backend.forecasting.series import PERIOD, SERIES_KEY, PreparedSeries
 
 # The search's share of the budget; the backtests (every method on every fold) and the final refit share the rest.
 SEARCH_SHARE = 0.6
-# Averages of the best two and three single methods are candidates too.
+# Averages of any two and any three single methods are candidates too (not only of the best-ranked: seasonal naive
+# ranks last on most series, yet averaged with two others it damps their errors where they misjudge a season).
 COMBINATION_SIZES = (2, 3)
 # Each per-series method (exponential smoothing, theta) is tried when fitting every series on every fold fits
 # in this share of the budget.
@@ -118,7 +120,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                  metric: str = "mase",
                  on_scored: MethodScored | None = None) -> ForecastResult:
     """Backtest the baselines, exponential smoothing and theta (each when affordable), the lag model (its regressor searched
-    within SEARCH_SHARE of the budget; LightGBM's defaults without `search`) and averages of the best, on `folds`
+    within SEARCH_SHARE of the budget; LightGBM's defaults without `search`) and averages of them, on `folds`
     rolling origins (default: backtest_folds); refit the robust_choice by mean `metric` (a FORECAST_METRICS
     name) on all history and forecast `horizon` periods of every series with intervals. `on_scored` hears each
     method's score as it is known."""
@@ -167,8 +169,7 @@ def fit_forecast(prepared: PreparedSeries, target: str, horizon: int, *, budget_
                                                            frequency, target, horizon, folds=folds)))
     individual = [m for m in report.ranked(metric) if m not in (NAIVE, COMBINED)]
     for size in COMBINATION_SIZES:  # forecasts averaged are robust where one method alone misjudges a series
-        if len(individual) >= size:
-            members = tuple(individual[:size])
+        for members in itertools.combinations(individual, size):  # each in rank order, so its name is stable
             if set(members) == set(averaged_methods(COMBINED)):
                 continue  # that average is COMBINED, already backtested
             report = report.merged(scored(combination_backtest(report, members, combination_name(members), history,
