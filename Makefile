@@ -4,9 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8501
-# OpenMP's waiting threads sleep rather than spin: the app, its training workers and its scores share the cores,
-# and spinning threads stall whenever another process holds one (backend/training/local_runner.py).
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: run test bench lint clean snowflake-app reliability
 

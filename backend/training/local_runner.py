@@ -27,10 +27,6 @@ from backend.training.runner import Ending, Outcome
 from backend.warehouse.base import SampleInfo, SampleSpec, Warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# OpenMP threads (LightGBM, XGBoost) that spin while they wait for each other stall when the app, or a second
-# run, holds a core: a 2-second run then took 25 s on a two-core machine. Waiting threads sleep instead, unless
-# the environment says otherwise.
-WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def data_fingerprint(spec: SampleSpec, sample: SampleInfo, total_rows: int, data_file: Path) -> dict[str, Any]:
@@ -89,7 +85,7 @@ class LocalWorkerRunner:
     def launch(self, run: Run, *, finalize: bool = False) -> int | None:
         job_dir = Path(run.job_dir)
         log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
-        env = {**WORKER_ENVIRONMENT, **os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "backend.training.worker", str(job_dir), *(["--finalize"] if finalize else [])],
