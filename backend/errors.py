@@ -54,6 +54,10 @@ class ArtifactIntegrityError(FlurryError):
     """A model artifact is missing or its checksum does not match what Flurry wrote."""
 
 
+class ExplanationRefusedError(FlurryError):
+    """SHAP values failed the sanity check (their sum is not the model's output, or one is out of range)."""
+
+
 class ModelNotFoundError(FlurryError):
     """No model version (or deployment) has that id."""
 

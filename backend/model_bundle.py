@@ -201,12 +201,15 @@ class ModelBundle:
         return self.flaml_task.preprocess(prepared, self.transformer)
 
     def original_name(self, model_column: str) -> str | None:
-        """The table column a learner's input column comes from (FLAML adds `<column>_<part>` for dates)."""
+        """The table column a learner's input column comes from (FLAML adds `<part>_<column>` for a date's
+        year, month, … and older FLAML releases `<column>_<part>`)."""
         names = model_column_names(len(self.features))
         if model_column in names:
             return self.feature_names[names.index(model_column)]
-        head = model_column.split("_", 1)[0]
-        return self.feature_names[names.index(head)] if head in names else None
+        for part in (model_column.rsplit("_", 1)[-1], model_column.split("_", 1)[0]):
+            if part in names:
+                return self.feature_names[names.index(part)]
+        return None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted label (classification) or value (regression) per row."""

@@ -184,10 +184,9 @@ def show_segments(report: HoldoutReport) -> None:
 def show_drivers(report: HoldoutReport) -> None:
     shap = report.shap
     if shap is None or not shap.effects:
-        st.info("SHAP explanations could not be computed for this model.")
+        st.info(md(report.shap_note or "SHAP explanations could not be computed for this model."))
         return
-    st.caption(f"SHAP values ({shap.method}) on {shap.rows:,} sampled holdout rows; they explain "
-               f"{md(shap.explained)}.")
+    st.caption(md(words.shap_caption(shap, report.rows)))
     for effect in shap.effects[:5]:
         st.markdown(f"- {md(effect.direction)}")
     left, right = st.columns(2)

@@ -19,8 +19,12 @@ def _pick_position(version: ModelVersion, rows: int, key: str) -> int | None:
     holdout = calls.holdout(version.model_id)
     how = st.radio("Find the row", ["by position", "by a column's value"], horizontal=True, key="evaluate.row_how")
     if how == "by position":
-        return int(st.number_input(f"Holdout row (0 – {rows - 1})", min_value=0, max_value=rows - 1, value=0, step=1,
-                                   key="evaluate.row"))
+        position = int(st.number_input(f"Holdout row, 0 to {rows - 1:,}", min_value=0, max_value=rows - 1, value=0,
+                                       step=1, key="evaluate.row"))
+        judged = version.report.rows if version.report is not None else rows
+        if judged > rows:
+            st.caption(f"Flurry keeps the first {rows:,} of the {judged:,} holdout rows for this view.")
+        return position
     left, right = st.columns(2)
     column = left.selectbox("Column", list(holdout.columns), key="evaluate.row_column")
     value = right.text_input("Value", key="evaluate.row_value", placeholder="e.g. a customer id")

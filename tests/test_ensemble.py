@@ -148,23 +148,25 @@ def test_a_classification_blend_gives_probabilities_and_labels(tmp_path: Path) -
     labels = bundle.predict(frame)
     assert set(labels) <= {"bronze", "gold", "silver"}
     assert list(labels) == [bundle.classes[i] for i in proba.argmax(axis=1)]
-    explanation = explain_rows(bundle, frame.head(5), background=frame)  # model-agnostic, but it must work
-    assert explanation.values.shape == (5, 3)
+    explanation = explain_rows(bundle, frame.head(5), background=frame)
+    assert explanation.values.shape == (5, 3) and explanation.method.startswith("exact")
+    # exact in the predicted class's probability
+    np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, proba[:5].max(axis=1),
+                               atol=1e-6)
 
 
 def test_a_yes_no_blend_is_explained_exactly_in_its_own_probability(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     n = 600
-    # numbers only: shap's interventional TreeSHAP cannot follow LightGBM's categorical splits (such blends are
-    # explained sample-based, and say so)
-    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)})
+    # a text column too: LightGBM splits on its categories, which its own TreeSHAP follows
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["p", "q", "r"], n)})
     frame["status"] = np.where(frame["a"] + 0.5 * frame["b"] ** 2 + rng.normal(0, 0.7, n) > 1, "bad", "good")
     config = dataclasses.replace(_config(frame, "status", Task.BINARY, "roc_auc"), positive_class="bad")
     bundle = _blended_bundle(frame, config, tmp_path)
     assert bundle.outcome_of_interest == "bad" and bundle.positive_index == 0  # explained: the first class
     rows = frame.head(60)
     explanation = explain_rows(bundle, rows, background=frame)
-    assert explanation.output == "probability" and "interventional TreeSHAP" in explanation.method
+    assert explanation.output == "probability" and explanation.method.startswith("exact SHAP of each blended")
     # values plus the base value add up to the blend's own probability of 'bad', row by row
     np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values,
                                bundle.positive_probability(rows), atol=1e-6)

@@ -96,8 +96,7 @@ def test_rerun_repeats_the_configuration_and_records_the_data_fingerprint(worksp
     from tests.conftest import wait_for
 
     table = TableRef("demo", "penguins")
-    # single models (ensemble=False): these tests are about the job's life, and a multiclass blend's
-    # sample-based SHAP summary would add seconds to every run
+    # single models (ensemble=False): these tests are about the job's life, not the blend's
     config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
                                     seed=7, validation="cv", cv_folds=3, ensemble=False)
     first = wait_for(workspace, workspace.jobs.start(config))

@@ -290,7 +290,7 @@ def test_classes_too_small_to_learn_are_refused_or_left_out(empty_workspace: Wor
     assert bundle.classes == ["down", "up"]
 
 
-def test_hostile_column_names_and_a_linear_model_explained_by_sampling(empty_workspace: Workspace) -> None:
+def test_hostile_column_names_and_a_linear_model_explained_exactly(empty_workspace: Workspace) -> None:
     rng = np.random.default_rng(7)
     n = 300
     signal = rng.normal(size=n)
@@ -310,6 +310,10 @@ def test_hostile_column_names_and_a_linear_model_explained_by_sampling(empty_wor
     assert version.best_estimator == "lrl1"
     top = version.importance[0]
     assert top["feature"] == 'weird "quoted": name' and top["importance"] > 0
+    assert version.report is not None and version.report.shap is not None
+    assert version.report.shap.method == "exact linear SHAP"
+    assert version.report is not None and version.report.shap is not None
+    assert version.report.shap.method == "exact linear SHAP"
     deploy(empty_workspace.warehouse, empty_workspace.registry, version.model_id, "flurry_predict_hostile")
     from_sql = empty_workspace.warehouse.query(sql_call("flurry_predict_hostile", features, table))["p"].tolist()
     direct = load_bundle(empty_workspace.registry, version.model_id).predict(

@@ -117,9 +117,9 @@ class FeatureEffect:
 
 @dataclass(frozen=True)
 class ShapSummary:
-    method: str  # "exact TreeSHAP", "blend of exact TreeSHAP", "sample-based (Kernel SHAP, …)"
+    method: str  # "exact TreeSHAP, LightGBM's own", "exact SHAP of each blended model, …", "Kernel SHAP, …"
     explained: str  # what the values explain: "the log-odds of 'Yes'", "the predicted price"
-    rows: int  # rows explained (a sample of the holdout)
+    rows: int  # holdout rows explained (all of them, or EXPLAIN_ROWS drawn at random)
     base_value: float
     effects: list[FeatureEffect]
 
@@ -159,6 +159,7 @@ class HoldoutReport:
     # every task
     segments: list[SegmentView] = field(default_factory=list)
     shap: ShapSummary | None = None
+    shap_note: str = ""  # why there are no explanations, when there are none
 
     def outcome_at(self, threshold: float | None) -> ThresholdRow | None:
         """The holdout counts at `threshold` (yes/no models), or None."""
@@ -196,7 +197,8 @@ class HoldoutReport:
             sampled_rows=data.get("sampled_rows", 0),
             errors=Histogram(**data["errors"]) if data.get("errors") else None,
             segments=[SegmentView.from_dict(s) for s in data.get("segments", [])],
-            shap=ShapSummary.from_dict(data["shap"]) if data.get("shap") else None)
+            shap=ShapSummary.from_dict(data["shap"]) if data.get("shap") else None,
+            shap_note=data.get("shap_note", ""))
 
 
 # --- metrics with intervals ------------------------------------------------------------------------------
@@ -389,14 +391,15 @@ def error_histogram(errors: np.ndarray, bins: int = 30) -> Histogram:
 def build_report(task: Task, *, y_true: pd.Series, labels: np.ndarray, proba: np.ndarray | None,
                  y_train: pd.Series, classes: list[Any], positive: Any, train_rows: int,
                  validation: ThresholdTable | None, validation_rows: int | None, threshold: float | None,
-                 segments: list[SegmentView], shap: ShapSummary | None, seed: int = 0) -> HoldoutReport:
+                 segments: list[SegmentView], shap: ShapSummary | None, seed: int = 0,
+                 shap_note: str = "") -> HoldoutReport:
     """The holdout report of a model whose holdout labels (at its threshold) and probabilities are given."""
     y_true = y_true.reset_index(drop=True)
     metrics = scored_metrics(task, y_true, labels, proba, y_train, classes, positive, seed=seed)
     common: dict[str, Any] = {"task": task.value, "rows": len(y_true), "train_rows": train_rows,
                               "classes": [str(c) for c in classes],
                               "positive_class": None if positive is None else str(positive), "metrics": metrics,
-                              "segments": segments, "shap": shap}
+                              "segments": segments, "shap": shap, "shap_note": shap_note}
     if task is Task.BINARY and proba is not None:
         p = proba[:, classes.index(positive)]
         truth = (y_true == positive).to_numpy()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.evaluation.report import HoldoutReport, MetricScore, SegmentView
+from backend.evaluation.report import HoldoutReport, MetricScore, SegmentView, ShapSummary
 from backend.evaluation.thresholds import ThresholdRow
 from backend.metrics import METRICS
 
@@ -176,6 +176,14 @@ def segment_sentence(view: SegmentView) -> str:
 
 
 # --- the headline and warnings ---------------------------------------------------------------------------
+def shap_caption(shap: ShapSummary, holdout_rows: int) -> str:
+    """What the drivers rest on: "SHAP values by exact TreeSHAP, LightGBM's own, on all 1,409 holdout rows; they
+    explain the log-odds of 'Yes'." """
+    rows = (f"all {shap.rows:,} holdout rows" if shap.rows >= holdout_rows
+            else f"{shap.rows:,} of the {holdout_rows:,} holdout rows, drawn at random")
+    return f"SHAP values by {shap.method}, on {rows}; they explain {shap.explained}."
+
+
 def importance_sentence(report: HoldoutReport) -> str:
     """How concentrated the explanations are: "income and debt carry 71% of the model's explanations"."""
     if report.shap is None or not report.shap.effects:
@@ -184,7 +192,7 @@ def importance_sentence(report: HoldoutReport) -> str:
     total = sum(e.mean_abs for e in effects) or 1.0
     top = effects[:2]
     names = " and ".join(e.feature for e in top)
-    return f"{names} carry {sum(e.mean_abs for e in top) / total:.0%} of the model's explanations on the sampled rows."
+    return f"{names} carry {sum(e.mean_abs for e in top) / total:.0%} of the model's explanations on the explained holdout rows."
 
 
 def drivers_sentence(report: HoldoutReport, top: int = 3) -> str:

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from backend.digests import sha256_bytes
-from backend.errors import InvalidTargetError
+from backend.errors import ExplanationRefusedError, InvalidTargetError
 from backend.evaluation.report import HoldoutReport, ShapSummary, build_report
 from backend.evaluation.segments import segment_views
 from backend.evaluation.shap_summary import shap_summary
@@ -42,8 +42,10 @@ if TYPE_CHECKING:  # for the annotation only: FLAML itself is imported inside th
 
 logger = logging.getLogger(__name__)
 
-EXPLAIN_ROWS = 300
-HOLDOUT_SAMPLE_ROWS = 1000
+# The global explanations (importance, beeswarm, directions) come from the whole holdout up to this many rows.
+EXPLAIN_ROWS = 1000
+# The holdout rows kept for the Evaluate step's one-row explanations (all of them, up to this many).
+HOLDOUT_SAMPLE_ROWS = 20_000
 # With blending on, the search gets this share of the budget and the blend the rest (measured on the
 # quality benchmark: 60/40 beat 80/20 and a blanket FLAML `ensemble=True`, which stacks past the budget).
 SEARCH_SHARE = 0.6
@@ -383,15 +385,7 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
         labels = bundle.labels_from_probability(positive_probability)
     else:
         positive_probability, labels = None, bundle.predict(holdout)
-    sample = holdout.sample(min(len(holdout), EXPLAIN_ROWS), random_state=config.seed)
-    importance: list[dict[str, Any]] = []
-    summary: ShapSummary | None = None
-    try:
-        explanation = explain_rows(bundle, sample, background=train_frame)
-        importance = global_importance(explanation).to_dict("records")
-        summary = shap_summary(bundle, explanation, sample)
-    except Exception:  # explanations must never cost the user a trained model
-        logger.exception("SHAP explanations failed")
+    importance, summary, shap_note = _explain_holdout(bundle, holdout, train_frame, config.seed)
     by_importance = [row["feature"] for row in importance]
     columns = by_importance + [f for f in bundle.feature_names if f not in by_importance]
     columns += [c for c in config.extra_columns if c in holdout.columns and c not in columns]
@@ -399,7 +393,8 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
     report = build_report(config.task, y_true=y_holdout, labels=labels, proba=proba, y_train=train_frame[config.target],
                           classes=bundle.classes, positive=positive, train_rows=len(train_frame),
                           validation=fitted.validation, validation_rows=fitted.validation_rows,
-                          threshold=bundle.threshold, segments=segments, shap=summary, seed=config.seed)
+                          threshold=bundle.threshold, segments=segments, shap=summary, seed=config.seed,
+                          shap_note=shap_note)
     scores = VersionMetrics({m.name: Score(m.model, m.baseline) for m in report.metrics}, len(train_frame),
                             len(holdout))
     buffer = io.BytesIO()
@@ -408,6 +403,22 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
                           holdout_parquet=buffer.getvalue(),
                           report=report, baseline=_monitoring_baseline(bundle, train_frame, holdout, labels,
                                                                        positive_probability))
+
+
+def _explain_holdout(bundle: ModelBundle, holdout: pd.DataFrame, train_frame: pd.DataFrame, seed: int
+                     ) -> tuple[list[dict[str, Any]], ShapSummary | None, str]:
+    """Global importance and the SHAP summary from the whole holdout, or EXPLAIN_ROWS of it drawn at random;
+    when there are none, why (a failed explanation must never cost the user a trained model)."""
+    sample = holdout if len(holdout) <= EXPLAIN_ROWS else holdout.sample(EXPLAIN_ROWS, random_state=seed)
+    try:
+        explanation = explain_rows(bundle, sample, background=train_frame)
+    except ExplanationRefusedError as exc:
+        logger.warning("SHAP values refused: %s", exc.message)
+        return [], None, f"Explanations were not stored: {exc.message}"
+    except Exception:
+        logger.exception("SHAP explanations failed")
+        return [], None, "SHAP explanations could not be computed for this model."
+    return (global_importance(explanation).to_dict("records"), shap_summary(bundle, explanation, sample), "")
 
 
 def _monitoring_baseline(bundle: ModelBundle, train_frame: pd.DataFrame, holdout: pd.DataFrame, labels: Any,
