@@ -183,7 +183,7 @@ def _exact(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -
         values = np.zeros((len(frame), len(bundle.feature_names)))
         base = np.zeros(len(frame))
         carried_any = False
-        for member, weight, c in zip(members, weights, parts, strict=True):
+        for weight, c in zip(weights, parts, strict=True):
             if bundle.is_classification:
                 member_values, member_base = _carried(c, k)
                 carried_any |= c.link is not None

@@ -25,6 +25,15 @@ from components.feedback import user_errors
 from components.formatting import md
 
 
+def wall_words(progress: RunProgress) -> str:
+    """The whole wait, from Start: "Running · 12 s of 30 s", "Succeeded · 27 s from Start to a ready model
+    (budget 30 s)"."""
+    run, wall = progress.run, progress.wall_seconds
+    if run.state.is_final:
+        return f"{run.state.value.title()} · {wall:.0f} s from Start to the end, for a budget of {run.time_budget} s"
+    return f"{run.state.value.title()} · {wall:.0f} s of {run.time_budget} s"
+
+
 def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     run = progress.run
     if run.state is RunState.QUEUED:
@@ -34,9 +43,7 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
         return
     metric = METRICS[run.metric]
     budget = run.time_budget
-    elapsed = min(progress.elapsed, float(budget))
-    st.progress(elapsed / budget if budget else 0.0,
-                text=f"{run.state.value.title()} · {elapsed:.0f} s of {budget} s")
+    st.progress(min(1.0, progress.wall_seconds / budget) if budget else 0.0, text=md(wall_words(progress)))
     forecast = run.task is Task.FORECAST
     cols = st.columns(3)
     cols[0].metric("Methods backtested" if forecast else "Trials done", len(progress.trials))

@@ -13,6 +13,9 @@ from backend.training.forecast_fit import train_forecast
 
 
 def train_run(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
-              on_iteration: Callable[[], None] | None = None) -> TrainingResult:
-    fit = train_forecast if config.is_forecast else train
-    return fit(frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
+              on_iteration: Callable[[], None] | None = None, deadline: float | None = None) -> TrainingResult:
+    """`deadline` (time.monotonic()) is when the whole run must be done, its report included; None: the budget
+    from now."""
+    if config.is_forecast:
+        return train_forecast(frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
+    return train(frame, config, log_path, from_log=from_log, on_iteration=on_iteration, deadline=deadline)

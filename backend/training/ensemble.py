@@ -131,6 +131,15 @@ def out_of_fold(learner_class: type, flaml_task: Any, candidate: Candidate, x: p
     raise AssertionError("unreachable: the last attempt has no deadline")
 
 
+@dataclass(frozen=True)
+class BlendOutcome:
+    """The blend, if one beat the search's best model alone; and that best model's held-out predictions, which
+    the blend had to make anyway (a decision threshold is chosen on them when no blend stands)."""
+
+    result: BlendResult | None
+    best_held_out: HeldOut | None
+
+
 def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray, y_original: pd.Series,
           candidates: list[Candidate], task: Task, metric: str, *, deadline: float, seed: int, folds: int,
           validation: str, split_ratio: float, time_ordered: bool, fit_kwargs: dict[str, Any],
@@ -140,12 +149,22 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
     `x` is already transformed for the learners and `y` encoded as they expect; `y_original` holds the labels
     the metric reads. None when fewer than two candidates fit the time left or the blend is a single model.
     """
+    return blend_candidates(learner_classes, flaml_task, x, y, y_original, candidates, task, metric,
+                            deadline=deadline, seed=seed, folds=folds, validation=validation, split_ratio=split_ratio,
+                            time_ordered=time_ordered, fit_kwargs=fit_kwargs, positive=positive).result
+
+
+def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray,
+                     y_original: pd.Series, candidates: list[Candidate], task: Task, metric: str, *, deadline: float,
+                     seed: int, folds: int, validation: str, split_ratio: float, time_ordered: bool,
+                     fit_kwargs: dict[str, Any], positive: object = None) -> BlendOutcome:
+    """`blend`, with the best candidate's held-out predictions kept whether or not a blend stands."""
     use_cv = _uses_cv(validation, len(x), time_ordered)
     splits = _splits(x, y, task, use_cv, folds, split_ratio, time_ordered, seed)
     fits = len(splits) + (1 if use_cv else 0)  # CV refits each chosen member on every row; holdout keeps its fit
     affordable = _affordable(candidates, fits, deadline)
-    if len(affordable) < 2 or affordable[0] is not candidates[0]:
-        return None  # without the search's best model, a blend of the rest can be much worse than it alone
+    if not affordable or affordable[0] is not candidates[0]:
+        return BlendOutcome(None, None)  # without the search's best model, a blend of the rest can be much worse
     classes = sorted(pd.unique(y_original).tolist()) if task.is_classification else []
     held_out = np.concatenate([valid for _, valid in splits])
     truth = y_original.iloc[held_out]
@@ -167,8 +186,9 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
         predictions.append(preds[held_out])
         fitted.append(models)
         kept.append(candidate)
-    if len(predictions) < 2 or kept[0] is not candidates[0]:
-        return None
+    best = HeldOut(held_out, predictions[0]) if kept and kept[0] is candidates[0] else None
+    if len(predictions) < 2 or best is None:
+        return BlendOutcome(None, best)
     affordable = kept
     metric_info = METRICS[metric]
 
@@ -179,7 +199,7 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
     weights = select_weights(predictions, loss)
     chosen = [i for i, w in enumerate(weights) if w > 0]
     if len(chosen) < 2:
-        return None
+        return BlendOutcome(None, best)
     members = []
     try:
         for i in chosen:
@@ -190,7 +210,7 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
                 members.append(fitted[i][0])
     except OutOfTime:
         logger.info("ensemble: out of time refitting members")
-        return None
+        return BlendOutcome(None, best)
     blended = sum(weights[i] * predictions[i] for i in chosen)
     ensemble = WeightedEnsemble(members, [float(weights[i]) for i in chosen], [affordable[i].learner for i in chosen],
                                 task.is_classification)
@@ -198,7 +218,8 @@ def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y:
     sign = -1 if metric_info.greater_is_better else 1
     recipe = tuple(MemberRecipe(affordable[i].learner, clean_config(affordable[i].config), float(weights[i]),
                                 ALL_ROWS if use_cv else SPLIT_ROWS) for i in chosen)
-    return BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended, recipe)
+    return BlendOutcome(BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended, recipe),
+                        best)
 
 
 def _metric_on(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object],

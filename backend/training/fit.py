@@ -30,7 +30,7 @@ from backend.model_bundle import MemberRecipe, ModelBundle, clean_config, prepar
 from backend.monitoring import MonitoringBaseline, baseline_of
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
-from backend.training.ensemble import BlendResult, HeldOut, blend, candidates_from_log, out_of_fold
+from backend.training.ensemble import BlendOutcome, HeldOut, blend_candidates, candidates_from_log, out_of_fold
 from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
 from backend.training.recipe import fit_kwargs
 from backend.version_records import Feature, LeaderboardEntry, Score, VersionMetrics
@@ -55,10 +55,14 @@ LGBM_DEFAULTS = {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
                  "log_max_bin": 8, "colsample_bytree": 1.0, "reg_alpha": 1 / 1024, "reg_lambda": 1 / 1024}
 
 
-# Validation predictions for the decision threshold may take this share of the budget beyond it (at least
-# VALIDATION_MIN_S); past that one validation split is fitted instead of folds.
+# Without a blend, a yes/no model's validation predictions (for its decision threshold) get this share of the
+# time after the search; when folds do not fit it, one validation split is fitted instead.
 VALIDATION_SHARE = 0.25
-VALIDATION_MIN_S = 5.0
+MIN_SEARCH_S = 1.0
+# The holdout report's time, set aside before the search (see report_reserve; measured on run_wall's tables).
+REPORT_BASE_S = 1.0
+REPORT_S_PER_CELL = 4.5e-6
+REPORT_MAX_SHARE = 0.3
 
 
 @dataclass
@@ -169,16 +173,28 @@ def check_training_frame(frame: pd.DataFrame, config: TrainConfig) -> None:
 
 
 def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
-          on_iteration: Callable[[], None] | None = None) -> TrainingResult:
-    """Fit FLAML on `frame` within the config's budget and report on a holdout kept aside; FLAML writes one
-    JSON line per trial to `log_path`.
+          on_iteration: Callable[[], None] | None = None, deadline: float | None = None) -> TrainingResult:
+    """Fit FLAML on `frame` and report on a holdout kept aside, all by `deadline` (time.monotonic(); None: the
+    config's budget from now); FLAML writes one JSON line per trial to `log_path`.
 
-    With `from_log`, no search runs: the best configuration already in `log_path` is retrained (what
-    "stop and keep the best model so far" does after the search was interrupted). `on_iteration` is called in
-    this thread as each search iteration starts (after the previous trial's line is in the log)."""
+    The report's time is set aside before the search starts, so the search, the blend and the threshold share
+    what is left. With `from_log`, no search runs: the best configuration already in `log_path` is retrained
+    (what "stop and keep the best model so far" does after the search was interrupted). `on_iteration` is called
+    in this thread as each search iteration starts (after the previous trial's line is in the log)."""
+    deadline = time.monotonic() + config.time_budget_s if deadline is None else deadline
     train_frame, holdout = split_for_holdout(training_rows(frame, config), config)
-    fitted = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration)
+    reserve = report_reserve(len(holdout), len(config.features), deadline - time.monotonic())
+    fitted = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration,
+                        deadline=deadline - reserve)
     return _report(fitted, config, train_frame, holdout)
+
+
+def report_reserve(holdout_rows: int, features: int, available_s: float) -> float:
+    """Seconds set aside for the holdout report (predictions, intervals, segments, explanations, the monitoring
+    baseline) and writing the results: measured at about REPORT_BASE_S plus REPORT_S_PER_CELL per holdout
+    row × column, and never more than REPORT_MAX_SHARE of the time there is."""
+    estimate = REPORT_BASE_S + REPORT_S_PER_CELL * holdout_rows * max(1, features)
+    return max(0.0, min(estimate, REPORT_MAX_SHARE * available_s))
 
 
 def training_rows(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
@@ -224,10 +240,11 @@ def _iteration_hook(callback: Callable[[], None] | None) -> Iterator[int]:
 
 
 def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,
-               on_iteration: Callable[[], None] | None = None) -> FittedModel:
+               on_iteration: Callable[[], None] | None = None, deadline: float | None = None) -> FittedModel:
     """The search itself on rows already prepared (target present and typed): the fitted bundle, the
-    leaderboard and (binary) the decision threshold chosen on validation rows. Used by `train` and by the
-    quality benchmark, which keeps its own holdout."""
+    leaderboard and (binary) the decision threshold chosen on validation rows, by `deadline` (time.monotonic();
+    None: the config's budget from now). Used by `train` and by the quality benchmark, which keeps its own
+    holdout."""
     from flaml import AutoML
 
     features = feature_specs(config)
@@ -238,6 +255,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     positive = outcome_of_interest(classes, y_train, config.positive_class) if binary else None
 
     started = time.monotonic()
+    deadline = started + config.time_budget_s if deadline is None else deadline
     automl = AutoML()
     extra = fit_kwargs(config, y_train)
     task = "regression" if config.task is Task.REGRESSION else "classification"
@@ -255,10 +273,11 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
         with _iteration_hook(on_iteration) as verbose, np.errstate(divide="ignore", invalid="ignore"):
             automl.fit(
                 x_train, y_train, task=task,
-                metric=search_metric(config.metric, classes, positive), time_budget=_search_budget(config),
+                metric=search_metric(config.metric, classes, positive),
+                time_budget=_search_budget(config, deadline - started, binary),
                 seed=config.seed,
                 log_file_name=str(log_path), log_type="all", verbose=verbose,
-                n_jobs=-1, retrain_full=True, force_cancel=True, estimator_list=estimators, starting_points=starts,
+                n_jobs=-1, retrain_full="budget", force_cancel=True, estimator_list=estimators, starting_points=starts,
                 eval_method=config.validation, n_splits=config.cv_folds, split_ratio=config.split_ratio,
                 split_type=split_type or "auto", **extra,
             )
@@ -269,9 +288,10 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     # retrain_from_log leaves AutoML.best_estimator unset; the log's best record names the family
     best = leaderboard[0].estimator if from_log and leaderboard else str(automl.best_estimator)
     estimator: BaseEstimator | WeightedEnsemble = automl._trained_estimator
-    blended = None if from_log or not config.ensemble else _blend(automl, x_train, y_train, config, log_path,
-                                                                  deadline=started + config.time_budget_s,
-                                                                  fit_kwargs=extra, positive=positive)
+    outcome = None if from_log or not config.ensemble else _blend(automl, x_train, y_train, config, log_path,
+                                                                  deadline=deadline, fit_kwargs=extra,
+                                                                  positive=positive)
+    blended = outcome.result if outcome is not None else None
     recipe = _single_recipe(automl, log_path, len(x_train), from_log)
     if blended is not None:
         estimator, best, recipe = blended.ensemble, "ensemble", blended.recipe
@@ -286,7 +306,8 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
     )
     if not binary:
         return FittedModel(bundle, leaderboard)
-    held = _validation_predictions(automl, x_train, y_train, config, log_path, blended, fit_kwargs=extra)
+    held = _validation_predictions(automl, x_train, y_train, config, log_path, outcome, fit_kwargs=extra,
+                                   deadline=deadline)
     if held is None:
         return FittedModel(bundle, leaderboard)
     truth = (y_train.iloc[held.rows] == bundle.positive_class).to_numpy()
@@ -313,12 +334,16 @@ def _learner_data(automl: Any, x_train: pd.DataFrame, y_train: pd.Series) -> tup
 
 
 def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: TrainConfig,
-                            log_path: Path, blended: BlendResult | None, *, fit_kwargs: dict[str, Any]
-                            ) -> HeldOut | None:
+                            log_path: Path, outcome: BlendOutcome | None, *, fit_kwargs: dict[str, Any],
+                            deadline: float) -> HeldOut | None:
     """Predictions of the chosen model for training rows it did not learn from: the blend's own held-out
-    predictions, else the best configuration refitted out-of-fold. None (logged) when neither can be made."""
+    predictions, or the best model's that the blend made, else the best configuration refitted out-of-fold
+    (folds if they fit before `deadline`, one split regardless). None (logged) when none can be made."""
+    blended = outcome.result if outcome is not None else None
     if blended is not None and blended.held_out_rows is not None and blended.held_out_predictions is not None:
         return HeldOut(blended.held_out_rows, blended.held_out_predictions)
+    if outcome is not None and outcome.best_held_out is not None:
+        return outcome.best_held_out
     state = automl._state
     cv = getattr(state, "eval_method", "holdout") == "cv"
     candidates = candidates_from_log(read_complete_lines(log_path), len(x_train),
@@ -328,8 +353,7 @@ def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Seri
     x, y = _learner_data(automl, x_train, y_train)
     try:
         return out_of_fold(state.learner_classes[candidates[0].learner], state.task, candidates[0], x, y,
-                           config.task, deadline=time.monotonic() + max(VALIDATION_MIN_S,
-                                                                          VALIDATION_SHARE * config.time_budget_s),
+                           config.task, deadline=deadline,
                            seed=config.seed, folds=config.cv_folds, validation=config.validation,
                            split_ratio=config.split_ratio, time_ordered=config.time_column is not None,
                            fit_kwargs=fit_kwargs)
@@ -338,20 +362,23 @@ def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Seri
         return None
 
 
-def _search_budget(config: TrainConfig) -> float:
-    return config.time_budget_s * SEARCH_SHARE if config.ensemble else config.time_budget_s
+def _search_budget(config: TrainConfig, available_s: float, binary: bool) -> float:
+    """The search's share of the time there is: the rest goes to the blend, or (yes/no models without one) to
+    the validation predictions the decision threshold is chosen on."""
+    share = SEARCH_SHARE if config.ensemble else (1 - VALIDATION_SHARE) if binary else 1.0
+    return max(MIN_SEARCH_S, available_s * share)
 
 
 def _blend(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: TrainConfig, log_path: Path, *,
-           deadline: float, fit_kwargs: dict[str, Any], positive: Any) -> BlendResult | None:
-    """Blend the search's best models in the time left, or None (FLAML's single best model stands)."""
+           deadline: float, fit_kwargs: dict[str, Any], positive: Any) -> BlendOutcome | None:
+    """Blend the search's best models in the time left (no blend: FLAML's single best model stands)."""
     state = automl._state
     cv = getattr(state, "eval_method", "holdout") == "cv"
     candidates = candidates_from_log(read_complete_lines(log_path), len(x_train),
                                      fits_per_trial=config.cv_folds if cv else 1)
     x, y = _learner_data(automl, x_train, y_train)
     try:
-        return blend(state.learner_classes, state.task, x, y, y_train.reset_index(drop=True), candidates,
+        return blend_candidates(state.learner_classes, state.task, x, y, y_train.reset_index(drop=True), candidates,
                      config.task, config.metric, deadline=deadline, seed=config.seed, folds=config.cv_folds,
                      validation=config.validation, split_ratio=config.split_ratio,
                      time_ordered=config.time_column is not None, fit_kwargs=fit_kwargs, positive=positive)

@@ -9,6 +9,7 @@ job_dir/
   holdout.parquet  a holdout sample for evaluation and explanations
   result.json      metrics, leaderboard, importance and the artifacts' checksums; written last
   fingerprint.json what data the run saw: table, rows, sample spec and the sample's sha256
+  clock.json       when the user's wait began (wall clock) and the budget: the worker's deadline
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BUNDLE = "bundle.pkl"
 HOLDOUT = "holdout.parquet"
 RESULT = "result.json"
 FINGERPRINT = "fingerprint.json"
+CLOCK = "clock.json"
 
 
 def write_atomic(path: Path, content: bytes) -> None:
@@ -63,3 +65,24 @@ def read_complete_lines(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+# What the app needs after the worker ends (verifying the files, recording the version): the worker is done
+# this long before the run's budget is.
+COLLECT_MARGIN_S = 0.5
+
+
+def write_clock(job_dir: Path, started_epoch: float, budget_s: float) -> None:
+    """The instant the user's wait for this run began and the budget it has, for the worker to keep."""
+    write_atomic(job_dir / CLOCK, json.dumps({"started": started_epoch, "budget_s": budget_s}).encode())
+
+
+def read_deadline(job_dir: Path, now_epoch: float, now_monotonic: float) -> float | None:
+    """The worker's deadline on its monotonic clock: the run's budget from when the user's wait began, less what
+    the app needs to collect the result. None when the job has no clock (a run kept as it is, or an old job)."""
+    try:
+        clock = json.loads((job_dir / CLOCK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    left = float(clock["started"]) + float(clock["budget_s"]) - now_epoch - COLLECT_MARGIN_S
+    return now_monotonic + left

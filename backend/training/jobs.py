@@ -62,6 +62,12 @@ class RunProgress:
         return self.trials[-1].elapsed if self.trials else 0.0
 
     @property
+    def wall_seconds(self) -> float:
+        """Seconds from Start to now, or to the run's end (its model version recorded): what the user waited."""
+        end = self.run.updated_at if self.run.state.is_final else now()
+        return max(0.0, (end - self.run.created_at).total_seconds())
+
+    @property
     def best_score(self) -> float | None:
         return self.trials[-1].best_score if self.trials else None
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ class LocalWorkerRunner:
 
     def launch(self, run: Run, *, finalize: bool = False) -> int | None:
         job_dir = Path(run.job_dir)
+        if not finalize:  # a run kept as it is only refits what it found: no budget to keep
+            jf.write_clock(job_dir, wait_began(run, (job_dir / jf.CONFIG).stat().st_mtime), run.time_budget)
         log = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         try:
@@ -151,6 +154,13 @@ class LocalWorkerRunner:
         for path in left:
             shutil.rmtree(path, ignore_errors=True)
         return [str(p) for p in left]
+
+
+def wait_began(run: Run, prepared_epoch: float) -> float:
+    """When the user's wait for `run` began, on the wall clock: Start, less any time it then waited in the queue
+    for another run (its data was ready at `prepared_epoch`)."""
+    created = run.created_at.replace(tzinfo=UTC).timestamp()
+    return time.time() - max(0.0, prepared_epoch - created)
 
 
 def _stamp(epoch_s: Any) -> datetime | None:

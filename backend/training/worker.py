@@ -33,7 +33,8 @@ def run_job(job_dir: Path, *, finalize: bool = False) -> int:
     try:
         config = TrainConfig.from_dict(json.loads((job_dir / jf.CONFIG).read_text(encoding="utf-8")))
         frame = pd.read_parquet(job_dir / jf.DATA)
-        result = train_run(frame, config, job_dir / jf.FLAML_LOG, from_log=finalize)
+        deadline = None if finalize else jf.read_deadline(job_dir, time.time(), time.monotonic())
+        result = train_run(frame, config, job_dir / jf.FLAML_LOG, from_log=finalize, deadline=deadline)
         fingerprint = job_dir / jf.FINGERPRINT
         if fingerprint.exists():
             result.bundle.fingerprint = json.loads(fingerprint.read_text(encoding="utf-8"))
