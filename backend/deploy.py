@@ -43,7 +43,12 @@ class ScoringResult:
 
 
 def default_function_name(version: ModelVersion) -> str:
-    return f"flurry_predict_{slugify(version.table.name, max_length=20)}_{slugify(version.target, max_length=20)}"
+    """`flurry_predict_<table>_<target>`, a word the two names share said once: table `customer_churn` and
+    target `churn` give `flurry_predict_customer_churn`, not `…_churn_churn`."""
+    table = slugify(version.table.name, max_length=20).split("_")
+    target = slugify(version.target, max_length=20).split("_")
+    overlap = max((k for k in range(1, min(len(table), len(target)) + 1) if table[-k:] == target[:k]), default=0)
+    return "flurry_predict_" + "_".join(table + target[overlap:])
 
 
 def _output_columns(columns: set[str], bundle: ModelBundle) -> tuple[str, str]:

@@ -87,23 +87,27 @@ class VersionMetrics:
 
 @dataclass(frozen=True)
 class LeaderboardEntry:
-    """The best validation (forecasts: backtest) score of one model family in a run's search."""
+    """One model family in a run: its best validation (forecasts: backtest) score in the search, which the search
+    tuned on, and its score on the holdout, which nothing was tuned on (None when it was not fitted there)."""
 
     estimator: str
     score: float
     blend: str | None = None  # an ensemble: its members and weights, in words
     best_single_same_rows: float | None = None  # an ensemble: the best single model's score on the same rows
+    holdout_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"estimator": self.estimator, "score": self.score}
         if self.blend is not None:
             data.update(blend=self.blend, best_single_same_rows=self.best_single_same_rows)
+        if self.holdout_score is not None:
+            data["holdout_score"] = self.holdout_score
         return data
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> LeaderboardEntry:
         return LeaderboardEntry(str(data["estimator"]), float(data["score"]), data.get("blend"),
-                                _number(data.get("best_single_same_rows")))
+                                _number(data.get("best_single_same_rows")), _number(data.get("holdout_score")))
 
 
 def leaderboard_from_dicts(data: list[dict[str, Any]]) -> list[LeaderboardEntry]:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.learner_names import short_name
+
 
 class WeightedEnsemble:
     """A weighted average of fitted FLAML estimators, with the estimator surface the model bundle calls."""
@@ -29,8 +31,8 @@ class WeightedEnsemble:
         return sum(w * np.asarray(m.predict(frame), dtype=float) for m, w in zip(self.members, self.weights, strict=True))
 
     def describe(self) -> str:
-        """E.g. "lgbm 55% · xgboost 25% · rf 20%" (families repeated when several of their configs are in)."""
+        """E.g. "LightGBM 55% · XGBoost 25% · random forest 20%" (a family's configurations added together)."""
         shares: Counter[str] = Counter()
         for name, weight in zip(self.names, self.weights, strict=True):
-            shares[name] += weight
+            shares[short_name(name)] += weight
         return " · ".join(f"{name} {share:.0%}" for name, share in shares.most_common())

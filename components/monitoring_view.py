@@ -64,13 +64,25 @@ def drift_section(version: ModelVersion) -> None:
     drifts = [*([latest.report.prediction] if latest.report.prediction else []), *latest.report.columns]
     st.dataframe(pd.DataFrame([{
         "column": "(prediction)" if d is latest.report.prediction else d.column,
-        "importance rank": rank.get(d.column) if d is not latest.report.prediction else None,
-        "band": d.band, "POPULATION_STABILITY_INDEX": round(d.psi, 4), "JENSEN_SHANNON": round(d.jensen_shannon, 4),
+        "importance rank": "—" if d is latest.report.prediction or d.column not in rank else str(rank[d.column]),
+        "band": d.band, PSI: round(d.psi, 4), JS: round(d.jensen_shannon, 4),
         "missing now": f"{d.missing_share:.1%}", "missing in training": f"{d.baseline_shares[-1]:.1%}",
-        "DIFFERENCE_OF_MEANS": None if d.difference_of_means is None else round(d.difference_of_means, 4),
-    } for d in drifts]), hide_index=True, width="stretch")
+        MEANS: "—" if d.difference_of_means is None else f"{d.difference_of_means:+.4g}",
+    } for d in drifts]), hide_index=True, width="stretch", column_config=DRIFT_HELP)
     if len(history) > 1:
         st.plotly_chart(over_time_figure(history, order[:5]), width="stretch", key="dashboard.drift_over_time")
+
+
+# Drift measures in words, each with its meaning one hover away (Snowflake's names for them are in the SQL views).
+PSI, JS, MEANS = "population stability (PSI)", "distribution distance (Jensen–Shannon)", "change of the mean"
+DRIFT_HELP = {
+    PSI: st.column_config.NumberColumn(help="How far the share of rows in each bin moved from training: below 0.1 "
+                                            "stable, 0.1–0.25 worth watching, above 0.25 an alert."),
+    JS: st.column_config.NumberColumn(help="How different the two distributions are, from 0 (the same) to 1 "
+                                           "(nothing in common)."),
+    MEANS: st.column_config.TextColumn(help="The mean of the scored rows less the mean of the training rows "
+                                            "(number columns only)."),
+}
 
 
 def over_time_figure(history: list[StoredDrift], columns: list[str]) -> go.Figure:

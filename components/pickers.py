@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from backend.learner_names import plain_name
 from backend.registry import ModelVersion
 from components import backend_calls as calls
 from components import state
@@ -11,7 +12,7 @@ from components import state
 
 def describe_version(version: ModelVersion) -> str:
     number = f" · v{version.number}" if version.number is not None else ""
-    return (f"{version.name}{number} · {version.best_estimator} · {version.created_at:%Y-%m-%d %H:%M} · "
+    return (f"{version.name}{number} · {plain_name(version.best_estimator)} · {version.created_at:%Y-%m-%d %H:%M} · "
             f"{version.model_id}")
 
 

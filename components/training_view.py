@@ -10,6 +10,7 @@ import streamlit as st
 from backend.forecast_workflow import forecast_config
 from backend.forecasting.model import method_words
 from backend.forecasting.series import SeriesSpec
+from backend.learner_names import plain_name
 from backend.metrics import METRICS, METRICS_BY_TASK
 from backend.registry import Run, RunState
 from backend.task_detection import Task
@@ -34,7 +35,9 @@ def wall_words(progress: RunProgress) -> str:
     return f"{run.state.value.title()} · {wall:.0f} s of {run.time_budget} s"
 
 
-def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
+def _progress_body(progress: RunProgress, chosen: str | None = None, holdout_score: float | None = None) -> None:
+    """The run's progress; once it is over, `chosen` names the model kept and `holdout_score` is its score on the
+    holdout (what leads, rather than the search's best validation score, which it was tuned on)."""
     run = progress.run
     if run.state is RunState.QUEUED:
         position = calls.workspace().jobs.queue_position(run.run_id)
@@ -51,11 +54,16 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
     if forecast and chosen is not None:  # the chosen average may score a little behind the best single method
         score = next((t.score for t in reversed(progress.trials) if t.estimator == chosen), None)
         best, label = (score, f"{metric.label} of the chosen model") if score is not None else (best, label)
+    if holdout_score is not None:
+        best, label = holdout_score, f"{metric.label} on the holdout"
+    elif chosen is not None and not forecast:
+        best, label = None, f"{metric.label} on the holdout"
     cols[1].metric(label, "—" if best is None else f"{best:.4f}")
     if chosen is not None:
-        cols[2].metric("Chosen model", chosen)
+        cols[2].metric("Chosen model", chosen if forecast else plain_name(chosen))
     else:
-        cols[2].metric("Trying now", progress.current_estimator or "starting…")
+        current = progress.current_estimator
+        cols[2].metric("Trying now", "starting…" if current is None else current if forecast else plain_name(current))
     if run.rows_used is not None:
         st.caption(rows_sentence(run))
     if run.state is RunState.RUNNING and run.message:  # e.g. finished, its model waiting for room on the disk
@@ -64,7 +72,8 @@ def _progress_body(progress: RunProgress, chosen: str | None = None) -> None:
         chart, families = st.columns([3, 2])
         chart.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
         best = progress.best_per_estimator()
-        families.dataframe(pd.DataFrame({"method" if forecast else "model family": list(best),
+        families.dataframe(pd.DataFrame({"method" if forecast else "model family":
+                                         list(best) if forecast else [plain_name(b) for b in best],
                                          f"{'backtest' if forecast else 'best'} {metric.label}": list(best.values())}),
                            hide_index=True, width="stretch")
 
@@ -114,9 +123,26 @@ def blend_caption(blended: LeaderboardEntry) -> str:
     """What the leaderboard's blend row means, against the best single model on the same rows."""
     single = blended.best_single_same_rows
     versus = f" against {single:.4f} for the best single model" if single is not None else ""
-    return (f"The search ran for {SEARCH_SHARE:.0%} of the budget; the rest blended its best models. Scored on the "
-            f"same out-of-fold rows, the blend reaches {blended.score:.4f}{versus}. The families' scores come from "
-            "the search's own validation and run higher, since it keeps the best of many tries.")
+    return (f"The search ran for {SEARCH_SHARE:.0%} of the budget; the rest blended its best models. On the rows "
+            f"held out while blending, the blend reaches {blended.score:.4f}{versus}, better by more than noise, so "
+            "it stands.")
+
+
+LEADERBOARD_CAPTION = ("Each model is scored on the holdout, rows no model was trained or tuned on, labelled by its "
+                       "most probable class. The search's own validation scores run higher: it kept the best of many "
+                       "tries on those rows.")
+
+
+def leaderboard_frame(leaderboard: list[LeaderboardEntry], chosen: str, metric_label: str) -> pd.DataFrame:
+    """The leaderboard as drawn: plain names, the holdout score (the same basis for every row) first."""
+    board = pd.DataFrame([{
+        "chosen": e.estimator == chosen, "model": plain_name(e.estimator),
+        f"{metric_label} on the holdout": e.holdout_score,
+        f"search's validation {metric_label}": None if e.estimator == "ensemble" else e.score,
+        "blend": e.blend or ""} for e in leaderboard])
+    if not any(e.blend for e in leaderboard):  # the column says what a blend is made of
+        board = board.drop(columns="blend")
+    return board
 
 
 def show_result(progress: RunProgress) -> None:
@@ -126,7 +152,7 @@ def show_result(progress: RunProgress) -> None:
         metric = METRICS[run.metric]
         chosen_row = next((e for e in version.leaderboard if e.estimator == version.best_estimator), None)
         blend = chosen_row.blend if chosen_row is not None else None
-        chosen = f"a blend of {blend}" if blend else version.best_estimator
+        chosen = f"a blend of {blend}" if blend else plain_name(version.best_estimator)
         forecast = run.task is Task.FORECAST
         finished = ((f"Training finished: Flurry forecasts by **{md(method_words(chosen))}**, chosen from "
                      f"{len(progress.trials)} methods in time-ordered backtests." if forecast else
@@ -138,19 +164,21 @@ def show_result(progress: RunProgress) -> None:
             st.error(md(useless.text), icon=":material/block:")
         else:
             st.success(finished)
-        _progress_body(progress, chosen=version.best_estimator)
-        st.subheader("Backtest score per method (lower is better)" if forecast else
-                     "Leaderboard (best validation score per model family)")
+        _progress_body(progress, chosen=version.best_estimator,
+                       holdout_score=chosen_row.holdout_score if chosen_row is not None else None)
+        st.subheader("Backtest score per method (lower is better)" if forecast else "Leaderboard")
         if chosen_row is not None and blend:
             st.caption(blend_caption(chosen_row))
         elif run.config.get("ensemble") and not forecast and "stopped early" not in (run.message or "").lower():
             st.caption(f"The search ran for {SEARCH_SHARE:.0%} of the budget; blending its best models did not fit "
-                       "in the rest (or did not beat the best one), so the best single model stands.")
-        board = pd.DataFrame([{"estimator": e.estimator, metric.label: e.score, "blend": e.blend or ""}
-                              for e in version.leaderboard])
-        if not any(e.blend for e in version.leaderboard):  # the column says what a blend is made of
-            board = board.drop(columns="blend")
-        board.insert(0, "chosen", board["estimator"] == version.best_estimator)
+                       "in the rest, or did not beat the best one by more than noise, so the best single model "
+                       "stands.")
+        if forecast:
+            board = pd.DataFrame([{"chosen": e.estimator == version.best_estimator, "method": e.estimator,
+                                   metric.label: e.score} for e in version.leaderboard])
+        else:
+            board = leaderboard_frame(version.leaderboard, version.best_estimator, metric.label)
+            st.caption(LEADERBOARD_CAPTION)
         st.dataframe(board, hide_index=True, width="stretch")
         st.page_link("pages/evaluate.py", label="Next: evaluate and explain", icon=":material/arrow_forward:")
     else:

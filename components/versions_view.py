@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from backend.learner_names import plain_name
 from backend.metrics import METRICS
 from backend.model_catalog import CatalogVersion, NamedModel, Stage, current_actor
 from backend.model_health import Health
@@ -31,7 +32,7 @@ def versions_table(model: NamedModel, versions: list[CatalogVersion]) -> None:
         headline = version.metrics.headline
         health = calls.health(v.model_id)
         rows.append({"version": v.label, "stage": v.stage.value, "health": "ok" if health.ok else "broken",
-                     "trained": f"{v.created_at:%Y-%m-%d %H:%M}", "model": version.best_estimator,
+                     "trained": f"{v.created_at:%Y-%m-%d %H:%M}", "model": plain_name(version.best_estimator),
                      "holdout": (f"{METRICS[headline[0]].label} {headline[1].model:.4f}"
                                  if headline and headline[0] in METRICS and headline[1].model is not None else ""),
                      "own function": model.version_function(v.number)})

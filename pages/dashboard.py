@@ -8,6 +8,7 @@ import streamlit as st
 from backend.evaluation import summary as words
 from backend.evaluation.summary import Severity
 from backend.forecasting.report import ForecastReport
+from backend.learner_names import plain_name
 from backend.task_detection import Task
 from components import backend_calls as calls
 from components import charts, monitoring_view, state, versions_view
@@ -47,7 +48,7 @@ with user_errors("open the dashboard"):
         st.stop()
     data = calls.dashboard(model_id)
     version = data.version
-    st.caption(f"{md(version.name)} · {version.label} · {version.task} · best model {version.best_estimator} · "
+    st.caption(f"{md(version.name)} · {version.label} · {version.task} · best model {plain_name(version.best_estimator)} · "
                f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
     versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
     monitoring_view.production_section(version)

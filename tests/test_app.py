@@ -84,6 +84,8 @@ def test_main_path_from_table_to_dashboard() -> None:
     assert "Accuracy" in labels and "Predicted" in labels
     at.number_input(key="evaluate.row").set_value(3).run()
     assert not at.exception
+    # drivers from every holdout row (penguins' holdout is under 1,000 rows), explained exactly
+    assert "SHAP values by exact" in texts(at, "caption") and "on all " in texts(at, "caption")
 
     goto(at, "pages/deploy.py")
     at.button(key="deploy.deploy").click().run()
@@ -101,6 +103,9 @@ def test_main_path_from_table_to_dashboard() -> None:
     # the table it learned from, scored: measured in the warehouse against the training baseline, nothing moved
     assert "no input and no prediction has moved" in texts(at, "success")
     assert "is in production" in texts(at, "success")
+    drift = next(d.value for d in at.dataframe if "band" in d.value.columns)
+    assert {"population stability (PSI)", "distribution distance (Jensen–Shannon)"} <= set(drift.columns)
+    assert not drift.isna().any().any() and "None" not in drift.astype(str).to_numpy().ravel().tolist()
 
 
 @pytest.mark.floor

@@ -69,7 +69,7 @@ def test_candidates_are_the_best_of_each_family_then_the_next_best() -> None:
     assert chosen[0].seconds_per_full_fit == pytest.approx(0.8)
 
 
-def _regression_rows(n: int = 600, seed: int = 0) -> pd.DataFrame:
+def _regression_rows(n: int = 1500, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"size": rng.uniform(0, 10, n), "age": rng.uniform(0, 5, n),
                           "area": rng.choice(["north", "south", "east"], n)})
@@ -162,7 +162,16 @@ def test_a_yes_no_blend_is_explained_exactly_in_its_own_probability(tmp_path: Pa
     frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["p", "q", "r"], n)})
     frame["status"] = np.where(frame["a"] + 0.5 * frame["b"] ** 2 + rng.normal(0, 0.7, n) > 1, "bad", "good")
     config = dataclasses.replace(_config(frame, "status", Task.BINARY, "roc_auc"), positive_class="bad")
-    bundle = _blended_bundle(frame, config, tmp_path)
+    # whether a search ends in a blend depends on the data and the clock: the blend is built from real learners
+    rows_all = training_rows(frame, config)
+    bundle = fit_bundle(rows_all, config, tmp_path / "log.jsonl").bundle
+    x, y = bundle.model_input(rows_all), np.asarray(bundle.label_transformer.transform(rows_all["status"]))
+    members = []
+    for candidate in CANDIDATES:
+        member = LEARNERS[candidate.learner](task=bundle.flaml_task, n_jobs=1, **candidate.config)
+        member.fit(x, y)
+        members.append(member)
+    bundle.estimator = WeightedEnsemble(members, [0.5, 0.3, 0.2], [c.learner for c in CANDIDATES], True)
     assert bundle.outcome_of_interest == "bad" and bundle.positive_index == 0  # explained: the first class
     rows = frame.head(60)
     explanation = explain_rows(bundle, rows, background=frame)
@@ -209,7 +218,7 @@ def test_runs_recorded_before_blending_rerun_as_single_models() -> None:
 def test_a_blend_deploys_as_a_sql_function_that_agrees_with_it(empty_workspace: Workspace, tmp_path: Path) -> None:
     """Whether a given search ends in a blend depends on the data and the clock, so the blend is built
     directly and recorded as a model version; deployment and scoring are the real ones."""
-    frame = _regression_rows(800, seed=5)
+    frame = _regression_rows(1500, seed=5)
     table = put_table(empty_workspace, "house prices", frame)
     config = _config(frame, "price", Task.REGRESSION, "r2")
     bundle = _blended_bundle(frame, config, tmp_path)
@@ -228,3 +237,16 @@ def test_a_blend_deploys_as_a_sql_function_that_agrees_with_it(empty_workspace: 
         empty_workspace.warehouse.read_columns(table, version.feature_names))
     np.testing.assert_allclose(from_sql, direct, rtol=1e-9)
     np.testing.assert_allclose(direct, bundle.predict(frame), rtol=1e-9)
+
+
+def test_a_blend_must_beat_the_best_single_model_by_more_than_noise() -> None:
+    from backend.training.ensemble import clearly_better
+
+    rng = np.random.default_rng(5)
+    truth = pd.Series(rng.normal(size=3000))
+    single = truth.to_numpy() + rng.normal(0, 1.0, 3000)
+    assert not clearly_better(single.copy(), single, truth, "r2", Task.REGRESSION, [], None, 0)  # a tie
+    nudged = single + rng.normal(0, 1e-4, 3000)  # different, by nothing that matters
+    assert not clearly_better(nudged, single, truth, "r2", Task.REGRESSION, [], None, 0)
+    better = 0.5 * single + 0.5 * (truth.to_numpy() + rng.normal(0, 1.0, 3000))  # averages independent errors
+    assert clearly_better(better, single, truth, "r2", Task.REGRESSION, [], None, 0)

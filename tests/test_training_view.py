@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pandas as pd
+
 from backend.registry import Run, RunState
 from backend.task_detection import Task
 from backend.version_records import LeaderboardEntry
 from backend.warehouse.base import TableRef
-from components.training_view import blend_caption, rows_sentence
+from components.training_view import blend_caption, leaderboard_frame, rows_sentence
 
 
 def run(used: int, eligible: int, dropped: int) -> Run:
@@ -32,3 +34,15 @@ def test_a_winning_blend_is_scored_against_the_best_single_model_on_the_same_row
     caption = blend_caption(LeaderboardEntry.from_dict(stored))
     assert "the blend reaches 0.9123 against 0.9000 for the best single model" in caption
     assert "against" not in blend_caption(LeaderboardEntry("ensemble", 0.8, "lgbm 50% + rf 50%"))
+
+
+def test_the_leaderboard_leads_with_the_holdout_score_under_plain_names() -> None:
+    board = leaderboard_frame([LeaderboardEntry("ensemble", 0.85, "LightGBM 60% · random forest 40%", 0.84, 0.83),
+                               LeaderboardEntry("xgb_limitdepth", 0.86, holdout_score=0.81),
+                               LeaderboardEntry("sgd", 0.70)], "ensemble", "ROC AUC")
+    assert list(board.columns) == ["chosen", "model", "ROC AUC on the holdout", "search's validation ROC AUC", "blend"]
+    assert board["model"].tolist() == ["Blend of the best models (Flurry)", "Depth-limited boosted trees (XGBoost)",
+                                       "Linear model by gradient descent (scikit-learn)"]
+    assert board["chosen"].tolist() == [True, False, False]
+    # a blend has no search score of its own; a family never fitted outside the search has no holdout score
+    assert pd.isna(board.iloc[0, 3]) and pd.isna(board.iloc[2, 2])

@@ -28,3 +28,17 @@ def test_catalog_named_like_a_schema(tmp_path: Path, file_name: str, schema: str
         assert result.rows == 120
     finally:
         ws.close()
+
+
+def test_a_default_function_name_says_a_shared_word_once() -> None:
+    from types import SimpleNamespace
+
+    from backend.deploy import default_function_name
+
+    def name(table: str, target: str) -> str:
+        return default_function_name(SimpleNamespace(table=TableRef("s", table), target=target))  # type: ignore[arg-type]
+
+    assert name("customer_churn", "churn") == "flurry_predict_customer_churn"
+    assert name("churn", "churn_flag") == "flurry_predict_churn_flag"
+    assert name("Orders 2024", "Late?") == "flurry_predict_orders_2024_late"
+    assert name("credit_default", "Status") == "flurry_predict_credit_default_status"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -138,6 +138,10 @@ class BlendOutcome:
 
     result: BlendResult | None
     best_held_out: HeldOut | None
+    # each family's best configuration as the blend fitted it (its fold models, or its one split's model), to be
+    # scored on the holdout beside the chosen model
+    family_models: dict[str, list[Any]] = field(default_factory=dict)
+    not_better: bool = False  # a blend was formed but did not beat the best single model by more than noise
 
 
 def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray, y_original: pd.Series,
@@ -187,19 +191,26 @@ def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.Da
         fitted.append(models)
         kept.append(candidate)
     best = HeldOut(held_out, predictions[0]) if kept and kept[0] is candidates[0] else None
+    families: dict[str, list[Any]] = {}
+    for candidate, models in zip(kept, fitted, strict=True):
+        families.setdefault(candidate.learner, models)  # candidates come best first: each family's best
     if len(predictions) < 2 or best is None:
-        return BlendOutcome(None, best)
+        return BlendOutcome(None, best, families)
     affordable = kept
     metric_info = METRICS[metric]
 
     def loss(pred: np.ndarray) -> float:
-        value = _metric_on(metric, task, truth, pred, classes, positive)
+        value = score_predictions(metric, task, truth, pred, classes, positive)
         return -value if metric_info.greater_is_better else value
 
     weights = select_weights(predictions, loss)
     chosen = [i for i, w in enumerate(weights) if w > 0]
     if len(chosen) < 2:
-        return BlendOutcome(None, best)
+        return BlendOutcome(None, best, families)
+    blended = sum(weights[i] * predictions[i] for i in chosen)
+    if not clearly_better(blended, predictions[0], truth, metric, task, classes, positive, seed):
+        logger.info("ensemble: the blend does not beat the best single model by more than noise")
+        return BlendOutcome(None, best, families, not_better=True)
     members = []
     try:
         for i in chosen:
@@ -210,8 +221,7 @@ def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.Da
                 members.append(fitted[i][0])
     except OutOfTime:
         logger.info("ensemble: out of time refitting members")
-        return BlendOutcome(None, best)
-    blended = sum(weights[i] * predictions[i] for i in chosen)
+        return BlendOutcome(None, best, families)
     ensemble = WeightedEnsemble(members, [float(weights[i]) for i in chosen], [affordable[i].learner for i in chosen],
                                 task.is_classification)
     best_single = min(loss(p) for p in predictions)
@@ -219,11 +229,42 @@ def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.Da
     recipe = tuple(MemberRecipe(affordable[i].learner, clean_config(affordable[i].config), float(weights[i]),
                                 ALL_ROWS if use_cv else SPLIT_ROWS) for i in chosen)
     return BlendOutcome(BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended, recipe),
-                        best)
+                        best, families)
 
 
-def _metric_on(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object],
-               positive: object = None) -> float:
+NOISE_ROWS = 20_000  # held-out rows the noise check resamples (a random subset of more)
+NOISE_ROUNDS = 100
+NOISE_QUANTILE = 0.1  # the blend must be better in at least 90% of the resamples
+
+
+def clearly_better(blended: np.ndarray, single: np.ndarray, truth: pd.Series, metric: str, task: Task,
+                   classes: list[object], positive: object, seed: int) -> bool:
+    """Whether the blend's predictions beat the best single model's by more than noise on the same held-out
+    rows: in a paired bootstrap of those rows, the blend's metric is better in at least 90% of resamples."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(truth))
+    if len(rows) > NOISE_ROWS:
+        rows = rng.choice(rows, NOISE_ROWS, replace=False)
+    sign = 1.0 if METRICS[metric].greater_is_better else -1.0
+    gains = []
+    for _ in range(NOISE_ROUNDS):
+        pick = rng.choice(rows, len(rows), replace=True)
+        sample = truth.iloc[pick]
+        if task.is_classification and sample.nunique() < 2:
+            continue
+        try:
+            gain = sign * (score_predictions(metric, task, sample, blended[pick], classes, positive)
+                           - score_predictions(metric, task, sample, single[pick], classes, positive))
+        except ValueError:  # a resample without a class the metric needs
+            continue
+        if np.isfinite(gain):
+            gains.append(gain)
+    return len(gains) >= NOISE_ROUNDS // 2 and float(np.quantile(gains, NOISE_QUANTILE)) > 0
+
+
+def score_predictions(metric: str, task: Task, truth: pd.Series, pred: np.ndarray, classes: list[object],
+                      positive: object = None) -> float:
+    """`metric` of predictions (class probabilities, labelled by the most probable class; or values)."""
     if task.is_classification:
         proba = np.clip(pred, 1e-15, 1.0)
         labels = np.asarray(classes, dtype=object)[pred.argmax(axis=1)]

@@ -10,7 +10,7 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,14 @@ from backend.model_bundle import MemberRecipe, ModelBundle, clean_config, prepar
 from backend.monitoring import MonitoringBaseline, baseline_of
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
-from backend.training.ensemble import BlendOutcome, HeldOut, blend_candidates, candidates_from_log, out_of_fold
+from backend.training.ensemble import (
+    BlendOutcome,
+    HeldOut,
+    blend_candidates,
+    candidates_from_log,
+    out_of_fold,
+    score_predictions,
+)
 from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
 from backend.training.recipe import fit_kwargs
 from backend.version_records import Feature, LeaderboardEntry, Score, VersionMetrics
@@ -59,6 +66,9 @@ LGBM_DEFAULTS = {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
 # time after the search; when folds do not fit it, one validation split is fitted instead.
 VALIDATION_SHARE = 0.25
 MIN_SEARCH_S = 1.0
+# Past a very short budget the threshold's folds still get this long (their cost is known from the search's
+# trials, so they are only started when they fit it): a threshold from one small split is much noisier.
+VALIDATION_FLOOR_S = 2.0
 # The holdout report's time, set aside before the search (see report_reserve; measured on run_wall's tables).
 REPORT_BASE_S = 1.0
 REPORT_S_PER_CELL = 4.5e-6
@@ -74,6 +84,9 @@ class FittedModel:
     leaderboard: list[LeaderboardEntry]
     validation: ThresholdTable | None = None
     validation_rows: int | None = None
+    # each family's best model as fitted (the search's best refitted on every row; the others' fold models), to
+    # score the leaderboard on the holdout; in this process only, never pickled
+    family_models: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -293,6 +306,8 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
                                                                   positive=positive)
     blended = outcome.result if outcome is not None else None
     recipe = _single_recipe(automl, log_path, len(x_train), from_log)
+    families = dict(outcome.family_models) if outcome is not None else {}
+    families[best] = [automl._trained_estimator]  # the search's best as the user would get it
     if blended is not None:
         estimator, best, recipe = blended.ensemble, "ensemble", blended.recipe
         leaderboard.insert(0, LeaderboardEntry("ensemble", blended.score, blended.ensemble.describe(),
@@ -305,16 +320,16 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
         positive_class=positive, recipe=recipe,
     )
     if not binary:
-        return FittedModel(bundle, leaderboard)
+        return FittedModel(bundle, leaderboard, family_models=families)
     held = _validation_predictions(automl, x_train, y_train, config, log_path, outcome, fit_kwargs=extra,
                                    deadline=deadline)
     if held is None:
-        return FittedModel(bundle, leaderboard)
+        return FittedModel(bundle, leaderboard, family_models=families)
     truth = (y_train.iloc[held.rows] == bundle.positive_class).to_numpy()
     probability = held.predictions[:, bundle.positive_index]
     table = threshold_table(truth, probability, cutoff_grid(probability))
     bundle.threshold = best_f1_threshold(table)
-    return FittedModel(bundle, leaderboard, table, len(held.rows))
+    return FittedModel(bundle, leaderboard, table, len(held.rows), families)
 
 
 def _single_recipe(automl: Any, log_path: Path, rows: int, from_log: bool) -> tuple[MemberRecipe, ...]:
@@ -353,7 +368,7 @@ def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Seri
     x, y = _learner_data(automl, x_train, y_train)
     try:
         return out_of_fold(state.learner_classes[candidates[0].learner], state.task, candidates[0], x, y,
-                           config.task, deadline=deadline,
+                           config.task, deadline=max(deadline, time.monotonic() + VALIDATION_FLOOR_S),
                            seed=config.seed, folds=config.cv_folds, validation=config.validation,
                            split_ratio=config.split_ratio, time_ordered=config.time_column is not None,
                            fit_kwargs=fit_kwargs)
@@ -426,10 +441,41 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
                             len(holdout))
     buffer = io.BytesIO()
     holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
-    return TrainingResult(bundle=bundle, metrics=scores, leaderboard=fitted.leaderboard, importance=importance,
+    leaderboard = holdout_leaderboard(fitted, holdout, config)
+    return TrainingResult(bundle=bundle, metrics=scores, leaderboard=leaderboard, importance=importance,
                           holdout_parquet=buffer.getvalue(),
                           report=report, baseline=_monitoring_baseline(bundle, train_frame, holdout, labels,
                                                                        positive_probability))
+
+
+def holdout_leaderboard(fitted: FittedModel, holdout: pd.DataFrame, config: TrainConfig) -> list[LeaderboardEntry]:
+    """The leaderboard with each family's score on the holdout (the chosen model's, and each family's best as
+    the search and the blend fitted it), best first; families not fitted outside the search keep none and
+    follow. Labels by the most probable class, so every row is scored alike."""
+    bundle = fitted.bundle
+    truth = holdout[config.target].reset_index(drop=True)
+    positive = bundle.outcome_of_interest if bundle.is_binary else None
+    model_input = bundle.model_input(holdout)
+
+    def predictions(models: list[Any]) -> np.ndarray:
+        return np.mean([np.asarray(m.predict_proba(model_input) if bundle.is_classification else m.predict(model_input),
+                                   dtype=float) for m in models], axis=0)
+
+    scored = []
+    for entry in fitted.leaderboard:
+        models = [bundle.estimator] if entry.estimator == bundle.best_estimator else fitted.family_models.get(
+            entry.estimator, [])
+        holdout_score = None
+        if models and len(truth):
+            try:
+                holdout_score = score_predictions(config.metric, config.task, truth, predictions(models),
+                                                  bundle.classes, positive)
+            except Exception:  # a leaderboard figure must never cost the user the model
+                logger.exception("holdout score of %s failed", entry.estimator)
+        scored.append(replace(entry, holdout_score=holdout_score if holdout_score is None or
+                              np.isfinite(holdout_score) else None))
+    sign = -1.0 if METRICS[config.metric].greater_is_better else 1.0
+    return sorted(scored, key=lambda e: (e.holdout_score is None, sign * (e.holdout_score or 0.0)))
 
 
 def _explain_holdout(bundle: ModelBundle, holdout: pd.DataFrame, train_frame: pd.DataFrame, seed: int
