@@ -21,7 +21,7 @@ from backend.registry import Registry, Run, RunState, new_id
 from backend.snowflake_procedure import RESULT_EVENT, job_payload, procedure_name, register_procedure
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.jobs import JobManager
-from backend.training.runner import Ending, Outcome
+from backend.training.runner import Ending, Outcome, record_left_out
 from backend.warehouse.base import Warehouse
 from backend.warehouse.snowflake_session import snowflake_reason
 
@@ -65,6 +65,7 @@ class ProcedureRunner:
                 f"{MIN_TRAINING_ROWS}.", hint="Pick a table with more rows, or a target with fewer missing values.")
         self.registry.set_run_rows(run_id, used=min(eligible, config.max_rows), dropped=total - eligible,
                                    eligible=eligible)
+        record_left_out(self.wh, self.registry, run_id, config, total, eligible)
         fingerprint = {"table": str(config.table), "rows_total": total, "rows_eligible": eligible,
                        "sampled": sampled, "sample_query_sha256": hashlib.sha256(
                            json.dumps([sql, params], default=str).encode()).hexdigest(),

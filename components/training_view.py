@@ -18,7 +18,7 @@ from backend.training.config import DEFAULT_TIME_BUDGET_S
 from backend.training.fit import SEARCH_SHARE
 from backend.training.jobs import RunProgress
 from backend.version_records import LeaderboardEntry
-from backend.warehouse.base import TableRef
+from backend.warehouse.base import LeftOut, TableRef
 from components import backend_calls as calls
 from components import charts, state
 from components.evaluation_view import model_warnings
@@ -65,7 +65,7 @@ def _progress_body(progress: RunProgress, chosen: str | None = None, holdout_sco
         current = progress.current_estimator
         cols[2].metric("Trying now", "starting…" if current is None else current if forecast else plain_name(current))
     if run.rows_used is not None:
-        st.caption(rows_sentence(run))
+        st.caption(md(rows_sentence(run, progress.left_out)))
     if run.state is RunState.RUNNING and run.message:  # e.g. finished, its model waiting for room on the disk
         st.warning(md(run.message), icon=":material/info:")
     if progress.trials:
@@ -78,8 +78,9 @@ def _progress_body(progress: RunProgress, chosen: str | None = None, holdout_sco
                            hide_index=True, width="stretch")
 
 
-def rows_sentence(run: Run) -> str:
-    """E.g. "Training on a 1,000,000-row sample of 48,000,000 rows; 1,204 rows left out (no target value…)"."""
+def rows_sentence(run: Run, left_out: LeftOut | None = None) -> str:
+    """E.g. "Training on a 1,000,000-row sample of 48,000,000 rows; 1,204 rows left out: 1,204 with no value of
+    churn."; each reason with its count."""
     eligible = run.rows_eligible
     if eligible is not None and run.rows_used is not None and run.rows_used < eligible:
         sentence = f"Training on a {run.rows_used:,}-row sample of {eligible:,} rows"
@@ -87,8 +88,16 @@ def rows_sentence(run: Run) -> str:
         sentence = f"Training on {run.rows_used:,} rows"
     if run.rows_dropped and run.task is Task.FORECAST:
         sentence += f"; {run.rows_dropped:,} rows have no value of the target (periods still to come, or gaps)"
-    elif run.rows_dropped:
-        sentence += f"; {run.rows_dropped:,} rows left out (no target value, or a class too small to learn)"
+    elif run.rows_dropped and left_out is not None and left_out.total == run.rows_dropped:
+        reasons = [f"{left_out.missing_target:,} with no value of {run.target}" if left_out.missing_target else "",
+                   f"{left_out.excluded_classes:,} of the classes you left out as too rare to learn"
+                   if left_out.excluded_classes else "",
+                   f"{left_out.duplicates:,} exact duplicates, as you chose to train on distinct rows"
+                   if left_out.duplicates else ""]
+        sentence += f"; {run.rows_dropped:,} rows left out: " + "; ".join(r for r in reasons if r)
+    elif run.rows_dropped:  # a run recorded before the reasons were
+        sentence += (f"; {run.rows_dropped:,} rows left out (no target value, a class left out as too rare, or "
+                     "a duplicate)")
     return sentence + "."
 
 

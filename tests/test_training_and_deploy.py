@@ -25,6 +25,7 @@ from backend.training.config import TrainConfig
 from backend.training.jobs import RunProgress
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace
+from components.training_view import rows_sentence
 from tests.conftest import make_workspace, put_table, train_and_wait, wait_for
 
 PENGUINS = TableRef("demo", "penguins")
@@ -240,6 +241,29 @@ def test_rows_without_a_target_are_dropped_and_counted(empty_workspace: Workspac
     table = put_table(empty_workspace, "partly_labelled", frame)
     progress = train_and_wait(empty_workspace, table, "y", budget=2)
     assert (progress.run.rows_used, progress.run.rows_dropped) == (175, 25)
+    assert progress.left_out is not None and progress.left_out.missing_target == 25
+    assert rows_sentence(progress.run, progress.left_out) == "Training on 175 rows; 25 rows left out: 25 with no value of y."
+
+
+def test_every_reason_a_row_is_left_out_is_said_with_its_count(empty_workspace: Workspace) -> None:
+    """Duplicates the user chose to drop are not "no target value, or a class too small to learn"."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=300)
+    labels = np.where(x > 0, "up", "down").astype(object)
+    labels[:3] = "glitch"
+    labels[3:13] = None
+    frame = pd.DataFrame({"x": x, "y": labels})
+    frame = pd.concat([frame, frame.iloc[20:60]], ignore_index=True)  # 40 exact copies of labelled rows
+    table = put_table(empty_workspace, "messy", frame)
+    config = empty_workspace.train_config(table, "y", Task.BINARY, ["x"], "roc_auc", 2, deduplicate=True)
+    assert config.drop_classes == ("glitch",)
+    progress = wait_for(empty_workspace, empty_workspace.jobs.start(config))
+    assert progress.run.state is RunState.SUCCEEDED, progress.run.message
+    left = progress.left_out
+    assert left is not None and (left.missing_target, left.excluded_classes, left.duplicates) == (10, 3, 40)
+    assert rows_sentence(progress.run, left) == (
+        "Training on 287 rows; 53 rows left out: 10 with no value of y; 3 of the classes you left out as too rare "
+        "to learn; 40 exact duplicates, as you chose to train on distinct rows.")
 
 
 def test_budget_out_of_range_is_refused_before_any_run(workspace: Workspace) -> None:

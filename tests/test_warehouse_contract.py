@@ -155,6 +155,9 @@ def test_training_sample_excludes_deduplicates_and_repeats(loaded: tuple[str, Wa
     assert rows.equals(pq.read_table(tmp_path / "b.parquet").to_pandas()) and again.rows_written == info.rows_written
     distinct = SampleSpec(table=TABLE, columns=("Region", "label"), target="Region", max_rows=1000, distinct=True)
     assert wh.export_training_sample(distinct, tmp_path / "c.parquet").rows_written == 6
+    # why the other rows were left out, counted in the warehouse: 30 without a region, 90 in the east
+    assert wh.target_gaps(TABLE, "Region", ("east",)) == (30, 90)
+    assert wh.target_gaps(TABLE, "Region", ()) == (30, 0)
 
 
 def test_distribution_counts_add_up(loaded: tuple[str, Warehouse]) -> None:

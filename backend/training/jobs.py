@@ -29,9 +29,9 @@ from backend.training import job_files as jf
 from backend.training.config import TrainConfig
 from backend.training.fit import feature_specs
 from backend.training.local_runner import LocalWorkerRunner
-from backend.training.runner import Ending, Outcome, Runner
+from backend.training.runner import LEFT_OUT_EVENT, Ending, Outcome, Runner
 from backend.version_records import VersionMetrics, leaderboard_from_dicts
-from backend.warehouse.base import Warehouse
+from backend.warehouse.base import LeftOut, Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class RunProgress:
     trials: list[TrialEvent]
     model_id: str | None
     started_at: datetime | None = None
+    left_out: LeftOut | None = None  # why rows of the table were not learned from (None: none were, or not known)
 
     @property
     def elapsed(self) -> float:
@@ -214,7 +215,9 @@ class JobManager:
         version = self.registry.model_for_run(run_id)
         started = next((e.at for e in self.registry.events(run_id, "state") if e.payload.get("state") == "RUNNING"),
                        None)
-        return RunProgress(run=run, trials=trials, model_id=version.model_id if version else None, started_at=started)
+        left_out = next((LeftOut.from_dict(e.payload) for e in self.registry.events(run_id, LEFT_OUT_EVENT)), None)
+        return RunProgress(run=run, trials=trials, model_id=version.model_id if version else None, started_at=started,
+                           left_out=left_out)
 
     def active_runs(self) -> list[Run]:
         return self.registry.list_runs(states=[RunState.QUEUED, RunState.RUNNING])

@@ -24,7 +24,7 @@ from backend.registry import Registry, Run, new_id
 from backend.training import job_files as jf
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.progress import trial_payloads
-from backend.training.runner import Ending, Outcome
+from backend.training.runner import Ending, Outcome, record_left_out
 from backend.warehouse.base import SampleInfo, SampleSpec, Warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +72,7 @@ class LocalWorkerRunner:
                      "Pick a table with more rows, or a target with fewer missing values.")
         self.registry.set_run_rows(run_id, used=used, dropped=total - sample.rows_eligible,
                                    eligible=sample.rows_eligible)
+        record_left_out(self.wh, self.registry, run_id, config, total, sample.rows_eligible)
         (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
         fingerprint = data_fingerprint(spec, sample, total, job_dir / jf.DATA)
         (job_dir / jf.FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")

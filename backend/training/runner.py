@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from backend.registry import Run
+from backend.registry import Registry, Run
 from backend.training.config import TrainConfig
+from backend.warehouse.base import LeftOut, Warehouse
+
+LEFT_OUT_EVENT = "left_out"  # a run's event: why the rows it does not learn from were left out
 
 
 class Ending(enum.Enum):
@@ -69,3 +72,12 @@ class Runner(Protocol):
     def sweep(self, active: list[Run]) -> list[str]:
         """At start-up: remove what runs no longer active left (an app stopped between recording a run's end and
         releasing it); return what was removed."""
+
+
+def record_left_out(warehouse: Warehouse, registry: Registry, run_id: str, config: TrainConfig, total: int,
+                    eligible: int) -> None:
+    """Record why the rows the run does not learn from were left out, each reason with its count."""
+    if config.is_forecast or total == eligible:
+        return
+    missing, excluded = warehouse.target_gaps(config.table, config.target, tuple(config.drop_classes))
+    registry.add_events(run_id, LEFT_OUT_EVENT, [LeftOut.of(total, eligible, missing, excluded).to_dict()])

@@ -107,6 +107,34 @@ class SampleInfo:
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """The rows of a table a training run does not learn from, by reason (each row counted once)."""
+
+    missing_target: int = 0
+    excluded_classes: int = 0  # rows of target values the user left out as too rare to learn
+    duplicates: int = 0  # exact copies of another row, when the user chose to train on distinct rows
+
+    @property
+    def total(self) -> int:
+        return self.missing_target + self.excluded_classes + self.duplicates
+
+    def to_dict(self) -> dict[str, int]:
+        return {"missing_target": self.missing_target, "excluded_classes": self.excluded_classes,
+                "duplicates": self.duplicates}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> LeftOut:
+        return LeftOut(int(data.get("missing_target", 0)), int(data.get("excluded_classes", 0)),
+                       int(data.get("duplicates", 0)))
+
+    @staticmethod
+    def of(total: int, eligible: int, missing_target: int, excluded_classes: int) -> LeftOut:
+        """The breakdown of `total − eligible`: what is neither missing its target nor excluded was a duplicate
+        (the only other way a labelled row is not eligible)."""
+        return LeftOut(missing_target, excluded_classes, max(0, total - eligible - missing_target - excluded_classes))
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What an adapter can do; callers check flags, never the adapter's class."""
 
@@ -279,6 +307,10 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def duplicate_rows(self, table: TableRef) -> int:
         """How many rows are exact copies of an earlier row."""
+
+    @abc.abstractmethod
+    def target_gaps(self, table: TableRef, target: str, excluded: tuple[str, ...]) -> tuple[int, int]:
+        """Rows whose `target` is missing, and rows whose target (as text) is one of `excluded`."""
 
     @abc.abstractmethod
     def export_training_sample(self, spec: SampleSpec, destination: Path) -> SampleInfo:

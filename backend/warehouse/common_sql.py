@@ -61,6 +61,14 @@ class CommonSqlWarehouse(Warehouse):
         return int(self._read(table, f"SELECT (SELECT COUNT(*) FROM {source}) - "
                                      f'(SELECT COUNT(*) FROM (SELECT DISTINCT * FROM {source})) AS "n"')["n"].iloc[0])
 
+    def target_gaps(self, table: TableRef, target: str, excluded: tuple[str, ...]) -> tuple[int, int]:
+        ident = quote_ident(target)
+        condition = (f"CAST({ident} AS VARCHAR) IN ({', '.join('?' for _ in excluded)})" if excluded else "FALSE")
+        counts = self._read(table, f'SELECT COALESCE(SUM(CASE WHEN {ident} IS NULL THEN 1 ELSE 0 END), 0) AS "missing", '
+                                   f'COALESCE(SUM(CASE WHEN {ident} IS NOT NULL AND {condition} THEN 1 ELSE 0 END), 0) '
+                                   f'AS "excluded" FROM {self.qualify(table)}', list(excluded))
+        return int(counts["missing"].iloc[0]), int(counts["excluded"].iloc[0])
+
     def aggregate_distribution(self, table: TableRef, column: str, *, bins: int = 30) -> pd.DataFrame:
         columns = {c.name: c for c in self.describe(table)}
         if column not in columns:
