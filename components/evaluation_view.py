@@ -39,6 +39,9 @@ def show_metrics(report: HoldoutReport) -> None:
         col.caption(f"{interval}baseline {score.baseline:.4f} ({score.baseline_rule})")
     st.caption(f"Measured on all {report.rows:,} holdout rows the model never saw in training (trained on "
                f"{report.train_rows:,}); intervals from resampling those rows.")
+    note = words.accuracy_note(report)
+    if note:
+        st.info(md(note), icon=":material/balance:")
 
 
 def show_legacy_scores(version: ModelVersion) -> None:

@@ -460,3 +460,31 @@ def test_the_explain_function_gives_the_evaluate_pages_reasons(trained, key: str
             assert " the chance of " in expected[0] and "point" in expected[0]
     if key == "credit":
         assert "'bad'" in next(iter(sql["e"].iloc[0]["reasons"]))  # the outcome of interest, not the last class
+
+
+def _rare_report(threshold: float):  # type: ignore[no-untyped-def]
+    from backend.evaluation.report import build_report
+    from backend.evaluation.thresholds import cutoff_grid, threshold_table
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    truth = rng.random(n) < 0.03
+    p = np.clip(1 / (1 + np.exp(-(truth * 2.2 - 4 + rng.normal(0, 1.2, n)))), 0, 1)
+    y = pd.Series(np.where(truth, "yes", "no"))
+    labels = np.where(p >= threshold, "yes", "no").astype(object)
+    proba = np.column_stack([1 - p, p])
+    validation = threshold_table(truth, p, cutoff_grid(p))
+    return build_report(Task.BINARY, y_true=y, labels=labels, proba=proba, y_train=y, classes=["no", "yes"],
+                        positive="yes", train_rows=n, validation=validation, validation_rows=n, threshold=threshold,
+                        segments=[], shap=None)
+
+
+def test_accuracy_below_the_baseline_is_explained_by_the_threshold_that_causes_it() -> None:
+    report = _rare_report(0.08)
+    accuracy = report.metric("accuracy")
+    assert accuracy is not None and accuracy.model < accuracy.baseline  # what a careful user would stop at
+    note = words.accuracy_note(report)
+    at_half = report.holdout_table.at(0.5)
+    assert note.startswith(f"Accuracy ({accuracy.model:.3f}) is below the majority baseline ({accuracy.baseline:.3f})")
+    assert "decision threshold, 0.08," in note and f"would give accuracy {at_half.accuracy:.3f}" in note
+    assert words.accuracy_note(_rare_report(0.5)) == ""  # at the most-probable-class rule there is nothing to explain

@@ -184,6 +184,25 @@ def shap_caption(shap: ShapSummary, holdout_rows: int) -> str:
     return f"SHAP values by {shap.method}, on {rows}; they explain {shap.explained}."
 
 
+def accuracy_note(report: HoldoutReport) -> str:
+    """Why a yes/no model's accuracy is below the majority baseline, when its decision threshold is the cause:
+    a low cut-off flags rows with a small chance of the rare outcome to find more of them."""
+    accuracy = report.metric("accuracy")
+    threshold = report.default_threshold
+    if (report.task != "binary" or accuracy is None or threshold is None or report.holdout_table is None
+            or accuracy.model >= accuracy.baseline):
+        return ""
+    at_threshold, at_half = report.holdout_table.at(threshold), report.holdout_table.at(0.5)
+    if threshold >= 0.5 or at_half.accuracy <= accuracy.model:
+        return ""
+    outcome = repr(report.positive_class)
+    return (f"Accuracy ({accuracy.model:.3f}) is below the majority baseline ({accuracy.baseline:.3f}) because the "
+            f"decision threshold, {threshold:.2f}, also flags rows with a small chance of {outcome} to find more of "
+            f"them: it trades accuracy for catching {outcome} ({at_threshold.recall:.0%} of them found). Labelling "
+            f"by the most probable class would give accuracy {at_half.accuracy:.3f} and find "
+            f"{at_half.recall:.0%} of them.")
+
+
 def importance_sentence(report: HoldoutReport) -> str:
     """How concentrated the explanations are: "income and debt carry 71% of the model's explanations"."""
     if report.shap is None or not report.shap.effects:
