@@ -6,7 +6,7 @@ Column checks read only the warehouse profile; leakage checks fit tiny one-colum
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ LEAKAGE_SAMPLE_ROWS = 20_000
 class Remedy(enum.StrEnum):
     EXCLUDE = "exclude"            # leave the column out of the features
     CAST_NUMBER = "cast_number"    # read text as numbers; what does not parse becomes missing
+    CAST_DATE = "cast_date"        # read text as dates; what does not parse becomes missing
     DROP_RARE = "drop_rare"        # leave out rows of classes too small to validate
     DEDUPLICATE = "deduplicate"    # train on distinct rows only
     NONE = "none"                  # nothing to do; Flurry handles it (explained)
@@ -69,6 +70,12 @@ def _column_finding(c: ColumnProfile) -> Finding | None:
         detail = f"; {odd:,} values are not numbers and would become missing" if odd else ""
         return Finding("mixed_type", "Numbers stored as text", f"{c.name!r} holds numbers written as text{detail}. "
                        "Reading it as a number lets the model use its order and size.", Remedy.CAST_NUMBER, c.name)
+    if c.kind == "text" and c.non_null and c.date_text >= MIXED_TYPE_SHARE * c.non_null:
+        odd = c.non_null - c.date_text
+        detail = f"; {odd:,} values are not dates and would become missing" if odd else ""
+        return Finding("date_text", "Dates stored as text", f"{c.name!r} holds dates written as text{detail}. As text "
+                       "each date is a category of its own, and a date after training is one the model never saw. "
+                       "Read as dates, the model uses their year, month, day and weekday.", Remedy.CAST_DATE, c.name)
     if c.kind == "text" and c.distinct > HIGH_CARDINALITY and c.distinct > 0.5 * c.non_null:
         return Finding("high_cardinality", "Too many distinct texts", f"{c.name!r} has {c.distinct:,} different "
                        "values (free text or codes); too many to learn from as categories.", Remedy.EXCLUDE, c.name)
@@ -188,6 +195,7 @@ class FeaturePlan:
     casts: list[str]
     deduplicate: bool
     reasons: dict[str, str]  # column -> why it is left out (or how it is read)
+    date_casts: list[str] = field(default_factory=list)
 
 
 def plan_features(candidates: list[tuple[str, bool, str]], findings: list[Finding]) -> FeaturePlan:
@@ -197,7 +205,7 @@ def plan_features(candidates: list[tuple[str, bool, str]], findings: list[Findin
     """
     reasons = {name: reason for name, include, reason in candidates if not include}
     features = [name for name, include, _ in candidates if include]
-    casts = []
+    casts, date_casts = [], []
     for finding in findings:
         if finding.column is None:
             continue
@@ -207,5 +215,9 @@ def plan_features(candidates: list[tuple[str, bool, str]], findings: list[Findin
         elif finding.remedy is Remedy.CAST_NUMBER and finding.column in features:
             casts.append(finding.column)
             reasons[finding.column] = "read as numbers"
+        elif finding.remedy is Remedy.CAST_DATE and finding.column in features:
+            date_casts.append(finding.column)
+            reasons[finding.column] = "read as dates"
     deduplicate = any(f.remedy is Remedy.DEDUPLICATE for f in findings)
-    return FeaturePlan(features=features, casts=casts, deduplicate=deduplicate, reasons=reasons)
+    return FeaturePlan(features=features, casts=casts, deduplicate=deduplicate, reasons=reasons,
+                       date_casts=date_casts)

@@ -41,6 +41,7 @@ class ColumnProfile:
     top_values: list[tuple[str, int]] = field(default_factory=list)
     histogram: list[tuple[float, float, int]] = field(default_factory=list)  # (low, high, rows)
     numeric_text: int = 0  # text values that read as numbers (mixed-type columns)
+    date_text: int = 0  # text values that read as dates or times (and not as numbers)
 
     @property
     def nulls(self) -> int:

@@ -154,6 +154,7 @@ class Workspace:
 
     def train_config(self, table: TableRef, target: str, task: Task, features: list[str], metric: str,
                      time_budget_s: int, *, casts: tuple[str, ...] = (), deduplicate: bool = False,
+                     date_casts: tuple[str, ...] = (),
                      **advanced: Any) -> TrainConfig:
         """A training config for the table as it is now. Raises TableNotFoundError when the table or a chosen
         column has gone, InvalidTrainingOptionError for options out of range, InvalidTargetError when the
@@ -171,6 +172,7 @@ class Workspace:
         config = TrainConfig(table=table, target=target, target_sql_type=types[target], task=task,
                              features=tuple((f, types[f]) for f in features), metric=metric,
                              time_budget_s=int(time_budget_s), casts=tuple(c for c in casts if c in features),
+                             date_casts=tuple(c for c in date_casts if c in features),
                              deduplicate=deduplicate, max_rows=rows_cap(len(features) + 1 + len(extra)),
                              extra_columns=extra, **advanced)
         config.validate()

@@ -11,6 +11,7 @@ from components.formatting import md
 _TOGGLES: dict[Remedy, tuple[str, str]] = {  # remedy -> (label to apply, label to undo)
     Remedy.EXCLUDE: ("Leave it out", "Use it anyway"),
     Remedy.CAST_NUMBER: ("Read as numbers", "Keep as text"),
+    Remedy.CAST_DATE: ("Read as dates", "Keep as text"),
     Remedy.DEDUPLICATE: ("Train on distinct rows", "Keep the copies"),
 }
 
@@ -20,6 +21,8 @@ def _applied(finding: Finding) -> bool:
         return finding.column not in state.features()
     if finding.remedy is Remedy.CAST_NUMBER:
         return finding.column in state.casts()
+    if finding.remedy is Remedy.CAST_DATE:
+        return finding.column in state.date_casts()
     if finding.remedy is Remedy.DEDUPLICATE:
         return state.deduplicate()
     return True
@@ -33,6 +36,9 @@ def _toggle(finding: Finding) -> None:
     elif finding.remedy is Remedy.CAST_NUMBER:
         casts = state.casts()
         state.put(state.Key.CASTS, [c for c in casts if c != column] if column in casts else [*casts, column])
+    elif finding.remedy is Remedy.CAST_DATE:
+        dates = state.date_casts()
+        state.put(state.Key.DATE_CASTS, [c for c in dates if c != column] if column in dates else [*dates, column])
     elif finding.remedy is Remedy.DEDUPLICATE:
         state.put(state.Key.DEDUPLICATE, not state.deduplicate())
     state.bump_editor()

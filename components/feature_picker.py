@@ -15,7 +15,8 @@ def pick_features(table: TableRef, target: str, choices: list[FeatureChoice], pl
     chosen = set(state.features())
     editor = pd.DataFrame([{
         "use": c.name in chosen, "column": c.name, "type": c.sql_type,
-        "note": plan.reasons.get(c.name, "") if (c.name not in chosen or c.name in state.casts()) else ""}
+        "note": plan.reasons.get(c.name, "") if (c.name not in chosen or c.name in state.casts()
+                                                   or c.name in state.date_casts()) else ""}
         for c in choices])
     version = state.get(state.Key.EDITOR_VERSION, 0)
     edited = st.data_editor(editor, hide_index=True, width="stretch", key=f"target.features.{table}.{target}.{version}",

@@ -24,6 +24,7 @@ class Key(enum.StrEnum):
     RUN_ID = "wizard.run_id"
     MODEL_ID = "wizard.model_id"
     CASTS = "wizard.casts"
+    DATE_CASTS = "wizard.date_casts"  # text columns read as dates
     DEDUPLICATE = "wizard.deduplicate"
     EDITOR_VERSION = "wizard.editor_version"
     JUMP_TO_TABLE = "wizard.jump_to_table"
@@ -68,7 +69,7 @@ def select_table(ref: TableRef) -> None:
     """Choose a table; choices downstream of it no longer apply."""
     if table() != ref:
         put(Key.TABLE, ref)
-        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.IMBALANCED, Key.POSITIVE,
+        clear(Key.TARGET, Key.TASK, Key.FEATURES, Key.CASTS, Key.DATE_CASTS, Key.DEDUPLICATE, Key.IMBALANCED, Key.POSITIVE,
               Key.FORECAST)
 
 
@@ -80,7 +81,7 @@ def choose_target(column: str | None) -> None:
     """Choose the column to predict; what was decided for the previous one no longer applies."""
     if target() != column:
         put(Key.TARGET, column)
-        clear(Key.TASK, Key.FEATURES, Key.CASTS, Key.DEDUPLICATE, Key.POSITIVE)
+        clear(Key.TASK, Key.FEATURES, Key.CASTS, Key.DATE_CASTS, Key.DEDUPLICATE, Key.POSITIVE)
 
 
 def task() -> Task | None:
@@ -103,6 +104,10 @@ def features() -> list[str]:
 
 def casts() -> list[str]:
     return list(get(Key.CASTS, []) or [])
+
+
+def date_casts() -> list[str]:
+    return list(get(Key.DATE_CASTS, []) or [])
 
 
 def deduplicate() -> bool:

@@ -66,6 +66,7 @@ def keep_features(proposal: FeatureProposal) -> None:
     if state.get(state.Key.FEATURES) is None:
         state.put(state.Key.FEATURES, proposal.plan.features)
         state.put(state.Key.CASTS, proposal.plan.casts)
+        state.put(state.Key.DATE_CASTS, proposal.plan.date_casts)
         state.put(state.Key.DEDUPLICATE, proposal.plan.deduplicate)
 
 

@@ -66,6 +66,7 @@ if st.button("Start training", type="primary", key="train.start", disabled=busy,
     with user_errors("start training"):
         config = calls.workspace().train_config(table, target, task, features, metric, int(budget),
                                                 casts=tuple(state.casts()), deduplicate=state.deduplicate(),
+                                                date_casts=tuple(state.date_casts()),
                                                 positive_class=state.positive() if task is Task.BINARY else None,
                                                 **advanced)
         state.put(state.Key.RUN_ID, calls.workspace().jobs.start(config))

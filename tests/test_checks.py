@@ -49,6 +49,7 @@ def test_a_clean_table_raises_nothing(empty_workspace: Workspace) -> None:
     ("number_text", [str(i % 50) if i % 40 else "n/a" for i in range(N)], "mixed_type", Remedy.CAST_NUMBER),
     ("comment", [f"note {i % 400} about it" for i in range(N)], "high_cardinality", Remedy.EXCLUDE),
     ("signed_up", pd.date_range("2020-01-01", periods=N, freq="h"), "datetime", Remedy.NONE),
+    ("signup_date", [f"2023-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(N)], "date_text", Remedy.CAST_DATE),
 ])
 def test_column_checks_fire(empty_workspace: Workspace, column: str, values: list[object], check: str,
                             remedy: Remedy) -> None:
@@ -109,3 +110,28 @@ def test_one_real_class_beside_rare_ones_blocks(empty_workspace: Workspace) -> N
     frame["label"] = ["a"] * (N - 2) + ["b", "c"]
     (rare,) = [f for f in findings(empty_workspace, frame, task=Task.MULTICLASS) if f.check == "rare_classes"]
     assert rare.blocking
+
+
+def test_dates_stored_as_text_are_read_as_dates_in_training_and_scoring(empty_workspace: Workspace) -> None:
+    """The remedy is real: the model sees dates (their year, month, …), so a date after training is a date it can
+    place, not an unknown category."""
+    from backend.deployed_model import load_bundle
+    from tests.conftest import wait_for
+
+    days = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 700, N), unit="D")
+    frame = base().assign(signup_date=days.strftime("%Y-%m-%d"))
+    summer = (days.month >= 7) ^ (rng.random(N) < 0.2)  # the season decides, mostly
+    frame["label"] = np.where(summer, "yes", "no")
+    table = put_table(empty_workspace, "signups", frame)
+    found = empty_workspace.checks(table, "label", Task.BINARY, ["x", "signup_date"])
+    assert [(f.check, f.remedy) for f in found if f.column == "signup_date"] == [("date_text", Remedy.CAST_DATE)]
+    config = empty_workspace.train_config(table, "label", Task.BINARY, ["x", "signup_date"], "roc_auc", 3,
+                                          date_casts=("signup_date",))
+    progress = wait_for(empty_workspace, empty_workspace.jobs.start(config))
+    assert progress.model_id, progress.run.message
+    bundle = load_bundle(empty_workspace.registry, progress.model_id)
+    assert {f.name: f.kind for f in bundle.features}["signup_date"] == "datetime"
+    later = pd.DataFrame({"x": [0.0, 0.0], "signup_date": ["2031-02-10", "2031-09-10"]})  # never seen in training
+    proba = bundle.predict_proba(later)[:, bundle.classes.index("yes")]
+    february, september = proba
+    assert september - february > 0.2, (february, september)

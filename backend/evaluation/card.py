@@ -31,6 +31,8 @@ def _remedies(config: dict[str, Any]) -> list[str]:
     applied = []
     if config.get("casts"):
         applied.append("read as numbers: " + ", ".join(config["casts"]))
+    if config.get("date_casts"):
+        applied.append("read as dates: " + ", ".join(config["date_casts"]))
     if config.get("deduplicate"):
         applied.append("trained on distinct rows only (exact duplicates removed)")
     if config.get("drop_classes"):

@@ -57,6 +57,7 @@ class TrainConfig:
     max_rows: int = DEFAULT_MAX_ROWS
     estimators: tuple[str, ...] = ()  # empty: FLAML's own choice for the task
     casts: tuple[str, ...] = ()  # text features read as numbers (what does not parse becomes missing)
+    date_casts: tuple[str, ...] = ()  # text features read as dates (what does not parse becomes missing)
     deduplicate: bool = False  # train on distinct rows only
     drop_classes: tuple[str, ...] = ()  # target values whose rows are left out (too rare to learn)
     validation: str = "auto"  # how FLAML scores candidates: "auto", "holdout" or "cv"
@@ -116,6 +117,9 @@ class TrainConfig:
         if set(self.casts) - {name for name, _ in self.features}:
             raise InvalidTrainingOptionError("Only feature columns can be read as numbers.",
                                              hint="Include the column as a feature, or leave it as text.")
+        if set(self.date_casts) - {name for name, _ in self.features} or set(self.date_casts) & set(self.casts):
+            raise InvalidTrainingOptionError("Only feature columns can be read as dates, and not also as numbers.",
+                                             hint="Include the column as a feature, and read it one way.")
         if self.validation not in VALIDATIONS:
             raise InvalidTrainingOptionError(f"Unknown validation {self.validation!r}.",
                                              hint=f"Choose one of {', '.join(VALIDATIONS)}.")
@@ -177,6 +181,7 @@ class TrainConfig:
         data["features"] = [list(f) for f in self.features]
         data["estimators"] = list(self.estimators)
         data["casts"] = list(self.casts)
+        data["date_casts"] = list(self.date_casts)
         data["drop_classes"] = list(self.drop_classes)
         data["extra_columns"] = list(self.extra_columns)
         data["series_columns"] = list(self.series_columns)
@@ -191,6 +196,7 @@ class TrainConfig:
             time_budget_s=int(data["time_budget_s"]), seed=int(data["seed"]),
             holdout_ratio=float(data["holdout_ratio"]), max_rows=int(data["max_rows"]),
             estimators=tuple(data.get("estimators") or ()), casts=tuple(data.get("casts") or ()),
+            date_casts=tuple(data.get("date_casts") or ()),
             deduplicate=bool(data.get("deduplicate", False)), drop_classes=tuple(data.get("drop_classes") or ()),
             validation=str(data.get("validation", "auto")), cv_folds=int(data.get("cv_folds", 5)),
             class_weight=str(data.get("class_weight", "none")), split_ratio=float(data.get("split_ratio", 0.1)),

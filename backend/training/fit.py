@@ -145,8 +145,12 @@ def search_metric(metric: str, classes: list[Any], positive: Any) -> Any:
 
 
 def feature_specs(config: TrainConfig) -> list[Feature]:
-    """Each feature's name, SQL type and the kind the model treats it as (a cast text column is numeric)."""
-    return [Feature(n, t, "numeric" if n in config.casts else column_kind(t)) for n, t in config.features]
+    """Each feature's name, SQL type and the kind the model treats it as (a text column read as numbers is
+    numeric, one read as dates a datetime)."""
+    def kind(name: str, sql_type: str) -> str:
+        return "numeric" if name in config.casts else "datetime" if name in config.date_casts else column_kind(sql_type)
+
+    return [Feature(n, t, kind(n, t)) for n, t in config.features]
 
 
 def split_for_holdout(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,7 +29,8 @@ from backend.warehouse.profile_sql import (
 )
 
 DUCKDB = ProfileDialect(epoch_seconds=lambda ident: f"epoch(CAST({ident} AS TIMESTAMP))",
-                        parses_as_number=lambda ident: f"TRY_CAST({ident} AS DOUBLE)")
+                        parses_as_number=lambda ident: f"TRY_CAST({ident} AS DOUBLE)",
+                        parses_as_date=lambda ident: f"TRY_CAST({ident} AS DATE)")
 
 
 def _second_pass(columns: list[ColumnInfo], first: pd.Series, source: str, query: Query

@@ -37,6 +37,7 @@ def profile_in_slices(columns: list[ColumnInfo], rows: int, profile_slice: Slice
 class ProfileDialect:
     epoch_seconds: Callable[[str], str]  # a (quoted) datetime column → seconds since 1970
     parses_as_number: Callable[[str], str]  # a (quoted) text column → non-NULL where its text is a number
+    parses_as_date: Callable[[str], str]  # a (quoted) text column → non-NULL where its text is a date or time
 
 
 def numeric_expr(column: ColumnInfo, dialect: ProfileDialect) -> str | None:
@@ -66,6 +67,9 @@ def first_pass_sql(columns: list[ColumnInfo], source: str, dialect: ProfileDiale
             parts.append(f'APPROX_TOP_K(CAST({ident} AS VARCHAR), {TOP_VALUES}) AS "top_{i}"')
         if col.kind == "text":
             parts.append(f'COUNT({dialect.parses_as_number(ident)}) AS "numtext_{i}"')
+            # dates that are not also numbers (Snowflake reads a number's text as seconds since 1970)
+            parts.append(f'COUNT(CASE WHEN {dialect.parses_as_number(ident)} IS NULL THEN '
+                         f'{dialect.parses_as_date(ident)} END) AS "datetext_{i}"')
     return f"SELECT {', '.join(parts)} FROM {source}"
 
 
@@ -76,4 +80,4 @@ def column_profile(col: ColumnInfo, i: int, rows: int, first: pd.Series, top: li
         name=col.name, sql_type=col.sql_type, kind=col.kind, rows=rows, non_null=int(first[f"nn_{i}"]),
         distinct=int(first[f"nd_{i}"]), minimum=present(first, f"lo_{i}"), maximum=present(first, f"hi_{i}"),
         mean=present(first, f"mean_{i}"), std=present(first, f"std_{i}"), top_values=top, histogram=histogram,
-        numeric_text=int(present(first, f"numtext_{i}") or 0))
+        numeric_text=int(present(first, f"numtext_{i}") or 0), date_text=int(present(first, f"datetext_{i}") or 0))

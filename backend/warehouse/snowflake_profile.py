@@ -28,7 +28,13 @@ from backend.warehouse.profile_sql import first_pass_sql as shared_first_pass_sq
 
 SNOWFLAKE_COLUMNS_PER_QUERY = 250
 SNOWFLAKE = ProfileDialect(epoch_seconds=lambda ident: f"DATE_PART(EPOCH_SECOND, CAST({ident} AS TIMESTAMP_NTZ))",
-                           parses_as_number=lambda ident: f"TRY_TO_DOUBLE(CAST({ident} AS VARCHAR))")
+                           parses_as_number=lambda ident: f"TRY_TO_DOUBLE(CAST({ident} AS VARCHAR))",
+                           # TRY_CAST from a string to DATE (docs.snowflake.com/sql-reference/functions/try_cast:
+                           # "Only works for string expressions", DATE among its targets); DATE rather than a
+                           # TIMESTAMP type because fakesnow, the offline tests' Snowflake, turns a TRY_CAST to
+                           # TIMESTAMP into a plain CAST that fails on the first word, and both engines read a date
+                           # with a time of day as its date
+                           parses_as_date=lambda ident: f"TRY_CAST(CAST({ident} AS VARCHAR) AS DATE)")
 
 
 def first_pass_sql(columns: list[ColumnInfo], source: str, *, exact: bool, top_values: bool = True) -> str:
