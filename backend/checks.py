@@ -6,6 +6,7 @@ Column checks read only the warehouse profile; leakage checks fit tiny one-colum
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ MIN_CLASS_ROWS = 5  # FLAML validates on up to 5 folds; fewer rows of a class ca
 FEW_ROWS = 100
 LEAKAGE_SCORE = 0.98
 LEAKAGE_SAMPLE_ROWS = 20_000
+NEAR_DUPLICATE_CORRELATION = 0.99
 
 
 class Remedy(enum.StrEnum):
@@ -184,6 +186,47 @@ def leakage_findings(sample: pd.DataFrame, target: str, task: Task, features: li
         findings.append(Finding("leakage", "Suspected target leakage", f"{name!r} {why}. Such a column is usually "
                                 "recorded after the outcome is known, so the model would look perfect here and fail "
                                 "on new rows.", Remedy.EXCLUDE, name))
+    return findings
+
+
+def _renamed_copy(original: str, other: str) -> bool:
+    """Whether `other` is `original`'s name but for case, or with the numbered suffix a warehouse adds when two
+    headers collide (`amount` → `amount_1`)."""
+    a, b = original.casefold(), other.casefold()
+    return a == b or re.fullmatch(re.escape(a) + r"_\d+", b) is not None
+
+
+def near_duplicate_findings(sample: pd.DataFrame, features: list[str]) -> list[Finding]:
+    """Columns that look like another: named alike (case, or a collision's suffix), or numbers that move
+    together almost exactly. A model splits its weight between such twins, and each one's explanation halves."""
+    findings: list[Finding] = []
+    named: set[str] = set()
+    for i, first in enumerate(features):
+        for other in features[i + 1:]:
+            pair = (first, other) if _renamed_copy(first, other) else (other, first) if _renamed_copy(other, first) \
+                else None
+            if pair is None or pair[1] in named:
+                continue
+            named.add(pair[1])
+            findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{pair[1]!r} has the name of "
+                                    f"{pair[0]!r} but for case or a numbered suffix (an upload adds one when two "
+                                    "headers collide). If both hold the same thing, keep one.", Remedy.EXCLUDE,
+                                    pair[1]))
+    numbers = [f for f in features if f not in named and f in sample.columns
+               and pd.api.types.is_numeric_dtype(sample[f]) and not pd.api.types.is_bool_dtype(sample[f])
+               and sample[f].nunique() > 2]
+    if len(numbers) < 2 or len(sample) < 30:
+        return findings
+    correlation = sample[numbers].astype(float).corr(min_periods=30).abs().to_numpy()
+    for i, first in enumerate(numbers):
+        for j in range(i + 1, len(numbers)):
+            other = numbers[j]
+            if other in named or not correlation[i, j] >= NEAR_DUPLICATE_CORRELATION:
+                continue
+            named.add(other)
+            findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{other!r} moves with {first!r} "
+                                    f"almost exactly (correlation {correlation[i, j]:.3f}): the same quantity twice, "
+                                    "or one computed from the other. Keep one.", Remedy.EXCLUDE, other))
     return findings
 
 

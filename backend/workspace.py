@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from backend.checks import LEAKAGE_SAMPLE_ROWS, MIN_CLASS_ROWS, Finding, column_findings, leakage_findings, target_findings
+from backend.checks import (
+    LEAKAGE_SAMPLE_ROWS,
+    MIN_CLASS_ROWS,
+    Finding,
+    column_findings,
+    leakage_findings,
+    near_duplicate_findings,
+    target_findings,
+)
 from backend.config import (
     WarehouseConfig,
     allowed_schemas_setting,
@@ -131,6 +139,7 @@ class Workspace:
         sample = self.warehouse.sample(table, [*features, target], LEAKAGE_SAMPLE_ROWS)
         return [*target_findings(profile, target, task, counts, duplicates),
                 *leakage_findings(sample, target, task, features),
+                *near_duplicate_findings(sample, features),
                 *column_findings(profile, target)]
 
     def outcome_choices(self, table: TableRef, target: str) -> OutcomeChoices:

@@ -135,3 +135,17 @@ def test_dates_stored_as_text_are_read_as_dates_in_training_and_scoring(empty_wo
     proba = bundle.predict_proba(later)[:, bundle.classes.index("yes")]
     february, september = proba
     assert september - february > 0.2, (february, september)
+
+
+def test_near_duplicate_columns_are_named(empty_workspace: Workspace) -> None:
+    frame = base()
+    frame["AMOUNT"] = rng.gamma(2.0, 40.0, N)
+    frame["amount_1"] = frame["AMOUNT"].round(0)  # what an upload calls a second "amount" header
+    frame["x_in_cm"] = frame["x"] * 2.54 + rng.normal(0, 0.01, N)  # the same measure in other units
+    frame["q_1"], frame["q_2"] = rng.normal(size=N), rng.normal(size=N)  # numbered, but not copies
+    found = findings(empty_workspace, frame)
+    assert fired(found, "near_duplicate") == {"amount_1", "x_in_cm"}
+    by_column = {f.column: f for f in found if f.check == "near_duplicate"}
+    assert "'amount_1' has the name of 'AMOUNT'" in by_column["amount_1"].explanation
+    assert "moves with 'x' almost exactly" in by_column["x_in_cm"].explanation
+    assert all(f.remedy is Remedy.EXCLUDE for f in by_column.values())
