@@ -33,6 +33,7 @@ class Key(enum.StrEnum):
     OPEN_DASHBOARD = "wizard.open_dashboard"  # the model a page hands to the dashboard it switches to
     POSITIVE = "wizard.positive"  # binary targets: the outcome of interest, as text
     FORECAST = "wizard.forecast"  # forecasts: the SeriesSpec chosen on the Target step
+    UPLOAD_RESULT = "wizard.upload_result"  # the last upload's ImportResult, said on the Data step
 
 
 def get(key: Key, default: Any = None) -> Any:

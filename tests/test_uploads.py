@@ -84,3 +84,9 @@ def test_names_differing_only_in_case_are_renamed_and_reported(empty_workspace: 
     result = upload(empty_workspace, "case.csv", b"Name,name,NAME\n1,2,3\n")
     assert result.renamed == (("name", "name_1"), ("NAME", "NAME_2"))
     assert list(empty_workspace.warehouse.preview(result.table).columns) == ["Name", "name_1", "NAME_2"]
+    # what the Data step keeps saying after the upload (no toast that vanishes)
+    from components.upload_view import upload_sentences
+
+    assert upload_sentences(result) == [
+        f"Created {result.table} with 1 row and 3 columns.",
+        "Renamed, since column names must differ by more than case: 'name' is now 'name_1'; 'NAME' is now 'NAME_2'."]
