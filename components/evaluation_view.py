@@ -189,6 +189,8 @@ def show_drivers(report: HoldoutReport) -> None:
     if shap is None or not shap.effects:
         st.info(md(report.shap_note or "SHAP explanations could not be computed for this model."))
         return
+    if words.is_useless(report):
+        st.warning(words.USELESS_DRIVERS, icon=":material/warning:")
     st.caption(md(words.shap_caption(shap, report.rows)))
     for effect in shap.effects[:5]:
         st.markdown(f"- {md(effect.direction)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from backend.evaluation import summary as words
 from backend.learner_names import plain_name
 from backend.metrics import METRICS
 from backend.model_catalog import CatalogVersion, NamedModel, Stage, current_actor
@@ -20,9 +21,26 @@ PENDING = "deploy.pending"  # the change waiting for its confirmation: ("promote
 FLASH = "deploy.flash"  # what the last change did, shown once after the rerun
 
 
-def show_broken(health: Health, label: str) -> None:
+def show_broken(health: Health, label: str, rollback_to: str | None = None) -> None:
+    """A broken version's reason, and a remedy that names only versions that exist."""
+    if health.ok:
+        return
+    remedy = (f"Roll back to {rollback_to}, or retrain the model." if rollback_to else
+              "Retrain the model; there is no earlier version to roll back to.")
+    st.error(f"{md(label)} is broken: {md(health.reason)} {md(remedy)}", icon=":material/error:")
+
+
+def useless_reason(version: ModelVersion) -> str | None:
+    """Why the version's own report calls it useless (the blocker's words), or None."""
+    return next((w.text for w in words.warnings(version.report) if w.kind == "useless"), None) \
+        if version.report is not None else None
+
+
+def health_word(version: ModelVersion, health: Health) -> str:
+    """One word per version for tables: "broken" (cannot serve), "useless" (no better than guessing), "ok"."""
     if not health.ok:
-        st.error(f"{md(label)} is broken: {md(health.reason)} {md(health.remedy)}", icon=":material/error:")
+        return "broken"
+    return "useless" if useless_reason(version) else "ok"
 
 
 def versions_table(model: NamedModel, versions: list[CatalogVersion]) -> None:
@@ -31,7 +49,7 @@ def versions_table(model: NamedModel, versions: list[CatalogVersion]) -> None:
         version = calls.model_version(v.model_id)
         headline = version.metrics.headline
         health = calls.health(v.model_id)
-        rows.append({"version": v.label, "stage": v.stage.value, "health": "ok" if health.ok else "broken",
+        rows.append({"version": v.label, "stage": v.stage.value, "health": health_word(version, health),
                      "trained": f"{v.created_at:%Y-%m-%d %H:%M}", "model": plain_name(version.best_estimator),
                      "holdout": (f"{METRICS[headline[0]].label} {headline[1].model:.4f}"
                                  if headline and headline[0] in METRICS and headline[1].model is not None else ""),
@@ -85,16 +103,30 @@ def stage_actions(model: NamedModel, version: ModelVersion, this: CatalogVersion
     """Promote (or first deploy), roll back and archive, for the chosen version."""
     ws = calls.workspace()
     health = calls.health(version.model_id)
+    useless = useless_reason(version)
     pending = st.session_state.get(PENDING)  # set by the buttons' callbacks, before this run
-    if this.stage is Stage.PRODUCTION:
+    if this.stage is Stage.PRODUCTION and health.ok:  # a broken version serves nothing: its error says so
         st.success(f"{this.label} is in production: {md(model.function_name)}(…) serves it.",
                    icon=":material/verified:")
-    elif production is None:
+    elif this.stage is Stage.PRODUCTION:
+        pass
+    elif production is None and useless is None:
         if st.button("Deploy as a SQL function", type="primary", key="deploy.deploy", disabled=not health.ok,
                      help=f"Creates {model.function_name}(…) serving {this.label}."):
             with user_errors("deploy the model"):
                 _done(promote(ws.warehouse, ws.registry, version.model_id, actor=current_actor(),
                               note=f"{this.label} deployed"), first=True)
+    elif production is None:  # a useless model is deployed only once its user has read why it is useless
+        st.button("Deploy as a SQL function…", type="primary", key="deploy.deploy", disabled=not health.ok,
+                  on_click=_ask, args=("deploy", version.model_id))
+        if pending == ("deploy", version.model_id):
+            st.warning(f"{md(useless)} Deploy it anyway?", icon=":material/block:")
+            yes, no = st.columns(2)
+            if yes.button(f"Deploy {this.label} anyway", key="deploy.confirm_useless"):
+                with user_errors("deploy the model"):
+                    _done(promote(ws.warehouse, ws.registry, version.model_id, actor=current_actor(),
+                                  note=f"{this.label} deployed, though its report calls it useless"), first=True)
+            no.button("Cancel", key="deploy.cancel_useless", on_click=_cancel)
     else:
         st.caption(f"{md(model.function_name)}(…) serves {production.label} now.")
         st.button(f"Promote {this.label} to production…", type="primary", key="deploy.deploy", disabled=not health.ok,
@@ -103,8 +135,11 @@ def stage_actions(model: NamedModel, version: ModelVersion, this: CatalogVersion
             change = input_change(ws.registry, version.model_id)
             st.warning(f"After this, every query calling {md(model.function_name)} gets {this.label}'s answers "
                        f"instead of {production.label}'s. {md(change or '')}", icon=":material/swap_horiz:")
+            if useless is not None:
+                st.error(md(useless), icon=":material/block:")
             yes, no = st.columns(2)
-            if yes.button(f"Yes, promote {this.label}", type="primary", key="deploy.confirm"):
+            confirm = f"Promote {this.label} anyway" if useless is not None else f"Yes, promote {this.label}"
+            if yes.button(confirm, type="primary", key="deploy.confirm"):
                 with user_errors("promote the version"):
                     _done(promote(ws.warehouse, ws.registry, version.model_id, actor=current_actor(),
                                   accept_new_inputs=True), first=False)

@@ -47,9 +47,13 @@ if not versions:
 st.subheader(f"1 · {md(model.name)}: {len(versions)} version{'s' if len(versions) != 1 else ''}")
 versions_view.show_flash()
 view.show_warnings([w for w in view.model_warnings(version) if w.severity is Severity.BLOCKER])
-versions_view.show_broken(calls.health(version.model_id), this.label)
+previous = catalog.previous_production(model.key)
+rollback_to = previous.label if previous is not None and calls.health(previous.model_id).ok else None
+versions_view.show_broken(calls.health(version.model_id), this.label,
+                          rollback_to if production is not None and production.model_id == version.model_id else None)
 if production is not None and production.model_id != version.model_id:
-    versions_view.show_broken(calls.health(production.model_id), f"The production version {production.label}")
+    versions_view.show_broken(calls.health(production.model_id), f"The production version {production.label}",
+                              rollback_to)
 current = ws.registry.threshold(version.model_id)
 if current is not None and version.report is not None:
     st.caption(f"{this.label} labels rows {md(repr(version.report.positive_class))} when their probability is at "
@@ -64,6 +68,10 @@ versions_view.rename_form(model)
 
 production = catalog.production(model.key)
 if production is None:
+    st.stop()
+if not calls.health(production.model_id).ok:  # nothing may score with a model Flurry will not load
+    st.info(f"Scoring, schedules and the SQL example are off while the production version ({production.label}) is "
+            "broken; its error above says what to do.", icon=":material/block:")
     st.stop()
 function = model.function_name
 with user_errors("show the SQL example"):
@@ -80,15 +88,17 @@ with user_errors("show the SQL example"):
 st.subheader("2 · Score a table")
 with user_errors("list tables to score"):
     schemas = calls.list_schemas()
-    source_schema = st.selectbox("Schema of the table to score", schemas, key="deploy.source_schema",
+    # keyed by the model: another model's choices (its source, its output table) never carry over to this one
+    keys = f"deploy.{model.key}"
+    source_schema = st.selectbox("Schema of the table to score", schemas, key=f"{keys}.source_schema",
                                  index=schemas.index(version.table.schema) if version.table.schema in schemas else 0)
     tables = calls.list_tables(source_schema)
-    source_name = st.selectbox("Table to score", tables, key="deploy.source_table",
+    source_name = st.selectbox("Table to score", tables, key=f"{keys}.source_table",
                                index=tables.index(version.table.name) if version.table.name in tables else 0)
-    out_schema = st.text_input("Write the scores into schema", value="scores", key="deploy.out_schema")
-    out_name = st.text_input("…as the table", value=f"{source_name}_scored", key="deploy.out_table")
+    out_schema = st.text_input("Write the scores into schema", value="scores", key=f"{keys}.out_schema")
+    out_name = st.text_input("…as the table", value=f"{source_name}_scored", key=f"{keys}.out_table")
     mode = st.radio("If that table exists", list(scoring_view.MODES), format_func=scoring_view.MODES.get,
-                    key="deploy.mode", horizontal=True)
+                    key=f"{keys}.mode", horizontal=True)
     st.caption("Each row gets the prediction, its probability, the model version that scored it and when.")
     source = TableRef(source_schema, source_name)
     scoring_view.score_now(ws, function, source, out_schema, out_name, mode)

@@ -49,6 +49,8 @@ with user_errors("evaluate the model"):
     if report.task == "binary" and report.holdout_table is not None and current is not None:
         st.subheader(f"When to flag a row as {md(repr(report.positive_class))}")
         st.caption(f"In force: {md(current.description)}; since {current.chosen_at:%Y-%m-%d %H:%M} UTC.")
+        if words.is_useless(report):
+            st.warning(words.USELESS_THRESHOLD, icon=":material/block:")
         if report.validation_table is None:
             st.caption("No validation predictions could be made for this model, so it keeps the 0.5 threshold.")
             row, how, detail = report.holdout_table.at(current.threshold), "manual", {}

@@ -24,8 +24,8 @@ with user_errors("list the training runs"):
     table = runs_table(summaries)
     healths = {s.version.model_id: calls.health(s.version.model_id) for s in summaries if s.version is not None}
     table.insert(1, "version", [s.version.label if s.version else None for s in summaries])
-    table.insert(2, "health", [None if s.version is None else "ok" if healths[s.version.model_id].ok else "broken"
-                               for s in summaries])
+    table.insert(2, "health", [None if s.version is None else
+                               versions_view.health_word(s.version, healths[s.version.model_id]) for s in summaries])
     for s in summaries:
         if s.version is not None and not healths[s.version.model_id].ok:
             versions_view.show_broken(healths[s.version.model_id],

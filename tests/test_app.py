@@ -78,6 +78,10 @@ def test_main_path_from_table_to_dashboard() -> None:
     at.run()
     assert "Training finished" in texts(at, "success")
     assert len(at.dataframe) >= 1  # the leaderboard
+    # the headline is the chosen model's score on the holdout, not the search's validation score
+    assert "Log loss on the holdout" in [m.label for m in at.metric]
+    board = next(d.value for d in at.dataframe if "model" in d.value.columns)
+    assert "Log loss on the holdout" in board.columns and board["chosen"].sum() == 1
 
     goto(at, "pages/evaluate.py")
     labels = [m.label for m in at.metric]

@@ -217,7 +217,16 @@ def importance_sentence(report: HoldoutReport) -> str:
 def drivers_sentence(report: HoldoutReport, top: int = 3) -> str:
     if report.shap is None or not report.shap.effects:
         return ""
-    return "Top drivers: " + "; ".join(e.direction for e in report.shap.effects[:top]) + "."
+    drivers = "; ".join(e.direction for e in report.shap.effects[:top]) + "."
+    if is_useless(report):
+        return f"{USELESS_DRIVERS} Its top drivers: {drivers}"
+    return "Top drivers: " + drivers
+
+
+USELESS_DRIVERS = ("This model is barely better than guessing, so its drivers describe what it happened to pick up, "
+                   "not what decides the outcome.")
+USELESS_THRESHOLD = ("No cut-off is worth using: the model ranks rows barely better than chance, so any threshold "
+                     "flags rows about as well as picking them at random.")
 
 
 def summary(report: HoldoutReport, row: ThresholdRow | None, target: str) -> list[str]:
