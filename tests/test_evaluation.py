@@ -235,7 +235,30 @@ def test_segments_call_out_the_weak_group() -> None:
                           pd.Series(np.where(truth, "yes", "no")), labels, p, "yes")
     worse = [s.value for s in views[0].segments if s.much_worse]
     assert worse == ["d"]
-    assert "group is d" in words.segment_sentence(views[0])
+    d = next(s for s in views[0].segments if s.value == "d")
+    # the sentence gives what the call rests on: the interval, the rows and the rows of the outcome
+    assert (f"group is d: {d.metric:.3f}, 90% interval {d.low:.3f}–{d.high:.3f}, on {d.rows:,} rows, "
+            f"{d.positives:,} of them the outcome of interest") in words.segment_sentence(views[0])
+
+
+def test_a_segment_is_not_called_much_worse_on_a_handful_of_positives() -> None:
+    """A rare outcome: a group with only 8 positives and a poor ROC AUC there is noise, not a finding."""
+    from backend.evaluation.segments import segment_views
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    group = np.where(np.arange(n) < 300, "small", "big")
+    truth = rng.random(n) < 0.03
+    truth[:300] = False
+    truth[:8] = True  # 8 positives in the small group
+    p = 1 / (1 + np.exp(-(3 * truth - 3.5 + rng.normal(0, 1, n))))
+    p[:300] = rng.random(300) * 0.2  # the model knows nothing there
+    labels = np.where(p >= 0.5, "yes", "no").astype(object)
+    views = segment_views(Task.BINARY, pd.DataFrame({"group": group}), ["group"],
+                          pd.Series(np.where(truth, "yes", "no")), labels, p, "yes")
+    small = next(s for s in views[0].segments if s.value == "small")
+    assert small.positives == 8 and small.metric < views[0].overall - 0.1  # it looks much worse…
+    assert not small.much_worse  # …but 8 positives cannot say so
 
 
 def test_errors_against_a_column_show_where_a_regression_is_biased() -> None:

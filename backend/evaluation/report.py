@@ -89,6 +89,9 @@ class Segment:
     much_worse: bool
     # regression: predicted − actual in this segment at the 5th, 25th, 50th, 75th and 95th percentile
     error_quantiles: list[float] | None = None
+    low: float | None = None  # the metric's 90% interval in this segment (None: not estimated)
+    high: float | None = None
+    positives: int | None = None  # yes/no models: rows of the outcome of interest in the segment
 
 
 @dataclass(frozen=True)

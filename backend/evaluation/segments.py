@@ -22,7 +22,9 @@ MAX_COLUMNS = 50
 # A segment is called out only when it is big enough for its metric to mean something.
 MIN_SEGMENT_ROWS = 30
 MIN_SEGMENT_SHARE = 0.02
-MIN_SEGMENT_CLASS_ROWS = 10  # and, for ROC AUC, this many rows of each class
+MIN_SEGMENT_CLASS_ROWS = 20  # and, for ROC AUC, this many rows of each class
+# ... and only when the segment's 90% interval lies wholly on the worse side of the overall figure
+INTERVAL_Z = 1.645
 WORSE_BY = {"roc_auc": 0.10, "accuracy": 0.10}  # absolute drop; MAE: WORSE_MAE_RATIO times overall
 WORSE_MAE_RATIO = 1.5
 KEY_LIKE_SHARE = 0.9
@@ -77,15 +79,34 @@ def _error_quantiles(truth: np.ndarray, predicted: np.ndarray) -> list[float] | 
     return [float(q) for q in np.quantile(errors, ERROR_QUANTILES)] if len(errors) else None
 
 
-def _much_worse(metric: str, value: float, overall: float, scale: float = 1.0, overall_scale: float = 1.0) -> bool:
-    """Whether a segment's metric is much worse than overall. MAE is compared relative to the size of the
-    values (`scale`: the segment's mean |target|), or bigger targets would always look worse."""
+def _much_worse(metric: str, value: float, overall: float, scale: float = 1.0, overall_scale: float = 1.0,
+                interval: tuple[float, float] | None = None) -> bool:
+    """Whether a segment's metric is much worse than overall: by the margin, and (given its 90% `interval`) with
+    the whole interval on the worse side of overall. MAE is compared relative to the size of the values
+    (`scale`: the segment's mean |target|), or bigger targets would always look worse."""
     if not np.isfinite(value):
         return False
     if metric == "mae":
         relative, overall_relative = value / max(scale, 1e-12), overall / max(overall_scale, 1e-12)
-        return relative >= WORSE_MAE_RATIO * overall_relative and value > 0
-    return value <= overall - WORSE_BY[metric]
+        clear = interval is None or interval[0] / max(scale, 1e-12) > overall_relative
+        return relative >= WORSE_MAE_RATIO * overall_relative and value > 0 and clear
+    return value <= overall - WORSE_BY[metric] and (interval is None or interval[1] < overall)
+
+
+def metric_interval(metric: str, value: float, truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float] | None:
+    """A 90% interval of a segment's metric: Hanley and McNeil's standard error for ROC AUC, the normal
+    approximation for accuracy (a share) and for MAE (a mean of absolute errors)."""
+    if not np.isfinite(value) or len(truth) < 2:
+        return None
+    if metric == "roc_auc":
+        n1, n2 = int(truth.sum()), int((~truth).sum())
+        q1, q2 = value / (2 - value), 2 * value**2 / (1 + value)
+        se = np.sqrt((value * (1 - value) + (n1 - 1) * (q1 - value**2) + (n2 - 1) * (q2 - value**2)) / (n1 * n2))
+    elif metric == "accuracy":
+        se = np.sqrt(value * (1 - value) / len(truth))
+    else:
+        se = float(np.std(np.abs(predicted.astype(float) - truth.astype(float)), ddof=1)) / np.sqrt(len(truth))
+    return float(value - INTERVAL_Z * se), float(value + INTERVAL_Z * se)
 
 
 def segment_views(task: Task, frame: pd.DataFrame, columns: list[str], y_true: pd.Series, labels: np.ndarray,
@@ -137,11 +158,14 @@ def _segment_view(task: Task, column: str, values: pd.Series, metric: str, overa
         value = _segment_metric(metric, truth[rows], predicted[rows], score)
         actual = float(np.mean(truth[rows])) if task is not Task.MULTICLASS else float(np.mean(
             truth[rows] == predicted[rows]))
-        enough = rows.sum() >= floor and (metric != "roc_auc" or min(truth[rows].sum(), (~truth[rows]).sum())
+        enough = rows.sum() >= floor and (task is not Task.BINARY or min(truth[rows].sum(), (~truth[rows]).sum())
                                            >= MIN_SEGMENT_CLASS_ROWS)
+        interval = metric_interval(metric, value, truth[rows], predicted[rows])
         segments.append(Segment(str(key), int(rows.sum()), value, actual,
-                                bool(enough and _much_worse(metric, value, overall, *scales(rows))),
-                                _error_quantiles(truth[rows], predicted[rows]) if metric == "mae" else None))
+                                bool(enough and _much_worse(metric, value, overall, *scales(rows), interval=interval)),
+                                _error_quantiles(truth[rows], predicted[rows]) if metric == "mae" else None,
+                                *(interval if interval is not None else (None, None)),
+                                int(truth[rows].sum()) if task is Task.BINARY else None))
     rank = {label: i for i, label in enumerate(order or [])}
     segments.sort(key=lambda s: (rank.get(s.value, len(rank)), -s.rows) if order else (-s.rows,))
     return SegmentView(column, metric, overall, segments)

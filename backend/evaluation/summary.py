@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.evaluation.report import HoldoutReport, MetricScore, SegmentView, ShapSummary
+from backend.evaluation.report import HoldoutReport, MetricScore, Segment, SegmentView, ShapSummary
 from backend.evaluation.thresholds import ThresholdRow
 from backend.metrics import METRICS
 
@@ -171,8 +171,16 @@ def segment_sentence(view: SegmentView) -> str:
     note = (f" No {label} for {', '.join(unjudged[:3])}: those rows hold a single class." if unjudged else "")
     if not worse:
         return f"No value of {view.column} has a much worse {label} than overall ({view.overall:.3f}).{note}"
-    names = ", ".join(f"{s.value} ({s.metric:.3f}, {s.rows:,} rows)" for s in worse[:3])
+    names = "; ".join(_segment_evidence(s) for s in worse[:3])
     return f"Much worse {label} than overall ({view.overall:.3f}) where {view.column} is {names}.{note}"
+
+
+def _segment_evidence(segment: Segment) -> str:
+    """"east: 0.612, 90% interval 0.55–0.67, on 480 rows, 130 of them the outcome" — what the call rests on."""
+    interval = (f", 90% interval {segment.low:.3f}–{segment.high:.3f}" if segment.low is not None
+                and segment.high is not None else "")
+    positives = (f", {segment.positives:,} of them the outcome of interest" if segment.positives is not None else "")
+    return f"{segment.value}: {segment.metric:.3f}{interval}, on {segment.rows:,} rows{positives}"
 
 
 # --- the headline and warnings ---------------------------------------------------------------------------
