@@ -161,11 +161,11 @@ def _segment_view(task: Task, column: str, values: pd.Series, metric: str, overa
         enough = rows.sum() >= floor and (task is not Task.BINARY or min(truth[rows].sum(), (~truth[rows]).sum())
                                            >= MIN_SEGMENT_CLASS_ROWS)
         interval = metric_interval(metric, value, truth[rows], predicted[rows])
+        low, high = interval if interval is not None else (None, None)
         segments.append(Segment(str(key), int(rows.sum()), value, actual,
                                 bool(enough and _much_worse(metric, value, overall, *scales(rows), interval=interval)),
                                 _error_quantiles(truth[rows], predicted[rows]) if metric == "mae" else None,
-                                *(interval if interval is not None else (None, None)),
-                                int(truth[rows].sum()) if task is Task.BINARY else None))
+                                low=low, high=high, positives=int(truth[rows].sum()) if task is Task.BINARY else None))
     rank = {label: i for i, label in enumerate(order or [])}
     segments.sort(key=lambda s: (rank.get(s.value, len(rank)), -s.rows) if order else (-s.rows,))
     return SegmentView(column, metric, overall, segments)
