@@ -89,25 +89,28 @@ def _done(promotion: Promotion, first: bool) -> None:
     st.rerun()
 
 
-def show_flash() -> None:
-    """The outcome of the change made just before this rerun."""
+def show_flash() -> bool:
+    """The outcome of the change made just before this rerun; whether there was one (its banner says what the
+    version now does, so no second banner repeats it)."""
     flash = st.session_state.pop(FLASH, None)
     if flash:
         st.success(flash[0], icon=":material/check_circle:")
         if flash[1]:
             st.caption(flash[1])
+    return bool(flash)
 
 
 def stage_actions(model: NamedModel, version: ModelVersion, this: CatalogVersion,
-                  production: CatalogVersion | None) -> None:
-    """Promote (or first deploy), roll back and archive, for the chosen version."""
+                  production: CatalogVersion | None, announced: bool = False) -> None:
+    """Promote (or first deploy), roll back and archive, for the chosen version. `announced`: the change just made
+    was already said in a banner, so the version's stage is said in a caption."""
     ws = calls.workspace()
     health = calls.health(version.model_id)
     useless = useless_reason(version)
     pending = st.session_state.get(PENDING)  # set by the buttons' callbacks, before this run
     if this.stage is Stage.PRODUCTION and health.ok:  # a broken version serves nothing: its error says so
-        st.success(f"{this.label} is in production: {md(model.function_name)}(…) serves it.",
-                   icon=":material/verified:")
+        (st.caption if announced else st.success)(f"{this.label} is in production: {md(model.function_name)}(…) "
+                                                  "serves it.")
     elif this.stage is Stage.PRODUCTION:
         pass
     elif production is None and useless is None:

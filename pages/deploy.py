@@ -3,8 +3,6 @@ table, and the dashboard link."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import streamlit as st
 
 from backend.deployed_model import DeployedFunctions
@@ -20,6 +18,7 @@ from components.feedback import user_errors
 from components.forecast_deploy import forecast_deployment
 from components.formatting import md
 from components.pickers import pick_model
+from components.sharing import share_sentence
 from components.shell import require_shell
 from components.state import Key
 
@@ -45,7 +44,7 @@ if not versions:
     st.stop()
 
 st.subheader(f"1 · {md(model.name)}: {len(versions)} version{'s' if len(versions) != 1 else ''}")
-versions_view.show_flash()
+announced = versions_view.show_flash()
 view.show_warnings([w for w in view.model_warnings(version) if w.severity is Severity.BLOCKER])
 previous = catalog.previous_production(model.key)
 rollback_to = previous.label if previous is not None and calls.health(previous.model_id).ok else None
@@ -62,7 +61,7 @@ if current is not None and version.report is not None:
 elif current is not None:
     st.caption(md(f"{this.label} labels rows with the 0.5 rule: {current.description}."))
 versions_view.versions_table(model, versions)
-versions_view.stage_actions(model, version, this, production)
+versions_view.stage_actions(model, version, this, production, announced)
 versions_view.history_table(model)
 versions_view.rename_form(model)
 
@@ -79,7 +78,7 @@ with user_errors("show the SQL example"):
     bundle = calls.bundle(production.model_id)
     example = DeployedFunctions(function, f"{function}_proba" if bundle.is_classification else None,
                                 explain=explain_function_name(function))
-    st.code(example.example_sql(serving.feature_names, serving.table), language="sql")
+    st.code(example.example_sql(serving.feature_names, serving.table), language="sql", wrap_lines=True)
     st.caption(f"{md(function)} always serves the production version ({production.label}); each promoted version "
                f"is also callable by its own name, e.g. {md(model.version_function(production.number))}. "
                f"{md(explain_function_name(function))} returns the prediction, its probability and its top three "
@@ -115,7 +114,7 @@ link = calls.link_params(version.model_id)
 if st.button("Open this model's dashboard", icon=":material/dashboard:", key="deploy.open_dashboard"):
     state.put(Key.OPEN_DASHBOARD, version.model_id)
     st.switch_page("pages/dashboard.py")
-st.caption(f"Shareable link: /dashboard?{md(urlencode(link))}")
+st.caption(md(share_sentence(link)))
 
 st.subheader("4 · Take it out of Flurry")
 st.caption("A zip with the model file (checked against its sha256 when loaded), the model's own code and pinned "

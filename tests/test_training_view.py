@@ -46,3 +46,15 @@ def test_the_leaderboard_leads_with_the_holdout_score_under_plain_names() -> Non
     assert board["chosen"].tolist() == [True, False, False]
     # a blend has no search score of its own; a family never fitted outside the search has no holdout score
     assert pd.isna(board.iloc[0, 3]) and pd.isna(board.iloc[2, 2])
+
+
+def test_the_shareable_link_is_absolute_and_keeps_the_apps_base_path() -> None:
+    from components.sharing import dashboard_link
+
+    params = {"model": "m-1"}
+    assert dashboard_link("http://127.0.0.1:8501/deploy", params) == "http://127.0.0.1:8501/dashboard?model=m-1"
+    assert dashboard_link("http://127.0.0.1:8501/deploy/?x=1", params) == "http://127.0.0.1:8501/dashboard?model=m-1"
+    assert dashboard_link("https://apps.example.com/flurry/deploy", params) == \
+        "https://apps.example.com/flurry/dashboard?model=m-1"
+    assert dashboard_link("https://apps.example.com/flurry/", params) == \
+        "https://apps.example.com/flurry/dashboard?model=m-1"

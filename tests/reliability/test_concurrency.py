@@ -191,6 +191,8 @@ def test_four_browser_sessions_browse_train_promote_and_deploy_at_once(tmp_path:
                 other.get_by_role("link", name="5 · Deploy").click()
                 other.get_by_role("button", name="Deploy as a SQL function").click()
                 other.get_by_text("Deployed.").wait_for(timeout=60_000)
+                # the shareable link is absolute: a colleague can open it as it is
+                other.get_by_text(re.compile(r"Shareable link: http://127\.0\.0\.1:\d+/dashboard\?model=")).wait_for()
                 other.get_by_role("button", name="Score the table").click()
                 other.get_by_text(re.compile(r"Scored [0-9,]+ rows")).wait_for(timeout=60_000)
             with screenshot_on_failure(training, "four-sessions-training.png"):
