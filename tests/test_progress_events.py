@@ -14,7 +14,6 @@ from backend.task_detection import Task
 from backend.training.config import TrainConfig
 from backend.training.job_files import read_complete_lines
 from backend.training.progress import train_with_events, trial_payloads
-from backend.version_records import LeaderboardEntry
 from backend.warehouse.base import TableRef
 
 
@@ -74,6 +73,7 @@ def test_the_best_trial_so_far_can_be_retrained_from_its_events_alone(tmp_path: 
     (tmp_path / "best.jsonl").write_text(best_trial_log(events), encoding="utf-8")
     kept = train(frame, config, tmp_path / "best.jsonl", from_log=True)
     assert kept.bundle.best_estimator == best["estimator"]
-    assert kept.leaderboard == [LeaderboardEntry(best["estimator"], best["score"])]
+    assert [(e.estimator, e.score) for e in kept.leaderboard] == [(best["estimator"], best["score"])]
+    assert kept.leaderboard[0].holdout_score is not None  # and scored on the holdout like any other run
     log_loss = kept.metrics.scores["log_loss"]
     assert log_loss.model is not None and log_loss.baseline is not None and log_loss.model < log_loss.baseline
