@@ -54,12 +54,12 @@ with user_errors("list the warehouse's tables"):
 
     columns = calls.describe(chosen)
     rows = calls.row_count(chosen)
+    size = calls.table_size(chosen)  # None or 0 where the warehouse reports none (a view, unsaved changes)
     left, middle, right = st.columns(3)
     left.metric("Rows", f"{rows:,}")
     middle.metric("Columns", f"{len(columns):,}")
-    size = calls.table_size(chosen)
-    right.metric("Size on disk", human_bytes(size) if size else "—",
-                 help="Storage the warehouse reports for this table (recent changes count once saved).")
+    if size:
+        right.metric("Size on disk", human_bytes(size), help="Storage the warehouse reports for this table.")
     if rows == 0:
         st.warning("This table has no rows, so there is nothing to learn from. Pick another table.")
 

@@ -64,6 +64,7 @@ def test_main_path_from_table_to_dashboard() -> None:
     assert "demo" in at.selectbox(key="data.schema").options
     at.selectbox(key="data.table").set_value("penguins").run()
     assert "344" in texts(at, "metric")
+    assert "—" not in texts(at, "metric")  # a size the warehouse does not report is left out, not a dash
 
     goto(at, "pages/target.py")
     at.selectbox(key="target.column").set_value("species").run()
