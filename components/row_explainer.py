@@ -12,6 +12,7 @@ from backend.registry import ModelVersion
 from backend.task_detection import Task
 from components import backend_calls as calls
 from components import evaluation_charts as charts
+from components.feedback import user_errors
 from components.formatting import human, md
 
 
@@ -74,10 +75,13 @@ def explain_one_row(version: ModelVersion) -> None:
         return
     current = calls.workspace().registry.threshold(version.model_id)
     threshold = None if current is None else current.threshold
-    original = calls.explain_holdout_row(version.model_id, position, threshold)
-    edits = _edits_form(version, original.values, f"{key}.{position}")
-    explained = (calls.explain_holdout_row(version.model_id, position, threshold, tuple(sorted(edits.items())))
-                 if edits else original)
+    with user_errors("explain the row") as outcome:  # a refused explanation says why, never a traceback
+        original = calls.explain_holdout_row(version.model_id, position, threshold)
+        edits = _edits_form(version, original.values, f"{key}.{position}")
+        explained = (calls.explain_holdout_row(version.model_id, position, threshold, tuple(sorted(edits.items())))
+                     if edits else original)
+    if not outcome.ok:
+        return
     left, middle, right = st.columns(3)
     changed = " (what-if)" if edits else ""
     left.metric("Predicted" + changed, human(explained.prediction),

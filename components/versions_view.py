@@ -21,13 +21,20 @@ PENDING = "deploy.pending"  # the change waiting for its confirmation: ("promote
 FLASH = "deploy.flash"  # what the last change did, shown once after the rerun
 
 
-def show_broken(health: Health, label: str, rollback_to: str | None = None) -> None:
-    """A broken version's reason, and a remedy that names only versions that exist."""
-    if health.ok:
-        return
-    remedy = (f"Roll back to {rollback_to}, or retrain the model." if rollback_to else
-              "Retrain the model; there is no earlier version to roll back to.")
-    st.error(f"{md(label)} is broken: {md(health.reason)} {md(remedy)}", icon=":material/error:")
+def show_broken(health: Health, label: str, remedy: str = "Retrain the model.") -> None:
+    """A broken version's reason and what to do (the caller names only versions that exist)."""
+    if not health.ok:
+        st.error(f"{md(label)} is broken: {md(health.reason)} {md(remedy)}", icon=":material/error:")
+
+
+OWNER_REMEDY = "The model's owner can retrain it, or put a working version in production on the Deploy step."
+
+
+def production_remedy(rollback_to: str | None) -> str:
+    """What to do when the production version is broken: roll back to a version that exists and works, or
+    retrain."""
+    return (f"Roll back to {rollback_to}, or retrain the model." if rollback_to else
+            "Retrain the model; there is no earlier version to roll back to.")
 
 
 def useless_reason(version: ModelVersion) -> str | None:

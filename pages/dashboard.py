@@ -43,14 +43,16 @@ with user_errors("open the dashboard"):
     if forecast is not None:
         st.caption(f"{md(version.name)} · {version.label} · forecast · {md(forecast.method_words)} · trained "
                    f"{version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
-        versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
+        versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})",
+                                  versions_view.OWNER_REMEDY)
         show_forecast_dashboard(version, forecast)
         st.stop()
     data = calls.dashboard(model_id)
     version = data.version
     st.caption(f"{md(version.name)} · {version.label} · {version.task} · best model {plain_name(version.best_estimator)} · "
                f"trained {version.created_at:%Y-%m-%d %H:%M} UTC · id {version.model_id}")
-    versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})")
+    versions_view.show_broken(calls.health(version.model_id), f"This model version ({version.label})",
+                              versions_view.OWNER_REMEDY)
     monitoring_view.production_section(version)
 
     report = version.report

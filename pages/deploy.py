@@ -48,11 +48,13 @@ announced = versions_view.show_flash()
 view.show_warnings([w for w in view.model_warnings(version) if w.severity is Severity.BLOCKER])
 previous = catalog.previous_production(model.key)
 rollback_to = previous.label if previous is not None and calls.health(previous.model_id).ok else None
+in_production = production is not None and production.model_id == version.model_id
 versions_view.show_broken(calls.health(version.model_id), this.label,
-                          rollback_to if production is not None and production.model_id == version.model_id else None)
-if production is not None and production.model_id != version.model_id:
+                          versions_view.production_remedy(rollback_to) if in_production else
+                          f"Retrain the model{'' if production is None else f'; {production.label} serves on'}.")
+if production is not None and not in_production:
     versions_view.show_broken(calls.health(production.model_id), f"The production version {production.label}",
-                              rollback_to)
+                              versions_view.production_remedy(rollback_to))
 current = ws.registry.threshold(version.model_id)
 if current is not None and version.report is not None:
     st.caption(f"{this.label} labels rows {md(repr(version.report.positive_class))} when their probability is at "

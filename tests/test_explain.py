@@ -197,3 +197,31 @@ def test_values_that_do_not_add_up_or_explode_are_refused() -> None:
     with pytest.raises(ExplanationRefusedError, match="not numbers"):
         check_explanation(_Checked(Explanation(values * np.nan, np.full(3, 0.3), None, "value"), expected, 1.0))
 
+
+
+@pytest.mark.parametrize(("demo_name", "target", "task", "metric"), [
+    ("customer_churn", "churn", Task.BINARY, "roc_auc"),
+    ("diamond_prices", "price", Task.REGRESSION, "r2"),
+])
+def test_the_demo_tables_blends_are_explained_exactly_on_a_thousand_rows(tmp_path_factory: pytest.TempPathFactory,
+                                                                         demo_name: str, target: str, task: Task,
+                                                                         metric: str) -> None:
+    """The flagship demo: a blend of boosted trees, a forest and (yes/no) a linear model over its text columns."""
+    from backend.demo_data import DEMO_TABLES, load_demo_frame
+
+    demo = next(d for d in DEMO_TABLES if d.name == demo_name)
+    frame = load_demo_frame(demo).sample(4000, random_state=0)
+    features = tuple((c, "DOUBLE" if pd.api.types.is_numeric_dtype(frame[c]) else "VARCHAR")
+                     for c in frame.columns if c not in (target, demo.id_column))
+    config = TrainConfig(table=TableRef("demo", demo_name), target=target,
+                         target_sql_type="DOUBLE" if task is Task.REGRESSION else "VARCHAR", task=task,
+                         features=features, metric=metric, time_budget_s=2, estimators=("lgbm",), ensemble=False)
+    rows = training_rows(frame, config)
+    bundle = fit_bundle(rows, config, tmp_path_factory.mktemp(demo_name) / "log.jsonl").bundle
+    names = ["lgbm", "xgboost", "rf"] + (["lrl2"] if task is Task.BINARY else [])
+    members = [_fitted(bundle, rows, name) for name in names]
+    blend = _with(bundle, WeightedEnsemble(members, [1 / len(names)] * len(names), names, bundle.is_classification),
+                  "ensemble")
+    explained = rows.head(1000)
+    explanation = explain_rows(blend, explained, background=rows)
+    _assert_exact(blend, explained, explanation)

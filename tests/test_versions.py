@@ -130,7 +130,7 @@ def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(versions
         assert "is broken" in texts(at, "error") and "checksum" in texts(at, "error"), (page, texts(at, "error"))
     at.query_params["model"] = second
     goto(at, "pages/dashboard.py")
-    assert "is broken" in texts(at, "error") and "Roll back" in texts(at, "error")
+    assert "is broken" in texts(at, "error") and "owner can retrain it" in texts(at, "error")
 
 
 def test_a_tampered_artifact_is_broken_and_its_functions_refuse(versions) -> None:
