@@ -21,7 +21,7 @@ from backend.deployed_model import (
 )
 from backend.deployment_targets import ScoringPlan, target_for
 from backend.errors import DeploymentError, InvalidIdentifierError
-from backend.identifiers import slugify, validate_function_name
+from backend.identifiers import table_target_slug, validate_function_name
 from backend.model_bundle import ModelBundle
 from backend.model_catalog import Catalog
 from backend.registry import ModelVersion, Registry
@@ -43,12 +43,8 @@ class ScoringResult:
 
 
 def default_function_name(version: ModelVersion) -> str:
-    """`flurry_predict_<table>_<target>`, a word the two names share said once: table `customer_churn` and
-    target `churn` give `flurry_predict_customer_churn`, not `…_churn_churn`."""
-    table = slugify(version.table.name, max_length=20).split("_")
-    target = slugify(version.target, max_length=20).split("_")
-    overlap = max((k for k in range(1, min(len(table), len(target)) + 1) if table[-k:] == target[:k]), default=0)
-    return "flurry_predict_" + "_".join(table + target[overlap:])
+    """`flurry_predict_<table>_<target>`, a word the two names share said once (identifiers.table_target_slug)."""
+    return "flurry_predict_" + table_target_slug(version.table.name, version.target)
 
 
 def _output_columns(columns: set[str], bundle: ModelBundle) -> tuple[str, str]:

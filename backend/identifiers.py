@@ -38,6 +38,15 @@ def slugify(text: str, *, max_length: int = 40) -> str:
     return slug[:max_length].rstrip("_")
 
 
+def table_target_slug(table: str, target: str, *, max_part: int = 20) -> str:
+    """`<table>_<target>` as a slug, a word the two names share said once: table `customer_churn` and target
+    `churn` give `customer_churn`, not `customer_churn_churn`."""
+    first = slugify(table, max_length=max_part).split("_")
+    second = slugify(target, max_length=max_part).split("_")
+    overlap = max((k for k in range(1, min(len(first), len(second)) + 1) if first[-k:] == second[:k]), default=0)
+    return "_".join(first + second[overlap:])
+
+
 def validate_function_name(name: str) -> str:
     """Return `name` if it is a plain lower-case SQL function name; raise InvalidIdentifierError otherwise.
 

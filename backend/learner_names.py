@@ -31,5 +31,6 @@ def short_name(code: str) -> str:
     """The few words a blend's description uses: "LightGBM", "random forest", "L1 logistic regression"."""
     shorts = {"lgbm": "LightGBM", "xgboost": "XGBoost", "xgb_limitdepth": "depth-limited XGBoost",
               "rf": "random forest", "extra_tree": "extra trees", "lrl1": "L1 logistic regression",
-              "lrl2": "L2 logistic regression", "sgd": "SGD linear model", "catboost": "CatBoost"}
+              "lrl2": "L2 logistic regression", "sgd": "SGD linear model", "catboost": "CatBoost",
+              "ensemble": "blend"}
     return shorts.get(code, code)

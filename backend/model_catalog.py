@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.errors import DeploymentError, ModelNotFoundError, WarehouseQueryError
-from backend.identifiers import slugify
+from backend.identifiers import table_target_slug
 from backend.registry import ModelVersion, Registry, next_event_seq, now
 from backend.task_detection import Task
 from backend.warehouse.base import TableRef
@@ -134,7 +134,7 @@ class Catalog:
                             "AND target = ?", [table.schema, table.name, target])
         if not frame.empty:
             return str(frame["model_key"].iloc[0])
-        base = f"{slugify(table.name, max_length=KEY_PART_LENGTH)}_{slugify(target, max_length=KEY_PART_LENGTH)}"
+        base = table_target_slug(table.name, target, max_part=KEY_PART_LENGTH)
         taken = set(self._query(f"SELECT model_key FROM {self._t('models')}")["model_key"].astype(str))
         key, n = base, 2
         while key in taken:  # the same table name in another schema, or names that slug alike

@@ -162,7 +162,7 @@ def beeswarm_figure(effects: list[FeatureEffect], top: int = 10) -> go.Figure:
         fig.add_trace(go.Scatter(x=effect.shap, y=jitter, mode="markers", marker={"size": 5, "opacity": 0.7, **colour},
                                  text=[str(v) for v in effect.values], hovertemplate="%{text}: %{x:.3f}<extra></extra>"))
     fig.update_yaxes(tickvals=list(range(len(shown))), ticktext=[e.feature for e in shown])
-    return _layout(fig, "Every sampled row's SHAP value per column", "SHAP value", "", height=420)
+    return _layout(fig, "Every explained row's SHAP value per column", "SHAP value", "", height=420)
 
 
 def dependence_figure(effect: FeatureEffect) -> go.Figure:
@@ -193,5 +193,6 @@ def waterfall_figure(contributions: dict[str, float], values: dict[str, object],
     fig = go.Figure(go.Waterfall(orientation="h", y=labels, x=ys, measure=measures,
                                  increasing={"marker": {"color": _MARK}}, decreasing={"marker": {"color": _MODEL}}))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Why the model predicted this (red pushes up, blue pushes down)", "model output", "",
+    return _layout(fig, "Why the model predicted this: bars to the right raise it, to the left lower it",
+                   "model output", "",
                    height=120 + 28 * len(labels))

@@ -10,7 +10,7 @@ import streamlit as st
 from backend.forecast_workflow import forecast_config
 from backend.forecasting.model import method_words
 from backend.forecasting.series import SeriesSpec
-from backend.learner_names import plain_name
+from backend.learner_names import plain_name, short_name
 from backend.metrics import METRICS, METRICS_BY_TASK
 from backend.registry import Run, RunState
 from backend.task_detection import Task
@@ -60,7 +60,9 @@ def _progress_body(progress: RunProgress, chosen: str | None = None, holdout_sco
         best, label = None, f"{metric.label} on the holdout"
     cols[1].metric(label, "—" if best is None else f"{best:.4f}")
     if chosen is not None:
-        cols[2].metric("Chosen model", chosen if forecast else plain_name(chosen))
+        shown = chosen if forecast else short_name(chosen)
+        cols[2].metric("Chosen model", shown[:1].upper() + shown[1:],
+                       help=None if forecast else plain_name(chosen))
     else:
         current = progress.current_estimator
         cols[2].metric("Trying now", "starting…" if current is None else current if forecast else plain_name(current))
@@ -144,10 +146,13 @@ LEADERBOARD_CAPTION = ("Each model is scored on the holdout, rows no model was t
 
 def leaderboard_frame(leaderboard: list[LeaderboardEntry], chosen: str, metric_label: str) -> pd.DataFrame:
     """The leaderboard as drawn: plain names, the holdout score (the same basis for every row) first."""
+    def shown(value: float | None) -> str:  # a missing figure is a dash, never "None"
+        return "—" if value is None else f"{value:.4f}"
+
     board = pd.DataFrame([{
         "chosen": e.estimator == chosen, "model": plain_name(e.estimator),
-        f"{metric_label} on the holdout": e.holdout_score,
-        f"search's validation {metric_label}": None if e.estimator == "ensemble" else e.score,
+        f"{metric_label} on the holdout": shown(e.holdout_score),
+        f"search's validation {metric_label}": shown(None if e.estimator == "ensemble" else e.score),
         "blend": e.blend or ""} for e in leaderboard])
     if not any(e.blend for e in leaderboard):  # the column says what a blend is made of
         board = board.drop(columns="blend")

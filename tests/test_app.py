@@ -90,7 +90,7 @@ def test_main_path_from_table_to_dashboard() -> None:
     at.number_input(key="evaluate.row").set_value(3).run()
     assert not at.exception
     # drivers from every holdout row (penguins' holdout is under 1,000 rows), explained exactly
-    assert "SHAP values by exact" in texts(at, "caption") and "on all " in texts(at, "caption")
+    assert "How the SHAP values were found: exact" in texts(at, "caption") and "from all " in texts(at, "caption")
 
     goto(at, "pages/deploy.py")
     at.button(key="deploy.deploy").click().run()

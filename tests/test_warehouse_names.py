@@ -42,3 +42,21 @@ def test_a_default_function_name_says_a_shared_word_once() -> None:
     assert name("churn", "churn_flag") == "flurry_predict_churn_flag"
     assert name("Orders 2024", "Late?") == "flurry_predict_orders_2024_late"
     assert name("credit_default", "Status") == "flurry_predict_credit_default_status"
+
+
+def test_a_named_models_functions_say_a_shared_word_once(tmp_path: Path) -> None:
+    from backend.model_catalog import Catalog
+    from backend.registry import ModelVersion, now
+    from backend.task_detection import Task
+    from backend.version_records import VersionMetrics
+
+    ws = make_workspace(tmp_path / "n.duckdb", seed_demo=False)
+    try:
+        version = ModelVersion(model_id="m1", run_id="r1", created_at=now(), name="churn", table=TableRef("demo",
+                               "customer_churn"), target="churn", task=Task.BINARY, metric="roc_auc",
+                               best_estimator="lgbm", features=[], metrics=VersionMetrics(), leaderboard=[],
+                               importance=[], versions={}, sha256="0" * 64)
+        key, _ = Catalog(ws.registry).assign(version)
+        assert Catalog(ws.registry).model(key).function_name == "flurry_predict_customer_churn"
+    finally:
+        ws.close()

@@ -185,11 +185,11 @@ def _segment_evidence(segment: Segment) -> str:
 
 # --- the headline and warnings ---------------------------------------------------------------------------
 def shap_caption(shap: ShapSummary, holdout_rows: int) -> str:
-    """What the drivers rest on: "SHAP values by exact TreeSHAP, LightGBM's own, on all 1,409 holdout rows; they
-    explain the log-odds of 'Yes'." """
+    """What the drivers rest on: "How the SHAP values were found: exact TreeSHAP, LightGBM's own; from all 1,409
+    holdout rows. They explain the log-odds of 'Yes'." """
     rows = (f"all {shap.rows:,} holdout rows" if shap.rows >= holdout_rows
             else f"{shap.rows:,} of the {holdout_rows:,} holdout rows, drawn at random")
-    return f"SHAP values by {shap.method}, on {rows}; they explain {shap.explained}."
+    return f"How the SHAP values were found: {shap.method}; from {rows}. They explain {shap.explained}."
 
 
 def accuracy_note(report: HoldoutReport) -> str:
