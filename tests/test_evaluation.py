@@ -511,3 +511,17 @@ def test_accuracy_below_the_baseline_is_explained_by_the_threshold_that_causes_i
     assert note.startswith(f"Accuracy ({accuracy.model:.3f}) is below the majority baseline ({accuracy.baseline:.3f})")
     assert "decision threshold, 0.08," in note and f"would give accuracy {at_half.accuracy:.3f}" in note
     assert words.accuracy_note(_rare_report(0.5)) == ""  # at the most-probable-class rule there is nothing to explain
+
+
+def test_a_dates_effect_reads_along_time_not_one_day_at_a_time() -> None:
+    import datetime
+    from types import SimpleNamespace
+
+    from backend.evaluation.shap_summary import direction_words
+
+    bundle = SimpleNamespace(is_binary=True, is_classification=True, outcome_of_interest="fraud",
+                             classes=["fraud", "ok"], positive_index=0, target="label")
+    days = [datetime.date(2022, 1, 1) + datetime.timedelta(days=i) for i in range(100)]
+    rising = np.linspace(-1, 1, 100)
+    for values in (pd.Series(days, dtype=object), pd.Series(pd.to_datetime(days))):  # Arrow's DATE, and a TIMESTAMP
+        assert direction_words("signup_date", values, rising, bundle) == "later signup_date pushes toward 'fraud'"

@@ -3,6 +3,7 @@ direction in words, from explanations of a sample of holdout rows."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,12 @@ def direction_words(feature: str, values: pd.Series, shap: np.ndarray, bundle: A
     """How a column moves predictions, in words: "higher tenure pushes toward 'No'" for numbers (from the
     rank correlation of value and SHAP value), "contract = 'Month-to-month' pushes toward 'Yes' most" for
     categories."""
+    present = values.dropna()
+    dates = pd.api.types.is_datetime64_any_dtype(values) or (  # Arrow's DATE arrives as datetime.date objects
+        values.dtype == object and len(present) > 0 and all(isinstance(v, datetime.date) for v in present))
+    if dates:  # a date's effect reads along time ("later signup_date …"), not one day at a time
+        stamps = pd.to_datetime(values, errors="coerce")
+        values = pd.Series(stamps.astype("int64").where(stamps.notna()), index=values.index, dtype=float)
     numeric = pd.to_numeric(values, errors="coerce")
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and numeric.nunique() > 2:
         known = numeric.notna().to_numpy()
@@ -43,7 +50,7 @@ def direction_words(feature: str, values: pd.Series, shap: np.ndarray, bundle: A
         rho = pd.Series(numeric[known].to_numpy()).corr(pd.Series(shap[known]), method="spearman")
         if not np.isfinite(rho) or abs(rho) < 0.2:
             return f"{feature} matters, but not in one direction (its effect depends on other columns)"
-        return f"higher {feature} pushes {_toward(bundle) if rho > 0 else _away(bundle)}"
+        return f"{'later' if dates else 'higher'} {feature} pushes {_toward(bundle) if rho > 0 else _away(bundle)}"
     means = pd.Series(shap).groupby(values.astype(str).fillna("(missing)").to_numpy()).mean()
     if means.empty:
         return f"{feature} has little consistent effect"
