@@ -196,6 +196,18 @@ def _renamed_copy(original: str, other: str) -> bool:
     return a == b or re.fullmatch(re.escape(a) + r"_\d+", b) is not None
 
 
+def _same_values(sample: pd.DataFrame, first: str, other: str) -> bool:
+    """Whether two columns hold the same thing on the sample: numbers moving together (|correlation| ≥
+    NEAR_DUPLICATE_CORRELATION), or the same text in nearly every row."""
+    if first not in sample.columns or other not in sample.columns or len(sample) < 30:
+        return False
+    a, b = sample[first], sample[other]
+    if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+        correlation = a.astype(float).corr(b.astype(float), min_periods=30)
+        return bool(np.isfinite(correlation) and abs(correlation) >= NEAR_DUPLICATE_CORRELATION)
+    return bool((a.astype(str).str.casefold() == b.astype(str).str.casefold()).mean() >= NEAR_DUPLICATE_CORRELATION)
+
+
 def near_duplicate_findings(sample: pd.DataFrame, features: list[str]) -> list[Finding]:
     """Columns that look like another: named alike (case, or a collision's suffix), or numbers that move
     together almost exactly. A model splits its weight between such twins, and each one's explanation halves."""
@@ -208,10 +220,15 @@ def near_duplicate_findings(sample: pd.DataFrame, features: list[str]) -> list[F
             if pair is None or pair[1] in named:
                 continue
             named.add(pair[1])
-            findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{pair[1]!r} has the name of "
-                                    f"{pair[0]!r} but for case or a numbered suffix (an upload adds one when two "
-                                    "headers collide). If both hold the same thing, keep one.", Remedy.EXCLUDE,
-                                    pair[1]))
+            name_words = (f"{pair[1]!r} has the name of {pair[0]!r} but for case or a numbered suffix (an upload "
+                          "adds one when two headers collide)")
+            if _same_values(sample, *pair):
+                findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{name_words}, and holds the "
+                                        "same values: keep one.", Remedy.EXCLUDE, pair[1]))
+            else:  # alike in name only (address / address_2): said, never left out on its name alone
+                findings.append(Finding("near_duplicate", "Near-duplicate column names", f"{name_words}, but holds "
+                                        "other values. Both are kept; rename one if they mean different things.",
+                                        Remedy.NONE, pair[1]))
     numbers = [f for f in features if f not in named and f in sample.columns
                and pd.api.types.is_numeric_dtype(sample[f]) and not pd.api.types.is_bool_dtype(sample[f])
                and sample[f].nunique() > 2]

@@ -157,9 +157,9 @@ def _linear_link(model: Any, outputs: int) -> tuple[str, Link]:
     if outputs == 1:
         return "log-odds", _binary(expit)
     # LogisticRegression is multinomial (softmax) for several classes with every solver FLAML uses; SGD is
-    # one-vs-rest
+    # one-vs-rest, whose margins are not a softmax's log-odds ("margin": explained in probability instead)
     multinomial = type(model).__name__ == "LogisticRegression" and getattr(model, "multi_class", "auto") != "ovr"
-    return "log-odds", _softmax if multinomial else _one_vs_rest
+    return ("log-odds", _softmax) if multinomial else ("margin", _one_vs_rest)
 
 
 Explainer = Callable[[Any, Any, Any], Contributions]
@@ -189,20 +189,28 @@ def _registry() -> list[tuple[type, Explainer]]:
     return entries
 
 
+def needs_background(estimator: Any) -> bool:
+    """Whether the learner's exact path reads background rows (linear models do: their mean input)."""
+    from sklearn.linear_model import LogisticRegression, SGDClassifier, SGDRegressor
+
+    return isinstance(getattr(estimator, "estimator", estimator), LogisticRegression | SGDClassifier | SGDRegressor)
+
+
 class NoExactPath(TypeError):
     """The learner has no exact SHAP path here (the caller falls back to sampling, and says so)."""
 
 
-def learner_contributions(estimator: Any, model_input: pd.DataFrame, background_input: pd.DataFrame
+def learner_contributions(estimator: Any, model_input: pd.DataFrame, background_input: pd.DataFrame | None
                           ) -> Contributions:
     """Exact SHAP values of one fitted FLAML estimator for `model_input` (the bundle's transformed input), on
     the learner's own input columns after the estimator's preprocessing. `background_input` (same form) gives
-    the reference a linear model is explained against. Raises NoExactPath for a learner without one."""
+    the reference a linear model is explained against (needed only where `needs_background`). Raises NoExactPath
+    for a learner without one."""
     model = getattr(estimator, "estimator", estimator)
     for kind, explain in _registry():
         if isinstance(model, kind):
             learner_input = estimator._preprocess(model_input)
-            background = estimator._preprocess(background_input)
+            background = estimator._preprocess(background_input) if background_input is not None else None
             contributions = explain(model, learner_input, background)
             if not contributions.columns:  # a preprocessing that returns an array keeps the input's columns
                 contributions = Contributions(contributions.values, contributions.base,

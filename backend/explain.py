@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backend.contributions import Contributions, NoExactPath, learner_contributions
+from backend.contributions import Contributions, NoExactPath, learner_contributions, needs_background
 from backend.errors import ExplanationRefusedError
 from backend.model_bundle import ModelBundle, prepare_features
 from backend.weighted_ensemble import WeightedEnsemble
@@ -166,7 +166,9 @@ def _exact(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -
     members = list(ensemble.members) if ensemble is not None else [bundle.estimator]
     weights = [float(w) for w in ensemble.weights] if ensemble is not None else [1.0]
     model_input = bundle.model_input(frame)
-    reference = bundle.model_input(background.sample(min(len(background), LINEAR_BACKGROUND_ROWS), random_state=0))
+    # only a linear member reads background rows: trees need none (every what-if and SQL batch would pay for it)
+    reference = (bundle.model_input(background.sample(min(len(background), LINEAR_BACKGROUND_ROWS), random_state=0))
+                 if any(needs_background(m) for m in members) else None)
     parts = []
     for member in members:
         c = learner_contributions(member, model_input, reference)
@@ -174,7 +176,13 @@ def _exact(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFrame) -
         parts.append(c)
     k = _explained_classes(bundle, frame) if bundle.is_classification else np.zeros(len(frame), dtype=int)
     explained = [bundle.classes[i] for i in k] if bundle.is_classification else None
-    if ensemble is None:
+    if ensemble is None and parts[0].scale == "margin":
+        # a margin that is not a logistic's log-odds (modified Huber, one-vs-rest) reads as no chance in words:
+        # explained in the probability its own link gives instead
+        c = parts[0]
+        values, base = _carried(c, k)
+        output, method = "probability", _single_method(members[0]) + ", its margin carried to probability"
+    elif ensemble is None:
         c = parts[0]
         values, base = _class_output(c, k)
         output = c.scale
@@ -232,8 +240,12 @@ def _bound(bundle: ModelBundle, output: str, background: pd.DataFrame, values: n
     if output == "probability":
         return 1.0 + SUM_TOLERANCE
     outputs = np.concatenate([base + values.sum(axis=1), base])
+    sample = background.sample(min(len(background), BACKGROUND_ROWS), random_state=0)
+    if output == "log-odds" and bundle.is_classification:
+        # the model's own log-odds over background rows: the same bound for a row alone as in a batch
+        proba = np.clip(np.asarray(bundle.predict_proba(sample), dtype=float), 1e-12, 1 - 1e-12)
+        outputs = np.concatenate([outputs, np.log(proba / (1 - proba)).ravel()])
     if output == "value":
-        sample = background.sample(min(len(background), BACKGROUND_ROWS), random_state=0)
         outputs = np.concatenate([outputs, np.asarray(bundle.predict(sample), dtype=float)])
         return _spread_bound(outputs, 1e-9)
     return _spread_bound(outputs, 1.0)

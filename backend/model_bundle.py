@@ -62,8 +62,12 @@ def prepare_features(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFra
             columns[name] = series.astype(object).where(series.notna(), None)
         elif kind == "boolean":
             columns[name] = series.astype("boolean").astype("Float64").astype(float)
-        elif kind == "datetime":
+        elif kind == "datetime" and pd.api.types.is_datetime64_any_dtype(series):
             columns[name] = pd.to_datetime(series, errors="coerce")
+        elif kind == "datetime":
+            # text read as dates: each value by its own format ("mixed"), as the warehouse's check read them,
+            # never by a format guessed from a batch's first value (a row would parse by the batch it lands in)
+            columns[name] = pd.to_datetime(series, errors="coerce", format="mixed")
         else:
             columns[name] = pd.to_numeric(series, errors="coerce").astype(float)
     return pd.DataFrame(columns, index=frame.index)

@@ -8,6 +8,7 @@ contribution makes to the chance: p against the chance with the contribution tak
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,8 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.errors import ExplanationRefusedError
 from backend.explain import explain_rows
 from backend.model_bundle import ModelBundle
+
+logger = logging.getLogger(__name__)
 
 TOP_REASONS = 3
 EXPLAIN_PREFIX = "flurry_explain_"
@@ -102,7 +106,12 @@ def explain_batch(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataF
     output = "value"
     remaining = frame
     while len(remaining):  # a sample-based explainer takes a few rows per call: every row gets its reasons
-        explanation = explain_rows(bundle, remaining, background=background if background is not None else frame)
+        try:
+            explanation = explain_rows(bundle, remaining, background=background if background is not None else frame)
+        except ExplanationRefusedError as exc:  # no reasons rather than wrong ones, and the query still answers
+            logger.warning("reasons withheld for %d rows: %s", len(remaining), exc.message)
+            return [ExplainedRow(_plain(predictions[i]), None if probabilities is None else float(probabilities[i]),
+                                 []) for i in range(len(frame))]
         done = explanation.values.index
         values.loc[done, :] = explanation.values.to_numpy()
         for position, index in enumerate(done):

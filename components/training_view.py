@@ -178,8 +178,11 @@ def show_result(progress: RunProgress) -> None:
             st.error(md(useless.text), icon=":material/block:")
         else:
             st.success(finished)
-        _progress_body(progress, chosen=version.best_estimator,
-                       holdout_score=chosen_row.holdout_score if chosen_row is not None else None)
+        # the Evaluate step's own figure for the run's metric (at the model's threshold), else the leaderboard's
+        holdout = version.metrics.model_score(run.metric)
+        if holdout is None and chosen_row is not None:
+            holdout = chosen_row.holdout_score
+        _progress_body(progress, chosen=version.best_estimator, holdout_score=holdout)
         st.subheader("Backtest score per method (lower is better)" if forecast else "Leaderboard")
         if chosen_row is not None and blend:
             st.caption(blend_caption(chosen_row))

@@ -30,6 +30,11 @@ def show_broken(health: Health, label: str, remedy: str = "Retrain the model.") 
 OWNER_REMEDY = "The model's owner can retrain it, or put a working version in production on the Deploy step."
 
 
+def candidate_remedy(serving: str | None) -> str:
+    """What to do about a broken version that is not in production (`serving`: the working production version)."""
+    return f"Retrain the model; {serving} serves on." if serving else "Retrain the model."
+
+
 def production_remedy(rollback_to: str | None) -> str:
     """What to do when the production version is broken: roll back to a version that exists and works, or
     retrain."""

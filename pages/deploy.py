@@ -49,9 +49,10 @@ view.show_warnings([w for w in view.model_warnings(version) if w.severity is Sev
 previous = catalog.previous_production(model.key)
 rollback_to = previous.label if previous is not None and calls.health(previous.model_id).ok else None
 in_production = production is not None and production.model_id == version.model_id
+serving = production.label if production is not None and calls.health(production.model_id).ok else None
 versions_view.show_broken(calls.health(version.model_id), this.label,
                           versions_view.production_remedy(rollback_to) if in_production else
-                          f"Retrain the model{'' if production is None else f'; {production.label} serves on'}.")
+                          versions_view.candidate_remedy(serving))
 if production is not None and not in_production:
     versions_view.show_broken(calls.health(production.model_id), f"The production version {production.label}",
                               versions_view.production_remedy(rollback_to))

@@ -144,9 +144,12 @@ def test_near_duplicate_columns_are_named(empty_workspace: Workspace) -> None:
     frame["amount_1"] = frame["AMOUNT"].round(0)  # what an upload calls a second "amount" header
     frame["x_in_cm"] = frame["x"] * 2.54 + rng.normal(0, 0.01, N)  # the same measure in other units
     frame["q_1"], frame["q_2"] = rng.normal(size=N), rng.normal(size=N)  # numbered, but not copies
+    frame["city"] = rng.choice(["Lyon", "Lille", "Nice"], N)
+    frame["city_2"] = rng.choice(["Oslo", "Bergen"], N)  # alike in name only: said, never left out for it
     found = findings(empty_workspace, frame)
-    assert fired(found, "near_duplicate") == {"amount_1", "x_in_cm"}
+    assert fired(found, "near_duplicate") == {"amount_1", "x_in_cm", "city_2"}
     by_column = {f.column: f for f in found if f.check == "near_duplicate"}
     assert "'amount_1' has the name of 'AMOUNT'" in by_column["amount_1"].explanation
     assert "moves with 'x' almost exactly" in by_column["x_in_cm"].explanation
-    assert all(f.remedy is Remedy.EXCLUDE for f in by_column.values())
+    assert by_column["amount_1"].remedy is Remedy.EXCLUDE and by_column["x_in_cm"].remedy is Remedy.EXCLUDE
+    assert by_column["city_2"].remedy is Remedy.NONE and "other values" in by_column["city_2"].explanation

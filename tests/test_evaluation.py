@@ -525,3 +525,26 @@ def test_a_dates_effect_reads_along_time_not_one_day_at_a_time() -> None:
     rising = np.linspace(-1, 1, 100)
     for values in (pd.Series(days, dtype=object), pd.Series(pd.to_datetime(days))):  # Arrow's DATE, and a TIMESTAMP
         assert direction_words("signup_date", values, rising, bundle) == "later signup_date pushes toward 'fraud'"
+
+
+def test_a_segment_is_much_worse_only_when_its_interval_says_so() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from backend.evaluation.segments import _much_worse, metric_interval
+
+    # the interval decides: the same drop of 0.15 is a finding only when the interval lies below overall
+    assert _much_worse("roc_auc", 0.70, 0.85, interval=(0.62, 0.80))
+    assert not _much_worse("roc_auc", 0.70, 0.85, interval=(0.55, 0.86))
+    # Hanley and McNeil's interval is about as wide as a bootstrap's on the same rows
+    rng = np.random.default_rng(2)
+    truth = rng.random(400) < 0.2
+    score = truth * 0.8 + rng.normal(0, 0.6, 400)
+    value = roc_auc_score(truth, score)
+    low, high = metric_interval("roc_auc", value, truth, score)
+    resampled = []
+    for _ in range(400):
+        pick = rng.integers(0, 400, 400)
+        if 0 < truth[pick].sum() < 400:
+            resampled.append(roc_auc_score(truth[pick], score[pick]))
+    boot_low, boot_high = np.quantile(resampled, [0.05, 0.95])
+    assert abs((high - low) - (boot_high - boot_low)) < 0.3 * (boot_high - boot_low)

@@ -73,10 +73,13 @@ def shap_summary(bundle: Any, explanation: Explanation, rows: pd.DataFrame) -> S
     values = explanation.values
     rows = rows.loc[values.index]
     importance = values.abs().mean(axis=0).sort_values(ascending=False)
+    kinds = {f.name: f.kind for f in getattr(bundle, "features", [])}
     effects = []
     for feature in importance.index[:TOP_FEATURES]:
         shap = values[feature].to_numpy(dtype=float)
         column = rows[feature]
+        if kinds.get(str(feature)) == "datetime" and not pd.api.types.is_datetime64_any_dtype(column):
+            column = pd.to_datetime(column, errors="coerce", format="mixed")  # text the model reads as dates
         numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
         effects.append(FeatureEffect(str(feature), float(importance[feature]),
                                      direction_words(str(feature), column, shap, bundle),

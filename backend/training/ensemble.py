@@ -147,22 +147,26 @@ class BlendOutcome:
 def blend(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray, y_original: pd.Series,
           candidates: list[Candidate], task: Task, metric: str, *, deadline: float, seed: int, folds: int,
           validation: str, split_ratio: float, time_ordered: bool, fit_kwargs: dict[str, Any],
-          positive: object = None) -> BlendResult | None:
+          positive: object = None, judge_gain: bool = True) -> BlendResult | None:
     """Fit candidates on folds, choose weights on their held-out predictions, return the blend.
 
     `x` is already transformed for the learners and `y` encoded as they expect; `y_original` holds the labels
-    the metric reads. None when fewer than two candidates fit the time left or the blend is a single model.
+    the metric reads. None when fewer than two candidates fit the time left, the blend is a single model, or
+    (with `judge_gain`) it does not beat the best single model by more than noise.
     """
     return blend_candidates(learner_classes, flaml_task, x, y, y_original, candidates, task, metric,
                             deadline=deadline, seed=seed, folds=folds, validation=validation, split_ratio=split_ratio,
-                            time_ordered=time_ordered, fit_kwargs=fit_kwargs, positive=positive).result
+                            time_ordered=time_ordered, fit_kwargs=fit_kwargs, positive=positive,
+                            judge_gain=judge_gain).result
 
 
 def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.DataFrame, y: np.ndarray,
                      y_original: pd.Series, candidates: list[Candidate], task: Task, metric: str, *, deadline: float,
                      seed: int, folds: int, validation: str, split_ratio: float, time_ordered: bool,
-                     fit_kwargs: dict[str, Any], positive: object = None) -> BlendOutcome:
-    """`blend`, with the best candidate's held-out predictions kept whether or not a blend stands."""
+                     fit_kwargs: dict[str, Any], positive: object = None, judge_gain: bool = True) -> BlendOutcome:
+    """`blend`, with the best candidate's held-out predictions kept whether or not a blend stands. Without
+    `judge_gain` any blend the selection forms is kept (for callers that judge it themselves, and for tests of
+    the blend's own workings)."""
     use_cv = _uses_cv(validation, len(x), time_ordered)
     splits = _splits(x, y, task, use_cv, folds, split_ratio, time_ordered, seed)
     fits = len(splits) + (1 if use_cv else 0)  # CV refits each chosen member on every row; holdout keeps its fit
@@ -208,7 +212,7 @@ def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.Da
     if len(chosen) < 2:
         return BlendOutcome(None, best, families)
     blended = sum(weights[i] * predictions[i] for i in chosen)
-    if not clearly_better(blended, predictions[0], truth, metric, task, classes, positive, seed):
+    if judge_gain and not _blending_helps(predictions, truth, metric, task, classes, positive, seed):
         logger.info("ensemble: the blend does not beat the best single model by more than noise")
         return BlendOutcome(None, best, families, not_better=True)
     members = []
@@ -230,6 +234,27 @@ def blend_candidates(learner_classes: dict[str, type], flaml_task: Any, x: pd.Da
                                 ALL_ROWS if use_cv else SPLIT_ROWS) for i in chosen)
     return BlendOutcome(BlendResult(ensemble, sign * loss(blended), sign * best_single, held_out, blended, recipe),
                         best, families)
+
+
+def _blending_helps(predictions: list[np.ndarray], truth: pd.Series, metric: str, task: Task, classes: list[object],
+                    positive: object, seed: int) -> bool:
+    """Whether blending beats the best single model (predictions[0]) on rows its weights were not chosen on:
+    weights chosen on one half of the held-out rows, the blend judged against the best model on the other (on
+    the rows it was tuned on, a blend always looks a little better than it is)."""
+    order = np.random.default_rng(seed).permutation(len(truth))
+    tune, judge = order[: len(order) // 2], order[len(order) // 2:]
+    sign = -1.0 if METRICS[metric].greater_is_better else 1.0
+
+    def loss_on_tune(pred: np.ndarray) -> float:
+        return sign * score_predictions(metric, task, truth.iloc[tune], pred, classes, positive)
+
+    try:
+        weights = select_weights([p[tune] for p in predictions], loss_on_tune)
+    except ValueError:  # a half without a class the metric needs: too few rows to tell
+        return False
+    blended = sum(w * p[judge] for w, p in zip(weights, predictions, strict=True))
+    judged = truth.iloc[judge].reset_index(drop=True)
+    return clearly_better(np.asarray(blended), predictions[0][judge], judged, metric, task, classes, positive, seed)
 
 
 NOISE_ROWS = 20_000  # held-out rows the noise check resamples (a random subset of more)

@@ -66,6 +66,11 @@ LGBM_DEFAULTS = {"n_estimators": 100, "num_leaves": 31, "min_child_samples": 20,
 # time after the search; when folds do not fit it, one validation split is fitted instead.
 VALIDATION_SHARE = 0.25
 MIN_SEARCH_S = 1.0
+# FLAML refits its best configuration on every training row after the search, outside the search's own budget
+# (retrain_full=True: a "budget" refit is skipped when time is short, leaving a model fitted on the search's
+# split alone, which the recipe and reproduce.py would then not match). The blend and the threshold shrink to
+# make room; a run with neither keeps this share of its time for the refit.
+REFIT_SHARE = 0.15
 # Past a very short budget the threshold's folds still get this long (their cost is known from the search's
 # trials, so they are only started when they fit it): a threshold from one small split is much noisier.
 VALIDATION_FLOOR_S = 2.0
@@ -294,7 +299,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
                 time_budget=_search_budget(config, deadline - started, binary),
                 seed=config.seed,
                 log_file_name=str(log_path), log_type="all", verbose=verbose,
-                n_jobs=-1, retrain_full="budget", force_cancel=True, estimator_list=estimators, starting_points=starts,
+                n_jobs=-1, retrain_full=True, force_cancel=True, estimator_list=estimators, starting_points=starts,
                 eval_method=config.validation, n_splits=config.cv_folds, split_ratio=config.split_ratio,
                 split_type=split_type or "auto", **extra,
             )
@@ -384,7 +389,7 @@ def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Seri
 def _search_budget(config: TrainConfig, available_s: float, binary: bool) -> float:
     """The search's share of the time there is: the rest goes to the blend, or (yes/no models without one) to
     the validation predictions the decision threshold is chosen on."""
-    share = SEARCH_SHARE if config.ensemble else (1 - VALIDATION_SHARE) if binary else 1.0
+    share = SEARCH_SHARE if config.ensemble else (1 - VALIDATION_SHARE) if binary else 1 - REFIT_SHARE
     return max(MIN_SEARCH_S, available_s * share)
 
 

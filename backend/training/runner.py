@@ -5,6 +5,7 @@ Snowflake's compute (backend.procedure_jobs)."""
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -12,6 +13,8 @@ from typing import Any, Protocol
 from backend.registry import Registry, Run
 from backend.training.config import TrainConfig
 from backend.warehouse.base import LeftOut, Warehouse
+
+logger = logging.getLogger(__name__)
 
 LEFT_OUT_EVENT = "left_out"  # a run's event: why the rows it does not learn from were left out
 
@@ -76,8 +79,14 @@ class Runner(Protocol):
 
 def record_left_out(warehouse: Warehouse, registry: Registry, run_id: str, config: TrainConfig, total: int,
                     eligible: int) -> None:
-    """Record why the rows the run does not learn from were left out, each reason with its count."""
+    """Record why the rows the run does not learn from were left out, each reason with its count. A sentence is
+    never worth a run: when the count fails, the run starts and the Train step gives the reasons without counts."""
     if config.is_forecast or total == eligible:
         return
-    missing, excluded = warehouse.target_gaps(config.table, config.target, tuple(config.drop_classes))
-    registry.add_events(run_id, LEFT_OUT_EVENT, [LeftOut.of(total, eligible, missing, excluded).to_dict()])
+    try:
+        missing, excluded = warehouse.target_gaps(config.table, config.target, tuple(config.drop_classes))
+    except Exception:
+        logger.warning("the rows left out could not be counted by reason", exc_info=True)
+        return
+    left_out = LeftOut.of(total, eligible, missing, excluded, config.deduplicate)
+    registry.add_events(run_id, LEFT_OUT_EVENT, [left_out.to_dict()])

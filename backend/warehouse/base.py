@@ -128,10 +128,12 @@ class LeftOut:
                        int(data.get("duplicates", 0)))
 
     @staticmethod
-    def of(total: int, eligible: int, missing_target: int, excluded_classes: int) -> LeftOut:
-        """The breakdown of `total − eligible`: what is neither missing its target nor excluded was a duplicate
-        (the only other way a labelled row is not eligible)."""
-        return LeftOut(missing_target, excluded_classes, max(0, total - eligible - missing_target - excluded_classes))
+    def of(total: int, eligible: int, missing_target: int, excluded_classes: int, deduplicated: bool) -> LeftOut:
+        """The breakdown of `total − eligible`: with distinct rows asked for, what is neither missing its target
+        nor excluded was a duplicate (the only other way a labelled row is not eligible). Anything else stays
+        unexplained, and the breakdown then does not add up to the rows left out."""
+        rest = max(0, total - eligible - missing_target - excluded_classes)
+        return LeftOut(missing_target, excluded_classes, rest if deduplicated else 0)
 
 
 @dataclass(frozen=True)
