@@ -24,7 +24,7 @@ from backend.evaluation.report import HoldoutReport, ShapSummary, build_report
 from backend.evaluation.segments import segment_views
 from backend.evaluation.shap_summary import shap_summary
 from backend.evaluation.thresholds import ThresholdTable, best_f1_threshold, cutoff_grid, threshold_table
-from backend.explain import explain_rows, global_importance
+from backend.explain import Explanation, explain_rows, global_importance
 from backend.metrics import METRICS
 from backend.model_bundle import MemberRecipe, ModelBundle, clean_config, prepare_features, to_model_frame
 from backend.monitoring import MonitoringBaseline, baseline_of
@@ -68,9 +68,11 @@ VALIDATION_SHARE = 0.25
 MIN_SEARCH_S = 1.0
 # FLAML refits its best configuration on every training row after the search, outside the search's own budget
 # (retrain_full=True: a "budget" refit is skipped when time is short, leaving a model fitted on the search's
-# split alone, which the recipe and reproduce.py would then not match). The blend and the threshold shrink to
-# make room; a run with neither keeps this share of its time for the refit.
-REFIT_SHARE = 0.15
+# split alone, which the recipe and reproduce.py would then not match). Its time is set aside before the
+# search: about this long per training row × column (a boosted model's fit measured on run_wall's tables,
+# rounded up), at most REFIT_MAX_SHARE of the time there is.
+REFIT_S_PER_CELL = 1e-6
+REFIT_MAX_SHARE = 0.25
 # Past a very short budget the threshold's folds still get this long (their cost is known from the search's
 # trials, so they are only started when they fit it): a threshold from one small split is much noisier.
 VALIDATION_FLOOR_S = 2.0
@@ -208,7 +210,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
     reserve = report_reserve(len(holdout), len(config.features), deadline - time.monotonic())
     fitted = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration,
                         deadline=deadline - reserve)
-    return _report(fitted, config, train_frame, holdout)
+    return _report(fitted, config, train_frame, holdout, deadline)
 
 
 def report_reserve(holdout_rows: int, features: int, available_s: float) -> float:
@@ -296,7 +298,7 @@ def fit_bundle(train_frame: pd.DataFrame, config: TrainConfig, log_path: Path, *
             automl.fit(
                 x_train, y_train, task=task,
                 metric=search_metric(config.metric, classes, positive),
-                time_budget=_search_budget(config, deadline - started, binary),
+                time_budget=_search_budget(config, deadline - started, binary, len(x_train)),
                 seed=config.seed,
                 log_file_name=str(log_path), log_type="all", verbose=verbose,
                 n_jobs=-1, retrain_full=True, force_cancel=True, estimator_list=estimators, starting_points=starts,
@@ -386,11 +388,13 @@ def _validation_predictions(automl: Any, x_train: pd.DataFrame, y_train: pd.Seri
         return None
 
 
-def _search_budget(config: TrainConfig, available_s: float, binary: bool) -> float:
-    """The search's share of the time there is: the rest goes to the blend, or (yes/no models without one) to
-    the validation predictions the decision threshold is chosen on."""
-    share = SEARCH_SHARE if config.ensemble else (1 - VALIDATION_SHARE) if binary else 1 - REFIT_SHARE
-    return max(MIN_SEARCH_S, available_s * share)
+def _search_budget(config: TrainConfig, available_s: float, binary: bool, rows: int) -> float:
+    """The search's share of the time there is once FLAML's refit of its best model on every row is set aside:
+    the rest goes to the blend, or (yes/no models without one) to the validation predictions the decision
+    threshold is chosen on."""
+    refit = min(REFIT_S_PER_CELL * rows * max(1, len(config.features)), REFIT_MAX_SHARE * max(0.0, available_s))
+    share = SEARCH_SHARE if config.ensemble else (1 - VALIDATION_SHARE) if binary else 1.0
+    return max(MIN_SEARCH_S, (available_s - refit) * share)
 
 
 def _blend(automl: Any, x_train: pd.DataFrame, y_train: pd.Series, config: TrainConfig, log_path: Path, *,
@@ -426,7 +430,7 @@ def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[Leaderboar
 
 
 def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
-            holdout: pd.DataFrame) -> TrainingResult:
+            holdout: pd.DataFrame, deadline: float | None = None) -> TrainingResult:
     bundle = fitted.bundle
     y_holdout = holdout[config.target]
     proba = bundle.predict_proba(holdout) if bundle.is_classification else None
@@ -436,7 +440,9 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
         labels = bundle.labels_from_probability(positive_probability)
     else:
         positive_probability, labels = None, bundle.predict(holdout)
-    importance, summary, shap_note = _explain_holdout(bundle, holdout, train_frame, config.seed)
+    # explanations may take half of the time left: the other half is the rest of the report
+    shap_deadline = None if deadline is None else time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
+    importance, summary, shap_note = _explain_holdout(bundle, holdout, train_frame, config.seed, shap_deadline)
     by_importance = [row["feature"] for row in importance]
     columns = by_importance + [f for f in bundle.feature_names if f not in by_importance]
     columns += [c for c in config.extra_columns if c in holdout.columns and c not in columns]
@@ -455,6 +461,30 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
                           holdout_parquet=buffer.getvalue(),
                           report=report, baseline=_monitoring_baseline(bundle, train_frame, holdout, labels,
                                                                        positive_probability))
+
+
+EXPLAIN_CHUNK_ROWS = 100
+
+
+def _explain_in_chunks(bundle: ModelBundle, rows: pd.DataFrame, background: pd.DataFrame,
+                       deadline: float | None) -> Explanation:
+    """`explain_rows` of `rows`, a chunk at a time, stopping before a chunk that would not end by `deadline`
+    (the first chunk always runs)."""
+    parts: list[Explanation] = []
+    for start in range(0, len(rows), EXPLAIN_CHUNK_ROWS):
+        began = time.monotonic()
+        part = explain_rows(bundle, rows.iloc[start:start + EXPLAIN_CHUNK_ROWS], background=background)
+        parts.append(part)
+        if part.method.startswith("Kernel"):  # a sampled estimate bounds its own rows: one call is the plan
+            break
+        if deadline is not None and time.monotonic() + (time.monotonic() - began) > deadline:
+            break
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    classes = None if first.explained_class is None else [c for p in parts for c in (p.explained_class or [])]
+    return Explanation(pd.concat([p.values for p in parts]), np.concatenate([p.base_values for p in parts]),
+                       classes, first.output, first.method)
 
 
 def holdout_leaderboard(fitted: FittedModel, holdout: pd.DataFrame, config: TrainConfig) -> list[LeaderboardEntry]:
@@ -487,13 +517,14 @@ def holdout_leaderboard(fitted: FittedModel, holdout: pd.DataFrame, config: Trai
     return sorted(scored, key=lambda e: (e.holdout_score is None, sign * (e.holdout_score or 0.0)))
 
 
-def _explain_holdout(bundle: ModelBundle, holdout: pd.DataFrame, train_frame: pd.DataFrame, seed: int
-                     ) -> tuple[list[dict[str, Any]], ShapSummary | None, str]:
-    """Global importance and the SHAP summary from the whole holdout, or EXPLAIN_ROWS of it drawn at random;
-    when there are none, why (a failed explanation must never cost the user a trained model)."""
+def _explain_holdout(bundle: ModelBundle, holdout: pd.DataFrame, train_frame: pd.DataFrame, seed: int,
+                     deadline: float | None = None) -> tuple[list[dict[str, Any]], ShapSummary | None, str]:
+    """Global importance and the SHAP summary from the whole holdout, or EXPLAIN_ROWS of it drawn at random, in
+    chunks while `deadline` allows (a forest of deep trees explains slowly; the summary says how many rows it
+    rests on); when there are none, why (a failed explanation must never cost the user a trained model)."""
     sample = holdout if len(holdout) <= EXPLAIN_ROWS else holdout.sample(EXPLAIN_ROWS, random_state=seed)
     try:
-        explanation = explain_rows(bundle, sample, background=train_frame)
+        explanation = _explain_in_chunks(bundle, sample, train_frame, deadline)
     except ExplanationRefusedError as exc:
         logger.warning("SHAP values refused: %s", exc.message)
         return [], None, f"Explanations were not stored: {exc.message}"
