@@ -14,6 +14,7 @@ that exceed what the output can move (ExplanationRefusedError): a wrong explanat
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -350,6 +351,31 @@ def explain_rows(bundle: ModelBundle, frame: pd.DataFrame, background: pd.DataFr
         logger.info("no exact SHAP path for %s (%s); using Kernel SHAP", bundle.best_estimator, exc)
         checked = _sampled(bundle, frame, rows.sample(min(len(rows), BACKGROUND_ROWS), random_state=0))
     return check_explanation(checked)
+
+
+EXPLAIN_CHUNK_ROWS = 100
+
+
+def explain_in_chunks(bundle: ModelBundle, rows: pd.DataFrame, background: pd.DataFrame,
+                       deadline: float | None) -> Explanation:
+    """`explain_rows` of `rows`, a chunk at a time, stopping before a chunk that would not end by `deadline`
+    (the first chunk always runs)."""
+    parts: list[Explanation] = []
+    for start in range(0, len(rows), EXPLAIN_CHUNK_ROWS):
+        began = time.monotonic()
+        part = explain_rows(bundle, rows.iloc[start:start + EXPLAIN_CHUNK_ROWS], background=background)
+        parts.append(part)
+        if part.method.startswith("Kernel"):  # a sampled estimate bounds its own rows: one call is the plan
+            break
+        if deadline is not None and time.monotonic() + (time.monotonic() - began) > deadline:
+            break
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    classes = None if first.explained_class is None else [c for p in parts for c in (p.explained_class or [])]
+    return Explanation(pd.concat([p.values for p in parts]), np.concatenate([p.base_values for p in parts]),
+                       classes, first.output, first.method)
+
 
 
 def global_importance(explanation: Explanation) -> pd.DataFrame:

@@ -67,3 +67,19 @@ def score_and_wait(at: AppTest, timeout: float = 90) -> None:
 
 def texts(at: AppTest, kind: str) -> str:
     return " ".join(str(e.value) for e in getattr(at, kind))
+
+
+def damage_and_reopen(database: Path, model_id: str) -> AppTest:
+    """Damage a version's stored model file behind the app's back (the same database, from this process), then
+    open the app again as a viewer would once the health check's cache has expired, on that version."""
+    import duckdb
+
+    from components import backend_calls
+
+    with duckdb.connect(str(database)) as con:
+        con.execute('UPDATE "flurry"."artifacts" SET content = ? WHERE model_id = ? AND name = \'bundle\'',
+                    [b"tampered", model_id])
+    backend_calls._health.clear()  # as if its 15 s had passed
+    at = new_app()
+    at.session_state["wizard.model_id"] = model_id
+    return at

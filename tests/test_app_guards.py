@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +42,7 @@ def useless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
 def test_a_useless_model_asks_before_it_deploys_and_says_what_it_is_worth(useless, monkeypatch: pytest.MonkeyPatch
                                                                           ) -> None:
     from components import backend_calls
-    from tests.apptest_steps import goto, new_app, texts
+    from tests.apptest_steps import damage_and_reopen, goto, new_app, texts
 
     path, model_id = useless
     monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
@@ -67,12 +66,7 @@ def test_a_useless_model_asks_before_it_deploys_and_says_what_it_is_worth(useles
     assert at.button(key="deploy.score") is not None  # a working model in production can score
 
     # its only version's file damaged behind the app's back
-    with duckdb.connect(str(path)) as con:
-        con.execute('UPDATE "flurry"."artifacts" SET content = ? WHERE model_id = ? AND name = \'bundle\'',
-                    [b"tampered", model_id])
-    backend_calls._health.clear()  # as if its 15 s had passed
-    at = new_app()
-    at.session_state["wizard.model_id"] = model_id
+    at = damage_and_reopen(path, model_id)
     goto(at, "pages/deploy.py")
     errors = texts(at, "error")
     assert "is broken" in errors and "checksum" in errors

@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,8 +97,7 @@ def test_promote_and_roll_back_change_what_the_sql_function_returns(versions) ->
 @pytest.mark.floor
 def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(versions,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from components import backend_calls
-    from tests.apptest_steps import goto, new_app, texts
+    from tests.apptest_steps import damage_and_reopen, goto, new_app, texts
 
     ws, _, second, path = versions
     ws.warehouse.execute("CHECKPOINT")
@@ -119,12 +117,7 @@ def test_the_deploy_step_promotes_rolls_back_and_shows_a_broken_version(versions
     assert "now serves v1" in texts(at, "success"), texts(at, "error")
 
     # damage v2's stored file behind the app's back (the same database, from this process)
-    with duckdb.connect(str(app_file)) as con:
-        con.execute('UPDATE "flurry"."artifacts" SET content = ? WHERE model_id = ? AND name = \'bundle\'',
-                    [b"tampered", second])
-    backend_calls._health.clear()  # as if its 15 s had passed
-    at = new_app()
-    at.session_state["wizard.model_id"] = second
+    at = damage_and_reopen(app_file, second)
     for page in ("pages/deploy.py", "pages/experiments.py"):
         goto(at, page)
         assert "is broken" in texts(at, "error") and "checksum" in texts(at, "error"), (page, texts(at, "error"))

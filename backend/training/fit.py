@@ -24,7 +24,7 @@ from backend.evaluation.report import HoldoutReport, ShapSummary, build_report
 from backend.evaluation.segments import segment_views
 from backend.evaluation.shap_summary import shap_summary
 from backend.evaluation.thresholds import ThresholdTable, best_f1_threshold, cutoff_grid, threshold_table
-from backend.explain import Explanation, explain_rows, global_importance
+from backend.explain import explain_in_chunks, global_importance
 from backend.metrics import METRICS
 from backend.model_bundle import MemberRecipe, ModelBundle, clean_config, prepare_features, to_model_frame
 from backend.monitoring import MonitoringBaseline, baseline_of
@@ -463,30 +463,6 @@ def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
                                                                        positive_probability))
 
 
-EXPLAIN_CHUNK_ROWS = 100
-
-
-def _explain_in_chunks(bundle: ModelBundle, rows: pd.DataFrame, background: pd.DataFrame,
-                       deadline: float | None) -> Explanation:
-    """`explain_rows` of `rows`, a chunk at a time, stopping before a chunk that would not end by `deadline`
-    (the first chunk always runs)."""
-    parts: list[Explanation] = []
-    for start in range(0, len(rows), EXPLAIN_CHUNK_ROWS):
-        began = time.monotonic()
-        part = explain_rows(bundle, rows.iloc[start:start + EXPLAIN_CHUNK_ROWS], background=background)
-        parts.append(part)
-        if part.method.startswith("Kernel"):  # a sampled estimate bounds its own rows: one call is the plan
-            break
-        if deadline is not None and time.monotonic() + (time.monotonic() - began) > deadline:
-            break
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    classes = None if first.explained_class is None else [c for p in parts for c in (p.explained_class or [])]
-    return Explanation(pd.concat([p.values for p in parts]), np.concatenate([p.base_values for p in parts]),
-                       classes, first.output, first.method)
-
-
 def holdout_leaderboard(fitted: FittedModel, holdout: pd.DataFrame, config: TrainConfig) -> list[LeaderboardEntry]:
     """The leaderboard with each family's score on the holdout (the chosen model's, and each family's best as
     the search and the blend fitted it), best first; families not fitted outside the search keep none and
@@ -524,7 +500,7 @@ def _explain_holdout(bundle: ModelBundle, holdout: pd.DataFrame, train_frame: pd
     rests on); when there are none, why (a failed explanation must never cost the user a trained model)."""
     sample = holdout if len(holdout) <= EXPLAIN_ROWS else holdout.sample(EXPLAIN_ROWS, random_state=seed)
     try:
-        explanation = _explain_in_chunks(bundle, sample, train_frame, deadline)
+        explanation = explain_in_chunks(bundle, sample, train_frame, deadline)
     except ExplanationRefusedError as exc:
         logger.warning("SHAP values refused: %s", exc.message)
         return [], None, f"Explanations were not stored: {exc.message}"
