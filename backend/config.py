@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,23 @@ def viewer_mode() -> bool:
     FLURRY_VIEWER=1, else `[app] viewer = true` in flurry.toml."""
     value = os.environ.get("FLURRY_VIEWER", "") or _settings_file_value("app", "viewer")
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+HOSTED_APP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){2}")
+
+
+def hosted_app_name() -> tuple[str, str, str] | None:
+    """The hosted app's own database, schema and name, for its Snowsight link: FLURRY_APP_NAME, else `[app] name`
+    in flurry.toml ("DATABASE.SCHEMA.NAME", unquoted). A Streamlit in Snowflake app cannot ask what it is called,
+    so it is told. None when unset; a ConfigurationError when it is not three plain identifiers."""
+    value = (os.environ.get("FLURRY_APP_NAME", "") or _settings_file_value("app", "name")).strip()
+    if not value:
+        return None
+    if not HOSTED_APP_NAME.fullmatch(value):
+        raise ConfigurationError(f"The app name {value!r} in flurry.toml is not DATABASE.SCHEMA.NAME.",
+                                 hint="Give the name snowflake.yml deploys under, e.g. FLURRY_APP.APP.FLURRY.")
+    database, schema, name = value.upper().split(".")
+    return database, schema, name
 
 
 def max_concurrent_jobs() -> int:

@@ -17,7 +17,13 @@ import streamlit as st
 
 from backend import forecast_outcomes, forecast_workflow
 from backend.checks import Finding
-from backend.config import WarehouseConfig, allowed_schemas_setting, warehouse_choices, warehouse_config
+from backend.config import (
+    WarehouseConfig,
+    allowed_schemas_setting,
+    hosted_app_name,
+    warehouse_choices,
+    warehouse_config,
+)
 from backend.dashboard import DashboardData, dashboard_data
 from backend.deploy import change_threshold as change_model_threshold
 from backend.deployed_model import load_bundle
@@ -106,6 +112,19 @@ def workspace() -> Workspace:
 def connection_details() -> list[tuple[str, str]]:
     """Where the app is connected, for the sidebar."""
     return _connection_details(workspace().warehouse.identity)
+
+
+def hosted_app_address() -> str | None:
+    """The Snowsight address of this hosted app (see flurry.toml's `[app] name`); None when not set or the
+    account cannot say."""
+    app = hosted_app_name()
+    return _app_address(workspace().warehouse.identity, app) if app else None
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _app_address(identity: str, app: tuple[str, str, str]) -> str | None:
+    del identity  # the cache key
+    return workspace().warehouse.app_address(app)
 
 
 @st.cache_data(ttl=300, show_spinner=False)

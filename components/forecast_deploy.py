@@ -4,8 +4,6 @@ arrives, and the dashboard link."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import streamlit as st
 
 from backend.deploy import SCHEDULE_CHOICES
@@ -24,6 +22,7 @@ from components import backend_calls as calls
 from components import scoring_view, state
 from components.feedback import user_errors
 from components.formatting import md
+from components.sharing import share_sentence
 from components.state import Key
 
 MODES = {OutputMode.REPLACE: "Replace it with the newest forecast",
@@ -76,7 +75,7 @@ def forecast_deployment(version: ModelVersion) -> None:
     if st.button("Open this model's dashboard", icon=":material/dashboard:", key="deploy.open_dashboard"):
         state.put(Key.OPEN_DASHBOARD, version.model_id)
         st.switch_page("pages/dashboard.py")
-    st.caption(f"Shareable link: /dashboard?{md(urlencode(calls.link_params(version.model_id)))}")
+    st.caption(md(share_sentence(calls.link_params(version.model_id))))
 
 
 def snowflake_task(ws: Workspace, name: str, version: ModelVersion, out_schema: str, out_name: str) -> None:

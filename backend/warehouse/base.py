@@ -409,6 +409,12 @@ class Warehouse(abc.ABC):
         """What the sidebar may show about where the app is connected (never credentials)."""
         return [("Warehouse", self.identity)]
 
+    def app_address(self, app: tuple[str, str, str]) -> str | None:
+        """The address a colleague opens the hosted app `app` (database, schema, name) at, where the warehouse
+        hosts apps; None otherwise."""
+        del app
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""
 

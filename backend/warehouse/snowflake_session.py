@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 from backend.errors import ConfigurationError
 
@@ -195,3 +196,37 @@ def identity(session: Any) -> SessionIdentity:
                            warehouse=_current(session, "get_current_warehouse"),
                            database=_current(session, "get_current_database"),
                            schema=_current(session, "get_current_schema"))
+
+
+# snowflake-cli's own fallback when SYSTEM$GET_SNOWSIGHT_HOST() cannot answer (snowflake/cli/api/project/util.py,
+# make_snowsight_url): the production Snowsight.
+SNOWSIGHT_HOST = "https://app.snowflake.com"
+
+
+def snowsight_app_url(host: str, organization: str, account: str, app: tuple[str, str, str]) -> str:
+    """The app-builder address of a Streamlit in Snowflake app. "Sharing Streamlit in Snowflake apps"
+    (docs.snowflake.com/en/developer-guide/streamlit/features/sharing-streamlit-apps): the format is
+    https://app.snowflake.com/<organization_name>/<account_name>/#/streamlit-apps/<db>.<schema>.<app>, and a
+    warehouse-runtime app has only this URL. Each part is URI-encoded as snowflake-cli's identifier_for_url does."""
+    path = ".".join(quote(part, safe="-_!~*'()") for part in app)
+    return (f"{host.rstrip('/')}/{quote(organization.lower(), safe='')}/{quote(account.lower(), safe='')}"
+            f"/#/streamlit-apps/{path}")
+
+
+def snowsight_location(session: Any) -> tuple[str, str, str] | None:
+    """(Snowsight host, organization, account) of the session's account; None when the account cannot say
+    (CURRENT_ORGANIZATION_NAME() needs an organization). The host falls back to the production Snowsight as
+    snowflake-cli does."""
+    try:
+        row = session.sql("SELECT CURRENT_ORGANIZATION_NAME(), CURRENT_ACCOUNT_NAME()").collect()[0]
+    except Exception:  # not every account or emulator knows its organization
+        return None
+    if not row[0] or not row[1]:
+        return None
+    try:
+        host = str(session.sql("SELECT SYSTEM$GET_SNOWSIGHT_HOST()").collect()[0][0] or SNOWSIGHT_HOST)
+    except Exception:
+        host = SNOWSIGHT_HOST
+    if not host.startswith("https://"):
+        host = SNOWSIGHT_HOST
+    return host, str(row[0]), str(row[1])

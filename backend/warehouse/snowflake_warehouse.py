@@ -45,7 +45,7 @@ from backend.warehouse.base import (
 )
 from backend.warehouse.common_sql import DRAW, DRAW_MODULUS, CommonSqlWarehouse
 from backend.warehouse.snowflake_profile import profile_columns
-from backend.warehouse.snowflake_session import identity, snowflake_reason
+from backend.warehouse.snowflake_session import identity, snowflake_reason, snowsight_app_url, snowsight_location
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,10 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
 
     def connection_details(self) -> list[tuple[str, str]]:
         return identity(self._session).lines()
+
+    def app_address(self, app: tuple[str, str, str]) -> str | None:
+        location = snowsight_location(self._session)
+        return snowsight_app_url(*location, app) if location else None
 
     # --- raw SQL ---------------------------------------------------------------------------------
     # Every statement holds the session's lock: one Snowpark session serves every thread of the app, a
