@@ -25,9 +25,9 @@ from backend.identifiers import quote_ident
 from backend.registry import Registry, RunState
 from backend.training.config import TrainConfig
 from backend.training.dispatch import train_run
-from backend.training.fit import result_summary
 from backend.training.jobs import record_model_version
 from backend.training.progress import best_trial_log, train_with_events
+from backend.training.results import result_summary
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, ScheduledScoring, TableRef
 from backend.warehouse.snowflake_deploy import stage_name
 from backend.warehouse.snowflake_packages import channel_packages, shipped_imports

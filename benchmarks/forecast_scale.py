@@ -51,8 +51,8 @@ def main() -> int:
     from backend.forecasting.series import SeriesSpec
     from backend.registry import RunState
     from backend.training.dispatch import train_run
-    from backend.training.fit import result_summary
     from backend.training.jobs import record_model_version
+    from backend.training.results import result_summary
     from backend.warehouse.base import TableRef
     from backend.workspace import open_workspace
 

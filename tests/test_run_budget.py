@@ -17,7 +17,8 @@ from backend.registry import Run, RunState
 from backend.task_detection import Task
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
-from backend.training.fit import REPORT_MAX_SHARE, fit_bundle, report_reserve, training_rows
+from backend.training.fit import fit_bundle, training_rows
+from backend.training.holdout_report import REPORT_MAX_SHARE, report_reserve
 from backend.training.local_runner import wait_began
 from backend.warehouse.base import TableRef
 from backend.workspace import Workspace

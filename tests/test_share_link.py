@@ -38,7 +38,7 @@ def test_the_app_name_comes_from_flurry_toml_and_matches_what_snowflake_yml_depl
 def test_an_app_name_that_is_not_three_plain_identifiers_is_refused_in_words(
         value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLURRY_APP_NAME", value)
-    with pytest.raises(ConfigurationError, match="DATABASE.SCHEMA.NAME"):
+    with pytest.raises(ConfigurationError, match=r"DATABASE\.SCHEMA\.NAME"):
         config.hosted_app_name()
 
 

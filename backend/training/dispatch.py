@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from backend.training.config import TrainConfig
-from backend.training.fit import TrainingResult, train
+from backend.training.fit import train
 from backend.training.forecast_fit import train_forecast
+from backend.training.results import TrainingResult
 
 
 def train_run(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log: bool = False,

@@ -1,16 +1,15 @@
-"""The FLAML fit itself: a pure function from a training frame to a model bundle and its report.
+"""The FLAML fit itself: a pure function from a training frame to a model bundle, its blend and threshold,
+then the report on the holdout (holdout_report), all within the run's deadline.
 
-Used by the local worker process and (later) by the Snowflake stored procedure alike.
+Used by the local worker process and the Snowflake stored procedure alike.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +17,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from backend.digests import sha256_bytes
-from backend.errors import ExplanationRefusedError, InvalidTargetError
-from backend.evaluation.report import HoldoutReport, ShapSummary, build_report
-from backend.evaluation.segments import segment_views
-from backend.evaluation.shap_summary import shap_summary
-from backend.evaluation.thresholds import ThresholdTable, best_f1_threshold, cutoff_grid, threshold_table
-from backend.explain import explain_in_chunks, global_importance
+from backend.errors import InvalidTargetError
+from backend.evaluation.thresholds import best_f1_threshold, cutoff_grid, threshold_table
 from backend.metrics import METRICS
 from backend.model_bundle import MemberRecipe, ModelBundle, clean_config, prepare_features, to_model_frame
-from backend.monitoring import MonitoringBaseline, baseline_of
 from backend.task_detection import Task
 from backend.training.config import MIN_TRAINING_ROWS, TrainConfig
 from backend.training.ensemble import (
@@ -36,11 +29,12 @@ from backend.training.ensemble import (
     blend_candidates,
     candidates_from_log,
     out_of_fold,
-    score_predictions,
 )
-from backend.training.job_files import BUNDLE, HOLDOUT, read_complete_lines
+from backend.training.holdout_report import holdout_report, report_reserve
+from backend.training.job_files import read_complete_lines
 from backend.training.recipe import fit_kwargs
-from backend.version_records import Feature, LeaderboardEntry, Score, VersionMetrics
+from backend.training.results import FittedModel, TrainingResult
+from backend.version_records import Feature, LeaderboardEntry
 from backend.warehouse.base import column_kind
 from backend.weighted_ensemble import WeightedEnsemble
 
@@ -49,10 +43,6 @@ if TYPE_CHECKING:  # for the annotation only: FLAML itself is imported inside th
 
 logger = logging.getLogger(__name__)
 
-# The global explanations (importance, beeswarm, directions) come from the whole holdout up to this many rows.
-EXPLAIN_ROWS = 1000
-# The holdout rows kept for the Evaluate step's one-row explanations (all of them, up to this many).
-HOLDOUT_SAMPLE_ROWS = 20_000
 # With blending on, the search gets this share of the budget and the blend the rest (measured on the
 # quality benchmark: 60/40 beat 80/20 and a blanket FLAML `ensemble=True`, which stacks past the budget).
 SEARCH_SHARE = 0.6
@@ -76,50 +66,6 @@ REFIT_MAX_SHARE = 0.25
 # Past a very short budget the threshold's folds still get this long (their cost is known from the search's
 # trials, so they are only started when they fit it): a threshold from one small split is much noisier.
 VALIDATION_FLOOR_S = 2.0
-# The holdout report's time, set aside before the search (see report_reserve; measured on run_wall's tables).
-REPORT_BASE_S = 1.0
-REPORT_S_PER_CELL = 4.5e-6
-REPORT_MAX_SHARE = 0.3
-
-
-@dataclass
-class FittedModel:
-    """What the search produced: the bundle (its outcome of interest and threshold set, for binary models),
-    the leaderboard, and the threshold table of the validation rows the threshold was chosen on."""
-
-    bundle: ModelBundle
-    leaderboard: list[LeaderboardEntry]
-    validation: ThresholdTable | None = None
-    validation_rows: int | None = None
-    # each family's best model as fitted (the search's best refitted on every row; the others' fold models), to
-    # score the leaderboard on the holdout; in this process only, never pickled
-    family_models: dict[str, list[Any]] = field(default_factory=dict)
-
-
-@dataclass
-class TrainingResult:
-    bundle: ModelBundle
-    metrics: VersionMetrics  # with the rows trained on and judged on, and a forecast's report
-    leaderboard: list[LeaderboardEntry]
-    importance: list[dict[str, Any]]
-    holdout_parquet: bytes
-    report: HoldoutReport | None = None
-    baseline: MonitoringBaseline | None = None  # what drift is measured against
-
-
-def result_summary(result: TrainingResult, bundle_bytes: bytes) -> dict[str, Any]:
-    """What a finished run reports to the app (local worker and Snowflake procedure alike): metrics, leaderboard,
-    importance, the holdout report and threshold, versions, row counts and the sha256 of the model and holdout
-    files the app will verify."""
-    return {"metrics": result.metrics.to_dict(), "leaderboard": [e.to_dict() for e in result.leaderboard],
-            "importance": result.importance,
-            "best_estimator": result.bundle.best_estimator, "versions": result.bundle.versions,
-            "report": result.report.to_dict() if result.report is not None else None,
-            "baseline": result.baseline.to_dict() if result.baseline is not None else None,
-            "threshold": result.bundle.threshold,
-            "sha256": {BUNDLE: sha256_bytes(bundle_bytes), HOLDOUT: sha256_bytes(result.holdout_parquet)}}
-
-
 def outcome_of_interest(classes: list[Any], y_train: pd.Series, chosen: str | None) -> Any:
     """The class named `chosen` (compared as text, as the Target step shows it), else the smaller class in
     the training rows (the last in sorted order on a tie)."""
@@ -210,15 +156,7 @@ def train(frame: pd.DataFrame, config: TrainConfig, log_path: Path, *, from_log:
     reserve = report_reserve(len(holdout), len(config.features), deadline - time.monotonic())
     fitted = fit_bundle(train_frame, config, log_path, from_log=from_log, on_iteration=on_iteration,
                         deadline=deadline - reserve)
-    return _report(fitted, config, train_frame, holdout, deadline)
-
-
-def report_reserve(holdout_rows: int, features: int, available_s: float) -> float:
-    """Seconds set aside for the holdout report (predictions, intervals, segments, explanations, the monitoring
-    baseline) and writing the results: measured at about REPORT_BASE_S plus REPORT_S_PER_CELL per holdout
-    row × column, and never more than REPORT_MAX_SHARE of the time there is."""
-    estimate = REPORT_BASE_S + REPORT_S_PER_CELL * holdout_rows * max(1, features)
-    return max(0.0, min(estimate, REPORT_MAX_SHARE * available_s))
+    return holdout_report(fitted, config, train_frame, holdout, deadline)
 
 
 def training_rows(frame: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
@@ -429,96 +367,3 @@ def leaderboard_from_log(log_path: Path, config: TrainConfig) -> list[Leaderboar
                   key=lambda entry: entry.score, reverse=metric.greater_is_better)
 
 
-def _report(fitted: FittedModel, config: TrainConfig, train_frame: pd.DataFrame,
-            holdout: pd.DataFrame, deadline: float | None = None) -> TrainingResult:
-    bundle = fitted.bundle
-    y_holdout = holdout[config.target]
-    proba = bundle.predict_proba(holdout) if bundle.is_classification else None
-    positive = bundle.outcome_of_interest if bundle.is_binary else None
-    if bundle.is_binary and proba is not None:
-        positive_probability = proba[:, bundle.positive_index]
-        labels = bundle.labels_from_probability(positive_probability)
-    else:
-        positive_probability, labels = None, bundle.predict(holdout)
-    # explanations may take half of the time left: the other half is the rest of the report
-    shap_deadline = None if deadline is None else time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
-    importance, summary, shap_note = _explain_holdout(bundle, holdout, train_frame, config.seed, shap_deadline)
-    by_importance = [row["feature"] for row in importance]
-    columns = by_importance + [f for f in bundle.feature_names if f not in by_importance]
-    columns += [c for c in config.extra_columns if c in holdout.columns and c not in columns]
-    segments = segment_views(config.task, holdout, columns, y_holdout, labels, positive_probability, positive)
-    report = build_report(config.task, y_true=y_holdout, labels=labels, proba=proba, y_train=train_frame[config.target],
-                          classes=bundle.classes, positive=positive, train_rows=len(train_frame),
-                          validation=fitted.validation, validation_rows=fitted.validation_rows,
-                          threshold=bundle.threshold, segments=segments, shap=summary, seed=config.seed,
-                          shap_note=shap_note)
-    scores = VersionMetrics({m.name: Score(m.model, m.baseline) for m in report.metrics}, len(train_frame),
-                            len(holdout))
-    buffer = io.BytesIO()
-    holdout.head(HOLDOUT_SAMPLE_ROWS).to_parquet(buffer, index=False)
-    leaderboard = holdout_leaderboard(fitted, holdout, config)
-    return TrainingResult(bundle=bundle, metrics=scores, leaderboard=leaderboard, importance=importance,
-                          holdout_parquet=buffer.getvalue(),
-                          report=report, baseline=_monitoring_baseline(bundle, train_frame, holdout, labels,
-                                                                       positive_probability))
-
-
-def holdout_leaderboard(fitted: FittedModel, holdout: pd.DataFrame, config: TrainConfig) -> list[LeaderboardEntry]:
-    """The leaderboard with each family's score on the holdout (the chosen model's, and each family's best as
-    the search and the blend fitted it), best first; families not fitted outside the search keep none and
-    follow. Labels by the most probable class, so every row is scored alike."""
-    bundle = fitted.bundle
-    truth = holdout[config.target].reset_index(drop=True)
-    positive = bundle.outcome_of_interest if bundle.is_binary else None
-    model_input = bundle.model_input(holdout)
-
-    def predictions(models: list[Any]) -> np.ndarray:
-        return np.mean([np.asarray(m.predict_proba(model_input) if bundle.is_classification else m.predict(model_input),
-                                   dtype=float) for m in models], axis=0)
-
-    scored = []
-    for entry in fitted.leaderboard:
-        models = [bundle.estimator] if entry.estimator == bundle.best_estimator else fitted.family_models.get(
-            entry.estimator, [])
-        holdout_score = None
-        if models and len(truth):
-            try:
-                holdout_score = score_predictions(config.metric, config.task, truth, predictions(models),
-                                                  bundle.classes, positive)
-            except Exception:  # a leaderboard figure must never cost the user the model
-                logger.exception("holdout score of %s failed", entry.estimator)
-        scored.append(replace(entry, holdout_score=holdout_score if holdout_score is None or
-                              np.isfinite(holdout_score) else None))
-    sign = -1.0 if METRICS[config.metric].greater_is_better else 1.0
-    return sorted(scored, key=lambda e: (e.holdout_score is None, sign * (e.holdout_score or 0.0)))
-
-
-def _explain_holdout(bundle: ModelBundle, holdout: pd.DataFrame, train_frame: pd.DataFrame, seed: int,
-                     deadline: float | None = None) -> tuple[list[dict[str, Any]], ShapSummary | None, str]:
-    """Global importance and the SHAP summary from the whole holdout, or EXPLAIN_ROWS of it drawn at random, in
-    chunks while `deadline` allows (a forest of deep trees explains slowly; the summary says how many rows it
-    rests on); when there are none, why (a failed explanation must never cost the user a trained model)."""
-    sample = holdout if len(holdout) <= EXPLAIN_ROWS else holdout.sample(EXPLAIN_ROWS, random_state=seed)
-    try:
-        explanation = explain_in_chunks(bundle, sample, train_frame, deadline)
-    except ExplanationRefusedError as exc:
-        logger.warning("SHAP values refused: %s", exc.message)
-        return [], None, f"Explanations were not stored: {exc.message}"
-    except Exception:
-        logger.exception("SHAP explanations failed")
-        return [], None, "SHAP explanations could not be computed for this model."
-    return (global_importance(explanation).to_dict("records"), shap_summary(bundle, explanation, sample), "")
-
-
-def _monitoring_baseline(bundle: ModelBundle, train_frame: pd.DataFrame, holdout: pd.DataFrame, labels: Any,
-                         positive_probability: np.ndarray | None) -> MonitoringBaseline | None:
-    """Inputs binned over every training-sample row; the prediction over the holdout's (the model's honest
-    output: on its own training rows it is more confident than on new ones)."""
-    try:
-        rows = pd.concat([train_frame[bundle.feature_names], holdout[bundle.feature_names]], ignore_index=True)
-        predicted = pd.Series(positive_probability if positive_probability is not None else labels)
-        return baseline_of(rows, bundle.feature_names, predicted, f"the model's predictions for {len(holdout):,} "
-                                                                  "holdout rows")
-    except Exception:  # monitoring must never cost the user a trained model
-        logger.exception("the monitoring baseline could not be computed")
-        return None

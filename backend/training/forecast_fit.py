@@ -22,7 +22,8 @@ from backend.forecasting.report import build_report
 from backend.forecasting.scores import FORECAST_METRICS
 from backend.forecasting.series import PERIOD, SERIES_KEY, Duplicates, Gaps, PreparedSeries, SeriesSpec, prepare_series
 from backend.training.config import TrainConfig
-from backend.training.fit import TrainingResult, leaderboard_from_log
+from backend.training.fit import leaderboard_from_log
+from backend.training.results import TrainingResult
 from backend.version_records import Score, VersionMetrics
 
 # History periods per series kept for the chart besides the forecast (the Evaluate step's view of the past).

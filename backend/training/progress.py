@@ -15,8 +15,8 @@ from typing import Any
 from backend.metrics import METRICS
 from backend.training.config import TrainConfig
 from backend.training.dispatch import train_run
-from backend.training.fit import TrainingResult
 from backend.training.job_files import read_complete_lines
+from backend.training.results import TrainingResult
 
 Emit = Callable[[str, list[dict[str, Any]]], None]
 

@@ -21,7 +21,7 @@ from backend.errors import FlurryError, no_room, storage_full
 from backend.training import job_files as jf
 from backend.training.config import TrainConfig
 from backend.training.dispatch import train_run
-from backend.training.fit import result_summary
+from backend.training.results import result_summary
 
 logger = logging.getLogger("flurry.worker")
 

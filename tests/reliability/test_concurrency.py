@@ -27,8 +27,8 @@ from backend.promotion import promote, rollback
 from backend.registry import RunState, now
 from backend.task_detection import Task
 from backend.training.dispatch import train_run
-from backend.training.fit import result_summary
 from backend.training.jobs import record_model_version
+from backend.training.results import result_summary
 from backend.warehouse.base import TableRef
 from tests.conftest import FAST_BUDGET_S, make_workspace, put_table, train_and_wait
 from tests.reliability.conftest import Observed
