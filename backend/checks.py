@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -139,20 +138,31 @@ def _held_out_split(y: pd.Series, task: Task, seed: int) -> tuple[np.ndarray, np
 
 def _single_column_score(x: pd.Series, y: np.ndarray, split: tuple[np.ndarray, np.ndarray], task: Task,
                          seed: int) -> float:
-    """How well one column alone predicts the target on held-out rows (balanced accuracy or R²); `y` as text
-    for classification."""
+    """How well one column alone predicts the target on held-out rows (balanced accuracy or R²); `y` as class
+    codes 0..k-1 for classification. Scored by numpy rather than sklearn's metrics, whose checks cost more than
+    the tree on a table of thousands of columns."""
     if x.dtype == object or str(x.dtype) in ("str", "string", "category", "bool", "boolean"):
-        feature = pd.Categorical(x.astype(str)).codes.astype(float).reshape(-1, 1)
+        feature = pd.Categorical(x.astype(str)).codes.astype(np.float32).reshape(-1, 1)
     else:
         numbers = pd.to_numeric(x, errors="coerce").astype(float)
         # missing values get a value of their own, below every real one
-        feature = numbers.fillna(numbers.min() - 1 if numbers.notna().any() else 0.0).to_numpy().reshape(-1, 1)
+        feature = numbers.fillna(numbers.min() - 1 if numbers.notna().any() else 0.0).to_numpy(
+            dtype=np.float32).reshape(-1, 1)
     train, test = split
     if task.is_classification:
         model = DecisionTreeClassifier(max_depth=12, random_state=seed).fit(feature[train], y[train])
-        return float(balanced_accuracy_score(y[test], model.predict(feature[test])))
+        return _balanced_accuracy(y[test], model.predict(feature[test]))
     model = DecisionTreeRegressor(max_depth=12, random_state=seed).fit(feature[train], y[train])
-    return float(r2_score(y[test], model.predict(feature[test])))
+    truth, predicted = y[test], model.predict(feature[test])
+    spread = float(np.sum((truth - truth.mean()) ** 2))
+    return 1.0 - float(np.sum((truth - predicted) ** 2)) / spread if spread > 0 else 0.0
+
+
+def _balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """sklearn's balanced_accuracy_score for class codes: the mean recall over the classes present in `truth`."""
+    classes = np.unique(truth)
+    recalls = [float(np.mean(predicted[truth == c] == c)) for c in classes]
+    return float(np.mean(recalls)) if recalls else 0.0
 
 
 def leakage_findings(sample: pd.DataFrame, target: str, task: Task, features: list[str], seed: int = 0
@@ -162,17 +172,21 @@ def leakage_findings(sample: pd.DataFrame, target: str, task: Task, features: li
     if len(rows) < 30:
         return []
     y = rows[target] if task.is_classification else pd.to_numeric(rows[target], errors="coerce").astype(float)
-    labels = y.astype(str).to_numpy() if task.is_classification else y.to_numpy()
+    y_text = y.astype(str)
+    labels = np.unique(y_text.to_numpy(), return_inverse=True)[1] if task.is_classification else y.to_numpy()
     split = _held_out_split(y, task, seed)
     findings = []
+    # a copy agrees with the target on 99% of rows, so has at most the target's values and 1% more
+    most_values = y_text.nunique() + 0.01 * len(rows)
     for name in features:
         x = rows[name]
-        if x.nunique(dropna=True) < 2:
+        distinct = x.nunique(dropna=True)
+        if distinct < 2:
             continue
         is_key = x.dtype == object or str(x.dtype) in ("str", "string") or pd.api.types.is_integer_dtype(x)
-        if is_key and x.nunique() >= 0.9 * len(x):
+        if is_key and distinct >= 0.9 * len(x):
             continue  # a unique key "predicts" nothing on new rows; the ID-like check speaks for it
-        same = x.astype(str).eq(y.astype(str)).mean()
+        same = x.astype(str).eq(y_text).mean() if distinct <= most_values else 0.0
         numeric = pd.to_numeric(x, errors="coerce")
         correlated = (task is Task.REGRESSION and numeric.notna().mean() > 0.9
                       and abs(np.corrcoef(numeric.fillna(numeric.mean()), y)[0, 1]) >= 0.999)
@@ -189,11 +203,51 @@ def leakage_findings(sample: pd.DataFrame, target: str, task: Task, features: li
     return findings
 
 
-def _renamed_copy(original: str, other: str) -> bool:
-    """Whether `other` is `original`'s name but for case, or with the numbered suffix a warehouse adds when two
-    headers collide (`amount` → `amount_1`)."""
-    a, b = original.casefold(), other.casefold()
-    return a == b or re.fullmatch(re.escape(a) + r"_\d+", b) is not None
+_COLLISION_SUFFIX = re.compile(r"(.+)_\d+")
+
+
+def renamed_twins(features: list[str]) -> list[tuple[str, str]]:
+    """(original, twin) pairs of names that are one name but for case, or with the numbered suffix a warehouse
+    adds when two headers collide (`amount` → `amount_1`); each twin once, against the first column of its name.
+    One pass over a lookup of the names: a table of thousands of columns is checked in milliseconds."""
+    first_of: dict[str, str] = {}
+    for name in features:
+        first_of.setdefault(name.casefold(), name)
+    pairs: list[tuple[str, str]] = []
+    for name in features:
+        key = name.casefold()
+        original = first_of[key]
+        if original == name:
+            suffixed = _COLLISION_SUFFIX.fullmatch(key)
+            original = first_of.get(suffixed.group(1), name) if suffixed else name
+        if original != name:
+            pairs.append((original, name))
+    return pairs
+
+
+def pairwise_correlation(values: np.ndarray, min_rows: int) -> np.ndarray:
+    """Pearson correlation of every pair of columns over the rows where both are present (pandas' pairwise
+    `corr`, NaN below `min_rows` shared rows or without spread), by matrix products: pandas' own loop takes
+    minutes on two thousand columns. Columns are centred and scaled first, so the sums do not cancel."""
+    present = ~np.isnan(values)
+    if present.all() and len(values) >= min_rows:  # one product when nothing is missing
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = np.corrcoef(values, rowvar=False)
+        return np.clip(np.atleast_2d(correlation), -1.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centred = values - np.nanmean(values, axis=0)
+        scale = np.nanstd(centred, axis=0)
+        x = np.where(present, centred / np.where(scale > 0, scale, 1.0), 0.0)
+        mask = present.astype(float)
+        shared = mask.T @ mask
+        sums = x.T @ mask  # [i, j]: column i's sum over the rows column j is present
+        squares = (x * x).T @ mask
+        products = x.T @ x
+        covariance = products - sums * sums.T / shared
+        spread = (squares - sums ** 2 / shared) * (squares - sums ** 2 / shared).T
+        correlation = covariance / np.sqrt(spread)
+    correlation[(shared < min_rows) | ~(spread > 0)] = np.nan
+    return np.clip(correlation, -1.0, 1.0)
 
 
 def _same_values(sample: pd.DataFrame, first: str, other: str) -> bool:
@@ -213,37 +267,31 @@ def near_duplicate_findings(sample: pd.DataFrame, features: list[str]) -> list[F
     together almost exactly. A model splits its weight between such twins, and each one's explanation halves."""
     findings: list[Finding] = []
     named: set[str] = set()
-    for i, first in enumerate(features):
-        for other in features[i + 1:]:
-            pair = (first, other) if _renamed_copy(first, other) else (other, first) if _renamed_copy(other, first) \
-                else None
-            if pair is None or pair[1] in named:
-                continue
-            named.add(pair[1])
-            name_words = (f"{pair[1]!r} has the name of {pair[0]!r} but for case or a numbered suffix (an upload "
-                          "adds one when two headers collide)")
-            if _same_values(sample, *pair):
-                findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{name_words}, and holds the "
-                                        "same values: keep one.", Remedy.EXCLUDE, pair[1]))
-            else:  # alike in name only (address / address_2): said, never left out on its name alone
-                findings.append(Finding("near_duplicate", "Near-duplicate column names", f"{name_words}, but holds "
-                                        "other values. Both are kept; rename one if they mean different things.",
-                                        Remedy.NONE, pair[1]))
+    for original, twin in renamed_twins(features):
+        named.add(twin)
+        name_words = (f"{twin!r} has the name of {original!r} but for case or a numbered suffix (an upload "
+                      "adds one when two headers collide)")
+        if _same_values(sample, original, twin):
+            findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{name_words}, and holds the "
+                                    "same values: keep one.", Remedy.EXCLUDE, twin))
+        else:  # alike in name only (address / address_2): said, never left out on its name alone
+            findings.append(Finding("near_duplicate", "Near-duplicate column names", f"{name_words}, but holds "
+                                    "other values. Both are kept; rename one if they mean different things.",
+                                    Remedy.NONE, twin))
     numbers = [f for f in features if f not in named and f in sample.columns
                and pd.api.types.is_numeric_dtype(sample[f]) and not pd.api.types.is_bool_dtype(sample[f])
                and sample[f].nunique() > 2]
     if len(numbers) < 2 or len(sample) < 30:
         return findings
-    correlation = sample[numbers].astype(float).corr(min_periods=30).abs().to_numpy()
-    for i, first in enumerate(numbers):
-        for j in range(i + 1, len(numbers)):
-            other = numbers[j]
-            if other in named or not correlation[i, j] >= NEAR_DUPLICATE_CORRELATION:
-                continue
-            named.add(other)
-            findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{other!r} moves with {first!r} "
-                                    f"almost exactly (correlation {correlation[i, j]:.3f}): the same quantity twice, "
-                                    "or one computed from the other. Keep one.", Remedy.EXCLUDE, other))
+    correlation = np.abs(pairwise_correlation(sample[numbers].to_numpy(dtype=float, na_value=np.nan), 30))
+    for i, j in np.argwhere(np.triu(correlation >= NEAR_DUPLICATE_CORRELATION, k=1)):
+        first, other = numbers[i], numbers[j]
+        if other in named:
+            continue
+        named.add(other)
+        findings.append(Finding("near_duplicate", "Near-duplicate columns", f"{other!r} moves with {first!r} "
+                                f"almost exactly (correlation {correlation[i, j]:.3f}): the same quantity twice, "
+                                "or one computed from the other. Keep one.", Remedy.EXCLUDE, other))
     return findings
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.checks import Finding, Remedy
+from backend.checks import Finding, Remedy, pairwise_correlation, renamed_twins
 from backend.task_detection import Task
 from backend.workspace import Workspace
 from tests.conftest import put_table
@@ -136,6 +136,27 @@ def test_dates_stored_as_text_are_read_as_dates_in_training_and_scoring(empty_wo
     months = [c for c in model_input.columns if c.startswith("month_")]
     assert months and model_input[months[0]].tolist() == [2, 9]  # the model reads each date's month
     assert len(bundle.predict(later)) == 2
+
+
+def test_the_pairwise_correlation_is_pandas_own_on_gaps_constants_and_huge_offsets() -> None:
+    values = rng.normal(size=(300, 25)) * rng.uniform(1, 1e6, 25) + rng.uniform(-1e9, 1e9, 25)
+    values[:, 4] = values[:, 2] * -3 + 7  # exactly anti-correlated
+    values[:, 6] = 5.0  # no spread: no correlation at all
+    values[rng.random(values.shape) < 0.25] = np.nan
+    values[:280, 9] = np.nan  # fewer than 30 rows shared with anything
+    expected = pd.DataFrame(values).corr(min_periods=30).to_numpy()
+    got = pairwise_correlation(values, 30)
+    assert np.array_equal(np.isnan(expected), np.isnan(got))
+    assert np.nanmax(np.abs(expected - got)) < 1e-9
+    whole = rng.normal(size=(100, 6))
+    assert np.allclose(pairwise_correlation(whole, 30), pd.DataFrame(whole).corr().to_numpy())
+
+
+def test_names_alike_pair_each_twin_with_the_first_column_of_its_name() -> None:
+    names = ["amount_1", "amount", "AMOUNT", "Region", "region_2", "q_1", "q_2", "id", "ID_10"]
+    assert renamed_twins(names) == [("amount", "amount_1"), ("amount", "AMOUNT"), ("Region", "region_2"),
+                                    ("id", "ID_10")]
+    assert renamed_twins([f"m{i}" for i in range(3000)]) == []
 
 
 def test_near_duplicate_columns_are_named(empty_workspace: Workspace) -> None:
