@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,16 +37,28 @@ class WarehouseConfig:
 
 
 def data_dir() -> Path:
-    """Return Flurry's per-user data directory (created if missing)."""
+    """Flurry's per-user data directory (created if missing): FLURRY_DATA_DIR, else the platform's user data
+    directory, else a folder in the temporary directory when the home directory cannot be written. Snowflake's
+    warehouse runtime is such a place ("Security Practices for UDFs and Procedures": "A handler can write
+    files, such as log files, to the /tmp directory"), and no environment variable can be set there."""
     configured = os.environ.get(ENV_DATA_DIR)
     if configured:
         path = Path(configured)
-    else:  # imported here: the scoring UDFs and the training procedure import this package without it
-        import platformdirs
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    # imported here: the scoring UDFs and the training procedure import this package without it
+    import platformdirs
 
-        path = Path(platformdirs.user_data_dir("flurry", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    for path in (Path(platformdirs.user_data_dir("flurry", appauthor=False)),
+                 Path(tempfile.gettempdir()) / "flurry"):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK | os.X_OK):
+            return path
+    raise ConfigurationError("Flurry found no folder it may write its files to (neither the home directory nor "
+                             "the temporary directory).", hint=f"Set {ENV_DATA_DIR} to a writable folder.")
 
 
 def default_duckdb_path() -> Path:

@@ -156,6 +156,26 @@ def test_writes_go_through_snowpark_save_as_table() -> None:
     session.close()
 
 
+def test_appending_batches_adds_rows_by_column_name_and_leaves_no_staging_table() -> None:
+    """A scheduled re-forecast appends to the table the first one wrote (it raised NotImplementedError)."""
+    from snowflake.snowpark import Session
+
+    session = Session.builder.config("local_testing", True).create()
+    wh = SnowflakeWarehouse(session, database="DB")
+    table = TableRef("S", "forecast history")
+    first = pa.Table.from_pandas(pd.DataFrame({"day": ["2024-01-01"], "units": [3.0]}), preserve_index=False)
+    second = pa.Table.from_pandas(pd.DataFrame({"units": [4.0, 5.0], "day": ["2024-01-02", "2024-01-03"]}),
+                                  preserve_index=False)
+    assert wh.append_table_from_batches(table, iter(first.to_batches())) == 1  # created when missing
+    assert wh.append_table_from_batches(table, iter(second.to_batches(max_chunksize=1))) == 2
+    back = session.table(['"DB"', '"S"', '"forecast history"']).to_pandas()
+    assert back["day"].tolist() == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert back["units"].tolist() == [3.0, 4.0, 5.0]
+    left = [t for t in session._conn.entity_registry.table_registry if "FLURRY_STAGING" in t.upper()]
+    assert left == []
+    session.close()
+
+
 def test_a_failed_connection_never_shows_the_password(server: dict) -> None:
     secret = "hunter2-very-secret"
     bad = dict(server, port=1, password=secret, login_timeout=2, network_timeout=1)

@@ -109,6 +109,19 @@ def _custom_model(bundle_path: Path, sha256: str, threshold: float | None = None
     return FlurryModel(custom_model.ModelContext(bundle=str(bundle_path)))
 
 
+# Exact pins, as the bundle's own version check requires. Without this snowflake-ml relaxes every `==x.y.z` to
+# `>=x.y,<x+1` for the warehouse (registry/_manager/model_parameter_reconciler.py, _reconcile_relax_version:
+# "`relax_version` is not set and therefore defaulted to True"), the warehouse installs the newest match, and
+# the model refuses to load under versions it was not trained with.
+REGISTRY_SAVE_OPTIONS: dict[str, Any] = {"relax_version": False}
+
+
+def version_already_logged(reason: str) -> bool:
+    """Whether log_model refused because the version exists: snowflake-ml says "Model X version Y already
+    existed." (registry/_manager/model_manager.py), not "already exists"."""
+    return "already exist" in reason.lower()
+
+
 def log_model_version(session: Any, database: str, model_name: str, model_id: str, bundle: ModelBundle,
                       content: bytes, sha256: str, prediction_type: str, metrics: dict[str, float],
                       alias: str | None = None) -> RegistryOutcome:
@@ -134,12 +147,12 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
                 comment=f"Flurry model {model_id}: {bundle.best_estimator} predicting {bundle.target}",
                 metrics=metrics, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
                 signatures={"predict": _signature(bundle, prediction_type)}, code_paths=registry_code_paths(),
-                task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")))
+                task=registry_task.Task(_REGISTRY_TASK.get(bundle.task, "UNKNOWN")),
+                options=dict(REGISTRY_SAVE_OPTIONS))
     except Exception as exc:  # the registry's own reason (privileges, an existing version, a package) is the news
         reason = snowflake_reason(exc)
-        # "already exists" from log_model: this version was logged before and can still be made the default,
-        # which needs the registry to have opened
-        if registry is None or "already exists" not in reason.lower():
+        # this version was logged before and can still be made the default, which needs the registry open
+        if registry is None or not version_already_logged(reason):
             return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")
     try:  # MODEL(...)!PREDICT serves the default version: the one labelling at the threshold in force
         registry.get_model(model_name.upper()).default = version

@@ -351,6 +351,28 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
             raise
         return written
 
+    def append_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
+        """Stage every batch, then add the staged rows to `table` in one INSERT … SELECT matching columns by name
+        (Snowpark's save_as_table, mode="append", column_order="name"; it creates `table` when missing). A
+        failure while staging leaves `table` as it was."""
+        staging = TableRef(table.schema, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        try:
+            written = self._stage_batches(staging, batches)
+            if written == 0:
+                raise EmptyTableError(f"There are no rows to write into {table}.",
+                                      hint="Check that the source table has rows.")
+            with self._transaction_lock:
+                self._session.table(self._path(staging)).write.save_as_table(self._path(table), mode="append",
+                                                                             column_order="name")
+        finally:
+            with contextlib.suppress(Exception), self._transaction_lock:
+                self._session.table(self._path(staging)).drop_table()
+        return written
+
+    def _path(self, table: TableRef) -> list[str]:
+        """`table` as Snowpark's name parts, each quoted."""
+        return [quote_ident(self.database), quote_ident(table.schema), quote_ident(table.name)]
+
     def _stage_batches(self, staging: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
         written = 0
         for batch in batches:

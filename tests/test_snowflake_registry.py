@@ -1,0 +1,38 @@
+"""The Model Registry as snowflake-ml 1.51 behaves, through its own code: exact pins survive its parameter
+reconciler, and a version logged before is recognised by the message snowflake-ml really gives."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+
+from backend.warehouse.snowflake_model_registry import REGISTRY_SAVE_OPTIONS, version_already_logged
+
+
+def test_exact_pins_survive_snowflake_mls_own_reconciler() -> None:
+    from snowflake.ml._internal.utils import sql_identifier
+    from snowflake.ml.registry._manager.model_parameter_reconciler import ModelParameterReconciler
+
+    reconciler = ModelParameterReconciler(
+        model=None, session=None, database_name=sql_identifier.SqlIdentifier("DB"),
+        schema_name=sql_identifier.SqlIdentifier("FLURRY"), conda_dependencies=["lightgbm==4.1.0"],
+        target_platforms=["WAREHOUSE"], options=dict(REGISTRY_SAVE_OPTIONS))
+    platforms = reconciler._reconcile_target_platforms()
+    kept = reconciler._reconcile_relax_version(dict(REGISTRY_SAVE_OPTIONS), platforms, False)
+    assert kept["relax_version"] is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        untold = reconciler._reconcile_relax_version({}, platforms, False)
+    assert untold["relax_version"] is True  # what snowflake-ml does when it is not told: `>=4.1,<5`
+
+
+def test_a_version_logged_before_is_recognised_by_snowflake_mls_own_message() -> None:
+    from snowflake.ml.registry._manager import model_manager
+
+    source = inspect.getsource(model_manager.ModelManager)
+    templates = re.findall(r'f"Model \{model_name\} version \{version_name\} ([^"]+)"', source)
+    assert templates, "snowflake-ml no longer says which version exists in this form"
+    message = f"Model FLURRY_CHURN version V_M1 {templates[0]}"
+    assert version_already_logged(message)
+    assert not version_already_logged("Insufficient privileges to operate on schema 'FLURRY'")
