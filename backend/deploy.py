@@ -165,8 +165,9 @@ SCHEDULE_CHOICES = tuple(SCHEDULES)  # offered where the warehouse has a schedul
 
 
 def schedule_scoring(warehouse: Warehouse, registry: Registry, function_name: str, source: TableRef,
-                     output: TableRef, schedule: str) -> ScheduledScoring:
-    """Re-score `source` into `output` on a schedule inside the warehouse (Snowflake Tasks): the task, and
-    whether it runs or stays suspended (and why).
+                     output: TableRef, schedule: str, *, append: bool = False) -> ScheduledScoring:
+    """Re-score `source` into `output` on a schedule inside the warehouse (Snowflake Tasks), re-creating it or
+    (`append`) adding each run's rows: the task, and whether it runs or stays suspended (and why).
     Raises DeploymentError where the warehouse has no scheduler or the function is unknown."""
-    return target_for(warehouse).schedule(_scoring_plan(warehouse, registry, function_name, source, output), schedule)
+    plan = _scoring_plan(warehouse, registry, function_name, source, output, append=append)
+    return target_for(warehouse).schedule(plan, schedule)

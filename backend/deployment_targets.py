@@ -39,7 +39,7 @@ from backend.errors import DeploymentError, FlurryError
 from backend.model_bundle import ModelBundle
 from backend.reasons import explain_batch, explain_function_name
 from backend.registry import Registry
-from backend.warehouse.base import ScheduledScoring, TableRef, Warehouse
+from backend.warehouse.base import ScheduledScoring, ScoreColumns, TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,11 @@ class ScoringPlan:
     time_column: str
     append: bool = False
     progress: Callable[[int, int], bool] | None = None  # told (done, total) per batch; False stops the score
+
+    @property
+    def score_columns(self) -> ScoreColumns:
+        return ScoreColumns(self.prediction_column, self.probability_column, self.version_column, self.time_column,
+                            self.version_label)
 
 
 @dataclass(frozen=True)
@@ -261,13 +266,15 @@ class SnowflakeTarget:
 
     def score(self, plan: ScoringPlan) -> Scored:
         self.warehouse.ensure_schema(plan.output.schema)
+        stamp = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us")
         rows = self.warehouse.score_into(plan.function_name, probability_function(plan.bundle, plan.function_name),
-                                         plan.bundle.feature_names, plan.source, plan.output, plan.prediction_column,
-                                         plan.probability_column)
-        return Scored(rows, None)
+                                         plan.bundle.feature_names, plan.source, plan.output, plan.score_columns,
+                                         stamp, append=plan.append)
+        return Scored(rows, stamp)
 
     def schedule(self, plan: ScoringPlan, schedule: str) -> ScheduledScoring:
+        self.warehouse.ensure_schema(plan.output.schema)
         return self.warehouse.schedule_scoring(f"{plan.function_name}_rescore", plan.function_name,
                                                probability_function(plan.bundle, plan.function_name),
                                                plan.bundle.feature_names, plan.source, plan.output,
-                                               plan.prediction_column, plan.probability_column, schedule)
+                                               plan.score_columns, schedule, append=plan.append)

@@ -115,13 +115,19 @@ def embedded_schedules(ws: Workspace, function: str, source: TableRef, out_schem
                      args=(schedule.schedule_id,))
 
 
-def snowflake_task(ws: Workspace, function: str, source: TableRef, out_schema: str, out_name: str) -> None:
+def snowflake_task(ws: Workspace, function: str, source: TableRef, out_schema: str, out_name: str,
+                   mode: OutputMode) -> None:
+    append = mode is OutputMode.APPEND
     schedule = st.selectbox("Re-score it on a schedule", SCHEDULE_CHOICES, key="deploy.schedule",
-                            help="A Snowflake Task re-creates the scored table on this schedule.")
+                            help="A Snowflake Task adds each run's scores to the table (as chosen above), every "
+                                 "row stamped with the version that scored it and when." if append else
+                                 "A Snowflake Task re-creates the scored table on this schedule; choose 'Add the "
+                                 "new scores' above to keep a history instead.")
     if st.button("Schedule re-scoring", key="deploy.schedule_start"):
         with user_errors("schedule re-scoring"):
             output = output_table(out_schema, out_name)
-            scheduled = schedule_scoring(ws.warehouse, ws.registry, function, source, output, schedule)
+            scheduled = schedule_scoring(ws.warehouse, ws.registry, function, source, output, schedule,
+                                         append=append)
             if scheduled.resumed:
                 st.success(f"The task {md(scheduled.task)} re-scores {md(output)} {schedule}.")
             else:

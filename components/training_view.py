@@ -74,9 +74,10 @@ def _progress_body(progress: RunProgress, chosen: str | None = None, holdout_sco
         chart, families = st.columns([3, 2])
         chart.plotly_chart(charts.best_score_over_time(progress.trials, metric.label), width="stretch")
         best = progress.best_per_estimator()
+        # the search's own validation scores, named so: the holdout's are the leaderboard's and the headline's
         families.dataframe(pd.DataFrame({"method" if forecast else "model family":
-                                         list(best) if forecast else [plain_name(b) for b in best],
-                                         f"{'backtest' if forecast else 'best'} {metric.label}": list(best.values())}),
+                                         list(best) if forecast else [short_name(b) for b in best],
+                                         f"{'backtest' if forecast else 'search'} {metric.label}": list(best.values())}),
                            hide_index=True, width="stretch")
 
 

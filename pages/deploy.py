@@ -105,7 +105,7 @@ with user_errors("list tables to score"):
     source = TableRef(source_schema, source_name)
     scoring_view.score_now(ws, function, source, out_schema, out_name, mode)
     if ws.warehouse.capabilities.staged_functions:
-        scoring_view.snowflake_task(ws, function, source, out_schema, out_name)
+        scoring_view.snowflake_task(ws, function, source, out_schema, out_name, mode)
     else:
         scoring_view.embedded_schedules(ws, function, source, out_schema, out_name)
 

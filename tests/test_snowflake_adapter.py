@@ -176,6 +176,26 @@ def test_appending_batches_adds_rows_by_column_name_and_leaves_no_staging_table(
     session.close()
 
 
+def test_a_scores_stamps_read_the_version_served_when_it_runs(warehouse: SnowflakeWarehouse) -> None:
+    """A re-scoring Task stamps each row with the version its function serves at that run (promotions move it),
+    and a one-off score with the time Flurry took, whatever the label or time holds."""
+    from backend.warehouse import snowflake_deploy as sd
+
+    meta = f'"{warehouse.database}"."FLURRY"'
+    warehouse.execute(f'CREATE TABLE {meta}."deployments" (function_name VARCHAR, model_id VARCHAR)')
+    warehouse.execute(f'CREATE TABLE {meta}."model_versions" (model_id VARCHAR, version_number INTEGER)')
+    warehouse.execute(f'INSERT INTO {meta}."model_versions" VALUES (?, ?), (?, ?)', ["m1", 1, "m2", 2])
+    warehouse.execute(f'INSERT INTO {meta}."deployments" VALUES (?, ?)', ["flurry_churn", "m1"])
+    served = sd.served_version_sql(warehouse.database, "flurry_churn")
+    stamp = pd.Timestamp("2026-12-08 01:02:03.456789")
+    label = sd.sql_string("it's v2 \\ ok")
+    probe = f'SELECT {served} AS "v", {label} AS "label", {sd.timestamp_sql(stamp)} AS "t"'
+    first = warehouse.query(probe).iloc[0]
+    assert (first["v"], first["label"], pd.Timestamp(first["t"])) == ("v1", "it's v2 \\ ok", stamp)
+    warehouse.execute(f'UPDATE {meta}."deployments" SET model_id = ? WHERE function_name = ?', ["m2", "flurry_churn"])
+    assert warehouse.query(probe).iloc[0]["v"] == "v2"  # promoted: the next run says so
+
+
 def test_a_failed_connection_never_shows_the_password(server: dict) -> None:
     secret = "hunter2-very-secret"
     bad = dict(server, port=1, password=secret, login_timeout=2, network_timeout=1)

@@ -379,20 +379,27 @@ def test_a_registry_that_refuses_the_model_gives_its_reason_and_never_raises(sta
 def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> None:
     from backend.errors import DeploymentError
     from backend.warehouse import snowflake_deploy as sd
+    from backend.warehouse.base import ScoreColumns
     from backend.warehouse.snowflake_warehouse import argument_types
 
-    sql = sd.scoring_sql("DB", "flurry_churn", "flurry_churn_proba", ['tenure "months"', "plan"],
-                         '"DB"."lab"."Churn risk"', '"DB"."scores"."out"', prediction_column="prediction",
-                         probability_column="probability")
-    parsed = sqlglot.parse_one(sql, read="snowflake")
-    assert parsed.key == "create" and '"tenure ""months"""' in sql
-    assert '"DB"."FLURRY".flurry_churn_proba(' in sql
-    statements = sd.task_sql("DB", "flurry_churn_rescore", "COMPUTE WH", "daily", sql)
+    columns = ScoreColumns("prediction", "probability", "model_version", "scored_at", "v2")
+    select = sd.scored_select("DB", "flurry_churn", "flurry_churn_proba", ['tenure "months"', "plan"],
+                              '"DB"."lab"."Churn risk"', columns, sd.served_version_sql("DB", "flurry_churn"),
+                              sd.NOW_UTC)
+    replace, empty, append = (sd.replace_sql('"DB"."scores"."out"', select),
+                              sd.create_empty_sql('"DB"."scores"."out"', select), sd.append_sql('"DB"."scores"."out"', select))
+    for statement in (replace, empty, append):
+        sqlglot.parse_one(statement, read="snowflake")
+    assert replace.startswith('CREATE OR REPLACE TABLE "DB"."scores"."out" COPY GRANTS AS SELECT *')  # grants kept
+    assert empty.endswith(" LIMIT 0") and append.startswith('INSERT INTO "DB"."scores"."out" SELECT *')
+    assert '"tenure ""months"""' in select and '"DB"."FLURRY".flurry_churn_proba(' in select
+    assert 'AS "model_version", SYSDATE() AS "scored_at"' in select  # every row says which version and when
+    statements = sd.task_sql("DB", "flurry_churn_rescore", "COMPUTE WH", "daily", append)
     assert statements[0].startswith('CREATE OR REPLACE TASK "DB"."FLURRY"."flurry_churn_rescore" '
-                                    'WAREHOUSE = "COMPUTE WH" SCHEDULE = \'USING CRON 0 6 * * * UTC\' AS CREATE')
+                                    'WAREHOUSE = "COMPUTE WH" SCHEDULE = \'USING CRON 0 6 * * * UTC\' AS INSERT')
     assert statements[1] == 'ALTER TASK "DB"."FLURRY"."flurry_churn_rescore" RESUME'  # created suspended first
     with pytest.raises(DeploymentError, match="Unknown schedule"):
-        sd.task_sql("DB", "t", "W", "every second; DROP TABLE x", sql)
+        sd.task_sql("DB", "t", "W", "every second; DROP TABLE x", append)
     assert argument_types("(ARG1 FLOAT, ARG2 VARCHAR)") == "FLOAT, VARCHAR"
     assert argument_types("()") == ""
 

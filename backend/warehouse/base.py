@@ -47,6 +47,18 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
+class ScoreColumns:
+    """The columns a score adds to its source's: the prediction, the probability (classifiers), and the model
+    version that scored each row and when (`version_label` is what the first holds for a one-off score)."""
+
+    prediction: str
+    probability: str
+    version: str
+    time: str
+    version_label: str
+
+
+@dataclass(frozen=True)
 class ScheduledScoring:
     """A re-scoring schedule as created: `resumed` False means it exists but is suspended, and `reason` says
     why and what would resume it (e.g. the EXECUTE TASK privilege the role lacks)."""
@@ -395,13 +407,14 @@ class Warehouse(abc.ABC):
         return None, None
 
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
-                   output: TableRef, prediction_column: str, probability_column: str) -> int:
-        """Score `source` into `output` inside the warehouse (staged_functions adapters only); rows written."""
+                   output: TableRef, columns: ScoreColumns, scored_at: pd.Timestamp, *, append: bool) -> int:
+        """Score `source` into `output` inside the warehouse (staged_functions adapters only), every row stamped
+        with the version and `scored_at`; replace `output`, or (`append`) add the rows to it. Rows written."""
         raise NotImplementedError
 
     def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
-                         source: TableRef, output: TableRef, prediction_column: str, probability_column: str,
-                         schedule: str) -> ScheduledScoring:
+                         source: TableRef, output: TableRef, columns: ScoreColumns, schedule: str, *,
+                         append: bool) -> ScheduledScoring:
         """Re-score on a schedule inside the warehouse (staged_functions adapters only)."""
         raise NotImplementedError
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from backend.errors import DeploymentError
 from backend.identifiers import quote_ident
 from backend.model_bundle import MODEL_LIBRARIES, ModelBundle
-from backend.warehouse.base import METADATA_SCHEMA, TableRef, column_kind
+from backend.warehouse.base import METADATA_SCHEMA, ScoreColumns, TableRef, column_kind
 from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
 from backend.warehouse.snowflake_session import snowflake_reason
 from backend.warehouse.snowflake_udf import staged_handler
@@ -133,14 +135,54 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
     return name, probability
 
 
-def scoring_sql(database: str, predict: str, probability: str | None, features: list[str], source: str,
-                output: str, *, prediction_column: str, probability_column: str) -> str:
-    """One statement that (re)creates `output` as `source` plus the predictions (names already quoted)."""
+def sql_string(value: str) -> str:
+    """A Snowflake string literal of a value Flurry made (a version label, a timestamp), for statements that
+    cannot bind (a Task's body): single quotes doubled and backslashes escaped, as "String & binary data types"
+    reads escape sequences in single-quoted strings."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def timestamp_sql(stamp: pd.Timestamp) -> str:
+    return f"{sql_string(stamp.strftime('%Y-%m-%d %H:%M:%S.%f'))}::TIMESTAMP_NTZ"
+
+
+# SYSDATE(): "the current timestamp in the UTC time zone … TIMESTAMP_NTZ" (the embedded warehouse stamps naive UTC)
+NOW_UTC = "SYSDATE()"
+
+
+def served_version_sql(database: str, function: str) -> str:
+    """The version a function serves when the statement runs, from Flurry's own tables: a Task that re-scores
+    after a promotion stamps the version promoted, not the one scheduled."""
+    meta = f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}"
+    return (f"(SELECT COALESCE('v' || TO_VARCHAR(v.version_number), d.model_id) FROM {meta}.{quote_ident('deployments')} "
+            f"d LEFT JOIN {meta}.{quote_ident('model_versions')} v ON v.model_id = d.model_id "
+            f"WHERE d.function_name = {sql_string(function)} LIMIT 1)")
+
+
+def scored_select(database: str, predict: str, probability: str | None, features: list[str], source: str,
+                  columns: ScoreColumns, version_sql: str, time_sql: str) -> str:
+    """`source`'s rows with the prediction, probability, version and time (names already quoted)."""
     args = ", ".join(quote_ident(f) for f in features)
-    columns = [f"{function_name(database, predict)}({args}) AS {quote_ident(prediction_column)}"]
+    added = [f"{function_name(database, predict)}({args}) AS {quote_ident(columns.prediction)}"]
     if probability:
-        columns.append(f"{function_name(database, probability)}({args}) AS {quote_ident(probability_column)}")
-    return f"CREATE OR REPLACE TABLE {output} AS SELECT *, {', '.join(columns)} FROM {source}"
+        added.append(f"{function_name(database, probability)}({args}) AS {quote_ident(columns.probability)}")
+    added += [f"{version_sql} AS {quote_ident(columns.version)}", f"{time_sql} AS {quote_ident(columns.time)}"]
+    return f"SELECT *, {', '.join(added)} FROM {source}"
+
+
+def replace_sql(output: str, select: str) -> str:
+    """`output` made anew from `select`, keeping the grants readers had on it (COPY GRANTS: a plain CREATE OR
+    REPLACE drops them)."""
+    return f"CREATE OR REPLACE TABLE {output} COPY GRANTS AS {select}"
+
+
+def create_empty_sql(output: str, select: str) -> str:
+    """`output` with `select`'s columns and no rows, unless it exists: what an append adds to."""
+    return f"CREATE TABLE IF NOT EXISTS {output} AS {select} LIMIT 0"
+
+
+def append_sql(output: str, select: str) -> str:
+    return f"INSERT INTO {output} {select}"
 
 
 def task_sql(database: str, task: str, warehouse: str, schedule: str, body: str) -> list[str]:

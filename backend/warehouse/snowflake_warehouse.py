@@ -40,6 +40,7 @@ from backend.warehouse.base import (
     SampleSpec,
     ScalarFunction,
     ScheduledScoring,
+    ScoreColumns,
     TableRef,
     TableSummary,
 )
@@ -433,22 +434,34 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
         return outcome.logged, outcome.reason
 
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
-                   output: TableRef, prediction_column: str, probability_column: str) -> int:
-        self.execute(sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
-                                    self.qualify(output), prediction_column=prediction_column,
-                                    probability_column=probability_column))
-        return self.row_count(output)
+                   output: TableRef, columns: ScoreColumns, scored_at: pd.Timestamp, *, append: bool) -> int:
+        select = sd.scored_select(self.database, predict, probability, features, self.qualify(source), columns,
+                                  sd.sql_string(columns.version_label), sd.timestamp_sql(scored_at))
+        target = self.qualify(output)
+        if not append:
+            self.execute(sd.replace_sql(target, select))
+            return self.row_count(output)
+        self.execute(sd.create_empty_sql(target, select))
+        self.execute(sd.append_sql(target, select))
+        counted = self.query(f"SELECT COUNT(*) AS \"n\" FROM {target} WHERE {quote_ident(columns.time)} = ?",
+                             [scored_at.to_pydatetime()])
+        return int(counted["n"].iloc[0])
 
     def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
-                         source: TableRef, output: TableRef, prediction_column: str, probability_column: str,
-                         schedule: str) -> ScheduledScoring:
-        """A Task re-creating `output` on `schedule` with the session's warehouse, created suspended, then
-        resumed. Resuming needs the EXECUTE TASK privilege (SYSADMIN lacks it by default): without it the
-        task stays created and suspended, and the result says so and names the privilege."""
-        body = sd.scoring_sql(self.database, predict, probability, features, self.qualify(source),
-                              self.qualify(output), prediction_column=prediction_column,
-                              probability_column=probability_column)
-        return self.schedule_statement(task, body, schedule)
+                         source: TableRef, output: TableRef, columns: ScoreColumns, schedule: str, *,
+                         append: bool) -> ScheduledScoring:
+        """A Task re-scoring `source` into `output` on `schedule` with the session's warehouse (re-creating it,
+        or adding each run's rows), every row stamped with the version the function serves when the Task runs
+        and the time; created suspended, then resumed. Resuming needs the EXECUTE TASK privilege (SYSADMIN
+        lacks it by default): without it the task stays created and suspended, and the result says so and names
+        the privilege."""
+        select = sd.scored_select(self.database, predict, probability, features, self.qualify(source), columns,
+                                  sd.served_version_sql(self.database, predict), sd.NOW_UTC)
+        target = self.qualify(output)
+        if append:  # a Task's body is one statement: the table it adds to is made now
+            self.execute(sd.create_empty_sql(target, select))
+        return self.schedule_statement(task, sd.append_sql(target, select) if append else
+                                       sd.replace_sql(target, select), schedule)
 
     def schedule_statement(self, task: str, body: str, schedule: str) -> ScheduledScoring:
         """A Task running `body` on `schedule` with the session's warehouse, created suspended, then resumed
