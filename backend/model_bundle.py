@@ -6,6 +6,7 @@ so they cannot disagree. Input columns are coerced to the kinds seen in training
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import platform
 from dataclasses import dataclass, field, replace
@@ -25,14 +26,32 @@ Bundle = TypeVar("Bundle")
 TRACKED_LIBRARIES = ("flaml", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy", "pyarrow", "duckdb")
 
 
+# The module a distribution installs, where the names differ.
+_MODULE_OF = {"scikit-learn": "sklearn"}
+
+
 def library_versions() -> dict[str, str]:
+    """The tracked libraries' versions here: from their package metadata, or, for a library shipped as code
+    without it (FLAML reaches Snowflake's UDFs, procedures and registry models as a folder of modules, since
+    Snowflake's channel lacks it), from its own `__version__`."""
     versions = {"python": platform.python_version()}
     for name in TRACKED_LIBRARIES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            continue
+            shipped = _shipped_version(_MODULE_OF.get(name, name))
+            if shipped is not None:
+                versions[name] = shipped
     return versions
+
+
+def _shipped_version(module_name: str) -> str | None:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    version = getattr(module, "__version__", None)
+    return version if isinstance(version, str) else None
 
 
 # Libraries whose pickled models only load reliably within the same major.minor line.
