@@ -36,3 +36,22 @@ def test_a_version_logged_before_is_recognised_by_snowflake_mls_own_message() ->
     message = f"Model FLURRY_CHURN version V_M1 {templates[0]}"
     assert version_already_logged(message)
     assert not version_already_logged("Insufficient privileges to operate on schema 'FLURRY'")
+
+
+def test_a_new_signature_leaves_no_overload_of_the_old_model_behind() -> None:
+    """Deploying a version with other inputs under the same name makes a second signature (Snowflake overloads
+    by argument types): every signature but the one just created is dropped, by its own argument types."""
+    import pandas as pd
+    import sqlglot
+
+    from backend.warehouse.snowflake_warehouse import stale_overload_drops
+
+    signatures = [("(ARG1 FLOAT, ARG2 VARCHAR)", pd.Timestamp("2026-12-01 10:00")),
+                  ("(ARG1 FLOAT, ARG2 VARCHAR, ARG3 BOOLEAN)", pd.Timestamp("2026-12-08 09:00")),
+                  ("(ARG1 VARCHAR)", pd.Timestamp("2026-11-02 08:00"))]
+    drops = stale_overload_drops('"DB"."FLURRY"."flurry_churn"', signatures)
+    assert drops == ['DROP FUNCTION IF EXISTS "DB"."FLURRY"."flurry_churn"(FLOAT, VARCHAR)',
+                     'DROP FUNCTION IF EXISTS "DB"."FLURRY"."flurry_churn"(VARCHAR)']
+    for statement in drops:
+        assert sqlglot.parse_one(statement, read="snowflake").key == "drop"
+    assert stale_overload_drops('"DB"."FLURRY"."f"', signatures[:1]) == []  # the same inputs: replaced in place

@@ -93,6 +93,13 @@ def argument_types(signature: str) -> str:
     return ", ".join(part.strip().split(" ", 1)[-1] for part in signature.strip().strip("()").split(",") if part.strip())
 
 
+def stale_overload_drops(qualified_name: str, signatures: list[tuple[str, Any]]) -> list[str]:
+    """DROP statements for every overload of a function but the one created last (signature, created)."""
+    newest_first = sorted(signatures, key=lambda pair: pd.Timestamp(pair[1]), reverse=True)
+    return [f"DROP FUNCTION IF EXISTS {qualified_name}({argument_types(signature)})"
+            for signature, _ in newest_first[1:]]
+
+
 def suspended_task(task: str, role: str, refusal: str, resume_sql: str) -> ScheduledScoring:
     """A re-scoring Task that exists but stays suspended because Snowflake refused to resume it: the reason
     names the privilege resuming needs (EXECUTE TASK, which SYSADMIN lacks by default) and what to run."""
@@ -419,9 +426,28 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
 
     def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                                prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
+        from backend.reasons import explain_function_name
+
         with self._transaction_lock:
             staged = sd.stage_model(self._session, self.database, model_id, content, sha256, background)
-            return sd.register_model_functions(self._session, self.database, name, bundle, staged, prediction_type)
+            predict, probability = sd.register_model_functions(self._session, self.database, name, bundle, staged,
+                                                               prediction_type)
+        # A function registered with other argument types is an overload beside the old one, not its replacement
+        # ("Naming and overloading procedures and UDFs": one name, several signatures), and queries and Tasks
+        # passing the old inputs would go on calling the old model. Only the signature just made is kept.
+        for function in (predict, probability, explain_function_name(name)):
+            if function is not None:
+                self._drop_stale_overloads(function)
+        if probability is None:  # a classifier's probability function outlives a regression model otherwise
+            self.drop_function(f"{name}_proba")
+        return predict, probability
+
+    def _drop_stale_overloads(self, name: str) -> None:
+        frame = self.query(f'SELECT argument_signature AS "s", created AS "c" FROM {self._info}.FUNCTIONS '
+                           "WHERE function_schema = ? AND function_name = ?", [METADATA_SCHEMA, name.upper()])
+        for statement in stale_overload_drops(sd.function_name(self.database, name),
+                                              list(zip(frame["s"], frame["c"], strict=True))):
+            self.execute(statement)
 
     def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                           prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
