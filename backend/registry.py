@@ -128,17 +128,19 @@ class Registry:
         """Move a run to `state` if TRANSITIONS allow it from the state it is in; whether it moved. `at` is when
         that happened when it was earlier than now (a worker's finish, seen a moment later)."""
         stamp = at if at is not None and at <= now() else now()
+        allowed = [s.value for s in RunState if s.may_become(state)]
         with self.wh.transaction():
-            current = self.wh.query(f'SELECT state AS "state" FROM {self.t("runs")} WHERE run_id = ?', [run_id])
-            if current.empty or not RunState(current["state"].iloc[0]).may_become(state):
-                logger.info("run %s stays %s (not moved to %s)", run_id,
-                            "unknown" if current.empty else current["state"].iloc[0], state.value)
-                return False
-            self.wh.execute(
+            # one compare-and-set: the state it moves from is in the WHERE clause, so of two writers (the app
+            # and a training procedure, under READ COMMITTED) only one can move it, and the other is told
+            moved = self.wh.update(
                 f"UPDATE {self.t('runs')} SET state = ?, updated_at = ?, message = coalesce(?, message), "
-                f"worker_pid = coalesce(?, worker_pid) WHERE run_id = ?",
-                [state.value, stamp, message, worker_pid, run_id],
-            )
+                f"worker_pid = coalesce(?, worker_pid) WHERE run_id = ? AND state IN ({', '.join('?' * len(allowed))})",
+                [state.value, stamp, message, worker_pid, run_id, *allowed],
+            ) if allowed else 0
+            if moved == 0:
+                logger.info("run %s not moved to %s (unknown, or in a state that may not become it)", run_id,
+                            state.value)
+                return False
             self._event(run_id, "state", {"state": state.value, "message": message or ""}, at=stamp)
         return True
 

@@ -4,7 +4,8 @@ A table of 1,000 numeric columns × 5,000 rows (5% of values missing, two plante
 warehouse; Flurry's whole check pass (target, leakage, near-duplicates, columns) is timed against
 `DataFrame.corr(min_periods=30)` on the same numbers, which is what the near-duplicate check used to run.
 Keys: checks_s, pandas_corr_s, ratio_vs_pandas_corr (target ≤ 1.5: the whole pass, a small tree per column
-included, within half again the one correlation it used to run besides), twins_found (2), columns, rows. FLURRY_BENCH_COLUMNS / FLURRY_BENCH_ROWS resize it.
+included, within half again the one correlation it used to run besides), twins_found (2), columns, rows.
+FLURRY_BENCH_COLUMNS / FLURRY_BENCH_ROWS resize it.
 """
 
 from __future__ import annotations

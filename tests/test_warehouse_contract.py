@@ -168,6 +168,19 @@ def test_distribution_counts_add_up(loaded: tuple[str, Warehouse]) -> None:
     assert int(numeric["count"].sum()) == ROWS and len(numeric) == 8
 
 
+def test_a_compare_and_set_update_says_how_many_rows_it_changed(loaded: tuple[str, Warehouse]) -> None:
+    """What a run's state change relies on: an UPDATE whose WHERE holds the state it moves from tells whether it
+    moved, so of two writers only one does."""
+    _, wh = loaded
+    target = wh.qualify(TABLE)
+    first = wh.update(f'UPDATE {target} SET "Region" = ? WHERE "line id" = ? AND "Region" IN (?, ?)',
+                      ["moved", 12, "north", "south"])
+    second = wh.update(f'UPDATE {target} SET "Region" = ? WHERE "line id" = ? AND "Region" IN (?, ?)',
+                       ["moved again", 12, "north", "south"])
+    assert (first, second) == (1, 0)
+    assert wh.update(f'UPDATE {target} SET "amount" = "amount" WHERE "line id" < ?', [5]) == 5
+
+
 def test_drop_table(loaded: tuple[str, Warehouse]) -> None:
     _, wh = loaded
     wh.drop_table(TABLE)

@@ -85,6 +85,10 @@ class GuardedWarehouse:
         self._check_sql(sql)
         self._inner.execute(sql, params)
 
+    def update(self, sql: str, params: list[Any] | None = None) -> int:
+        self._check_sql(sql)
+        return self._inner.update(sql, params)
+
     def _check_sql(self, sql: str) -> None:
         """Raw SQL passes the allow-list too: every table it names in full (as qualify writes it) must be in this
         warehouse's own database and an allowed schema."""

@@ -227,6 +227,11 @@ class Warehouse(abc.ABC):
         """Run one query with bound parameters and return its rows."""
 
     @abc.abstractmethod
+    def update(self, sql: str, params: list[Any] | None = None) -> int:
+        """Run one UPDATE or DELETE with bound parameters; the rows it changed (for a compare-and-set whose
+        condition is its WHERE clause)."""
+
+    @abc.abstractmethod
     def transaction(self) -> Any:
         """A context manager that commits on success and rolls back on error."""
 

@@ -129,6 +129,11 @@ class DuckDBWarehouse(CommonSqlWarehouse):
         with self._cursor() as cur:
             return cur.execute(sql, params or []).fetch_df()
 
+    def update(self, sql: str, params: list[Any] | None = None) -> int:
+        with self._cursor() as cur:
+            changed = cur.execute(sql, params or []).fetchone()  # DuckDB answers an UPDATE with its count
+            return int(changed[0]) if changed else 0
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         if getattr(self._local, "cursor", None) is not None:

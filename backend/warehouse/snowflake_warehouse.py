@@ -176,6 +176,13 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
                                                   read_only=True)
         return result
 
+    def update(self, sql: str, params: list[Any] | None = None) -> int:
+        """Snowflake answers an UPDATE with one row, "number of rows updated" first (a DELETE: "number of rows
+        deleted"). Never run again on a lost connection: it may have run."""
+        bound = _bindable(params)
+        rows = self._reconnecting(lambda: self._session.sql(sql, params=bound).collect(), read_only=False)
+        return int(rows[0][0]) if rows else 0
+
     def _reconnecting(self, statement: Callable[[], Any], *, read_only: bool) -> Any:
         """Run `statement` under the session's lock; when the connection is lost outside a transaction (and the
         statement cannot have run, unless it only reads), open a new session once and run it again. Raises
