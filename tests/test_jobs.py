@@ -198,3 +198,21 @@ def test_a_late_outcome_never_overwrites_how_a_run_ended(empty_workspace: Worksp
     for later in (RunState.RUNNING, RunState.FAILED, RunState.INTERRUPTED):
         assert not ws.registry.set_run_state(run_id, later)
     assert [e.payload["state"] for e in ws.registry.events(run_id, "state")][-1] == "CANCELLED"
+
+
+def test_a_run_still_being_prepared_is_not_launched_by_another_thread(workspace: Workspace) -> None:
+    """start() queues a run, then draws its sample: a slot freed meanwhile (a run collected by the supervisor)
+    must not launch it half-made. It was launched, and its missing config.json raised in the supervisor."""
+    config = workspace.train_config(DIAMONDS, "price", Task.REGRESSION, ["carat", "cut"],
+                                    default_metric(Task.REGRESSION), 2)
+    location = workspace.jobs.runner.location()
+    run_id = workspace.registry.create_run(  # what start() has written before the sample is drawn
+        table=config.table, target=config.target, task=config.task.value, metric=config.metric,
+        time_budget=config.time_budget_s, config=config.to_dict(), job_dir=location)
+    workspace.jobs._launch_queued()  # what a collected run does to the queue
+    assert workspace.registry.get_run(run_id).state is RunState.QUEUED
+    workspace.jobs.runner.prepare(run_id, config, location)
+    assert (Path(location) / "config.json").is_file() and (Path(location) / "fingerprint.json").is_file()
+    workspace.jobs._launch_queued()
+    assert workspace.registry.get_run(run_id).state is not RunState.QUEUED
+    workspace.jobs.cancel(run_id)

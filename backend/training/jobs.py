@@ -194,7 +194,9 @@ class JobManager:
     def _launch_queued(self) -> None:
         with self._lock:
             running = len(self.registry.list_runs(states=[RunState.RUNNING]))
-            for run in self.queued()[: max(0, self.max_concurrent - running)]:
+            # a run still being prepared (its sample drawn in another thread) waits: its start() launches it
+            prepared = [run for run in self.queued() if self.runner.ready(run)]
+            for run in prepared[: max(0, self.max_concurrent - running)]:
                 self._launch(run)
 
     def _launch(self, run: Run, *, finalize: bool = False) -> None:

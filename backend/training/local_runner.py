@@ -73,10 +73,11 @@ class LocalWorkerRunner:
         self.registry.set_run_rows(run_id, used=used, dropped=total - sample.rows_eligible,
                                    eligible=sample.rows_eligible)
         record_left_out(self.wh, self.registry, run_id, config, total, sample.rows_eligible)
-        (job_dir / jf.CONFIG).write_text(json.dumps(config.to_dict()), encoding="utf-8")
         fingerprint = data_fingerprint(spec, sample, total, job_dir / jf.DATA)
         (job_dir / jf.FINGERPRINT).write_text(json.dumps(fingerprint), encoding="utf-8")
         self.registry.add_events(run_id, "fingerprint", [fingerprint])
+        # last and whole: its presence is what says the run is prepared (ready), to every thread and process
+        jf.write_atomic(job_dir / jf.CONFIG, json.dumps(config.to_dict()).encode("utf-8"))
 
     def discard(self, location: str) -> None:
         shutil.rmtree(location, ignore_errors=True)
