@@ -40,10 +40,10 @@ def test_snowflake_s_whole_message_is_kept_on_one_line_with_secrets_blanked(secr
 def _page_that_reads_a_missing_table() -> None:
     from snowflake.connector.errors import ProgrammingError
 
-    from backend.warehouse.snowflake_warehouse import _snowflake_errors
+    from backend.warehouse.snowflake_session import snowflake_errors
     from components.feedback import user_errors
 
-    with user_errors("read the table"), _snowflake_errors():
+    with user_errors("read the table"), snowflake_errors():
         raise ProgrammingError("SQL compilation error:\nObject 'DB.SALES.ORDERS' does not exist or not authorized.",
                                errno=2003, sqlstate="02000")
 
@@ -176,8 +176,7 @@ def test_the_smoke_script_names_each_pinned_package_an_account_does_not_offer() 
 def test_a_task_snowflake_will_not_resume_is_reported_suspended_with_the_grant_that_would_resume_it() -> None:
     """The words Deploy shows when ALTER TASK … RESUME is refused (fakesnow has no Tasks, so the refusal
     itself only happens in an account)."""
-    from backend.warehouse.snowflake_deploy import task_sql
-    from backend.warehouse.snowflake_warehouse import suspended_task
+    from backend.warehouse.snowflake_deploy import suspended_task, task_sql
 
     _, resume = task_sql("DB", "flurry_churn_rescore", "WH", "daily", "SELECT 1")
     refusal = snowflake_reason(ProgrammingError("SQL access control error:\nInsufficient privileges to operate on "

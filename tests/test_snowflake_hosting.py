@@ -380,7 +380,7 @@ def test_scoring_and_its_schedule_are_one_quoted_snowflake_statement_each() -> N
     from backend.errors import DeploymentError
     from backend.warehouse import snowflake_deploy as sd
     from backend.warehouse.base import ScoreColumns
-    from backend.warehouse.snowflake_warehouse import argument_types
+    from backend.warehouse.snowflake_deploy import argument_types
 
     columns = ScoreColumns("prediction", "probability", "model_version", "scored_at", "v2")
     select = sd.scored_select("DB", "flurry_churn", "flurry_churn_proba", ['tenure "months"', "plan"],

@@ -44,7 +44,7 @@ def test_a_new_signature_leaves_no_overload_of_the_old_model_behind() -> None:
     import pandas as pd
     import sqlglot
 
-    from backend.warehouse.snowflake_warehouse import stale_overload_drops
+    from backend.warehouse.snowflake_deploy import stale_overload_drops
 
     signatures = [("(ARG1 FLOAT, ARG2 VARCHAR)", pd.Timestamp("2026-12-01 10:00")),
                   ("(ARG1 FLOAT, ARG2 VARCHAR, ARG3 BOOLEAN)", pd.Timestamp("2026-12-08 09:00")),

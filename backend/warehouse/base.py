@@ -356,10 +356,10 @@ class Warehouse(abc.ABC):
         """Write batches to a staging table, then swap it in atomically; return rows written.
         A failure leaves any previous `table` untouched."""
 
+    @abc.abstractmethod
     def append_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
         """Write batches to a staging table, then add its rows to `table` (creating it when missing) in one
         transaction, columns matched by name; return rows written. A failure leaves `table` untouched."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def create_table_from_file(self, table: TableRef, path: Path, fmt: str, *, delimiter: str | None = None) -> int:

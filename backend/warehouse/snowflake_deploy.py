@@ -17,7 +17,7 @@ import pandas as pd
 from backend.errors import DeploymentError
 from backend.identifiers import quote_ident
 from backend.model_bundle import MODEL_LIBRARIES, ModelBundle
-from backend.warehouse.base import METADATA_SCHEMA, ScoreColumns, TableRef, column_kind
+from backend.warehouse.base import METADATA_SCHEMA, ScheduledScoring, ScoreColumns, TableRef, column_kind
 from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
 from backend.warehouse.snowflake_session import snowflake_reason
 from backend.warehouse.snowflake_udf import staged_handler
@@ -197,3 +197,28 @@ def task_sql(database: str, task: str, warehouse: str, schedule: str, body: str)
 
 def scoring_target(database: str, table: TableRef) -> str:
     return f"{quote_ident(database)}.{quote_ident(table.schema)}.{quote_ident(table.name)}"
+
+
+def argument_types(signature: str) -> str:
+    """INFORMATION_SCHEMA's "(ARG1 FLOAT, ARG2 VARCHAR)" → "FLOAT, VARCHAR" (DROP FUNCTION names the types)."""
+    return ", ".join(part.strip().split(" ", 1)[-1] for part in signature.strip().strip("()").split(",") if part.strip())
+
+
+def stale_overload_drops(qualified_name: str, signatures: list[tuple[str, Any]]) -> list[str]:
+    """DROP statements for every overload of a function but the one created last (signature, created)."""
+    newest_first = sorted(signatures, key=lambda pair: pd.Timestamp(pair[1]), reverse=True)
+    return [drop_function_sql(qualified_name, signature) for signature, _ in newest_first[1:]]
+
+
+def drop_function_sql(qualified_name: str, signature: str) -> str:
+    """DROP FUNCTION names the overload by its argument types."""
+    return f"DROP FUNCTION IF EXISTS {qualified_name}({argument_types(signature)})"
+
+
+def suspended_task(task: str, role: str, refusal: str, resume_sql: str) -> ScheduledScoring:
+    """A re-scoring Task that exists but stays suspended because Snowflake refused to resume it: the reason
+    names the privilege resuming needs (EXECUTE TASK, which SYSADMIN lacks by default) and what to run."""
+    return ScheduledScoring(task, resumed=False, reason=(
+        f"The task was created but stays suspended: Snowflake refused to resume it ({refusal}). Resuming a task "
+        f"needs the EXECUTE TASK privilege: an administrator can run `GRANT EXECUTE TASK ON ACCOUNT TO ROLE "
+        f"{quote_ident(role)}`, then `{resume_sql}`."))

@@ -7,17 +7,21 @@ otherwise the named connection from `connections.toml` (`snowflake://<name>` in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
 
-from backend.errors import ConfigurationError
+import numpy as np
+import pandas as pd
+
+from backend.errors import ConfigurationError, FlurryError, WarehouseQueryError
 
 logger = logging.getLogger(__name__)
 
@@ -230,3 +234,46 @@ def snowsight_location(session: Any) -> tuple[str, str, str] | None:
     if not host.startswith("https://"):
         host = SNOWSIGHT_HOST
     return host, str(row[0]), str(row[1])
+
+
+@contextlib.contextmanager
+def snowflake_errors() -> Iterator[None]:
+    """Snowflake's refusals as WarehouseQueryError with Snowflake's whole message (e.g. "SQL compilation error:
+    Insufficient privileges to operate on schema 'SALES'"), which the pages show; bound values never appear in it."""
+    try:
+        yield
+    except FlurryError:
+        raise
+    except Exception as exc:
+        if not type(exc).__module__.startswith("snowflake"):
+            raise
+        reason = snowflake_reason(exc)
+        raise WarehouseQueryError(f"Snowflake refused the request: {reason}",
+                                  hint="Check that the app's role may use this database, schema and warehouse.") from exc
+
+
+# The connector's errors for a connection that is gone and for a session the service no longer knows (expired
+# or closed): a new session may succeed where this one cannot. Before these the statement never ran; 250003
+# ("failed to execute request") may come after the service received it, so only a read is repeated then.
+NOT_RUN_ERRNOS = frozenset({250001, 250002, 390111, 390112, 390114})
+MAYBE_RUN_ERRNOS = frozenset({250003})
+
+
+def connection_lost(exc: BaseException | None, *, read_only: bool) -> bool:
+    errno = getattr(exc, "errno", None)
+    return errno in NOT_RUN_ERRNOS or (read_only and errno in MAYBE_RUN_ERRNOS)
+
+
+def bindable(params: list[Any] | None) -> list[Any] | None:
+    """`params` as the connector binds them (None for none)."""
+    return [bindable_value(p) for p in params] if params else None
+
+
+def bindable_value(value: Any) -> Any:
+    """A time read back from Snowflake is a pandas Timestamp (or numpy datetime64), which the connector refuses
+    ("cannot be automatically mapped"): it goes back as the datetime it stands for, a missing one as NULL."""
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).to_pydatetime()
+    return value

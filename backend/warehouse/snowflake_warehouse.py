@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,7 +45,15 @@ from backend.warehouse.base import (
 )
 from backend.warehouse.common_sql import DRAW, DRAW_MODULUS, CommonSqlWarehouse
 from backend.warehouse.snowflake_profile import profile_columns
-from backend.warehouse.snowflake_session import identity, snowflake_reason, snowsight_app_url, snowsight_location
+from backend.warehouse.snowflake_session import (
+    bindable,
+    connection_lost,
+    identity,
+    snowflake_errors,
+    snowflake_reason,
+    snowsight_app_url,
+    snowsight_location,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,55 +65,6 @@ def snowflake_type(data_type: str, scale: Any) -> str:
     if data_type.upper() in ("NUMBER", "DECIMAL", "NUMERIC") and scale is not None and not pd.isna(scale):
         return f"NUMBER(38,{int(scale)})"
     return data_type.upper()
-
-
-@contextlib.contextmanager
-def _snowflake_errors() -> Iterator[None]:
-    """Snowflake's refusals as WarehouseQueryError with Snowflake's whole message (e.g. "SQL compilation error:
-    Insufficient privileges to operate on schema 'SALES'"), which the pages show; bound values never appear in it."""
-    try:
-        yield
-    except FlurryError:
-        raise
-    except Exception as exc:
-        if not type(exc).__module__.startswith("snowflake"):
-            raise
-        reason = snowflake_reason(exc)
-        raise WarehouseQueryError(f"Snowflake refused the request: {reason}",
-                                  hint="Check that the app's role may use this database, schema and warehouse.") from exc
-
-
-# The connector's errors for a connection that is gone and for a session the service no longer knows (expired
-# or closed): a new session may succeed where this one cannot. Before these the statement never ran; 250003
-# ("failed to execute request") may come after the service received it, so only a read is repeated then.
-NOT_RUN_ERRNOS = frozenset({250001, 250002, 390111, 390112, 390114})
-MAYBE_RUN_ERRNOS = frozenset({250003})
-
-
-def connection_lost(exc: BaseException | None, *, read_only: bool) -> bool:
-    errno = getattr(exc, "errno", None)
-    return errno in NOT_RUN_ERRNOS or (read_only and errno in MAYBE_RUN_ERRNOS)
-
-
-def argument_types(signature: str) -> str:
-    """INFORMATION_SCHEMA's "(ARG1 FLOAT, ARG2 VARCHAR)" → "FLOAT, VARCHAR" (DROP FUNCTION names the types)."""
-    return ", ".join(part.strip().split(" ", 1)[-1] for part in signature.strip().strip("()").split(",") if part.strip())
-
-
-def stale_overload_drops(qualified_name: str, signatures: list[tuple[str, Any]]) -> list[str]:
-    """DROP statements for every overload of a function but the one created last (signature, created)."""
-    newest_first = sorted(signatures, key=lambda pair: pd.Timestamp(pair[1]), reverse=True)
-    return [f"DROP FUNCTION IF EXISTS {qualified_name}({argument_types(signature)})"
-            for signature, _ in newest_first[1:]]
-
-
-def suspended_task(task: str, role: str, refusal: str, resume_sql: str) -> ScheduledScoring:
-    """A re-scoring Task that exists but stays suspended because Snowflake refused to resume it: the reason
-    names the privilege resuming needs (EXECUTE TASK, which SYSADMIN lacks by default) and what to run."""
-    return ScheduledScoring(task, resumed=False, reason=(
-        f"The task was created but stays suspended: Snowflake refused to resume it ({refusal}). Resuming a task "
-        f"needs the EXECUTE TASK privilege: an administrator can run `GRANT EXECUTE TASK ON ACCOUNT TO ROLE "
-        f"{quote_ident(role)}`, then `{resume_sql}`."))
 
 
 class SnowflakeWarehouse(CommonSqlWarehouse):
@@ -167,11 +125,11 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
     # Every statement holds the session's lock: one Snowpark session serves every thread of the app, a
     # transaction belongs to the session, and a statement of another thread must not land inside it.
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        bound = _bindable(params)
+        bound = bindable(params)
         self._reconnecting(lambda: self._session.sql(sql, params=bound).collect(), read_only=False)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        bound = _bindable(params)
+        bound = bindable(params)
         result: pd.DataFrame = self._reconnecting(lambda: self._session.sql(sql, params=bound).to_pandas(),
                                                   read_only=True)
         return result
@@ -179,7 +137,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
     def update(self, sql: str, params: list[Any] | None = None) -> int:
         """Snowflake answers an UPDATE with one row, "number of rows updated" first (a DELETE: "number of rows
         deleted"). Never run again on a lost connection: it may have run."""
-        bound = _bindable(params)
+        bound = bindable(params)
         rows = self._reconnecting(lambda: self._session.sql(sql, params=bound).collect(), read_only=False)
         return int(rows[0][0]) if rows else 0
 
@@ -189,7 +147,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
         WarehouseQueryError, saying so when the connection could not be made again."""
         with self._transaction_lock:
             try:
-                with _snowflake_errors():
+                with snowflake_errors():
                     return statement()
             except WarehouseQueryError as exc:
                 if self._reopen is None or self._transaction_depth or not connection_lost(exc.__cause__,
@@ -203,14 +161,14 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
                     raise WarehouseQueryError(
                         f"The connection to Snowflake was lost and could not be made again: {reason}",
                         hint="Check the network and that the account is reachable, then reload the page.") from again
-                with _snowflake_errors():
+                with snowflake_errors():
                     return statement()
 
     def _batches(self, sql: str, params: list[Any] | None = None) -> Iterator[pd.DataFrame]:
         """The result of `sql` in pandas batches; the statement runs under the session's lock, the batches
         are then fetched from its result without it."""
-        with self._transaction_lock, _snowflake_errors():
-            batches = self._session.sql(sql, params=_bindable(params)).to_pandas_batches()
+        with self._transaction_lock, snowflake_errors():
+            batches = self._session.sql(sql, params=bindable(params)).to_pandas_batches()
         return batches
 
     @contextlib.contextmanager
@@ -343,8 +301,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
 
     def _save(self, table: TableRef, frame: pd.DataFrame) -> None:
         with self._transaction_lock:
-            self._session.create_dataframe(frame).write.save_as_table(
-                [quote_ident(self.database), quote_ident(table.schema), quote_ident(table.name)], mode="errorifexists")
+            self._session.create_dataframe(frame).write.save_as_table(self._path(table), mode="errorifexists")
 
     def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
         if replace:
@@ -353,33 +310,29 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
         self._save(table, frame)
 
     def replace_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
-        staging = TableRef(table.schema, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
-        try:
-            written = self._stage_batches(staging, batches)
-            if written == 0:
-                raise EmptyTableError(f"There are no rows to write into {table}.",
-                                      hint="Check that the source table has rows.")
-            self._swap_in(staging, table)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}")
-            raise
-        return written
+        return self._write_staged(table, batches, lambda staging: self._swap_in(staging, table))
 
     def append_table_from_batches(self, table: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
-        """Stage every batch, then add the staged rows to `table` in one INSERT … SELECT matching columns by name
-        (Snowpark's save_as_table, mode="append", column_order="name"; it creates `table` when missing). A
-        failure while staging leaves `table` as it was."""
-        staging = TableRef(table.schema, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
-        try:
-            written = self._stage_batches(staging, batches)
-            if written == 0:
-                raise EmptyTableError(f"There are no rows to write into {table}.",
-                                      hint="Check that the source table has rows.")
+        """The staged rows added to `table` in one INSERT … SELECT matching columns by name (Snowpark's
+        save_as_table, mode="append", column_order="name"; it creates `table` when missing)."""
+        def add(staging: TableRef) -> None:
             with self._transaction_lock:
                 self._session.table(self._path(staging)).write.save_as_table(self._path(table), mode="append",
                                                                              column_order="name")
-        finally:
+        return self._write_staged(table, batches, add)
+
+    def _write_staged(self, table: TableRef, batches: Iterator[pa.RecordBatch],
+                      put_in_place: Callable[[TableRef], None]) -> int:
+        """Stage every batch in a table of its own, then `put_in_place(staging)`; the staging table is gone
+        afterwards whatever happened, and a failure while staging leaves `table` as it was. Rows written."""
+        staging = TableRef(table.schema, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+        try:
+            written = self._stage_batches(staging, batches)
+            if written == 0:
+                raise EmptyTableError(f"There are no rows to write into {table}.",
+                                      hint="Check that the source table has rows.")
+            put_in_place(staging)
+        finally:  # swapped in or renamed it is gone already; otherwise it goes now
             with contextlib.suppress(Exception), self._transaction_lock:
                 self._session.table(self._path(staging)).drop_table()
         return written
@@ -393,8 +346,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
         for batch in batches:
             mode = "errorifexists" if written == 0 else "append"
             with self._transaction_lock:
-                self._session.create_dataframe(batch.to_pandas()).write.save_as_table(
-                    [quote_ident(self.database), quote_ident(staging.schema), quote_ident(staging.name)], mode=mode)
+                self._session.create_dataframe(batch.to_pandas()).write.save_as_table(self._path(staging), mode=mode)
             written += batch.num_rows
         return written
 
@@ -452,7 +404,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
     def _drop_stale_overloads(self, name: str) -> None:
         frame = self.query(f'SELECT argument_signature AS "s", created AS "c" FROM {self._info}.FUNCTIONS '
                            "WHERE function_schema = ? AND function_name = ?", [METADATA_SCHEMA, name.upper()])
-        for statement in stale_overload_drops(sd.function_name(self.database, name),
+        for statement in sd.stale_overload_drops(sd.function_name(self.database, name),
                                               list(zip(frame["s"], frame["c"], strict=True))):
             self.execute(statement)
 
@@ -509,7 +461,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
             self.execute(resume)
         except WarehouseQueryError as exc:
             role = str(self._session.get_current_role() or "").strip('"') or "PUBLIC"
-            return suspended_task(task, role, snowflake_reason(exc.__cause__ or exc), resume)
+            return sd.suspended_task(task, role, snowflake_reason(exc.__cause__ or exc), resume)
         return ScheduledScoring(task, resumed=True)
 
     def _function_signatures(self, name: str) -> list[str]:
@@ -522,23 +474,8 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
 
     def drop_function(self, name: str) -> None:
         for signature in self._function_signatures(name):
-            self.execute(f"DROP FUNCTION IF EXISTS {sd.function_name(self.database, name)}({argument_types(signature)})")
+            self.execute(sd.drop_function_sql(sd.function_name(self.database, name), signature))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._session.close()
-
-
-def _bindable(params: list[Any] | None) -> list[Any] | None:
-    """`params` as the connector binds them (None for none)."""
-    return [_bindable_value(p) for p in params] if params else None
-
-
-def _bindable_value(value: Any) -> Any:
-    """A time read back from Snowflake is a pandas Timestamp (or numpy datetime64), which the connector refuses
-    ("cannot be automatically mapped"): it goes back as the datetime it stands for, a missing one as NULL."""
-    if value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp | np.datetime64):
-        return pd.Timestamp(value).to_pydatetime()
-    return value
