@@ -89,13 +89,20 @@ class Registry:
 
     # --- migrations ------------------------------------------------------------------------------
     def migrate(self) -> int:
-        """Create or upgrade the FLURRY schema; return the schema version now in force."""
-        self.wh.ensure_schema(METADATA_SCHEMA)
+        """Create or upgrade the FLURRY schema; return the schema version now in force. A schema already at the
+        newest version costs two reads and no DDL: every app start (on the warehouse runtime, every viewer's)
+        runs this, and a CREATE there would need CREATE privileges the app's role may lack once FLURRY exists,
+        and commits any open transaction."""
         steps = migrations(self.t, self.wh.binary_type, self.wh.timestamp_type,
                            self.wh.metadata_objects_sql(METADATA_SCHEMA))
-        self.wh.execute(steps[0][0])
-        done = self._query(f"SELECT coalesce(max(version), 0) AS v FROM {self.t('schema_migrations')}")
-        current = int(done["v"].iloc[0])
+        if self.wh.table_exists(TableRef(METADATA_SCHEMA, "schema_migrations")):
+            current = self._schema_version()
+            if current >= len(steps):
+                return current
+        else:
+            self.wh.ensure_schema(METADATA_SCHEMA)
+            self.wh.execute(steps[0][0])
+            current = self._schema_version()
         for version, statements in enumerate(steps, start=1):
             if version <= current:
                 continue
@@ -106,6 +113,10 @@ class Registry:
             self.wh.execute(f"INSERT INTO {self.t('schema_migrations')} VALUES (?, ?)", [version, now()])
             current = version
         return current
+
+    def _schema_version(self) -> int:
+        done = self._query(f"SELECT coalesce(max(version), 0) AS v FROM {self.t('schema_migrations')}")
+        return int(done["v"].iloc[0])
 
     # --- runs ------------------------------------------------------------------------------------
     def create_run(self, *, table: TableRef, target: str, task: str, metric: str, time_budget: int,
@@ -144,6 +155,10 @@ class Registry:
             self._event(run_id, "state", {"state": state.value, "message": message or ""}, at=stamp)
         return True
 
+    def set_run_message(self, run_id: str, message: str) -> None:
+        """Say more about how a run is or ended, without moving it."""
+        self.wh.execute(f"UPDATE {self.t('runs')} SET message = ? WHERE run_id = ?", [message, run_id])
+
     def set_run_rows(self, run_id: str, *, used: int, dropped: int, eligible: int) -> None:
         self.wh.execute(f"UPDATE {self.t('runs')} SET rows_used = ?, rows_dropped = ?, rows_eligible = ? "
                         f"WHERE run_id = ?", [used, dropped, eligible, run_id])
@@ -170,6 +185,12 @@ class Registry:
             params.append(kind)
         frame = self._query(sql + " ORDER BY seq", params)
         return [RunEvent(int(r.seq), r.event_at, r.kind, json.loads(r.payload)) for r in frame.itertuples()]
+
+    def last_event_at(self, run_id: str) -> datetime | None:
+        """When anything was last recorded about the run (its work's last word, for runs that beat)."""
+        frame = self._query(f'SELECT max(event_at) AS "last" FROM {self.t("run_events")} WHERE run_id = ?', [run_id])
+        last = frame["last"].iloc[0] if not frame.empty else None
+        return None if last is None or pd.isna(last) else pd.Timestamp(last).to_pydatetime()
 
     def get_run(self, run_id: str) -> Run:
         frame = self._query(f"SELECT * FROM {self.t('runs')} WHERE run_id = ?", [run_id])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import tempfile
 import traceback
 from pathlib import Path
@@ -28,9 +29,11 @@ from backend.training.dispatch import train_run
 from backend.training.jobs import record_model_version
 from backend.training.progress import best_trial_log, train_with_events
 from backend.training.results import result_summary
+from backend.training.run_signals import Pulse, StopRequested
+from backend.training.runner import TRACEBACK_EVENT
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, ScheduledScoring, TableRef
 from backend.warehouse.snowflake_deploy import stage_name
-from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
+from backend.warehouse.snowflake_packages import channel_packages, require_channel_python, shipped_imports
 from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
 PROCEDURE = "FLURRY_TRAIN"
@@ -39,6 +42,9 @@ BACKEND_DIR = Path(__file__).resolve().parent
 PROCEDURE_PACKAGES = ("snowflake-snowpark-python", "lightgbm", "xgboost", "scikit-learn", "shap", "pandas", "numpy",
                       "pyarrow", "scipy", "statsmodels")
 RESULT_EVENT = "result"
+JOB_EVENT = "job"  # the run's job, as the app recorded it when it prepared the run
+MAX_TRACEBACK_CHARS = 8000
+logger = logging.getLogger(__name__)  # in Snowflake, Python logging reaches the account's event table
 
 def job_payload(run_id: str, database: str, config: TrainConfig, spec: SampleSpec,
                 finalize: list[dict[str, Any]] | None = None) -> str:
@@ -65,44 +71,98 @@ def run_procedure(session: Any, job_json: str) -> str:
     in Flurry's registry itself, so a run finishes and is usable whether or not any app session is open; the
     app only reads. Returns the final state.
 
-    Never raises for a training failure: the run is marked FAILED with the reason, which the app shows. All its
-    queries are issued from this one thread (Snowflake procedures do not support concurrent queries)."""
+    It beats into the registry as it goes and reads the user's stop request at each search iteration: asked to
+    keep the best, it ends the search and refits the best trial so far in this same call. Never raises for a
+    training failure: the run is marked FAILED with the reason, which the app shows, and the traceback goes to
+    the account's event table (Python logging) and to the run's events. All its queries are issued from this
+    one thread (Snowflake procedures do not support concurrent queries)."""
     job = json.loads(job_json)
     run_id, database, attempt = job["run_id"], job["database"], job.get("attempt")
     warehouse = SnowflakeWarehouse(session, database)
     registry = Registry(warehouse)
+    pulse = Pulse(registry, run_id)
     try:
         config = TrainConfig.from_dict(job["config"])
+        pulse.beat("reading the training rows")
         sql, params, _, _ = warehouse.training_sample_sql(_spec(job["spec"]))
         frame = warehouse.query(sql, params)
+        stopped_early = bool(job.get("finalize"))
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "flaml.jsonl"
-            if job.get("finalize"):  # stopped by the user: retrain the best trial so far, no search
-                log.write_text(best_trial_log(job["finalize"]), encoding="utf-8")
-                result = train_run(frame, config, log, from_log=True)
+            if stopped_early:  # an earlier Flurry's second call for a stopped run: refit the best trial, no search
+                result = _refit_best(frame, config, log, job["finalize"])
             else:
-                result = train_with_events(frame, config, log,
-                                           lambda kind, payloads: registry.add_events(run_id, kind, payloads))
+                pulse.beat("searching")
+                try:
+                    result = train_with_events(frame, config, log,
+                                               lambda kind, payloads: registry.add_events(run_id, kind, payloads),
+                                               between=pulse)
+                except StopRequested as stop:
+                    trials = [e.payload for e in registry.events(run_id, "trial")]
+                    if not stop.keep_best or not any(t.get("config") is not None for t in trials):
+                        return _cancelled(registry, run_id, stop.keep_best)
+                    logger.info("run %s: stopped by the user, refitting the best trial so far", run_id)
+                    pulse.beat("keeping the best model so far")
+                    result, stopped_early = _refit_best(frame, config, log, trials), True
+        pulse.beat("saving the model")
         bundle = result.bundle.to_bytes()
         summary = result_summary(result, bundle)
         current = registry.get_run(run_id).state
         if current.is_final:  # cancelled meanwhile: the user's word stands
             return current.value
         model_id = record_model_version(registry, run_id, config, summary, bundle,
-                                        result.holdout_parquet, stopped_early=bool(job.get("finalize")))
+                                        result.holdout_parquet, stopped_early=stopped_early)
         registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.SUCCEEDED.value, "attempt": attempt,
                                                     "model_id": model_id, **summary}])
         return RunState.SUCCEEDED.value
     except FlurryError as exc:
-        message = str(exc)
-    except Exception as exc:  # the app shows the reason; the traceback stays in the procedure's log
-        traceback.print_exc()
+        message, details = str(exc), None
+    except Exception as exc:  # the app shows the reason; the traceback goes to the event table and the run
+        logger.exception("training run %s failed", run_id)
         message = f"Training failed in Snowflake: {type(exc).__name__}: {exc}"[:2000]
+        details = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
     registry.add_events(run_id, RESULT_EVENT, [{"state": RunState.FAILED.value, "message": message,
                                                 "attempt": attempt}])
+    if details:
+        registry.add_events(run_id, TRACEBACK_EVENT, [{"traceback": details}])
     if not registry.get_run(run_id).state.is_final:
         registry.set_run_state(run_id, RunState.FAILED, message=message)
     return RunState.FAILED.value
+
+
+def _refit_best(frame: Any, config: TrainConfig, log: Path, trials: list[dict[str, Any]]) -> Any:
+    log.write_text(best_trial_log(trials), encoding="utf-8")
+    return train_run(frame, config, log, from_log=True)
+
+
+def _cancelled(registry: Registry, run_id: str, keep_best: bool) -> str:
+    """A stop that keeps nothing: the run ends CANCELLED (unless the app already ended it), no model recorded."""
+    message = ("Stopped by the user before any model had finished training, so there was none to keep."
+               if keep_best else "Cancelled by the user.")
+    registry.set_run_state(run_id, RunState.CANCELLED, message=message)  # refused if already final: it stands
+    return registry.get_run(run_id).state.value
+
+
+TRAINING_JOB = "run:"  # a training run's Task call: which run and attempt, in base64 (its job is in the registry)
+
+
+def training_job(database: str, run_id: str, attempt: str) -> str:
+    """The argument a run's Task passes the procedure: the job itself is the run's JOB_EVENT in the registry, so
+    the Task's definition stays small whatever the table's width."""
+    reference = {"database": database, "run_id": run_id, "attempt": attempt}
+    return TRAINING_JOB + base64.b64encode(json.dumps(reference).encode()).decode()
+
+
+def run_training_job(session: Any, argument: str) -> str:
+    """A Task's call: read the run's job from the registry, then train it as run_procedure does."""
+    reference = json.loads(base64.b64decode(argument[len(TRAINING_JOB):]))
+    registry = Registry(SnowflakeWarehouse(session, reference["database"]))
+    jobs = registry.events(reference["run_id"], JOB_EVENT)
+    if not jobs:
+        raise FlurryError(f"The run {reference['run_id']} has no training job recorded.")
+    job = json.loads(jobs[-1].payload["payload"])
+    job["attempt"] = reference["attempt"]
+    return run_procedure(session, json.dumps(job))
 
 
 FORECAST_JOB = "b64:"  # a re-forecast job (a Task's call): its JSON in base64, safe inside a SQL literal
@@ -130,6 +190,8 @@ def procedure_entry(session: Session, job_json: str) -> str:
     Snowpark refuses to register a procedure whose first parameter is not annotated as Session."""
     if job_json.startswith(FORECAST_JOB):
         return run_forecast_job(session, job_json)
+    if job_json.startswith(TRAINING_JOB):
+        return run_training_job(session, job_json)
     return run_procedure(session, job_json)
 
 
@@ -146,6 +208,7 @@ def register_procedure(session: Any, database: str, *, permanent: bool = True) -
     """Create (or replace) the training procedure from this installation's `backend` package."""
     from snowflake.snowpark.types import StringType
 
+    require_channel_python()
     session.sproc.register(
         procedure_entry, name=procedure_name(database), return_type=StringType(), input_types=[StringType()],
         is_permanent=permanent, replace=True,

@@ -100,6 +100,7 @@ class Workspace:
     supervisor: Supervisor | None = None  # advances local training jobs with no page open
 
     scoring: ScoringJobs | None = None  # batch scores as jobs (set by open_workspace)
+    allow: AllowList | None = None  # the schemas this app may use (None: all)
     forecast_scheduler: InWarehouseScheduler | None = None  # Snowflake Tasks re-forecasting (set by open_workspace)
 
     @property
@@ -234,6 +235,19 @@ class Workspace:
         return schedule_forecast(self.warehouse, self.registry, deployment, source, output, schedule, append=append,
                                  scheduler=self.forecast_scheduler)
 
+    def output_schema(self, purpose: str, source: TableRef | None = None) -> str:
+        """The schema the wizard offers to write into for `purpose` ("scores", "forecasts", "uploads"): named as the
+        warehouse folds a plain name (SCORES on Snowflake, where a lower-case name would be a quoted one nobody
+        types), and one the allow-list lets the app use."""
+        preferred = self.plain_name(purpose)
+        source_schema = source.schema if source is not None else None
+        return self.allow.output_schema(preferred, source_schema) if self.allow is not None else preferred
+
+    def plain_name(self, name: str) -> str:
+        """A name Flurry proposes, as the warehouse folds unquoted names: upper case on Snowflake (so `SELECT *
+        FROM scores.churn_scored` finds it), as written on DuckDB."""
+        return name.upper() if self.config.kind == "snowflake" else name
+
     def start_supervisor(self) -> None:
         """Supervise a workspace opened without (what `open_workspace(supervise=True)` does at once)."""
         if self.supervisor is None or not self.supervisor.running:
@@ -294,7 +308,7 @@ def open_workspace(config: WarehouseConfig, *, seed_demo: bool = True, allowed_s
         for table in raw.drop_staging_tables():
             logger.info("dropped %s, left by a score or forecast that was stopped while writing", table)
     workspace = Workspace(config=config, warehouse=warehouse, registry=registry, jobs=jobs, scoring=scoring,
-                          forecast_scheduler=forecast_scheduler)
+                          forecast_scheduler=forecast_scheduler, allow=AllowList.parse(allow))
     # Only where this process owns the warehouse (the embedded file): on Snowflake the procedure records its own
     # result and Tasks run schedules, and a tick every second would queue behind the pages' own queries
     if supervise and raw.capabilities.local_worker and not in_warehouse:

@@ -50,8 +50,9 @@ def forecast_deployment(version: ModelVersion) -> None:
     st.caption("One row per series and period ahead: the series, the period, "
                f"{md(', '.join(FORECAST_COLUMNS))}, the {md(MODEL_VERSION_COLUMN)} that made it and when "
                f"({md(CREATED_AT_COLUMN)}). It starts after the newest history in {md(version.table)}.")
-    out_schema = st.text_input("Write the forecast into schema", value="forecasts", key="deploy.forecast.out_schema")
-    out_name = st.text_input("…as the table", value=f"{slugify(version.table.name, max_length=40)}_forecast",
+    out_schema = st.text_input("Write the forecast into schema", value=ws.output_schema("forecasts", version.table),
+                               key="deploy.forecast.out_schema")
+    out_name = st.text_input("…as the table", value=ws.plain_name(f"{slugify(version.table.name, max_length=40)}_forecast"),
                              key="deploy.forecast.out_table")
     mode = st.radio("If that table exists", list(MODES), format_func=MODES.get, key="deploy.forecast.mode")
     scoring_view.score_now(ws, name, version.table, out_schema, out_name, mode, label="Write the forecast",

@@ -206,6 +206,9 @@ def show_result(progress: RunProgress) -> None:
             ended = "was interrupted" if run.state is RunState.INTERRUPTED else "failed"
             st.error(f"This run {ended}: {md(run.message or 'no reason was recorded.')}  \n"
                      "Run it again as it was, or adjust the options and press Start.", icon=":material/error:")
+            if progress.failure_details:  # an unexpected failure: the details, for whoever looks into it
+                with st.expander("Technical details (for your administrator)"):
+                    st.code(progress.failure_details, language=None)
         if st.button("Run it again", key="train.rerun", icon=":material/replay:"):
             with user_errors("start the run again"):
                 state.put(state.Key.RUN_ID, calls.workspace().jobs.rerun(run.run_id))

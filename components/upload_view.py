@@ -32,7 +32,7 @@ def upload_panel() -> None:
                                   type=["csv", "tsv", "txt", "parquet", "pq"])
         if upload is None:
             return
-        schema = st.text_input("Schema", value="uploads", key="data.upload_schema")
+        schema = st.text_input("Schema", value=calls.workspace().output_schema("uploads"), key="data.upload_schema")
         name = st.text_input("Table name", value=default_table_name(upload.name), key="data.upload_table")
         replace = st.checkbox("Replace it if a table with that name exists", key="data.upload_replace")
         if st.button("Create the table", type="primary", key="data.upload_create"):

@@ -97,8 +97,9 @@ with user_errors("list tables to score"):
     tables = calls.list_tables(source_schema)
     source_name = st.selectbox("Table to score", tables, key=f"{keys}.source_table",
                                index=tables.index(version.table.name) if version.table.name in tables else 0)
-    out_schema = st.text_input("Write the scores into schema", value="scores", key=f"{keys}.out_schema")
-    out_name = st.text_input("…as the table", value=f"{source_name}_scored", key=f"{keys}.out_table")
+    out_schema = st.text_input("Write the scores into schema", key=f"{keys}.out_schema",
+                               value=ws.output_schema("scores", TableRef(source_schema, source_name)))
+    out_name = st.text_input("…as the table", value=ws.plain_name(f"{source_name}_scored"), key=f"{keys}.out_table")
     mode = st.radio("If that table exists", list(scoring_view.MODES), format_func=scoring_view.MODES.get,
                     key=f"{keys}.mode", horizontal=True)
     st.caption("Each row gets the prediction, its probability, the model version that scored it and when.")

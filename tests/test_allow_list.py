@@ -76,3 +76,14 @@ def test_the_schemas_of_raw_sql_are_read_from_its_qualified_names() -> None:
     assert qualified_names_in_sql('SELECT "a"."x" FROM "db"."lab"."t" JOIN "db" . "we""ird" . "u" ON 1') == {
         ("db", "lab"), ("db", 'we"ird')}
     assert qualified_names_in_sql("SELECT 1 FROM t") == set()
+
+
+def test_the_schema_offered_for_output_is_one_the_app_may_use() -> None:
+    """A default the allow-list would refuse helps no one: the preferred name where allowed, else the source
+    table's schema, else the first schema the list names outright."""
+    from backend.warehouse.allow_list import AllowList
+
+    assert AllowList(("SALES", "SCORES")).output_schema("SCORES", "SALES") == "SCORES"
+    assert AllowList(("SALES", "DEMO_*")).output_schema("SCORES", "DEMO_CHURN") == "DEMO_CHURN"
+    assert AllowList(("DEMO_*", "SALES")).output_schema("SCORES", None) == "SALES"
+    assert AllowList(("DEMO_*",)).output_schema("SCORES", None) == "SCORES"  # nothing better to offer

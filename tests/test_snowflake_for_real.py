@@ -187,3 +187,4 @@ def test_a_task_snowflake_will_not_resume_is_reported_suspended_with_the_grant_t
     assert "stays suspended" in reason and "Insufficient privileges to operate on task" in reason
     assert 'GRANT EXECUTE TASK ON ACCOUNT TO ROLE "SYSADMIN"' in reason
     assert f"`{resume}`" in reason and resume == 'ALTER TASK "DB"."FLURRY"."flurry_churn_rescore" RESUME'
+

@@ -467,3 +467,15 @@ def test_promotion_moves_the_registry_prod_alias_in_quoted_statements() -> None:
         assert sqlglot.parse_one(statement, read="snowflake") is not None
     with pytest.raises(ValueError):
         alias_statements("DB", "M", "V", "PROD; DROP TABLE x")
+
+
+def test_code_is_registered_in_snowflake_only_from_the_channels_python() -> None:
+    """Snowpark gives a procedure or UDF the registering client's Python (cloudpickle needs the exact version),
+    and the pins are the channel's for 3.11: another Python is refused in words before anything is created."""
+    from backend.errors import DeploymentError
+    from backend.warehouse.snowflake_packages import CHANNEL_PYTHON, require_channel_python
+
+    require_channel_python(CHANNEL_PYTHON)
+    require_channel_python()  # the suite's own interpreter is the channel's (`make` builds .venv with it)
+    with pytest.raises(DeploymentError, match=r"from Python 3\.11, and this app runs on Python 3\.12"):
+        require_channel_python((3, 12))

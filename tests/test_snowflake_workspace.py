@@ -234,3 +234,132 @@ def test_a_forecast_trains_in_the_procedure_and_writes_its_table_in_snowflake(wo
     stored = forecast_frame(workspace.warehouse, workspace.registry, version.model_id)
     assert len(stored) == 12 and set(stored["store"]) == {"North", "South"} and set(stored["model_version"]) == {"v1"}
     assert pd.to_datetime(stored["month"]).min() == pd.Timestamp("2023-01-01")
+
+
+def _procedure_run(workspace: Workspace, budget: int) -> tuple[str, object]:
+    """A run prepared as the app prepares one for the procedure (its job recorded, a Task launched), with the
+    ProcedureJobManager the app would use for it."""
+    from backend.procedure_jobs import LAUNCH_EVENT, ProcedureJobManager
+    from backend.snowflake_procedure import JOB_EVENT, job_payload
+    from backend.warehouse.base import SampleSpec
+
+    jobs = ProcedureJobManager(workspace.warehouse, workspace.registry, workspace.jobs.jobs_root)
+    config = workspace.train_config(CHURN, "churned", Task.BINARY, ["tenure", "plan"], "roc_auc", budget)
+    run_id = workspace.registry.create_run(table=CHURN, target="churned", task="binary", metric="roc_auc",
+                                           time_budget=budget, config=config.to_dict(), job_dir="snowflake")
+    spec = SampleSpec(table=CHURN, columns=config.exported_columns, target="churned", max_rows=config.max_rows)
+    workspace.registry.add_events(run_id, JOB_EVENT, [{"payload": job_payload(run_id, "FLURRY_WS", config, spec)}])
+    workspace.registry.set_run_state(run_id, RunState.RUNNING)
+    workspace.registry.add_events(run_id, LAUNCH_EVENT, [{"task": "t", "attempt": "a7", "warehouse": "W"}])
+    return run_id, jobs
+
+
+def _after_trials(workspace: Workspace, run_id: str, act) -> object:
+    """Do `act` in another thread (another session, as a viewer would) once the run has reported two trials."""
+    import threading
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while len(workspace.registry.events(run_id, "trial")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        act()
+
+    thread = threading.Thread(target=watch, name="viewer")
+    thread.start()
+    return thread
+
+
+def test_a_run_started_by_its_task_stops_at_the_users_word_and_keeps_its_best_in_the_same_call(
+        workspace: Workspace, fakesnow_server: dict) -> None:
+    """The Task's call names only the run: the procedure reads the job from the registry, beats as it goes, and
+    reads the stop request a viewer leaves: asked to keep the best, it ends the search and refits the best
+    trial so far itself, with no second call launched."""
+    from backend.procedure_jobs import LAUNCH_EVENT
+    from backend.snowflake_procedure import procedure_entry, training_job
+    from backend.training.jobs import STOPPED_EARLY_NOTE, STOPPING_NOTE
+    from backend.training.run_signals import HEARTBEAT_EVENT
+
+    run_id, jobs = _procedure_run(workspace, budget=60)
+    seen: list[str] = []
+    viewer = _after_trials(workspace, run_id, lambda: (jobs.cancel(run_id, keep_best=True),
+                                                       seen.append(workspace.registry.get_run(run_id).message)))
+    session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
+    assert procedure_entry(session, training_job("FLURRY_WS", run_id, "a7")) == "SUCCEEDED"
+    viewer.join()
+    assert seen == [STOPPING_NOTE]  # what the Train step said while the procedure wound down
+    run = workspace.registry.get_run(run_id)
+    assert run.state is RunState.SUCCEEDED and run.message == STOPPED_EARLY_NOTE
+    phases = [e.payload["phase"] for e in workspace.registry.events(run_id, HEARTBEAT_EVENT)]
+    assert phases[:2] == ["reading the training rows", "searching"]
+    assert phases[-2:] == ["keeping the best model so far", "saving the model"]
+    trials = [e.payload for e in workspace.registry.events(run_id, "trial")]
+    best = min(trials, key=lambda t: t["loss"])
+    assert workspace.registry.model_for_run(run_id).best_estimator == best["estimator"]
+    assert len(workspace.registry.events(run_id, LAUNCH_EVENT)) == 1  # no second call
+
+
+def test_cancel_ends_the_run_at_once_says_a_refused_cancel_and_the_procedure_keeps_nothing(
+        workspace: Workspace, fakesnow_server: dict) -> None:
+    """Stop and discard: the run is CANCELLED when the user asks; cancelling the Task's call is refused here
+    (fakesnow has no SYSTEM$USER_TASK_CANCEL_ONGOING_EXECUTIONS, as a role without OPERATE would be refused),
+    which the run's message says rather than swallowing; the procedure reads the ended run at its next
+    iteration and stops without recording a model."""
+    from backend.snowflake_procedure import procedure_entry, training_job
+
+    run_id, jobs = _procedure_run(workspace, budget=60)
+    viewer = _after_trials(workspace, run_id, lambda: jobs.cancel(run_id))
+    session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
+    assert procedure_entry(session, training_job("FLURRY_WS", run_id, "a7")) == "CANCELLED"
+    viewer.join()
+    run = workspace.registry.get_run(run_id)
+    assert run.state is RunState.CANCELLED and workspace.registry.model_for_run(run_id) is None
+    assert run.message.startswith("Cancelled by the user. Snowflake refused to cancel the training query at once")
+    assert "stops by itself at its next search iteration" in run.message
+
+
+def test_a_procedure_run_is_alive_while_it_beats_and_failed_once_it_went_quiet(workspace: Workspace) -> None:
+    """Liveness from the run's own words in the registry: recent news means working; silence past the limit
+    ends the run FAILED with how long it was quiet (and the Task's reason where its history gives one)."""
+    from backend.training.run_signals import HEARTBEAT_EVENT, QUIET_LIMIT_S, quiet_limit_s
+
+    run_id, jobs = _procedure_run(workspace, budget=30)
+    run = workspace.registry.get_run(run_id)
+    assert jobs.runner.working(run) and jobs.runner.outcome(run) is None
+    jobs.runner.quiet_limit_s = 0.0  # as if the last word were older than the limit
+    outcome = jobs.runner.outcome(run)
+    assert outcome is not None and outcome.message.startswith(
+        "The training in Snowflake stopped without reporting a result (0 minutes without a word from it)")
+    jobs.sync(run_id)
+    assert workspace.registry.get_run(run_id).state is RunState.FAILED
+    workspace.registry.add_events(run_id, HEARTBEAT_EVENT, [{"phase": "searching"}])  # a late word changes nothing
+    assert workspace.registry.get_run(run_id).state is RunState.FAILED
+    assert quiet_limit_s(30) == QUIET_LIMIT_S and quiet_limit_s(7200) == 7200
+
+
+def test_a_runs_task_is_created_with_its_budget_and_names_only_the_run() -> None:
+    """The statements a launch issues: the run's own Task on the training warehouse, its timeout the budget and
+    an hour (within Snowflake's one-day cap), then EXECUTE TASK; its call's argument round-trips to the run."""
+    import base64
+
+    from backend.snowflake_procedure import TRAINING_JOB, training_job
+    from backend.warehouse.snowflake_deploy import run_task_name, run_task_sql
+
+    task = run_task_name("My DB", "r0123abcdef")
+    assert task == '"My DB"."FLURRY"."FLURRY_RUN_R0123ABCDEF"'
+    create, execute = run_task_sql(task, 'Train "WH"', 600, "CALL x('y')")
+    assert create == (f'CREATE OR REPLACE TASK {task} WAREHOUSE = "Train ""WH""" USER_TASK_TIMEOUT_MS = 4200000 '
+                      "AS CALL x('y')")
+    assert execute == f"EXECUTE TASK {task}"
+    assert "USER_TASK_TIMEOUT_MS = 86400000 " in run_task_sql(task, "W", 10**6, "CALL x()")[0]
+    argument = training_job("My DB", "r0123abcdef", "a1")
+    assert argument.startswith(TRAINING_JOB) and "'" not in argument
+    assert json.loads(base64.b64decode(argument[len(TRAINING_JOB):])) == {
+        "database": "My DB", "run_id": "r0123abcdef", "attempt": "a1"}
+
+
+def test_snowflake_output_names_are_upper_case_and_inside_the_allow_list(workspace: Workspace) -> None:
+    """On Snowflake a proposed name is upper case (an unquoted `scores` is SCORES there) and the default schema
+    one the allow-list lets the app write: here only LAB is allowed, so scores go beside the source."""
+    assert workspace.plain_name("churn_scored") == "CHURN_SCORED"
+    assert workspace.output_schema("scores", CHURN) == "LAB"
+    assert workspace.output_schema("uploads") == "LAB"

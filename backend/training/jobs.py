@@ -29,7 +29,7 @@ from backend.training import job_files as jf
 from backend.training.config import TrainConfig
 from backend.training.fit import feature_specs
 from backend.training.local_runner import LocalWorkerRunner
-from backend.training.runner import LEFT_OUT_EVENT, Ending, Outcome, Runner
+from backend.training.runner import LEFT_OUT_EVENT, TRACEBACK_EVENT, Ending, Outcome, Runner
 from backend.version_records import VersionMetrics, leaderboard_from_dicts
 from backend.warehouse.base import LeftOut, Warehouse
 
@@ -54,6 +54,7 @@ class RunProgress:
     model_id: str | None
     started_at: datetime | None = None
     left_out: LeftOut | None = None  # why rows of the table were not learned from (None: none were, or not known)
+    failure_details: str | None = None  # a failed run's traceback, where its work recorded one
 
     @property
     def elapsed(self) -> float:
@@ -90,6 +91,7 @@ ROOM_RETRY_S = 30.0  # how soon a model that found no room on the disk is tried 
 WAITING_FOR_ROOM = ("Training finished, but there is no room left on the disk to save the model. Free some space "
                     "on the warehouse's disk: the model is saved as soon as there is room.")
 STOPPED_EARLY_NOTE = "Stopped early by the user; this is the best model found before that."
+STOPPING_NOTE = "Stopping: the search ends at its next step and the best model found so far is kept."
 
 
 def verified_model_files(files: dict[str, bytes], result: dict[str, Any], where: str) -> dict[str, bytes]:
@@ -218,8 +220,10 @@ class JobManager:
         started = next((e.at for e in self.registry.events(run_id, "state") if e.payload.get("state") == "RUNNING"),
                        None)
         left_out = next((LeftOut.from_dict(e.payload) for e in self.registry.events(run_id, LEFT_OUT_EVENT)), None)
+        details = (next((str(e.payload.get("traceback")) for e in self.registry.events(run_id, TRACEBACK_EVENT)), None)
+                   if run.state is RunState.FAILED else None)
         return RunProgress(run=run, trials=trials, model_id=version.model_id if version else None, started_at=started,
-                           left_out=left_out)
+                           left_out=left_out, failure_details=details)
 
     def active_runs(self) -> list[Run]:
         return self.registry.list_runs(states=[RunState.QUEUED, RunState.RUNNING])
@@ -318,6 +322,9 @@ class JobManager:
             if run.state is RunState.QUEUED:
                 self._finish(run, RunState.CANCELLED, "Cancelled by the user before it started.")
                 return
+            if self.runner.stops_cooperatively:
+                self._ask_to_stop(run, keep_best=keep_best)
+                return
             outcome = self.runner.outcome(run) if keep_best else None
             if outcome is not None and outcome.ending is Ending.FINISHED:  # done (its model waiting for room):
                 self._collect(run, outcome)  # that model is the best there is
@@ -331,6 +338,21 @@ class JobManager:
                 self._launch(run, finalize=True)  # the run ends SUCCEEDED with the best model found so far
                 return
             self._finish(run, RunState.CANCELLED, "Cancelled by the user.")
+
+    def _ask_to_stop(self, run: Run, *, keep_best: bool) -> None:
+        """Work that ends its run itself (the Snowflake procedure): keeping the best, the run says it is
+        stopping until the work records its model; discarding, the run ends CANCELLED now (the work, reading
+        that, keeps nothing) and says so honestly when the work could not be cancelled at once."""
+        if keep_best:
+            self.runner.stop(run, keep_best=True)
+            self.registry.set_run_state(run.run_id, RunState.RUNNING, message=STOPPING_NOTE)
+            return
+        if not self.registry.set_run_state(run.run_id, RunState.CANCELLED, message="Cancelled by the user."):
+            return  # it ended on its own meanwhile: that ending stands
+        refusal = self.runner.stop(run)
+        if refusal:  # the run's message says what the stop could not do
+            self.registry.set_run_message(run.run_id, f"Cancelled by the user. {refusal}")
+        self._launch_queued()  # a slot is free; what the work held is released once it has stopped (sweep)
 
     def rerun(self, run_id: str) -> str:
         """Start a new run with the same configuration (table, columns, options and seed)."""

@@ -129,11 +129,13 @@ class LocalWorkerRunner:
             return process.poll() is None
         return _process_alive(run.worker_pid)
 
-    def stop(self, run: Run) -> None:
+    stops_cooperatively = False  # the worker is killed; the manager ends the run or refits its best trial
+
+    def stop(self, run: Run, *, keep_best: bool = False) -> str | None:
         process = self._processes.pop(run.run_id, None)
         pid = process.pid if process is not None else run.worker_pid
         if not pid or (process is None and not _process_alive(pid)):
-            return
+            return None
         with contextlib.suppress(OSError):
             os.killpg(pid, 15)
         if process is not None:
@@ -142,6 +144,7 @@ class LocalWorkerRunner:
             except subprocess.TimeoutExpired:
                 os.killpg(pid, 9)
                 process.wait(timeout=5)
+        return None
 
     def release(self, run: Run) -> None:
         process = self._processes.pop(run.run_id, None)

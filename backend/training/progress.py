@@ -6,6 +6,7 @@ as FLAML starts each iteration, in the training thread, and writing the events i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -75,11 +76,24 @@ def best_trial_log(trials: list[dict[str, Any]]) -> str:
     return json.dumps(record) + "\n" + json.dumps({"curr_best_record_id": 0}) + "\n"
 
 
-def train_with_events(frame: Any, config: TrainConfig, log_path: Path, emit: Emit, *, interval: float = 1.0
-                      ) -> TrainingResult:
+def train_with_events(frame: Any, config: TrainConfig, log_path: Path, emit: Emit, *, interval: float = 1.0,
+                      between: Callable[[], None] | None = None) -> TrainingResult:
     """`train`, emitting "trial" events as FLAML logs each trial (what a stored procedure runs). Every event is
-    emitted from the calling thread: as each search iteration starts, and once more at the end."""
+    emitted from the calling thread: as each search iteration starts, and once more at the end. `between` is
+    called after each iteration's events (the procedure's heartbeat and stop check); whatever it raises ends
+    the search, the trials so far emitted first."""
     tail = LogTail(log_path, config.metric, emit, interval)
-    result = train_run(frame, config, log_path, on_iteration=tail.flush)
+
+    def iteration() -> None:
+        tail.flush()
+        if between is not None:
+            between()
+
+    try:
+        result = train_run(frame, config, log_path, on_iteration=iteration)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the trials so far, for a stop that keeps the best of them
+            tail.flush(force=True)
+        raise
     tail.flush(force=True)  # the last trials, after FLAML finished writing
     return result

@@ -17,6 +17,7 @@ from backend.warehouse.base import LeftOut, Warehouse
 logger = logging.getLogger(__name__)
 
 LEFT_OUT_EVENT = "left_out"  # a run's event: why the rows it does not learn from were left out
+TRACEBACK_EVENT = "traceback"  # a run's event: an unexpected failure's traceback, for whoever looks into it
 
 
 class Ending(enum.Enum):
@@ -66,8 +67,13 @@ class Runner(Protocol):
     def working(self, run: Run) -> bool:
         """Whether the work is still going (a process alive, a query executing)."""
 
-    def stop(self, run: Run) -> None:
-        """Stop the work within seconds (it may have just finished)."""
+    stops_cooperatively: bool
+    """True: `stop` only asks, and the work ends the run itself (refitting its best trial when asked to keep it);
+    False: `stop` ends the work, and the manager ends the run (or launches the refit)."""
+
+    def stop(self, run: Run, *, keep_best: bool = False) -> str | None:
+        """Stop the work within seconds (it may have just finished), or ask it to (see stops_cooperatively);
+        a sentence for the user when the stop could only be partly done (a refused cancel), else None."""
 
     def release(self, run: Run) -> None:
         """Free what the run held (its process, its files) once it has ended."""

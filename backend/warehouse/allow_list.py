@@ -32,6 +32,15 @@ class AllowList:
             return True  # Flurry's own metadata, reached only through the registry
         return any(fnmatch.fnmatchcase(schema.lower(), p.strip().lower()) for p in self.patterns if p.strip())
 
+    def output_schema(self, preferred: str, source: str | None) -> str:
+        """Where Flurry writes by default: `preferred` when allowed, else the source table's own schema, else the
+        first schema the list names outright (no wildcard); `preferred` when none is."""
+        if self.allows(preferred):
+            return preferred
+        if source is not None and self.allows(source):
+            return source
+        return next((p.strip() for p in self.patterns if p.strip() and not any(c in p for c in "*?[")), preferred)
+
     @staticmethod
     def parse(text: str) -> AllowList | None:
         patterns = tuple(p.strip() for p in text.split(",") if p.strip())

@@ -18,7 +18,7 @@ from backend.errors import DeploymentError
 from backend.identifiers import quote_ident
 from backend.model_bundle import MODEL_LIBRARIES, ModelBundle
 from backend.warehouse.base import METADATA_SCHEMA, ScheduledScoring, ScoreColumns, TableRef, column_kind
-from backend.warehouse.snowflake_packages import channel_packages, shipped_imports
+from backend.warehouse.snowflake_packages import channel_packages, require_channel_python, shipped_imports
 from backend.warehouse.snowflake_session import snowflake_reason
 from backend.warehouse.snowflake_udf import staged_handler
 
@@ -98,6 +98,11 @@ def _return_type(sql_type: str) -> Any:
             "DOUBLE": types.DoubleType()}[sql_type]
 
 
+# Rows per call of the reasons function: SHAP for 100 rows takes about a second for Flurry's tree models (the
+# explain_speed benchmark), far inside the limit Snowflake sets a vectorized UDF's batch.
+EXPLAIN_BATCH_ROWS = 100
+
+
 def register_model_functions(session: Any, database: str, name: str, bundle: ModelBundle, staged: StagedModel,
                              prediction_type: str, *, permanent: bool = True) -> tuple[str, str | None]:
     """Create (or replace) the permanent UDFs `name`, for classifiers `name_proba`, and the reasons function
@@ -107,6 +112,7 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
 
     from backend.reasons import explain_function_name
 
+    require_channel_python()
     explain_name = explain_function_name(name)
 
     inputs = [PandasDataFrameType([_snowpark_type(column_kind(f.sql_type)) for f in bundle.features])]
@@ -127,6 +133,8 @@ def register_model_functions(session: Any, database: str, name: str, bundle: Mod
         background = ((BACKGROUND_FILE, staged.background_sha256) if staged.background_sha256 else None)
         session.udf.register(staged_handler(staged.file_name, staged.sha256, "explain", bundle.threshold, background),
                              return_type=PandasSeriesType(VariantType()), name=function_name(database, explain_name),
+                             # SHAP per batch: a small batch keeps each call well inside the handler's time limit
+                             max_batch_size=EXPLAIN_BATCH_ROWS,
                              **{**common, "packages": [*packages, *channel_packages(EXPLAIN_PACKAGES)]})
     except Exception as exc:  # the account's message (e.g. a package version the channel lacks) is the reason
         raise DeploymentError(f"Snowflake could not create the function {name!r}: {snowflake_reason(exc)}",
@@ -222,3 +230,51 @@ def suspended_task(task: str, role: str, refusal: str, resume_sql: str) -> Sched
         f"The task was created but stays suspended: Snowflake refused to resume it ({refusal}). Resuming a task "
         f"needs the EXECUTE TASK privilege: an administrator can run `GRANT EXECUTE TASK ON ACCOUNT TO ROLE "
         f"{quote_ident(role)}`, then `{resume_sql}`."))
+
+
+# Snowflake's USER_TASK_TIMEOUT_MS defaults to one hour; a run's Task gets its budget and a margin for reading,
+# reporting and saving, never more than a day.
+TASK_TIMEOUT_MARGIN_S = 3600
+TASK_TIMEOUT_MAX_MS = 86_400_000
+
+
+RUN_TASK_PREFIX = "FLURRY_RUN_"
+
+
+def qualified_task(database: str, name: str) -> str:
+    return f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}.{quote_ident(name)}"
+
+
+def run_task_name(database: str, run_id: str) -> str:
+    """A training run's own Task (ids are `r` and hex, so the name needs no escaping beyond quoting)."""
+    return qualified_task(database, RUN_TASK_PREFIX + run_id.upper())
+
+
+def run_tasks_sql(database: str) -> str:
+    """Every run's Task in Flurry's schema (SHOW's LIKE is case-insensitive; names are checked again after)."""
+    return f"SHOW TASKS LIKE 'FLURRY_RUN_%' IN SCHEMA {quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}"
+
+
+def run_task_sql(task: str, warehouse: str, budget_s: int, call: str) -> list[str]:
+    """Create a run's Task (no schedule: it runs once, when executed) and execute it.
+
+    Why a Task rather than the app's own asynchronous CALL: a CALL the warehouse-runtime app starts is a child
+    job of that viewer's short-lived session, and Snowflake cancels child jobs still running when their parent
+    ends ("Working with asynchronous child jobs"). EXECUTE TASK runs it "independent of the schedule" as the
+    task owner's system user (EXECUTE TASK, usage notes), so the run outlives every viewer. It needs OWNERSHIP
+    or OPERATE on the task, and the owner role needs USAGE on the warehouse and the global EXECUTE TASK
+    privilege; a procedure called from a Task must have a warehouse (no serverless Task)."""
+    timeout_ms = min(TASK_TIMEOUT_MAX_MS, (int(budget_s) + TASK_TIMEOUT_MARGIN_S) * 1000)
+    return [f"CREATE OR REPLACE TASK {task} WAREHOUSE = {quote_ident(warehouse)} "
+            f"USER_TASK_TIMEOUT_MS = {timeout_ms} AS {call}",
+            f"EXECUTE TASK {task}"]
+
+
+CANCEL_TASK_SQL = "SELECT SYSTEM$USER_TASK_CANCEL_ONGOING_EXECUTIONS(?)"  # binds the task's qualified name
+
+
+def task_history_sql(database: str, run_id: str) -> str:
+    """The last run of a run's Task, for the reason it ended (TASK_HISTORY takes the task's unqualified name)."""
+    name = sql_string(RUN_TASK_PREFIX + run_id.upper())
+    return (f'SELECT "STATE" AS "state", "ERROR_MESSAGE" AS "error" FROM TABLE({quote_ident(database)}.'
+            f"INFORMATION_SCHEMA.TASK_HISTORY(TASK_NAME => {name}, RESULT_LIMIT => 1))")

@@ -11,10 +11,27 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sys
 from pathlib import Path
+
+from backend.errors import DeploymentError
 
 # Pure-Python packages that go through the stage (IMPORTS), keyed by distribution → import name.
 SHIPPED_PACKAGES = {"flaml": "flaml"}
+# The Python whose channel packages requirements.txt and environment.yml pin (and the hosted app runs).
+CHANNEL_PYTHON = (3, 11)
+
+
+def require_channel_python(version: tuple[int, ...] = tuple(sys.version_info[:2])) -> None:
+    """Refuse to register code in Snowflake from another Python: Snowpark gives a procedure or UDF the
+    registering client's Python (RUNTIME_VERSION from sys.version_info; cloudpickle needs the exact version),
+    and the pinned packages are those the channel carries for CHANNEL_PYTHON."""
+    if tuple(version[:2]) != CHANNEL_PYTHON:
+        wanted = ".".join(map(str, CHANNEL_PYTHON))
+        raise DeploymentError(
+            f"Flurry registers its code in Snowflake from Python {wanted}, and this app runs on Python "
+            f"{'.'.join(map(str, version[:2]))}: Snowflake would run the code on that version, where the pinned "
+            "packages are not offered.", hint=f"Run the app with Python {wanted} (`make run` builds .venv with it).")
 
 
 def installed_version(distribution: str) -> str | None:

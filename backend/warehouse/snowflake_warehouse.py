@@ -299,8 +299,18 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.database)}.{quote_ident(schema)}")
 
+    def _with_current_schema(self) -> None:
+        """Snowpark writes a pandas frame through a temporary table, stage and file format in the session's
+        current schema (Session.create_dataframe → write_pandas with the current database and schema), so a
+        connection without one could write nothing. Flurry's own schema then serves: every statement Flurry
+        issues names its schema, and the role that made FLURRY may create there."""
+        if not str(self._session.get_current_schema() or "").strip('"'):
+            self.ensure_schema(METADATA_SCHEMA)
+            self._session.use_schema(f"{quote_ident(self.database)}.{quote_ident(METADATA_SCHEMA)}")
+
     def _save(self, table: TableRef, frame: pd.DataFrame) -> None:
         with self._transaction_lock:
+            self._with_current_schema()
             self._session.create_dataframe(frame).write.save_as_table(self._path(table), mode="errorifexists")
 
     def write_table(self, table: TableRef, frame: pd.DataFrame, *, replace: bool = False) -> None:
@@ -343,6 +353,8 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
 
     def _stage_batches(self, staging: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
         written = 0
+        with self._transaction_lock:
+            self._with_current_schema()
         for batch in batches:
             mode = "errorifexists" if written == 0 else "append"
             with self._transaction_lock:
