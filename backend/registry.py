@@ -36,9 +36,11 @@ from backend.warehouse.base import METADATA_SCHEMA, TableRef, Warehouse
 
 logger = logging.getLogger(__name__)
 
-# Bytes per stored artifact row: under Snowflake's 8 MB BINARY, and one row per query keeps every read of a
-# Streamlit-in-Snowflake app under its 32 MB result limit, whatever the model's size.
-ARTIFACT_PART_BYTES = 4 * 1024 * 1024
+# Bytes per stored artifact row, each written by one bound INSERT: the connector sends a bound BINARY as hex
+# text, so 384 KiB travels as 768 KiB, inside the 1 MB Snowflake recommends for a statement's bound data.
+ARTIFACT_PART_BYTES = 384 * 1024
+# Parts read per query: 12 MiB, well inside a Streamlit-in-Snowflake app's 32 MB result limit.
+PARTS_PER_READ = 32
 
 
 def artifact_parts(content: bytes, part_bytes: int | None = None) -> list[bytes]:
@@ -249,8 +251,9 @@ class Registry:
         return content
 
     def _artifact_bytes(self, model_id: str, name: str) -> tuple[bytes, str]:
-        """The artifact's parts joined in order, one part per query, and its recorded sha256 (rows written
-        before parts existed have no part number and hold the whole artifact)."""
+        """The artifact's parts joined in order, PARTS_PER_READ parts per query, and its recorded sha256 (rows
+        written before parts existed have no part number and hold the whole artifact; parts written larger by an
+        earlier Flurry read the same way)."""
         where = f"FROM {self.t('artifacts')} WHERE model_id = ? AND name = ?"
         first = self._query(f"SELECT sha256, size_bytes, content {where} AND coalesce(part, 0) = 0", [model_id, name])
         if first.empty:
@@ -258,10 +261,12 @@ class Registry:
                                          hint="Retrain the model.")
         pieces, size = [bytes(first["content"].iloc[0])], int(first["size_bytes"].iloc[0])
         while sum(map(len, pieces)) < size:
-            more = self._query(f"SELECT content {where} AND part = ?", [model_id, name, len(pieces)])
-            if more.empty:
+            more = self._query(f"SELECT part, content {where} AND part >= ? AND part < ? ORDER BY part",
+                               [model_id, name, len(pieces), len(pieces) + PARTS_PER_READ])
+            expected = range(len(pieces), len(pieces) + len(more))
+            if more.empty or [int(p) for p in more["part"]] != list(expected):
                 break  # a part is missing: the checksum below says so
-            pieces.append(bytes(more["content"].iloc[0]))
+            pieces.extend(bytes(content) for content in more["content"])
         return b"".join(pieces), str(first["sha256"].iloc[0])
 
     def get_model_version(self, model_id: str) -> ModelVersion:

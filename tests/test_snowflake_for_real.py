@@ -188,3 +188,13 @@ def test_a_task_snowflake_will_not_resume_is_reported_suspended_with_the_grant_t
     assert 'GRANT EXECUTE TASK ON ACCOUNT TO ROLE "SYSADMIN"' in reason
     assert f"`{resume}`" in reason and resume == 'ALTER TASK "DB"."FLURRY"."flurry_churn_rescore" RESUME'
 
+
+
+def test_a_model_part_binds_under_snowflakes_one_megabyte_and_a_read_under_the_apps_32() -> None:
+    """Each artifact part is one bound INSERT, sent as hex text (twice its bytes): under the 1 MB Snowflake
+    recommends for a statement's bound data; a read of PARTS_PER_READ parts stays under a hosted app's 32 MB."""
+    from backend.registry import ARTIFACT_PART_BYTES, PARTS_PER_READ, artifact_parts
+
+    assert 2 * ARTIFACT_PART_BYTES < 1_000_000
+    assert ARTIFACT_PART_BYTES * PARTS_PER_READ < 32_000_000
+    assert [len(p) for p in artifact_parts(b"x" * (ARTIFACT_PART_BYTES * 2 + 5))] == [ARTIFACT_PART_BYTES] * 2 + [5]
