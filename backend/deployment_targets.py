@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,14 @@ from backend.errors import DeploymentError, FlurryError
 from backend.model_bundle import ModelBundle
 from backend.reasons import explain_batch, explain_function_name
 from backend.registry import Registry
-from backend.warehouse.base import ScheduledScoring, ScoreColumns, TableRef, Warehouse
+from backend.warehouse.base import (
+    PythonFunctionHost,
+    ScheduledScoring,
+    ScoreColumns,
+    StagedModelHost,
+    TableRef,
+    Warehouse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +152,8 @@ class EmbeddedTarget:
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        # its capabilities say it hosts Python functions (the allow-list's guard forwards them)
+        self.functions = cast(PythonFunctionHost, warehouse)
 
     def create(self, registry: Registry, model_id: str, function_name: str, *, production: bool = False
                ) -> DeployedFunctions:
@@ -154,12 +163,12 @@ class EmbeddedTarget:
                   ) -> DeployedFunctions:
         handlers = make_handlers(bundle, background)
         params = parameter_types(bundle.features)
-        self.warehouse.register_function(function_name, handlers["predict"], params, prediction_sql_type(bundle))
+        self.functions.register_function(function_name, handlers["predict"], params, prediction_sql_type(bundle))
         probability_name = probability_function(bundle, function_name)
         if probability_name is not None:
-            self.warehouse.register_function(probability_name, handlers["probability"], params, "DOUBLE")
+            self.functions.register_function(probability_name, handlers["probability"], params, "DOUBLE")
         explain_name = explain_function_name(function_name)
-        self.warehouse.register_function(explain_name, handlers["explain"], params, explain_sql_type(bundle))
+        self.functions.register_function(explain_name, handlers["explain"], params, explain_sql_type(bundle))
         return DeployedFunctions(predict=function_name, probability=probability_name, explain=explain_name)
 
     def restore(self, registry: Registry) -> list[str]:
@@ -192,10 +201,10 @@ class EmbeddedTarget:
         def refuse(*arrays: pa.Array) -> pa.Array:
             raise DeploymentError(message)
 
-        self.warehouse.register_function(function_name, refuse, params, "VARCHAR")
+        self.functions.register_function(function_name, refuse, params, "VARCHAR")
         if version.task != "regression":
-            self.warehouse.register_function(f"{function_name}_proba", refuse, params, "DOUBLE")
-        self.warehouse.register_function(explain_function_name(function_name), refuse, params, "VARCHAR")
+            self.functions.register_function(f"{function_name}_proba", refuse, params, "DOUBLE")
+        self.functions.register_function(explain_function_name(function_name), refuse, params, "VARCHAR")
 
     def score(self, plan: ScoringPlan) -> Scored:
         bundle, out_type = plan.bundle, prediction_sql_type(plan.bundle)
@@ -242,6 +251,8 @@ class SnowflakeTarget:
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        # its capabilities say it hosts staged models (the allow-list's guard forwards them)
+        self.models = cast(StagedModelHost, warehouse)
 
     def create(self, registry: Registry, model_id: str, function_name: str, *, production: bool = False
                ) -> DeployedFunctions:
@@ -249,10 +260,10 @@ class SnowflakeTarget:
         bundle, content = verified_bundle(registry, version)
         bundle = with_current_threshold(registry, model_id, bundle)
         prediction_type = prediction_sql_type(bundle)
-        predict, probability = self.warehouse.deploy_model_functions(
+        predict, probability = self.models.deploy_model_functions(
             function_name, bundle, content, version.sha256, model_id, prediction_type,
             background_bytes(registry, model_id, bundle))
-        logged, note = self.warehouse.log_model_version(function_name, bundle, content, version.sha256, model_id,
+        logged, note = self.models.log_model_version(function_name, bundle, content, version.sha256, model_id,
                                                         prediction_type, version.metrics.finite_scores(),
                                                         alias=PRODUCTION_ALIAS if production else None)
         return DeployedFunctions(predict=predict, probability=probability, registry_version=logged,
@@ -267,14 +278,14 @@ class SnowflakeTarget:
     def score(self, plan: ScoringPlan) -> Scored:
         self.warehouse.ensure_schema(plan.output.schema)
         stamp = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us")
-        rows = self.warehouse.score_into(plan.function_name, probability_function(plan.bundle, plan.function_name),
+        rows = self.models.score_into(plan.function_name, probability_function(plan.bundle, plan.function_name),
                                          plan.bundle.feature_names, plan.source, plan.output, plan.score_columns,
                                          stamp, append=plan.append)
         return Scored(rows, stamp)
 
     def schedule(self, plan: ScoringPlan, schedule: str) -> ScheduledScoring:
         self.warehouse.ensure_schema(plan.output.schema)
-        return self.warehouse.schedule_scoring(f"{plan.function_name}_rescore", plan.function_name,
+        return self.models.schedule_scoring(f"{plan.function_name}_rescore", plan.function_name,
                                                probability_function(plan.bundle, plan.function_name),
                                                plan.bundle.feature_names, plan.source, plan.output,
                                                plan.score_columns, schedule, append=plan.append)

@@ -385,43 +385,11 @@ class Warehouse(abc.ABC):
 
     # --- functions ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def register_function(
-        self, name: str, handler: ScalarFunction, parameter_types: list[str], return_type: str
-    ) -> None:
-        """Make `handler` callable from SQL as `name(...)` (vectorised over Arrow arrays)."""
-
-    @abc.abstractmethod
     def function_exists(self, name: str) -> bool: ...
 
     @abc.abstractmethod
     def drop_function(self, name: str) -> None:
         """Remove a function this app registered (no error when it is not there)."""
-
-    def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                               prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
-        """Create permanent scoring functions (and the reasons function, measured against the `background`
-        rows' Parquet) from the model file (staged_functions adapters only)."""
-        raise NotImplementedError
-
-    def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                          prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
-                          ) -> tuple[str | None, str | None]:
-        """Record a deployed model in the warehouse's own model registry, if it has one, as its default version
-        (carrying `alias`): (what was logged, or why not). Never raises; warehouses without a registry have
-        nothing to say."""
-        return None, None
-
-    def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
-                   output: TableRef, columns: ScoreColumns, scored_at: pd.Timestamp, *, append: bool) -> int:
-        """Score `source` into `output` inside the warehouse (staged_functions adapters only), every row stamped
-        with the version and `scored_at`; replace `output`, or (`append`) add the rows to it. Rows written."""
-        raise NotImplementedError
-
-    def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
-                         source: TableRef, output: TableRef, columns: ScoreColumns, schedule: str, *,
-                         append: bool) -> ScheduledScoring:
-        """Re-score on a schedule inside the warehouse (staged_functions adapters only)."""
-        raise NotImplementedError
 
     def connection_details(self) -> list[tuple[str, str]]:
         """What the sidebar may show about where the app is connected (never credentials)."""
@@ -435,6 +403,47 @@ class Warehouse(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""
+
+
+class PythonFunctionHost(abc.ABC):
+    """An adapter whose scoring functions are Python callables registered on the app's own connection (the
+    embedded warehouse): what EmbeddedTarget needs beyond the Warehouse port. An adapter opts in by inheriting
+    it (and Capabilities.python_udfs); none has it half."""
+
+    @abc.abstractmethod
+    def register_function(self, name: str, handler: ScalarFunction, parameter_types: list[str],
+                          return_type: str) -> None:
+        """Make `handler` callable from SQL as `name(...)` (vectorised over Arrow arrays)."""
+
+
+class StagedModelHost(abc.ABC):
+    """An adapter that runs models inside the warehouse from a staged model file (Snowflake): what
+    SnowflakeTarget needs beyond the Warehouse port (Capabilities.staged_functions)."""
+
+    @abc.abstractmethod
+    def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+                               prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
+        """Create permanent scoring functions (and the reasons function, measured against the `background`
+        rows' Parquet) from the model file; the predict and probability functions' names."""
+
+    @abc.abstractmethod
+    def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+                          prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
+                          ) -> tuple[str | None, str | None]:
+        """Record a deployed model in the warehouse's own model registry as its default version (carrying
+        `alias`): (what was logged, or why not). Never raises."""
+
+    @abc.abstractmethod
+    def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
+                   output: TableRef, columns: ScoreColumns, scored_at: pd.Timestamp, *, append: bool) -> int:
+        """Score `source` into `output` inside the warehouse, every row stamped with the version and `scored_at`;
+        replace `output`, or (`append`) add the rows to it. Rows written."""
+
+    @abc.abstractmethod
+    def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
+                         source: TableRef, output: TableRef, columns: ScoreColumns, schedule: str, *,
+                         append: bool) -> ScheduledScoring:
+        """Re-score on a schedule inside the warehouse."""
 
 
 def search_tables(summaries: list[TableSummary], text: str) -> list[TableSummary]:

@@ -33,6 +33,7 @@ from backend.warehouse.base import (
     STAGING_PREFIX,
     Capabilities,
     ColumnInfo,
+    PythonFunctionHost,
     SampleInfo,
     SampleSpec,
     ScalarFunction,
@@ -70,7 +71,7 @@ def _memory_setting(text: str) -> str:
 _STAGING_IN_USE: set[str] = set()
 
 
-class DuckDBWarehouse(CommonSqlWarehouse):
+class DuckDBWarehouse(CommonSqlWarehouse, PythonFunctionHost):
     kind = "duckdb"
     capabilities = Capabilities(python_udfs=True, local_worker=True)
 

@@ -37,9 +37,9 @@ from backend.warehouse.base import (
     ColumnInfo,
     SampleInfo,
     SampleSpec,
-    ScalarFunction,
     ScheduledScoring,
     ScoreColumns,
+    StagedModelHost,
     TableRef,
     TableSummary,
 )
@@ -67,7 +67,7 @@ def snowflake_type(data_type: str, scale: Any) -> str:
     return data_type.upper()
 
 
-class SnowflakeWarehouse(CommonSqlWarehouse):
+class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
     kind = "snowflake"
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
     capabilities = Capabilities(python_udfs=False, local_worker=False, staged_functions=True)
@@ -390,11 +390,6 @@ class SnowflakeWarehouse(CommonSqlWarehouse):
         self.execute(f"DROP TABLE IF EXISTS {self.qualify(table)}")
 
     # --- functions (permanent UDFs from the staged model: backend.warehouse.snowflake_deploy) ----------
-    def register_function(self, name: str, handler: ScalarFunction, parameter_types: list[str],
-                          return_type: str) -> None:
-        raise DeploymentError("On Snowflake, scoring functions are permanent UDFs created from the staged model, "
-                              "not Python callables of the app process.")
-
     def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                                prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
         from backend.reasons import explain_function_name
