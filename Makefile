@@ -34,7 +34,7 @@ $(FLOOR)/.installed: $(INSTALLED) environment.yml
 	$(FLOOR)/bin/python -m pip install --quiet streamlit==$(FLOOR_STREAMLIT)  # and only what it needs beyond .venv
 	touch $@
 
-APPTEST_SUITE := tests/test_app.py tests/test_app_forecast.py tests/test_snowflake_app.py
+APPTEST_SUITE := tests/test_app.py tests/test_app_forecast.py tests/test_snowflake_app.py tests/test_hosted_apps.py
 
 test: $(INSTALLED) .venv-snowcli/.installed $(FLOOR)/.installed
 	$(PY) -m ruff check .

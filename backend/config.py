@@ -123,9 +123,10 @@ def warehouse_choices(configured: WarehouseConfig, connection_names: list[str], 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "flurry.toml"
 
 
-def _settings_file_value(section: str, key: str, path: Path = SETTINGS_FILE) -> str:
-    """A value of flurry.toml beside app.py: the one place a hosted app (where no environment can be set)
-    reads its settings from. Raises ConfigurationError when the file is not valid TOML."""
+def _settings_file_value(section: str, key: str, path: Path | None = None) -> str:
+    """A value of flurry.toml beside app.py (SETTINGS_FILE, read when asked): the one place a hosted app (where no
+    environment can be set) reads its settings from. Raises ConfigurationError when the file is not valid TOML."""
+    path = path or SETTINGS_FILE
     if not path.is_file():
         return ""
     value = _settings(path, path.stat().st_mtime_ns).get(section, {}).get(key, "")

@@ -301,3 +301,12 @@ def test_connection_names_are_read_by_the_connector_and_nothing_else_leaves(tmp_
     (home / "connections.toml").write_text("[prod\n", encoding="utf-8")  # unreadable: nothing on offer, no crash
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert shown.stdout.strip() == "[]", shown.stderr
+
+
+def test_a_profile_refused_its_frequent_values_goes_without_them(warehouse: SnowflakeWarehouse) -> None:
+    """fakesnow cannot return APPROX_TOP_K's array (as an account could refuse it for a column): the profile is
+    still made, without the most frequent values, and the connection stops asking for them."""
+    eager = SnowflakeWarehouse(warehouse.session, warehouse.database, top_values=True)
+    profile = eager.profile(ODD)
+    assert profile.rows == 600 and all(not c.top_values for c in profile.columns)
+    assert eager._top_values is False

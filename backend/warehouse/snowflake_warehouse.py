@@ -243,7 +243,18 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
         return self.query(sql, params)
 
     def profile(self, table: TableRef) -> TableProfile:
-        return profile_columns(self.describe(table), self.qualify(table), self.query, top_values=self._top_values)
+        """The table's profile by warehouse SQL. Should the most frequent values (APPROX_TOP_K) be refused, the
+        profile goes without them rather than not at all, and so do this connection's later profiles; any other
+        refusal is raised again by the second try."""
+        columns = self.describe(table)
+        if self._top_values:
+            try:
+                return profile_columns(columns, self.qualify(table), self.query, top_values=True)
+            except WarehouseQueryError:
+                logger.warning("the profile of %s failed with its most frequent values; profiling without them", table,
+                               exc_info=True)
+                self._top_values = False
+        return profile_columns(columns, self.qualify(table), self.query, top_values=False)
 
     def _shortened_text(self, ident: str, chars: int) -> str:
         return f"LEFT(TO_VARCHAR({ident}), {int(chars)})"  # TO_VARCHAR also renders VARIANT, OBJECT and BINARY
