@@ -37,6 +37,7 @@ from backend.deployed_model import (
 )
 from backend.errors import DeploymentError, FlurryError
 from backend.model_bundle import ModelBundle
+from backend.model_catalog import Catalog
 from backend.reasons import explain_batch, explain_function_name
 from backend.registry import Registry
 from backend.warehouse.base import (
@@ -263,9 +264,16 @@ class SnowflakeTarget:
         predict, probability = self.models.deploy_model_functions(
             function_name, bundle, content, version.sha256, model_id, prediction_type,
             background_bytes(registry, model_id, bundle))
-        logged, note = self.models.log_model_version(function_name, bundle, content, version.sha256, model_id,
-                                                        prediction_type, version.metrics.finite_scores(),
-                                                        alias=PRODUCTION_ALIAS if production else None)
+        from backend.warehouse.snowflake_model_registry import registry_version_name
+
+        # one registry model per Flurry model, named like its production function, its versions V<n>
+        catalog = Catalog(registry)
+        named, number = catalog.model_of(model_id), catalog.version(model_id).number
+        default = version.report.default_threshold if version.report is not None else None
+        logged, note = self.models.log_model_version(
+            named.function_name, registry_version_name(number, bundle.threshold, default), bundle, content,
+            version.sha256, model_id, prediction_type, version.metrics.finite_scores(),
+            alias=PRODUCTION_ALIAS if production else None)
         return DeployedFunctions(predict=predict, probability=probability, registry_version=logged,
                                  registry_note=note, explain=explain_function_name(function_name))
 

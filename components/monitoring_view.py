@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.model_catalog import Stage
+from backend.model_monitor import attach_model_monitor
 from backend.monitoring import drift_alerts
 from backend.monitoring_store import StoredDrift, drift_history
 from backend.realised import outcome_source, realised_quality, set_outcome_source
@@ -129,6 +130,8 @@ def outcome_source_form(version: ModelVersion) -> None:
             if st.button("Use this table", key="deploy.outcomes_save"):
                 set_outcome_source(ws.warehouse, ws.registry, model.key, TableRef(schema, table), key, outcome)
                 st.success(f"Outcomes for {md(model.name)} come from {md(TableRef(schema, table))}.")
+                if ws.warehouse.capabilities.staged_functions:  # Snowflake watches the production version too
+                    st.info(md(attach_model_monitor(ws.warehouse, ws.registry, model.key)))
 
 
 def realised_section(version: ModelVersion) -> None:

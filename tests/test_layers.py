@@ -63,8 +63,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("backend.training",)),
     ("deploy", ("backend.deploy", "backend.deployed_model", "backend.deployment_targets", "backend.export",
                 "backend.forecast_workflow", "backend.forecast_outcomes", "backend.model_health",
-                "backend.monitoring_store", "backend.promotion", "backend.scoring_jobs", "backend.schedules",
-                "backend.dashboard")),
+                "backend.monitoring_store", "backend.model_monitor", "backend.promotion", "backend.scoring_jobs",
+                "backend.schedules", "backend.dashboard")),
     ("workspace", ("backend.workspace", "backend.snowflake_procedure", "backend.procedure_jobs",
                    "backend.supervisor", "backend.score")),
 ]

@@ -310,3 +310,42 @@ def test_a_profile_refused_its_frequent_values_goes_without_them(warehouse: Snow
     profile = eager.profile(ODD)
     assert profile.rows == 600 and all(not c.top_values for c in profile.columns)
     assert eager._top_values is False
+
+
+def test_a_model_monitor_watches_the_production_versions_stamped_scores_joined_to_outcomes(
+        warehouse: SnowflakeWarehouse) -> None:
+    """The monitor's source is a view over what Flurry writes: the rows the production version scored (by their
+    model_version stamp) joined to the outcomes that arrived, a binary model's classes as 1/0 of its positive
+    class, the time as TIMESTAMP_NTZ. fakesnow runs the view; CREATE MODEL MONITOR it cannot, and that refusal
+    comes back as a sentence (as an account without model monitors would refuse)."""
+    from backend.warehouse.snowflake_monitor import MonitorPlan, monitor_statements
+
+    scored, outcomes = TableRef(ODD.schema, "scores m"), TableRef(ODD.schema, "outcomes m")
+    warehouse.execute(f'CREATE TABLE {warehouse.qualify(scored)} ("id" INT, "prediction" VARCHAR, '
+                      '"probability" DOUBLE, "model_version" VARCHAR, "scored_at" TIMESTAMP_NTZ)')
+    warehouse.execute(f'INSERT INTO {warehouse.qualify(scored)} VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?), '
+                      '(?, ?, ?, ?, ?), (?, ?, ?, ?, ?)',
+                      [1, "yes", 0.9, "v2", "2026-12-01 10:00:00", 2, "no", 0.2, "v2", "2026-12-01 10:00:00",
+                       3, "yes", 0.7, "v1", "2026-11-01 10:00:00", 4, "no", 0.4, "v2", "2026-12-01 10:00:00"])
+    warehouse.execute(f'CREATE TABLE {warehouse.qualify(outcomes)} ("id" INT, "churned" VARCHAR)')
+    warehouse.execute(f'INSERT INTO {warehouse.qualify(outcomes)} VALUES (?, ?), (?, ?), (?, ?)',
+                      [1, "yes", 2, "yes", 3, "no"])  # row 4's outcome has not arrived
+    plan = MonitorPlan(model="FLURRY_PREDICT_CHURN", version="V2", task="binary", scored=warehouse.qualify(scored),
+                       outcomes=warehouse.qualify(outcomes), key_column="id", outcome_column="churned",
+                       prediction_column="prediction", probability_column="probability", scored_at_column="scored_at",
+                       version_column="model_version", version_label="v2", positive_class="yes", warehouse="WH")
+    view, monitor = monitor_statements(warehouse.database, plan)
+    warehouse.execute(view)
+    rows = warehouse.query(f'SELECT * FROM "{warehouse.database}"."FLURRY"."FLURRY_PREDICT_CHURN_MONITORED" '
+                           'ORDER BY "ID"')
+    assert rows["ID"].tolist() == ["1", "2"]  # v2's rows whose outcome arrived; v1's row is another version's
+    assert rows["PREDICTION"].tolist() == [1, 0] and rows["ACTUAL"].tolist() == [1, 1]
+    assert rows["PROBABILITY"].tolist() == [0.9, 0.2]
+    assert monitor.startswith(f'CREATE OR REPLACE MODEL MONITOR "{warehouse.database}"."FLURRY".'
+                              '"FLURRY_PREDICT_CHURN_MONITOR" WITH MODEL = ')
+    for clause in ("VERSION = 'V2'", "FUNCTION = 'predict'", 'WAREHOUSE = "WH"', 'TIMESTAMP_COLUMN = "SCORED_AT"',
+                   "PREDICTION_CLASS_COLUMNS = ('PREDICTION') ACTUAL_CLASS_COLUMNS = ('ACTUAL')",
+                   "PREDICTION_SCORE_COLUMNS = ('PROBABILITY')", "AGGREGATION_WINDOW = '1 day'"):
+        assert clause in monitor
+    said = warehouse.monitor_model(plan)
+    assert said.startswith("Snowflake did not create the model monitor:") and "CREATE MODEL MONITOR" in said

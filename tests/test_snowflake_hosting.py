@@ -370,8 +370,8 @@ def test_a_registry_that_refuses_the_model_gives_its_reason_and_never_raises(sta
     directory, sha, _ = staged
     bundle = load_staged_bundle(str(directory), "model.pkl", sha)
     session = Session.builder.config("local_testing", True).create()
-    outcome = log_model_version(session, "DB", "flurry_churn", "m1", bundle, (directory / "model.pkl").read_bytes(),
-                                sha, "VARCHAR", {"roc_auc": 0.9})
+    outcome = log_model_version(session, "DB", "flurry_predict_churn", "V1", "m1", bundle,
+                                (directory / "model.pkl").read_bytes(), sha, "VARCHAR", {"roc_auc": 0.9})
     session.close()
     assert outcome.logged is None and (outcome.reason or "").startswith("The Model Registry refused the model: ")
 
@@ -479,3 +479,14 @@ def test_code_is_registered_in_snowflake_only_from_the_channels_python() -> None
     require_channel_python()  # the suite's own interpreter is the channel's (`make` builds .venv with it)
     with pytest.raises(DeploymentError, match=r"from Python 3\.11, and this app runs on Python 3\.12"):
         require_channel_python((3, 12))
+
+
+def test_registry_versions_are_flurrys_version_numbers_and_a_threshold_of_its_own_is_another() -> None:
+    """One registry model per Flurry model, its versions V<n> as the wizard's v<n>; a version deployed at another
+    threshold than it was trained with labels otherwise, so it is a registry version of its own."""
+    from backend.warehouse.snowflake_model_registry import registry_version_name
+
+    assert registry_version_name(3, None, None) == "V3"  # a regression model: no threshold
+    assert registry_version_name(3, 0.3127, 0.3127) == "V3"
+    assert registry_version_name(3, 0.45, 0.3127) == "V3_T04500"
+    assert registry_version_name(12, 0.5, None) == "V12_T05000"  # trained before thresholds were recorded

@@ -427,11 +427,11 @@ class StagedModelHost(abc.ABC):
         rows' Parquet) from the model file; the predict and probability functions' names."""
 
     @abc.abstractmethod
-    def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+    def log_model_version(self, model: str, version: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                           prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
                           ) -> tuple[str | None, str | None]:
-        """Record a deployed model in the warehouse's own model registry as its default version (carrying
-        `alias`): (what was logged, or why not). Never raises."""
+        """Record a deployed model as `version` of `model` in the warehouse's own model registry; with `alias`
+        (production), as its default version carrying the alias: (what was logged, or why not). Never raises."""
 
     @abc.abstractmethod
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
@@ -444,6 +444,11 @@ class StagedModelHost(abc.ABC):
                          source: TableRef, output: TableRef, columns: ScoreColumns, schedule: str, *,
                          append: bool) -> ScheduledScoring:
         """Re-score on a schedule inside the warehouse."""
+
+    @abc.abstractmethod
+    def monitor_model(self, plan: Any) -> str:
+        """Create (or replace) the warehouse's model monitor described by `plan` (a snowflake_monitor.MonitorPlan);
+        a sentence saying what was done or why the warehouse refused. Never raises."""
 
 
 def search_tables(summaries: list[TableSummary], text: str) -> list[TableSummary]:

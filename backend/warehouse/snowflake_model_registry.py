@@ -122,11 +122,21 @@ def version_already_logged(reason: str) -> bool:
     return "already exist" in reason.lower()
 
 
-def log_model_version(session: Any, database: str, model_name: str, model_id: str, bundle: ModelBundle,
-                      content: bytes, sha256: str, prediction_type: str, metrics: dict[str, float],
-                      alias: str | None = None) -> RegistryOutcome:
-    """Log the model as version V_<model_id> of registry model `model_name` in DATABASE.FLURRY, make it the
-    default version and (a production function's model) move `alias` onto it.
+def registry_version_name(number: int, threshold: float | None, default_threshold: float | None) -> str:
+    """The registry version of Flurry's version `number`: V3, as the wizard says v3. A version's labels depend
+    on its threshold, so one deployed at a threshold other than the one it was trained with is a version of its
+    own: V3_T04500 (threshold 0.45)."""
+    same = threshold is None or (default_threshold is not None and round(threshold, 4) == round(default_threshold, 4))
+    return f"V{int(number)}" + ("" if same else f"_T{round(float(threshold or 0) * 10000):05d}")
+
+
+def log_model_version(session: Any, database: str, model_name: str, version: str, model_id: str,
+                      bundle: ModelBundle, content: bytes, sha256: str, prediction_type: str,
+                      metrics: dict[str, float], alias: str | None = None) -> RegistryOutcome:
+    """Log the model as `version` (registry_version_name) of registry model `model_name` in DATABASE.FLURRY — one
+    registry model per Flurry model, named like its production function — and, for the production version, make
+    it the default version and move `alias` onto it. A version logged before (its own version function deployed
+    first) is not logged again.
 
     Never raises: the deployment it follows has already succeeded."""
     if not registry_installed():
@@ -134,8 +144,7 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
     from snowflake.ml.model import task as registry_task
     from snowflake.ml.registry import Registry
 
-    # a version's labels depend on its threshold: each threshold it is deployed at is a registry version
-    version = f"V_{model_id}".upper() + ("" if bundle.threshold is None else f"_T{round(bundle.threshold * 10000):05d}")
+    model_name, version = model_name.upper(), version.upper()
     registry = None
     try:
         with tempfile.TemporaryDirectory() as directory:
@@ -143,7 +152,7 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
             path.write_bytes(content)
             registry = Registry(session, database_name=database, schema_name=METADATA_SCHEMA)
             registry.log_model(
-                _custom_model(path, sha256, bundle.threshold), model_name=model_name.upper(), version_name=version,
+                _custom_model(path, sha256, bundle.threshold), model_name=model_name, version_name=version,
                 comment=f"Flurry model {model_id}: {bundle.best_estimator} predicting {bundle.target}",
                 metrics=metrics, conda_dependencies=model_packages(bundle), target_platforms=["WAREHOUSE"],
                 signatures={"predict": _signature(bundle, prediction_type)}, code_paths=registry_code_paths(),
@@ -154,22 +163,22 @@ def log_model_version(session: Any, database: str, model_name: str, model_id: st
         # this version was logged before and can still be made the default, which needs the registry open
         if registry is None or not version_already_logged(reason):
             return RegistryOutcome(reason=f"The Model Registry refused the model: {reason}")
-    try:  # MODEL(...)!PREDICT serves the default version: the one labelling at the threshold in force
-        registry.get_model(model_name.upper()).default = version
+    if alias is None:  # a version function's model: logged, production stays where it is
+        return RegistryOutcome(logged=f"{model_name} {version}")
+    try:  # MODEL(...)!PREDICT serves the default version: production's, labelling at the threshold in force
+        registry.get_model(model_name).default = version
     except Exception as exc:
-        return RegistryOutcome(logged=f"{model_name.upper()} {version}",
+        return RegistryOutcome(logged=f"{model_name} {version}",
                                reason=f"The Model Registry kept another default version: {snowflake_reason(exc)}")
-    if alias is not None:
-        unset, set_alias = alias_statements(database, model_name.upper(), version, alias)
-        with contextlib.suppress(Exception):  # fails when no version holds the alias yet (the first promotion)
-            session.sql(unset).collect()
-        try:
-            session.sql(set_alias).collect()
-        except Exception as exc:
-            return RegistryOutcome(logged=f"{model_name.upper()} {version}",
-                                   reason=f"The Model Registry did not move the {alias} alias: {snowflake_reason(exc)}")
-        return RegistryOutcome(logged=f"{model_name.upper()} {version} ({alias})")
-    return RegistryOutcome(logged=f"{model_name.upper()} {version}")
+    unset, set_alias = alias_statements(database, model_name, version, alias)
+    with contextlib.suppress(Exception):  # fails when no version holds the alias yet (the first promotion)
+        session.sql(unset).collect()
+    try:
+        session.sql(set_alias).collect()
+    except Exception as exc:
+        return RegistryOutcome(logged=f"{model_name} {version}",
+                               reason=f"The Model Registry did not move the {alias} alias: {snowflake_reason(exc)}")
+    return RegistryOutcome(logged=f"{model_name} {version} ({alias})")
 
 
 def alias_statements(database: str, model: str, version: str, alias: str) -> list[str]:

@@ -426,14 +426,14 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
                                               list(zip(frame["s"], frame["c"], strict=True))):
             self.execute(statement)
 
-    def log_model_version(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
+    def log_model_version(self, model: str, version: str, bundle: Any, content: bytes, sha256: str, model_id: str,
                           prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
                           ) -> tuple[str | None, str | None]:
         from backend.warehouse.snowflake_model_registry import log_model_version
 
         with self.session_lock():
-            outcome = log_model_version(self._session, self.database, name, model_id, bundle, content, sha256,
-                                        prediction_type, metrics, alias=alias)
+            outcome = log_model_version(self._session, self.database, model, version, model_id, bundle, content,
+                                        sha256, prediction_type, metrics, alias=alias)
         return outcome.logged, outcome.reason
 
     def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
@@ -465,6 +465,25 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
             self.execute(sd.create_empty_sql(target, select))
         return self.schedule_statement(task, sd.append_sql(target, select) if append else
                                        sd.replace_sql(target, select), schedule)
+
+    def monitor_model(self, plan: Any) -> str:
+        """The monitor's source view and the monitor (snowflake_monitor), on the session's warehouse unless the
+        plan names one. Model monitors need an edition and privileges some accounts lack: a refusal is said."""
+        from dataclasses import replace
+
+        from backend.warehouse.snowflake_monitor import monitor_name, monitor_statements
+
+        compute = plan.warehouse or str(self._session.get_current_warehouse() or "").strip('"')
+        if not compute:
+            return "The Snowflake connection has no warehouse for the model monitor; set `warehouse` in it."
+        try:
+            for statement in monitor_statements(self.database, replace(plan, warehouse=compute)):
+                self.execute(statement)
+        except WarehouseQueryError as exc:
+            return (f"Snowflake did not create the model monitor: {snowflake_reason(exc.__cause__ or exc)} (model "
+                    "monitors need CREATE MODEL MONITOR in FLURRY and an account where they are offered).")
+        return (f"The Snowflake model monitor {monitor_name(plan.model)} watches {plan.model} {plan.version} "
+                "(Snowsight: AI & ML » Models).")
 
     def schedule_statement(self, task: str, body: str, schedule: str) -> ScheduledScoring:
         """A Task running `body` on `schedule` with the session's warehouse, created suspended, then resumed
