@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,66 @@ def deploy_hosted_app(wh: SnowflakeWarehouse, connection: str, schema: str) -> b
                    env=env, check=True, timeout=600)
     listed = wh.query(f"SHOW STREAMLITS IN SCHEMA {wh.qualify(TableRef(schema, 'x')).rsplit('.', 1)[0]}")
     return "FLURRY" in {str(name).upper() for name in listed.iloc[:, 1]}
+
+
+def _wait(jobs: Any, run_id: str, limit_s: float = 900) -> Any:
+    started = time.monotonic()
+    while not (progress := jobs.progress(run_id)).run.state.is_final and time.monotonic() - started < limit_s:
+        time.sleep(2)
+    if progress.model_id is None:
+        raise RuntimeError(f"training did not produce a model: {progress.run.message}")
+    return progress
+
+
+def registry_and_rollback(wh: Any, registry: Any, jobs: Any, config: Any, first_id: str) -> dict[str, object]:
+    """Promote v1, train and promote v2, call v2 through MODEL(...)!PREDICT, roll back: the PROD alias and the
+    production function must be on v1 again."""
+    from backend.model_catalog import Catalog
+    from backend.promotion import promote, rollback
+
+    checks: dict[str, object] = {}
+    promote(wh, registry, first_id)
+    second_id = _wait(jobs, jobs.start(config)).model_id
+    promoted = promote(wh, registry, second_id, accept_new_inputs=True)
+    model = Catalog(registry).model_of(second_id)
+    registry_model = f"{wh.qualify(TableRef('FLURRY', model.function_name.upper()))}"
+    checks["registry_note"] = promoted.production.registry_note
+    try:
+        inputs = ", ".join(f'"{name}"' for name in ("tenure months", "plan", "monthly fee"))
+        fresh = wh.query(f'SELECT MODEL({registry_model}, V{promoted.version.number})!PREDICT({inputs}) AS "p" '
+                         f"FROM {wh.qualify(TableRef(config.table.schema, config.table.name))} LIMIT 5")
+        checks["model_predict_rows"] = len(fresh)
+    except Exception as exc:  # reported, not fatal: the functions are what Flurry serves with
+        checks["model_predict_error"] = str(exc)[:300]
+    rollback(wh, registry, model.key)
+    try:
+        versions = wh.query(f"SHOW VERSIONS IN MODEL {registry_model}")
+        aliases = {str(row["name"]): str(row["aliases"]) for _, row in versions.iterrows()}
+        checks["prod_alias_after_rollback"] = [name for name, held in aliases.items() if "PROD" in held]
+    except Exception as exc:
+        checks["registry_versions_error"] = str(exc)[:300]
+    production = Catalog(registry).production(model.key)
+    checks["production_after_rollback"] = production.label if production is not None else None
+    return checks
+
+
+def appended_forecasts(wh: Any, registry: Any, jobs: Any, schema: str) -> dict[str, object]:
+    """A forecast written once, then appended again: the table holds both, each row stamped with its version."""
+    from backend.forecast_workflow import deploy_forecast, forecast_config, write_forecast
+    from backend.forecasting.series import SeriesSpec
+
+    months = pd.date_range("2019-01-01", periods=48, freq="MS")
+    noise = np.random.default_rng(1).normal(0, 2, 96)
+    history = pd.DataFrame({"month": [m.date() for m in months] * 2, "store": ["North"] * 48 + ["South"] * 48,
+                            "sales": [100.0 + 10 * (m.month in (11, 12)) for m in months] * 2 + noise})
+    source, output = TableRef(schema, "Monthly sales"), TableRef(schema, "Monthly sales forecast")
+    wh.write_table(source, history)
+    config = forecast_config(wh, source, SeriesSpec("month", "sales", ("store",), horizon=6), "mase", 20)
+    deployment = deploy_forecast(registry, _wait(jobs, jobs.start(config)).model_id)
+    first = write_forecast(wh, registry, deployment, source, output, append=True)
+    second = write_forecast(wh, registry, deployment, source, output, append=True)
+    return {"forecast_rows_first": first.rows, "forecast_rows_after_append": wh.row_count(output),
+            "forecast_appended": wh.row_count(output) == first.rows + second.rows}
 
 
 def main(argv: list[str]) -> int:
@@ -121,8 +181,16 @@ def main(argv: list[str]) -> int:
                              features=features, metric="roc_auc", time_budget_s=30)
         started = time.monotonic()
         run_id = jobs.start(config)
+        # the run belongs to its Task, not to the session that started it: that session ends now, as a viewer's
+        # warehouse-runtime app instance would, and a new one watches the run finish
+        session.close()
+        session = open_session(args.connection)
+        wh = SnowflakeWarehouse(session)
+        registry = Registry(wh)
+        jobs = ProcedureJobManager(wh, registry, Path(tempfile.mkdtemp()), training_warehouse=args.training_warehouse)
         while not (progress := jobs.progress(run_id)).run.state.is_final and time.monotonic() - started < 900:
             time.sleep(2)
+        checks["run_outlived_its_session"] = progress.run.state.value == "SUCCEEDED"
         checks["training_seconds"] = round(time.monotonic() - started, 1)
         checks["run_state"] = progress.run.state.value
         checks["trial_events"] = len(progress.trials)
@@ -143,6 +211,8 @@ def main(argv: list[str]) -> int:
             checks["task_suspended_because"] = scheduled.reason
         if not args.keep:
             wh.execute(f'DROP TASK IF EXISTS {wh.qualify(TableRef("FLURRY", scheduled.task))}')
+        checks.update(registry_and_rollback(wh, registry, jobs, config, version.model_id))
+        checks.update(appended_forecasts(wh, registry, jobs, schema))
         if args.hosted:
             checks["hosted_app_listed"] = deploy_hosted_app(wh, args.connection, schema)
     finally:
