@@ -129,15 +129,25 @@ def test_training_sample_is_stratified_deterministic_and_streams_to_parquet(
     assert (info.rows_eligible, info.sampled) == (500, False)
 
 
-def test_replacing_a_table_swaps_atomically_and_cleans_up(warehouse: SnowflakeWarehouse) -> None:
+def test_replacing_a_table_is_one_statement_that_keeps_its_readers_grants(warehouse: SnowflakeWarehouse) -> None:
+    """A first write renames the staged rows into place; a replace is one CREATE OR REPLACE … COPY GRANTS AS
+    SELECT (SWAP WITH would swap the grants away from the table's readers), and the staging table goes."""
     new = TableRef(ODD.schema, "fresh")
     staging = TableRef(ODD.schema, "__flurry_staging_x")
     warehouse.execute(f'CREATE TABLE {warehouse.qualify(staging)} ("a" INT)')
+    warehouse.execute(f'INSERT INTO {warehouse.qualify(staging)} VALUES (?), (?)', [1, 2])
     warehouse._swap_in(staging, new)  # no table yet: a rename
     assert warehouse.table_exists(new) and not warehouse.table_exists(staging)
-    # fakesnow cannot run SWAP WITH; the statement used when the table exists is checked as Snowflake SQL
-    swap = f"ALTER TABLE {warehouse.qualify(staging)} SWAP WITH {warehouse.qualify(new)}"
-    assert sqlglot.parse_one(swap, read="snowflake").sql(dialect="snowflake").startswith("ALTER TABLE")
+    warehouse.execute(f'CREATE TABLE {warehouse.qualify(staging)} ("a" INT)')
+    warehouse.execute(f'INSERT INTO {warehouse.qualify(staging)} VALUES (?), (?), (?)', [7, 8, 9])
+    warehouse._swap_in(staging, new)  # replaced in place
+    assert warehouse.query(f'SELECT "a" FROM {warehouse.qualify(new)} ORDER BY "a"')["a"].tolist() == [7, 8, 9]
+    assert not warehouse.table_exists(staging)
+    from backend.warehouse import snowflake_deploy as sd
+
+    statement = sd.replace_sql(warehouse.qualify(new), f"SELECT * FROM {warehouse.qualify(staging)}")
+    assert " COPY GRANTS AS SELECT * FROM " in statement
+    assert sqlglot.parse_one(statement, read="snowflake").sql(dialect="snowflake").startswith("CREATE OR REPLACE")
     warehouse.drop_table(new)
     assert not warehouse.table_exists(new)
 

@@ -374,10 +374,11 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
         return written
 
     def _swap_in(self, staging: TableRef, table: TableRef) -> None:
-        """Put the staged rows in place of `table` in one metadata operation: readers see the old table or the
-        new one, never neither."""
+        """Put the staged rows in place of `table` in one statement: readers see the old table or the new one,
+        never neither, and keep their grants. (ALTER TABLE … SWAP WITH would be a metadata operation, but it
+        swaps the grants too, so every reader of the table would lose access at each replace.)"""
         if self.table_exists(table):
-            self.execute(f"ALTER TABLE {self.qualify(staging)} SWAP WITH {self.qualify(table)}")
+            self.execute(sd.replace_sql(self.qualify(table), f"SELECT * FROM {self.qualify(staging)}"))
             self.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}")
         else:
             self.execute(f"ALTER TABLE {self.qualify(staging)} RENAME TO {self.qualify(table)}")
