@@ -490,3 +490,21 @@ def test_registry_versions_are_flurrys_version_numbers_and_a_threshold_of_its_ow
     assert registry_version_name(3, 0.3127, 0.3127) == "V3"
     assert registry_version_name(3, 0.45, 0.3127) == "V3_T04500"
     assert registry_version_name(12, 0.5, None) == "V12_T05000"  # trained before thresholds were recorded
+
+
+def test_a_function_that_refuses_its_model_logs_why_where_snowflake_keeps_logs(
+        staged, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Python logging is what reaches the account's event table from a UDF: a model file that fails its checksum
+    is refused, and the refusal is logged with its traceback."""
+    import logging
+
+    from backend.errors import ArtifactIntegrityError
+    from backend.warehouse import snowflake_udf
+
+    directory, _, frame = staged
+    monkeypatch.setattr(snowflake_udf, "import_directory", lambda: directory)
+    handler = snowflake_udf.staged_handler("model.pkl", "0" * 64, "predict")
+    with caplog.at_level(logging.ERROR, logger="flurry.udf"), pytest.raises(ArtifactIntegrityError):
+        handler(frame[["tenure months", "plan"]])
+    (record,) = [r for r in caplog.records if r.name == "flurry.udf"]
+    assert "could not be loaded" in record.getMessage() and record.exc_info is not None

@@ -363,3 +363,26 @@ def test_snowflake_output_names_are_upper_case_and_inside_the_allow_list(workspa
     assert workspace.plain_name("churn_scored") == "CHURN_SCORED"
     assert workspace.output_schema("scores", CHURN) == "LAB"
     assert workspace.output_schema("uploads") == "LAB"
+
+
+def test_an_unexpected_failure_in_the_procedure_leaves_its_traceback_in_the_log_and_on_the_run(
+        workspace: Workspace, fakesnow_server: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """Not a refusal Flurry words itself (those are the message): the run says what failed in one sentence, and
+    the traceback goes to Python logging (the account's event table) and to the run, for the Train step's
+    technical details."""
+    import logging
+
+    from backend.snowflake_procedure import procedure_entry, training_job
+
+    run_id, jobs = _procedure_run(workspace, budget=10)
+    job = json.loads(workspace.registry.events(run_id, "job")[-1].payload["payload"])
+    del job["spec"]["target"]  # a job an older or damaged app recorded
+    workspace.registry.add_events(run_id, "job", [{"payload": json.dumps(job)}])
+    session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_WS", schema="PUBLIC"))
+    with caplog.at_level(logging.ERROR, logger="backend.snowflake_procedure"):
+        assert procedure_entry(session, training_job("FLURRY_WS", run_id, "a9")) == "FAILED"
+    assert any(r.exc_info and run_id in r.getMessage() for r in caplog.records)
+    progress = jobs.progress(run_id)
+    assert progress.run.state is RunState.FAILED and progress.run.message.startswith("Training failed in Snowflake: "
+                                                                                     "KeyError")
+    assert progress.failure_details is not None and "Traceback" in progress.failure_details

@@ -10,6 +10,7 @@ vectorized UDF row by row).
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,10 @@ import pandas as pd
 
 from backend.errors import ArtifactIntegrityError
 from backend.model_bundle import ModelBundle, incompatible_versions, library_versions
+
+# In Snowflake, Python logging reaches the event table set for the account or database ("Logging from Python
+# handler code"): why a function refused to load its model is readable there, beside the query's error.
+logger = logging.getLogger("flurry.udf")
 
 
 def import_directory() -> Path:
@@ -32,6 +37,7 @@ def load_staged_bundle(directory: str, file_name: str, sha256: str) -> ModelBund
     bundle = ModelBundle.from_verified_bytes((Path(directory) / file_name).read_bytes(), sha256)
     problems = incompatible_versions(bundle.versions, library_versions())
     if problems:
+        logger.error("model %s refused: library versions differ: %s", file_name, "; ".join(problems))
         raise ArtifactIntegrityError(
             "This model was trained with other library versions than this Snowflake runtime has: "
             + "; ".join(problems), hint="Retrain the model with the packages the account provides.")
@@ -90,7 +96,11 @@ def staged_handler(file_name: str, sha256: str, kind: str, threshold: float | No
 
     def handler(arguments: pd.DataFrame) -> pd.Series:
         directory = str(import_directory())
-        bundle = load_staged_bundle(directory, file_name, sha256)
+        try:
+            bundle = load_staged_bundle(directory, file_name, sha256)
+        except Exception:
+            logger.exception("the staged model %s could not be loaded", file_name)
+            raise
         bundle = bundle if threshold is None else bundle.with_threshold(threshold)
         if kind == "explain":
             rows = load_staged_background(directory, *background) if background else None
