@@ -39,12 +39,17 @@ def test_killing_the_worker_process_the_app_starts_never_leaves_a_broken_registr
     and while it fits (test_kills kills forked workers many more times, at random moments): each run ends
     FAILED or SUCCEEDED, and every model version's artifacts verify."""
     table = TableRef("demo", "penguins")
-    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 2,
+    config = workspace.train_config(table, "species", Task.MULTICLASS, ["island", "bill_length_mm"], "log_loss", 4,
                                     ensemble=False)
     outcomes = []
-    for moment in (0.3, 2.5):
+    for fitting in (False, True):
         run_id = workspace.jobs.start(config)
-        time.sleep(moment)
+        if fitting:  # killed once its first trial is logged: mid-search, whatever the machine's speed
+            deadline = time.monotonic() + 30
+            while not workspace.jobs.progress(run_id).trials and time.monotonic() < deadline:
+                time.sleep(0.05)
+        else:  # killed while it imports
+            time.sleep(0.3)
         pid = workspace.registry.get_run(run_id).worker_pid
         with contextlib.suppress(ProcessLookupError, TypeError):  # it may have finished already
             os.killpg(pid, signal.SIGKILL)
