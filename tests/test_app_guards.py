@@ -74,3 +74,34 @@ def test_a_useless_model_asks_before_it_deploys_and_says_what_it_is_worth(useles
     assert "serves it" not in texts(at, "success")  # no green "in production" beside the red "broken"
     assert "Scoring, schedules and the SQL example are off" in texts(at, "info")
     assert not [b for b in at.button if b.key == "deploy.score"]
+
+
+def test_a_run_that_failed_unexpectedly_shows_a_sentence_and_keeps_its_traceback_folded_away(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the Snowflake procedure leaves for an unexpected failure (its message and a traceback event), as the
+    Train step shows it: the sentence in the error, the traceback only under the administrator's details."""
+    from backend.registry import RunState
+    from backend.training.runner import TRACEBACK_EVENT
+    from tests.apptest_steps import goto, new_app, texts
+
+    path = tmp_path / "failed.duckdb"
+    ws = make_workspace(path)
+    table = TableRef("demo", "penguins")
+    config = ws.train_config(table, "species", Task.MULTICLASS, ["island"], "log_loss", 2)
+    run_id = ws.registry.create_run(table=table, target="species", task="multiclass", metric="log_loss",
+                                    time_budget=2, config=config.to_dict(), job_dir="snowflake-procedure")
+    ws.registry.set_run_state(run_id, RunState.FAILED, message="Training failed in Snowflake: KeyError: 'target'")
+    ws.registry.add_events(run_id, TRACEBACK_EVENT, [{"traceback": "Traceback (most recent call last):\n  KeyError"}])
+    ws.close()
+    monkeypatch.setenv("FLURRY_WAREHOUSE", f"duckdb:///{path}")
+    at = new_app()
+    at.selectbox(key="data.table").set_value("penguins").run()
+    goto(at, "pages/target.py")
+    at.selectbox(key="target.column").set_value("species").run()
+    at.session_state["wizard.run_id"] = run_id
+    goto(at, "pages/train.py")
+    assert not at.exception
+    assert "Training failed in Snowflake: KeyError" in texts(at, "error").replace("\\", "")
+    assert "Traceback" not in texts(at, "error")
+    (details,) = [e for e in at.expander if e.label == "Technical details (for your administrator)"]
+    assert "Traceback (most recent call last)" in details.code[0].value
