@@ -10,8 +10,11 @@ waits for an app session: on the warehouse runtime each viewer's app instance is
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
 import logging
+import sys
 import tempfile
 import traceback
 from pathlib import Path
@@ -33,7 +36,13 @@ from backend.training.run_signals import Pulse, StopRequested
 from backend.training.runner import TRACEBACK_EVENT
 from backend.warehouse.base import METADATA_SCHEMA, SampleSpec, ScheduledScoring, TableRef
 from backend.warehouse.snowflake_deploy import stage_name
-from backend.warehouse.snowflake_packages import channel_packages, require_channel_python, shipped_imports
+from backend.warehouse.snowflake_packages import (
+    SHIPPED_PACKAGES,
+    channel_packages,
+    installed_version,
+    require_channel_python,
+    shipped_imports,
+)
 from backend.warehouse.snowflake_warehouse import SnowflakeWarehouse
 
 PROCEDURE = "FLURRY_TRAIN"
@@ -204,14 +213,47 @@ def procedure_stage(database: str) -> str:
     return f"@{stage_name(database)}/procedures"
 
 
+@functools.cache
+def procedure_digest(directory: Path = BACKEND_DIR) -> str:
+    """What the registered procedure is made of: every module of `directory`, the channel pins, the Python
+    line and the shipped packages' versions. Equal digests: the procedure in the account is this code."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*.py")):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    pins = [channel_packages(PROCEDURE_PACKAGES), list(sys.version_info[:2]),
+            sorted((name, str(installed_version(name))) for name in SHIPPED_PACKAGES)]
+    digest.update(json.dumps(pins).encode())
+    return digest.hexdigest()
+
+
+def procedure_comment(digest: str) -> str:
+    return f"Flurry training procedure, code {digest[:20]}"
+
+
+def registered_as(session: Any, database: str, digest: str) -> bool:
+    """Whether the account's procedure was registered from this very code (its comment, which SHOW PROCEDURES
+    lists as `description`, names the digest); False when it cannot be told."""
+    try:
+        rows = session.sql(f"SHOW PROCEDURES LIKE '{PROCEDURE}' IN SCHEMA "
+                           f"{quote_ident(database)}.{quote_ident(METADATA_SCHEMA)}").collect()
+    except Exception:  # no privilege to look, or an engine without procedures: register as before
+        return False
+    return any(procedure_comment(digest) in str(row.as_dict().get("description", "")) for row in rows)
+
+
 def register_procedure(session: Any, database: str, *, permanent: bool = True) -> str:
-    """Create (or replace) the training procedure from this installation's `backend` package."""
+    """Create (or replace) the training procedure from this installation's `backend` package — unless the
+    account's permanent procedure was made from this same code: on the warehouse runtime every viewer's app
+    instance is a new process, and each would otherwise upload `backend/` and FLAML and replace it."""
     from snowflake.snowpark.types import StringType
 
     require_channel_python()
+    digest = procedure_digest()
+    if permanent and registered_as(session, database, digest):
+        return procedure_name(database)
     session.sproc.register(
         procedure_entry, name=procedure_name(database), return_type=StringType(), input_types=[StringType()],
-        is_permanent=permanent, replace=True,
+        is_permanent=permanent, replace=True, comment=procedure_comment(digest),
         stage_location=procedure_stage(database),
         imports=[(str(BACKEND_DIR), "backend"), *shipped_imports()], packages=channel_packages(PROCEDURE_PACKAGES))
     return procedure_name(database)

@@ -508,3 +508,21 @@ def test_a_function_that_refuses_its_model_logs_why_where_snowflake_keeps_logs(
         handler(frame[["tenure months", "plan"]])
     (record,) = [r for r in caplog.records if r.name == "flurry.udf"]
     assert "could not be loaded" in record.getMessage() and record.exc_info is not None
+
+
+def test_the_procedure_is_registered_again_only_when_its_code_changed(tmp_path: Path, fakesnow_server: dict) -> None:
+    """Every warehouse-runtime viewer is a new process: the procedure's comment names a digest of the code it was
+    made from, and a process whose code has the same digest leaves it as it is. The digest follows the modules'
+    contents, not where they sit; an account where it cannot be read (fakesnow has no procedures) registers."""
+    from backend.snowflake_procedure import BACKEND_DIR, procedure_digest, registered_as
+    from backend.warehouse.snowflake_session import open_session
+
+    copy = tmp_path / "backend"
+    shutil.copytree(BACKEND_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert procedure_digest(copy) == procedure_digest(BACKEND_DIR)
+    with (copy / "errors.py").open("a", encoding="utf-8") as module:
+        module.write("\n# changed\n")
+    procedure_digest.cache_clear()
+    assert procedure_digest(copy) != procedure_digest(BACKEND_DIR)
+    session = open_session("unused", secrets=dict(fakesnow_server, database="FLURRY_PROC", schema="PUBLIC"))
+    assert registered_as(session, "FLURRY_PROC", procedure_digest()) is False
