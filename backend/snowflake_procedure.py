@@ -1,10 +1,11 @@
 """Training on Snowflake's compute: a stored procedure registered from the `backend` package.
 
-The app starts it asynchronously (`session.call(..., block=False)`) and then only reads. Inside the
-procedure the training sample is read by warehouse SQL, FLAML's trials go to Flurry's events table as they
-happen (backend.training.progress), and at the end the procedure writes the model version itself (artifact
-parts, checksums verified as they are read back, metrics) and marks the run SUCCEEDED or FAILED, so nothing
-waits for an app session: on the warehouse runtime each viewer's app instance is short-lived.
+The app starts it through the run's own Task (backend.procedure_jobs) and then only reads. Inside the
+procedure the training sample is read by warehouse SQL, FLAML's trials and heartbeats go to Flurry's events
+table as they happen (backend.training.progress, backend.training.run_signals), a stop request is read at each
+search iteration, and at the end the procedure writes the model version itself (artifact parts, checksums
+verified as they are read back, metrics) and marks the run SUCCEEDED or FAILED, so nothing waits for an app
+session: on the warehouse runtime each viewer's app instance is short-lived.
 """
 
 from __future__ import annotations
