@@ -4,7 +4,8 @@
   schema are the app's own), no FLURRY_* variable is set, the home directory cannot be written and only the
   temporary directory can; settings come from the deployed flurry.toml.
 - Container runtime: no active session; the app opens its own from the service's token and the SNOWFLAKE_*
-  environment, and every viewer shares that one cached session (and its lock): two viewers work at once.
+  environment, one cached workspace serves every viewer, and viewers' threads lease sessions of their own
+  (backend.warehouse.snowflake_pool): two viewers work at once.
 
 Training in the procedure cannot run on fakesnow: starting a run must end in a sentence, never a traceback.
 """
@@ -176,4 +177,7 @@ def test_the_container_runtime_serves_two_viewers_at_once_on_one_shared_session(
     assert failures == []
     import snowflake.snowpark.session as snowpark_session
 
-    assert len(snowpark_session._active_sessions) == 1  # both viewers on the one session the app opened
+    from backend.warehouse import SESSIONS_PER_PROCESS
+
+    # the app's own sessions, opened from the service token: viewers' threads lease them, never more than that
+    assert 1 <= len(snowpark_session._active_sessions) <= SESSIONS_PER_PROCESS

@@ -44,6 +44,7 @@ from backend.warehouse.base import (
     TableSummary,
 )
 from backend.warehouse.common_sql import DRAW, DRAW_MODULUS, CommonSqlWarehouse
+from backend.warehouse.snowflake_pool import SessionPool
 from backend.warehouse.snowflake_profile import profile_columns
 from backend.warehouse.snowflake_session import (
     bindable,
@@ -80,14 +81,14 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
         return [f"CREATE STAGE IF NOT EXISTS {sd.stage_name(self.database)}"]
 
     def __init__(self, session: Any, database: str | None = None, *, top_values: bool = True,
-                 reopen: Callable[[], Any] | None = None) -> None:
-        self._session = session
+                 reopen: Callable[[], Any] | None = None, sessions: int = 1) -> None:
         self._reopen = reopen  # a new session of the same connection, when this one is lost (None: never)
+        # `sessions` > 1 (with `reopen`): threads lease sessions of their own, up to that many (snowflake_pool)
+        self._pool = SessionPool(session, reopen if sessions > 1 else None, sessions)
         # APPROX_TOP_K gives the profile's most frequent values; engines that only emulate Snowflake (the
         # offline tests' fakesnow) lack it, and the profile then goes without them
         self._top_values = top_values
-        self._transaction_lock = threading.RLock()
-        self._transaction_depth = 0
+        self._transactions = threading.local()  # this thread's transaction depth on its leased session
         self.database = (database or str(session.get_current_database() or "")).strip('"')
         if not self.database:
             raise TableNotFoundError("The Snowflake connection has no current database.",
@@ -95,12 +96,19 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
 
     @property
     def session(self) -> Any:
-        """The Snowpark session (for the stage, procedures and asynchronous queries)."""
-        return self._session
+        """The Snowpark session this thread holds (for the stage, procedures and registrations), else the first."""
+        return self._pool.current()
 
-    def session_lock(self) -> threading.RLock:
-        """Held while the session's state (transaction, current warehouse) is changed for one caller."""
-        return self._transaction_lock
+    _session = session
+
+    def session_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """Lease a session to this thread while its state (transaction, current warehouse) is changed or a
+        sequence of statements must run on one session; `session` is that session meanwhile."""
+        return self._pool.lease()
+
+    @property
+    def _transaction_depth(self) -> int:
+        return int(getattr(self._transactions, "depth", 0))
 
     # --- identity --------------------------------------------------------------------------------
     @property
@@ -145,7 +153,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
         """Run `statement` under the session's lock; when the connection is lost outside a transaction (and the
         statement cannot have run, unless it only reads), open a new session once and run it again. Raises
         WarehouseQueryError, saying so when the connection could not be made again."""
-        with self._transaction_lock:
+        with self._pool.lease():
             try:
                 with snowflake_errors():
                     return statement()
@@ -155,7 +163,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
                     raise
                 logger.warning("The Snowflake connection was lost; opening a new session once.")
                 try:
-                    self._session = self._reopen()
+                    self._pool.replace_current(self._reopen())
                 except Exception as again:
                     reason = again.message if isinstance(again, FlurryError) else snowflake_reason(again)
                     raise WarehouseQueryError(
@@ -167,7 +175,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
     def _batches(self, sql: str, params: list[Any] | None = None) -> Iterator[pd.DataFrame]:
         """The result of `sql` in pandas batches; the statement runs under the session's lock, the batches
         are then fetched from its result without it."""
-        with self._transaction_lock, snowflake_errors():
+        with self._pool.lease(), snowflake_errors():
             batches = self._session.sql(sql, params=bindable(params)).to_pandas_batches()
         return batches
 
@@ -175,8 +183,8 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
     def transaction(self) -> Iterator[None]:
         # One session serves every thread of the app, and a transaction belongs to the session: the lock
         # keeps other threads' transactions out until this one ends; nested calls join the outer one.
-        with self._transaction_lock:
-            self._transaction_depth += 1
+        with self._pool.lease():
+            self._transactions.depth = self._transaction_depth + 1
             try:
                 if self._transaction_depth > 1:
                     yield
@@ -190,7 +198,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
                         self.execute("ROLLBACK")
                     raise
             finally:
-                self._transaction_depth -= 1
+                self._transactions.depth = self._transaction_depth - 1
 
     # --- catalog ---------------------------------------------------------------------------------
     def list_schemas(self) -> list[str]:
@@ -320,7 +328,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
             self._session.use_schema(f"{quote_ident(self.database)}.{quote_ident(METADATA_SCHEMA)}")
 
     def _save(self, table: TableRef, frame: pd.DataFrame) -> None:
-        with self._transaction_lock:
+        with self._pool.lease():
             self._with_current_schema()
             self._session.create_dataframe(frame).write.save_as_table(self._path(table), mode="errorifexists")
 
@@ -337,7 +345,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
         """The staged rows added to `table` in one INSERT … SELECT matching columns by name (Snowpark's
         save_as_table, mode="append", column_order="name"; it creates `table` when missing)."""
         def add(staging: TableRef) -> None:
-            with self._transaction_lock:
+            with self._pool.lease():
                 self._session.table(self._path(staging)).write.save_as_table(self._path(table), mode="append",
                                                                              column_order="name")
         return self._write_staged(table, batches, add)
@@ -354,7 +362,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
                                       hint="Check that the source table has rows.")
             put_in_place(staging)
         finally:  # swapped in or renamed it is gone already; otherwise it goes now
-            with contextlib.suppress(Exception), self._transaction_lock:
+            with contextlib.suppress(Exception), self._pool.lease():
                 self._session.table(self._path(staging)).drop_table()
         return written
 
@@ -364,11 +372,11 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
 
     def _stage_batches(self, staging: TableRef, batches: Iterator[pa.RecordBatch]) -> int:
         written = 0
-        with self._transaction_lock:
+        with self._pool.lease():
             self._with_current_schema()
         for batch in batches:
             mode = "errorifexists" if written == 0 else "append"
-            with self._transaction_lock:
+            with self._pool.lease():
                 self._session.create_dataframe(batch.to_pandas()).write.save_as_table(self._path(staging), mode=mode)
             written += batch.num_rows
         return written
@@ -406,7 +414,7 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
                                prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
         from backend.reasons import explain_function_name
 
-        with self._transaction_lock:
+        with self._pool.lease():
             staged = sd.stage_model(self._session, self.database, model_id, content, sha256, background)
             predict, probability = sd.register_model_functions(self._session, self.database, name, bundle, staged,
                                                                prediction_type)
@@ -515,5 +523,4 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
             self.execute(sd.drop_function_sql(sd.function_name(self.database, name), signature))
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._session.close()
+        self._pool.close()
