@@ -48,6 +48,7 @@ from backend.warehouse.base import (
     TableRef,
     Warehouse,
 )
+from backend.warehouse.snowflake_model_registry import registry_version_name
 
 logger = logging.getLogger(__name__)
 
@@ -264,8 +265,6 @@ class SnowflakeTarget:
         predict, probability = self.models.deploy_model_functions(
             function_name, bundle, content, version.sha256, model_id, prediction_type,
             background_bytes(registry, model_id, bundle))
-        from backend.warehouse.snowflake_model_registry import registry_version_name
-
         # one registry model per Flurry model, named like its production function, its versions V<n>
         catalog = Catalog(registry)
         named, number = catalog.model_of(model_id), catalog.version(model_id).number

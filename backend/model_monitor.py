@@ -11,14 +11,13 @@ from backend.model_catalog import Catalog
 from backend.realised import outcome_source
 from backend.registry import Registry
 from backend.warehouse.base import StagedModelHost, Warehouse
+from backend.warehouse.snowflake_model_registry import registry_version_name
+from backend.warehouse.snowflake_monitor import MonitorPlan
 
 
 def attach_model_monitor(warehouse: Warehouse, registry: Registry, model_key: str) -> str:
     """Create (or move) the model monitor onto `model_key`'s production version; a sentence saying what was
     done or why not. Only on warehouses that host staged models (Snowflake)."""
-    from backend.warehouse.snowflake_model_registry import registry_version_name
-    from backend.warehouse.snowflake_monitor import MonitorPlan
-
     if not warehouse.capabilities.staged_functions:
         return "Model monitors are Snowflake's; the embedded warehouse measures realised quality on the Dashboards."
     catalog = Catalog(registry)

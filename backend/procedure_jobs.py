@@ -120,7 +120,7 @@ class ProcedureRunner:
                 if not self._procedure_ready:
                     register_procedure(self._session, self.wh.database)
                     self._procedure_ready = True
-                compute = self.training_warehouse or str(self._session.get_current_warehouse() or "").strip('"')
+                compute = self.training_warehouse or self.wh.current_warehouse()
             if not compute:
                 raise FlurryError("The Snowflake connection has no warehouse to train on.",
                                   hint="Set `warehouse` in the connection, or a training warehouse in flurry.toml.")

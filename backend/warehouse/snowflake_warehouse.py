@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend.errors import (
-    DeploymentError,
     EmptyTableError,
     FlurryError,
     TableNotFoundError,
@@ -37,13 +36,11 @@ from backend.warehouse.base import (
     ColumnInfo,
     SampleInfo,
     SampleSpec,
-    ScheduledScoring,
-    ScoreColumns,
-    StagedModelHost,
     TableRef,
     TableSummary,
 )
 from backend.warehouse.common_sql import DRAW, DRAW_MODULUS, CommonSqlWarehouse
+from backend.warehouse.snowflake_models import SnowflakeModelHost
 from backend.warehouse.snowflake_pool import SessionPool
 from backend.warehouse.snowflake_profile import profile_columns
 from backend.warehouse.snowflake_session import (
@@ -68,7 +65,7 @@ def snowflake_type(data_type: str, scale: Any) -> str:
     return data_type.upper()
 
 
-class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
+class SnowflakeWarehouse(CommonSqlWarehouse, SnowflakeModelHost):
     kind = "snowflake"
     # scoring functions are permanent UDFs created from a staged artifact, not Python callables in this process
     capabilities = Capabilities(python_udfs=False, local_worker=False, staged_functions=True)
@@ -409,111 +406,17 @@ class SnowflakeWarehouse(CommonSqlWarehouse, StagedModelHost):
     def drop_table(self, table: TableRef) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualify(table)}")
 
-    # --- functions (permanent UDFs from the staged model: backend.warehouse.snowflake_deploy) ----------
-    def deploy_model_functions(self, name: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                               prediction_type: str, background: bytes | None = None) -> tuple[str, str | None]:
-        from backend.reasons import explain_function_name
-
-        with self._pool.lease():
-            staged = sd.stage_model(self._session, self.database, model_id, content, sha256, background)
-            predict, probability = sd.register_model_functions(self._session, self.database, name, bundle, staged,
-                                                               prediction_type)
-        # A function registered with other argument types is an overload beside the old one, not its replacement
-        # ("Naming and overloading procedures and UDFs": one name, several signatures), and queries and Tasks
-        # passing the old inputs would go on calling the old model. Only the signature just made is kept.
-        for function in (predict, probability, explain_function_name(name)):
-            if function is not None:
-                self._drop_stale_overloads(function)
-        if probability is None:  # a classifier's probability function outlives a regression model otherwise
-            self.drop_function(f"{name}_proba")
-        return predict, probability
-
-    def _drop_stale_overloads(self, name: str) -> None:
-        frame = self.query(f'SELECT argument_signature AS "s", created AS "c" FROM {self._info}.FUNCTIONS '
-                           "WHERE function_schema = ? AND function_name = ?", [METADATA_SCHEMA, name.upper()])
-        for statement in sd.stale_overload_drops(sd.function_name(self.database, name),
-                                              list(zip(frame["s"], frame["c"], strict=True))):
-            self.execute(statement)
-
-    def log_model_version(self, model: str, version: str, bundle: Any, content: bytes, sha256: str, model_id: str,
-                          prediction_type: str, metrics: dict[str, float], *, alias: str | None = None
-                          ) -> tuple[str | None, str | None]:
-        from backend.warehouse.snowflake_model_registry import log_model_version
-
-        with self.session_lock():
-            outcome = log_model_version(self._session, self.database, model, version, model_id, bundle, content,
-                                        sha256, prediction_type, metrics, alias=alias)
-        return outcome.logged, outcome.reason
-
-    def score_into(self, predict: str, probability: str | None, features: list[str], source: TableRef,
-                   output: TableRef, columns: ScoreColumns, scored_at: pd.Timestamp, *, append: bool) -> int:
-        select = sd.scored_select(self.database, predict, probability, features, self.qualify(source), columns,
-                                  sd.sql_string(columns.version_label), sd.timestamp_sql(scored_at))
-        target = self.qualify(output)
-        if not append:
-            self.execute(sd.replace_sql(target, select))
-            return self.row_count(output)
-        self.execute(sd.create_empty_sql(target, select))
-        self.execute(sd.append_sql(target, select))
-        counted = self.query(f"SELECT COUNT(*) AS \"n\" FROM {target} WHERE {quote_ident(columns.time)} = ?",
-                             [scored_at.to_pydatetime()])
-        return int(counted["n"].iloc[0])
-
-    def schedule_scoring(self, task: str, predict: str, probability: str | None, features: list[str],
-                         source: TableRef, output: TableRef, columns: ScoreColumns, schedule: str, *,
-                         append: bool) -> ScheduledScoring:
-        """A Task re-scoring `source` into `output` on `schedule` with the session's warehouse (re-creating it,
-        or adding each run's rows), every row stamped with the version the function serves when the Task runs
-        and the time; created suspended, then resumed. Resuming needs the EXECUTE TASK privilege (SYSADMIN
-        lacks it by default): without it the task stays created and suspended, and the result says so and names
-        the privilege."""
-        select = sd.scored_select(self.database, predict, probability, features, self.qualify(source), columns,
-                                  sd.served_version_sql(self.database, predict), sd.NOW_UTC)
-        target = self.qualify(output)
-        if append:  # a Task's body is one statement: the table it adds to is made now
-            self.execute(sd.create_empty_sql(target, select))
-        return self.schedule_statement(task, sd.append_sql(target, select) if append else
-                                       sd.replace_sql(target, select), schedule)
-
-    def monitor_model(self, plan: Any) -> str:
-        """The monitor's source view and the monitor (snowflake_monitor), on the session's warehouse unless the
-        plan names one. Model monitors need an edition and privileges some accounts lack: a refusal is said."""
-        from dataclasses import replace
-
-        from backend.warehouse.snowflake_monitor import monitor_name, monitor_statements
-
-        compute = plan.warehouse or str(self._session.get_current_warehouse() or "").strip('"')
-        if not compute:
-            return "The Snowflake connection has no warehouse for the model monitor; set `warehouse` in it."
-        try:
-            for statement in monitor_statements(self.database, replace(plan, warehouse=compute)):
-                self.execute(statement)
-        except WarehouseQueryError as exc:
-            return (f"Snowflake did not create the model monitor: {snowflake_reason(exc.__cause__ or exc)} (model "
-                    "monitors need CREATE MODEL MONITOR in FLURRY and an account where they are offered).")
-        return (f"The Snowflake model monitor {monitor_name(plan.model)} watches {plan.model} {plan.version} "
-                "(Snowsight: AI & ML » Models).")
-
-    def schedule_statement(self, task: str, body: str, schedule: str) -> ScheduledScoring:
-        """A Task running `body` on `schedule` with the session's warehouse, created suspended, then resumed
-        (see schedule_scoring)."""
-        compute = str(self._session.get_current_warehouse() or "").strip('"')
-        if not compute:
-            raise DeploymentError("The Snowflake connection has no warehouse to run the schedule on.",
-                                  hint="Set `warehouse` in the connection.")
-        create, resume = sd.task_sql(self.database, task, compute, schedule, body)
-        self.execute(create)
-        try:
-            self.execute(resume)
-        except WarehouseQueryError as exc:
-            role = str(self._session.get_current_role() or "").strip('"') or "PUBLIC"
-            return sd.suspended_task(task, role, snowflake_reason(exc.__cause__ or exc), resume)
-        return ScheduledScoring(task, resumed=True)
+    def _functions(self, name: str) -> pd.DataFrame:
+        """Every overload of Flurry's function `name`: its argument signature ("s") and when it was created ("c")."""
+        return self.query(f'SELECT argument_signature AS "s", created AS "c" FROM {self._info}.FUNCTIONS '
+                          "WHERE function_schema = ? AND function_name = ?", [METADATA_SCHEMA, name.upper()])
 
     def _function_signatures(self, name: str) -> list[str]:
-        frame = self.query(f'SELECT argument_signature AS "s" FROM {self._info}.FUNCTIONS '
-                           f"WHERE function_schema = ? AND function_name = ?", [METADATA_SCHEMA, name.upper()])
-        return frame["s"].tolist()
+        return self._functions(name)["s"].tolist()
+
+    def current_warehouse(self) -> str:
+        """The session's warehouse, unquoted ("" when it has none)."""
+        return str(self._session.get_current_warehouse() or "").strip('"')
 
     def function_exists(self, name: str) -> bool:
         return bool(self._function_signatures(name))
